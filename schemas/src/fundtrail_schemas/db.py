@@ -1,0 +1,43 @@
+"""Database helpers: engines and migrations (alembic history in schemas/migrations)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+def normalize_url(url: str) -> str:
+    """Use the psycopg 3 driver whatever the URL says (postgres://, postgresql://)."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def sync_engine(url: str, **kwargs: object) -> Engine:
+    """A synchronous engine (migrations, tools, tests)."""
+    return create_engine(normalize_url(url), pool_pre_ping=True, **kwargs)  # type: ignore[arg-type]
+
+
+def async_engine(url: str, **kwargs: object) -> AsyncEngine:
+    """An asyncio engine (services)."""
+    return create_async_engine(normalize_url(url), pool_pre_ping=True, **kwargs)  # type: ignore[arg-type]
+
+
+def alembic_config(url: str) -> Config:
+    """Alembic configuration pointing at our migrations and the given database."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", normalize_url(url).replace("%", "%%"))
+    return cfg
+
+
+def upgrade(url: str, revision: str = "heads") -> None:
+    """Apply migrations up to `revision` (idempotent)."""
+    command.upgrade(alembic_config(url), revision)

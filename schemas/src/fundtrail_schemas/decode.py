@@ -1,0 +1,146 @@
+"""Turn raw bytes into a contract event, or into a rejection that says why in plain words."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from pydantic import ValidationError
+
+from .events import EVENT_TYPES, Envelope, any_event_adapter, source_event_adapter
+
+# Larger messages are refused before parsing (the broker allows 2 MiB; an event is ~1 KiB).
+MAX_EVENT_BYTES = 256 * 1024
+
+
+class ReasonCode(StrEnum):
+    """Machine-readable reasons for a rejected event (dead-letter topic, HTTP problems)."""
+
+    OVERSIZED = "oversized"
+    MALFORMED_JSON = "malformed_json"
+    NOT_AN_OBJECT = "not_an_object"
+    UNKNOWN_TYPE = "unknown_type"
+    UNSUPPORTED_SCHEMA_VERSION = "unsupported_schema_version"
+    INVALID_FIELD = "invalid_field"
+    NOT_ALLOWED_HERE = "not_allowed_here"
+    FUTURE_TIMESTAMP = "future_timestamp"
+    UNKNOWN_REFERENCE = "unknown_reference"
+    REGION_FORBIDDEN = "region_forbidden"
+
+
+@dataclass(frozen=True)
+class FieldError:
+    field: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"field": self.field, "message": self.message}
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Why an input is not a valid event."""
+
+    reason: ReasonCode
+    message: str
+    errors: tuple[FieldError, ...] = field(default_factory=tuple)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "reason": self.reason.value,
+            "message": self.message,
+            "errors": [e.as_dict() for e in self.errors],
+        }
+
+
+def _loc(loc: tuple[int | str, ...], event_type: str | None) -> str:
+    # Pydantic prefixes discriminated-union errors with the tag; users think in field paths.
+    parts = [str(p) for p in loc]
+    if parts and event_type and parts[0] == event_type:
+        parts = parts[1:]
+    return ".".join(parts) or "(event)"
+
+
+_PLAIN = {
+    "missing": "is required but missing",
+    "int_type": "must be an integer (amounts are integer fen)",
+    "int_from_float": "must be an integer, not a decimal number (amounts are integer fen)",
+    "float_type": "must be a number",
+    "greater_than_equal": "must not be negative",
+    "extra_forbidden": "is not a field of this event type",
+    "timezone_aware": "must include a timezone offset, e.g. 2026-03-01T09:00:00+08:00",
+    "datetime_type": "must be an ISO-8601 date-time with a timezone offset",
+    "datetime_parsing": "must be an ISO-8601 date-time with a timezone offset",
+    "date_from_datetime_parsing": "must be an ISO-8601 date, e.g. 2026-12-31",
+    "uuid_parsing": "must be a UUID",
+    "uuid_type": "must be a UUID",
+}
+
+
+def plain_errors(exc: ValidationError, event_type: str | None = None) -> tuple[FieldError, ...]:
+    """Field errors in plain words, one per problem."""
+    out = []
+    for err in exc.errors(include_url=False):
+        kind = err["type"]
+        msg = _PLAIN.get(kind)
+        if kind == "greater_than_equal" and err.get("ctx", {}).get("ge") not in (0, None):
+            msg = None
+        if msg is None:
+            msg = str(err["msg"]).removeprefix("Value error, ")
+        out.append(FieldError(_loc(tuple(err["loc"]), event_type), msg))
+    return tuple(out)
+
+
+def _rejection_from(exc: ValidationError, event_type: str | None) -> Rejection:
+    errors = plain_errors(exc, event_type)
+    if any(e.field == "schema_version" for e in errors):
+        msg = next(e.message for e in errors if e.field == "schema_version")
+        return Rejection(ReasonCode.UNSUPPORTED_SCHEMA_VERSION, msg, errors)
+    summary = "; ".join(f"{e.field}: {e.message}" for e in errors[:5])
+    return Rejection(ReasonCode.INVALID_FIELD, f"invalid {event_type or 'event'}: {summary}", errors)
+
+
+def parse_object(obj: Any, *, source_only: bool = True) -> Envelope | Rejection:
+    """Validate an already-parsed JSON object as an event."""
+    if not isinstance(obj, dict):
+        return Rejection(ReasonCode.NOT_AN_OBJECT, "an event must be a JSON object")
+    event_type = obj.get("event_type")
+    if not isinstance(event_type, str) or event_type not in EVENT_TYPES:
+        known = ", ".join(sorted(EVENT_TYPES))
+        return Rejection(
+            ReasonCode.UNKNOWN_TYPE,
+            f"unknown event_type {event_type!r}; known types: {known}",
+            (FieldError("event_type", "unknown event type"),),
+        )
+    adapter = source_event_adapter if source_only else any_event_adapter
+    try:
+        event: Envelope = adapter.validate_python(obj)
+    except ValidationError as exc:
+        if source_only and "union_tag_invalid" in {e["type"] for e in exc.errors()}:
+            return Rejection(
+                ReasonCode.NOT_ALLOWED_HERE,
+                f"{event_type} is not published by bureaus; it is produced by fundtrail itself",
+                (FieldError("event_type", "not a bureau event"),),
+            )
+        return _rejection_from(exc, event_type)
+    return event
+
+
+def decode_event(raw: bytes, *, source_only: bool = True) -> Envelope | Rejection:
+    """Decode one message value. Never raises on bad input."""
+    if len(raw) > MAX_EVENT_BYTES:
+        return Rejection(
+            ReasonCode.OVERSIZED, f"message is {len(raw)} bytes; the limit is {MAX_EVENT_BYTES} bytes"
+        )
+    try:
+        obj = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return Rejection(ReasonCode.MALFORMED_JSON, f"not valid UTF-8 JSON: {exc}")
+    return parse_object(obj, source_only=source_only)
+
+
+def encode_event(event: Envelope) -> bytes:
+    """Canonical JSON bytes of an event (the wire format)."""
+    return event.model_dump_json(exclude_none=False).encode()

@@ -1,0 +1,176 @@
+"""Tables fund-tracker writes: the event store (dedup), the ledger, and the trail."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Column, DateTime, Index, LargeBinary, String
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+TZ = DateTime(timezone=True)
+
+
+class ProcessedEvent(SQLModel, table=True):
+    """Every accepted event exactly once; the primary key is the idempotency key."""
+
+    __tablename__ = "processed_event"
+    __table_args__ = (
+        Index("ix_processed_event_fund", "fund_doc_no", "sequence"),
+        Index("ix_processed_event_project", "project_id", "sequence"),
+    )
+
+    event_id: uuid.UUID = Field(primary_key=True)
+    sequence: int = Field(sa_column=Column(BigInteger, unique=True, nullable=False))
+    event_type: str = Field(max_length=64, index=True)
+    fund_doc_no: str | None = Field(default=None, max_length=128)
+    project_id: str | None = Field(default=None, max_length=128)
+    region_code: str = Field(max_length=12, index=True)
+    level: str = Field(max_length=16)
+    occurred_at: datetime = Field(sa_column=Column(TZ, nullable=False, index=True))
+    accepted_at: datetime = Field(sa_column=Column(TZ, nullable=False))
+    payload: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    state_after: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    trace_id: str | None = Field(default=None, max_length=32)
+    source_partition: int | None = None
+    source_offset: int | None = Field(default=None, sa_column=Column(BigInteger))
+
+
+class Fund(SQLModel, table=True):
+    __tablename__ = "fund"
+
+    fund_doc_no: str = Field(primary_key=True, max_length=128)
+    title: str | None = None
+    purpose_category: str | None = Field(default=None, max_length=32)
+    allocated_fen: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+    deadline: date | None = None
+    allocated_at: datetime | None = Field(default=None, sa_column=Column(TZ))
+    region_code: str | None = Field(default=None, max_length=12)
+
+
+class FundPosition(SQLModel, table=True):
+    """A fund at one level and region."""
+
+    __tablename__ = "fund_position"
+
+    fund_doc_no: str = Field(primary_key=True, max_length=128)
+    level: str = Field(primary_key=True, max_length=16)
+    region_code: str = Field(primary_key=True, max_length=12)
+    received_fen: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+    passed_down_fen: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+    paid_fen: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+    returned_fen: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+    contracted_fen: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+    first_received_at: datetime | None = Field(default=None, sa_column=Column(TZ))
+    last_outflow_at: datetime | None = Field(default=None, sa_column=Column(TZ))
+
+
+class Project(SQLModel, table=True):
+    __tablename__ = "project"
+
+    project_id: str = Field(primary_key=True, max_length=128)
+    fund_doc_no: str | None = Field(default=None, max_length=128, index=True)
+    state: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False), description="ProjectState")
+    region_code: str | None = Field(default=None, max_length=12, index=True)
+
+
+class Contract(SQLModel, table=True):
+    __tablename__ = "contract"
+
+    contract_id: str = Field(primary_key=True, max_length=128)
+    project_id: str | None = Field(default=None, max_length=128, index=True)
+    fund_doc_no: str | None = Field(default=None, max_length=128)
+    vendor_id: str | None = Field(default=None, max_length=128, index=True)
+    state: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False), description="ContractState")
+
+
+class Payment(SQLModel, table=True):
+    __tablename__ = "payment"
+
+    payment_id: str = Field(primary_key=True, max_length=128)
+    event_id: uuid.UUID = Field(unique=True)
+    fund_doc_no: str = Field(max_length=128, index=True)
+    project_id: str | None = Field(default=None, max_length=128)
+    contract_id: str | None = Field(default=None, max_length=128)
+    payee_vendor_id: str | None = Field(default=None, max_length=128, index=True)
+    invoice_no: str = Field(sa_column=Column(String(128), nullable=False, index=True))
+    amount_fen: int = Field(sa_column=Column(BigInteger, nullable=False))
+    region_code: str = Field(max_length=12)
+    paid_at: datetime = Field(sa_column=Column(TZ, nullable=False))
+
+
+class VendorStats(SQLModel, table=True):
+    __tablename__ = "vendor_stats"
+
+    vendor_id: str = Field(primary_key=True, max_length=128)
+    awards_count: int = 0
+    awarded_fen: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+    paid_fen: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+
+
+class ParkedEvent(SQLModel, table=True):
+    """Events waiting for a reference (an unknown fund) to arrive."""
+
+    __tablename__ = "parked_event"
+
+    event_id: uuid.UUID = Field(primary_key=True)
+    waiting_for: str = Field(max_length=160, index=True, description="e.g. fund:<doc no>")
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    parked_at: datetime = Field(sa_column=Column(TZ, nullable=False))
+    source_partition: int | None = None
+    source_offset: int | None = Field(default=None, sa_column=Column(BigInteger))
+
+
+class TrailEntry(SQLModel, table=True):
+    """One leaf of the append-only Merkle log (RFC 9162). `seq` is the leaf index."""
+
+    __tablename__ = "trail_entry"
+    __table_args__ = (
+        Index("ix_trail_fund", "fund_doc_no", "seq"),
+        Index("ix_trail_project", "project_id", "seq"),
+        Index("ix_trail_payment", "payment_id", "seq"),
+        Index("ix_trail_vendor", "vendor_id", "seq"),
+        Index("ix_trail_region", "region_code", "seq"),
+    )
+
+    seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    entry_kind: str = Field(max_length=16, description="event | violation | case")
+    entry_id: uuid.UUID = Field(unique=True, description="event id or violation/case event id")
+    event_type: str = Field(max_length=64)
+    fund_doc_no: str | None = Field(default=None, max_length=128)
+    project_id: str | None = Field(default=None, max_length=128)
+    payment_id: str | None = Field(default=None, max_length=128)
+    contract_id: str | None = Field(default=None, max_length=128)
+    vendor_id: str | None = Field(default=None, max_length=128)
+    violation_id: uuid.UUID | None = Field(default=None, index=True)
+    region_code: str = Field(max_length=12)
+    occurred_at: datetime = Field(sa_column=Column(TZ, nullable=False))
+    appended_at: datetime = Field(sa_column=Column(TZ, nullable=False))
+    leaf_data: bytes = Field(sa_column=Column(LargeBinary, nullable=False), description="canonical bytes")
+    leaf_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    trace_id: str | None = Field(default=None, max_length=32)
+
+
+class TrailNode(SQLModel, table=True):
+    """Hash of a complete, aligned subtree [index*2^level, (index+1)*2^level)."""
+
+    __tablename__ = "trail_node"
+
+    level: int = Field(primary_key=True)
+    idx: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class TrailCheckpoint(SQLModel, table=True):
+    """Ed25519-signed tree head."""
+
+    __tablename__ = "trail_checkpoint"
+
+    tree_size: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    root_hash: str = Field(max_length=64)
+    signed_at: datetime = Field(sa_column=Column(TZ, nullable=False))
+    log_id: str = Field(max_length=128)
+    key_id: str = Field(max_length=32)
+    signature: str = Field(max_length=200)
