@@ -9,9 +9,9 @@ Hashing (RFC 9162 §2.1.1, SHA-256):
 
 Node addressing. A *complete aligned subtree* is the half-open leaf range
 ``[start, end)`` with ``end - start == 2**level`` and ``start % 2**level == 0``. It is
-also named ``(level, index)`` with ``start = index << level``. Every interior node of an
-RFC 9162 tree that does not touch the right edge is such a subtree, and a complete
-subtree's hash never changes once its last leaf is appended. That is what makes a
+also named ``(level, index)`` with ``start = index << level``. Every node of an RFC 9162
+tree is either such a subtree or lies on the ragged right edge, and a complete subtree's
+hash never changes once its last leaf is appended. That is what makes a
 persistent log cheap: the writer stores each completed subtree hash once (``CompactRange``
 emits them), and proof generation for any tree size fetches only O(log n) of them.
 
@@ -530,9 +530,7 @@ def verify_inclusion(leaf_hash: bytes, index: int, tree_size: int, proof: Sequen
     return sn == 0 and r == bytes(root)
 
 
-def verify_consistency(
-    old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]
-) -> bool:
+def verify_consistency(old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]) -> bool:
     """Verify a consistency proof per RFC 9162 §2.1.4.2; ValueError unless 0 <= old_size <= new_size.
 
     Edge cases the RFC algorithm does not cover: ``old_size == new_size`` needs an empty

@@ -1,0 +1,81 @@
+# The Makefile is the interface: CI calls the same targets (.ci/run → make lint test).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+UV_VERSION := 0.13.8
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+RUN := $(UV) run --frozen
+PYTEST_ARGS ?=
+
+export UV_PROJECT_ENVIRONMENT := $(CURDIR)/.venv
+
+.PHONY: help install run test test-unit bench lint fmt schemas migration topics kafka-up kafka-down kafka-status \
+	db-up db-down db-status manifests demo clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(UV):
+	@command -v python3 >/dev/null || { echo "python3 (3.11+) is required"; exit 1; }
+	@python3 -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' \
+		|| { echo "Python 3.11+ is required, found $$(python3 --version)"; exit 1; }
+	python3 -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install -q --disable-pip-version-check uv==$(UV_VERSION)
+
+install: $(UV) ## Create .venv from uv.lock (all services, dev tools) and fetch the Kafka jars
+	$(UV) sync --frozen --all-packages
+	$(RUN) fundtrail-devstack kafka jars
+
+run: install ## Start Kafka, PostgreSQL and the three services, load the demo, print where to look
+	$(RUN) fundtrail-devstack run
+
+test: install ## Run the whole suite (starts its own Kafka and PostgreSQL on free ports)
+	$(RUN) pytest $(PYTEST_ARGS)
+
+test-unit: install ## Only the tests that need no broker or database
+	$(RUN) pytest -m "not integration and not e2e" $(PYTEST_ARGS)
+
+bench: install ## Run the benchmarks and write docs/benchmarks.md
+	$(RUN) fundtrail-devstack bench --out docs/benchmarks.md
+
+lint: install ## ruff + mypy + schema drift check
+	$(RUN) ruff check .
+	$(RUN) mypy schemas/src deploy/devstack/src services/fund-tracker/src services/compliance/src services/gateway/src
+	$(RUN) fundtrail schemas --check
+
+fmt: install ## Fix what ruff can fix
+	$(RUN) ruff check --fix .
+
+schemas: install ## Export JSON Schema files and golden examples from the models
+	$(RUN) fundtrail schemas
+
+migration: install ## Regenerate the initial alembic revision from the models (pre-release only)
+	$(RUN) fundtrail-devstack migration
+
+manifests: install ## Regenerate deploy/k8s topic resources from the topic registry
+	$(RUN) python deploy/k8s/gen_topics.py
+
+topics: install ## Create the registry's topics on the local broker
+	KAFKA_BOOTSTRAP_SERVERS=$${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:9092} $(RUN) fundtrail topics
+
+kafka-up: install ## Start the local Kafka broker (127.0.0.1:9092)
+	$(RUN) fundtrail-devstack kafka up
+kafka-down: $(UV) ## Stop the local Kafka broker
+	$(RUN) fundtrail-devstack kafka down
+kafka-status: $(UV)
+	$(RUN) fundtrail-devstack kafka status
+
+db-up: install ## Start the local PostgreSQL (127.0.0.1:55432) and apply migrations
+	$(RUN) fundtrail-devstack db up
+	DATABASE_URL=$${DATABASE_URL:-postgresql+psycopg://fundtrail@127.0.0.1:55432/fundtrail} $(RUN) fundtrail db upgrade
+db-down: $(UV) ## Stop the local PostgreSQL
+	$(RUN) fundtrail-devstack db down
+db-status: $(UV)
+	$(RUN) fundtrail-devstack db status
+
+demo: install ## Write a generated demo year to out/demo.jsonl
+	mkdir -p out && $(RUN) fundtrail demo generate --seed 7 --size 1 --out out/demo.jsonl --expected out/demo-expected.json
+
+clean: ## Remove local state (stops nothing: run kafka-down / db-down first)
+	rm -rf .devstack out .pytest_cache .mypy_cache .ruff_cache
