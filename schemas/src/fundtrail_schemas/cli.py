@@ -75,3 +75,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     _register_plugins()
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -22,12 +22,12 @@ def normalize_url(url: str) -> str:
 
 def sync_engine(url: str, **kwargs: object) -> Engine:
     """A synchronous engine (migrations, tools, tests)."""
-    return create_engine(normalize_url(url), pool_pre_ping=True, **kwargs)  # type: ignore[arg-type]
+    return create_engine(normalize_url(url), pool_pre_ping=True, **kwargs)
 
 
 def async_engine(url: str, **kwargs: object) -> AsyncEngine:
     """An asyncio engine (services)."""
-    return create_async_engine(normalize_url(url), pool_pre_ping=True, **kwargs)  # type: ignore[arg-type]
+    return create_async_engine(normalize_url(url), pool_pre_ping=True, **kwargs)
 
 
 def alembic_config(url: str) -> Config:

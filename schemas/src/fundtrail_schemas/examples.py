@@ -76,8 +76,7 @@ def _env(n: int, level: Level, region: str, bureau: str, days: int) -> dict[str,
 
 def golden_events() -> list[Envelope]:
     """One example of every event type, in a plausible lifecycle order."""
-    town = {"level": Level.TOWN, "region": "440705101", "bureau": "440705101-CZS"}
-    t = (town["level"], town["region"], town["bureau"])
+    t: tuple[Level, str, str] = (Level.TOWN, "440705101", "440705101-CZS")
     bidders = [
         Bidder(vendor_id=VENDOR, name="江门市新会区绿野建设工程有限公司", legal_rep_id="ID-4407-0001",
                phone="0750-6601001", bank_account="6222-0001-0001", address="新会区会城街道圭峰路1号",

@@ -206,3 +206,15 @@ def migration() -> None:
 
     path = _guard(regenerate_initial_revision)
     console.print(f"wrote {path}")
+
+
+@app.command("run")
+def run_cmd(
+    seed: int = typer.Option(7, help="Demo generator seed"),
+    size: float = typer.Option(1.0, help="Demo size (1.0 ≈ a year of Jiangmen)"),
+    gateway_port: int = typer.Option(8080, help="Gateway port on 127.0.0.1"),
+) -> None:
+    """Start Kafka, PostgreSQL and the three services, load the demo, wait for Ctrl-C."""
+    from .run import run
+
+    _guard(lambda: run(seed=seed, size=size, gateway_port=gateway_port))
