@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import yaml
-
 from fundtrail_schemas.topics import TOPICS, TopicSpec
 
 OUTPUT = Path(__file__).resolve().parent / "kafka" / "topics.yaml"

@@ -30,7 +30,7 @@ def write_demo(path: Path, seed: int, size: float) -> tuple[int, list[dict[str, 
         for event in dataset.events:
             fh.write(event.model_dump_json() + "\n")
             count += 1
-    expected = [e.model_dump(mode="json") if hasattr(e, "model_dump") else dict(vars(e)) for e in dataset.expected]
+    expected = [e.as_dict() for e in dataset.expected]
     return count, expected
 
 

@@ -7,10 +7,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
@@ -24,6 +26,7 @@ __all__ = [
     "TEST_DATABASE_URL_ENV",
     "ExternalPostgres",
     "PostgresServer",
+    "dedicated_test_kafka",
     "start_test_kafka",
     "start_test_postgres",
     "world_traversable_tmpdir",
@@ -118,3 +121,22 @@ def remove_tree(path: Path) -> None:
     if os.environ.get("FUNDTRAIL_TEST_KEEP_DATA"):
         return
     shutil.rmtree(path, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def dedicated_test_kafka(home: Path) -> Iterator[str]:
+    """A broker of its own for one test directory, so suites never see each other's messages.
+
+    Topic names are fixed by the contract, so suites that run workers consuming a whole topic
+    (fund-tracker, compliance, end to end) each get a broker. An external broker
+    (FUNDTRAIL_TEST_KAFKA_BOOTSTRAP) is shared as is.
+    """
+    external = os.environ.get(KAFKA_BOOTSTRAP_ENV)
+    if external:
+        yield external
+        return
+    node = start_test_kafka(home)
+    try:
+        yield node.bootstrap
+    finally:
+        node.stop()

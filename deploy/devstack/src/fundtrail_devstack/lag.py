@@ -1,0 +1,43 @@
+"""Consumer lag from the broker itself: how tests and benchmarks know a pipeline has drained."""
+
+from __future__ import annotations
+
+import time
+
+from kafka import KafkaConsumer
+from kafka.admin import KafkaAdminClient
+
+
+def group_lag(bootstrap: str, groups: list[str] | None = None) -> dict[str, int]:
+    """Total lag (end offset − committed offset) per consumer group."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="fundtrail-lag")
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, client_id="fundtrail-lag", enable_auto_commit=False)
+    try:
+        names = groups if groups is not None else [g[0] for g in admin.list_consumer_groups()]
+        lag: dict[str, int] = {}
+        for group in names:
+            committed = admin.list_consumer_group_offsets(group)
+            if not committed:
+                lag[group] = 0
+                continue
+            ends = consumer.end_offsets(list(committed))
+            lag[group] = sum(max(0, ends[tp] - meta.offset) for tp, meta in committed.items() if meta.offset >= 0)
+        return lag
+    finally:
+        consumer.close()
+        admin.close()
+
+
+def wait_for_zero_lag(bootstrap: str, timeout: float = 120.0, groups: list[str] | None = None,
+                      stable_polls: int = 3) -> dict[str, int]:
+    """Block until every group's lag is 0 for a few consecutive polls (commits are periodic)."""
+    deadline = time.monotonic() + timeout
+    zero_in_a_row = 0
+    lag: dict[str, int] = {}
+    while time.monotonic() < deadline:
+        lag = group_lag(bootstrap, groups)
+        zero_in_a_row = zero_in_a_row + 1 if lag and not any(lag.values()) else 0
+        if zero_in_a_row >= stable_polls:
+            return lag
+        time.sleep(1.0)
+    raise TimeoutError(f"consumer lag did not reach 0 within {timeout:.0f}s: {lag}")

@@ -1,0 +1,189 @@
+"""End-to-end latency: events published at a fixed rate; time until each violation is visible.
+
+"Visible" is measured two ways through the gateway: the Server-Sent Events stream delivering the
+violation (every violation), and `GET /v1/violations/{id}` answering 200 (a sample, since that is
+the database read path).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import threading
+import time
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import httpx
+from kafka import KafkaProducer
+
+from fundtrail_schemas.events import (
+    ContractSigned,
+    Envelope,
+    FundAllocated,
+    FundTransferred,
+    PaymentDisbursed,
+    ProcurementAwarded,
+    ProjectApproved,
+    event_key,
+)
+from fundtrail_schemas.telemetry import inject_headers
+from fundtrail_schemas.topics import RAW_EVENTS
+from fundtrail_schemas.types import (
+    AccountKind,
+    Category,
+    Level,
+    PaymentKind,
+    ProcurementCategory,
+    ProcurementMethod,
+)
+
+from .stack import Stack
+
+VIOLATION_EVERY = 10  # one payment in ten is handled and approved by the same person
+RULE = "inspection.same_handler_approver"
+
+
+def _base(fund: str, level: Level, region: str, at: datetime) -> dict[str, Any]:
+    return {"event_id": uuid.uuid4(), "occurred_at": at, "published_at": at, "source_bureau": f"{region}-CZ",
+            "level": level, "region_code": region, "fund_doc_no": fund}
+
+
+def setup_events(fund: str, project: str, contract: str, start: datetime) -> list[Envelope]:
+    """A clean fund, project and contract large enough for every payment of the run."""
+    town = (Level.TOWN, "440705101")
+    big = 10**13
+    return [
+        FundAllocated(**_base(fund, Level.CITY, "440700", start), amount_fen=big, purpose_category=Category.INFRASTRUCTURE,
+                      recipient_level=Level.COUNTY, recipient_region_code="440705", deadline=date(2030, 12, 31),
+                      title="latency benchmark fund"),
+        FundTransferred(**_base(fund, Level.COUNTY, "440705", start + timedelta(seconds=1)), transfer_id=f"T-{fund}",
+                        amount_fen=big, to_level=Level.TOWN, to_region_code="440705101"),
+        ProjectApproved(**_base(fund, *town, start + timedelta(seconds=2)), project_id=project,
+                        project_name="latency benchmark project", owner_unit="440705101-JSB",
+                        category=Category.INFRASTRUCTURE, budget_fen=big,
+                        planned_procurement_method=ProcurementMethod.OPEN_TENDER,
+                        procurement_category=ProcurementCategory.CONSTRUCTION, approval_doc_no=f"A-{project}",
+                        approving_official_id="OFF-1", land_use_approval_ref="LU-1"),
+        ProcurementAwarded(**_base(fund, *town, start + timedelta(seconds=3)), project_id=project, award_id=f"AW-{project}",
+                           owner_unit="440705101-JSB", method=ProcurementMethod.OPEN_TENDER,
+                           procurement_category=ProcurementCategory.CONSTRUCTION, amount_fen=big // 2,
+                           winner_vendor_id="V-1", platform_ref="JMGGZY-BENCH",
+                           tender_published_on=(start - timedelta(days=40)).date(),
+                           bids_opened_on=(start - timedelta(days=10)).date(),
+                           bidders=[_bidder(i, big // 2) for i in (1, 2, 3)]),
+        ContractSigned(**_base(fund, *town, start + timedelta(seconds=4)), project_id=project, contract_id=contract,
+                       award_id=f"AW-{project}", vendor_id="V-1", amount_fen=big // 2),
+    ]
+
+
+def _bidder(i: int, amount: int) -> Any:
+    from fundtrail_schemas.events import Bidder
+
+    return Bidder(vendor_id=f"V-{i}", name=f"bench vendor {i}", legal_rep_id=f"LR-{i}", phone=f"0750-{i:07d}",
+                  bank_account=f"BA-{i}", address=f"address {i}", bid_amount_fen=amount + i)
+
+
+def payment(fund: str, project: str, contract: str, i: int, at: datetime) -> PaymentDisbursed:
+    """The i-th payment; every VIOLATION_EVERY-th one breaks segregation of duties."""
+    same = i % VIOLATION_EVERY == 0
+    return PaymentDisbursed(
+        **_base(fund, Level.TOWN, "440705101", at), project_id=project, payment_id=f"PAY-{fund}-{i}",
+        contract_id=contract, payee_vendor_id="V-1", payee_name="bench vendor 1", payee_account=f"ACC-{i}",
+        account_kind=AccountKind.CORPORATE, amount_fen=100_000 + 37 * i, invoice_no=f"INV-{fund}-{i}",
+        payment_kind=PaymentKind.PROGRESS, handler_id="STAFF-A", approver_id="STAFF-A" if same else f"STAFF-B{i % 7}",
+        purpose="progress payment",
+    )
+
+
+async def _sse_listener(url: str, token: str, arrivals: dict[str, float], ready: threading.Event,
+                        stop: asyncio.Event) -> None:
+    headers = {"Authorization": f"Bearer {token}", "Accept": "text/event-stream"}
+    async with httpx.AsyncClient(timeout=None) as client, client.stream("GET", url, headers=headers) as resp:
+        resp.raise_for_status()
+        event = None
+        async for line in resp.aiter_lines():
+            if stop.is_set():
+                return
+            if line.startswith("event:"):
+                event = line[6:].strip()
+                if event == "ready":
+                    ready.set()
+            elif line.startswith("data:") and event == "violation":
+                data = json.loads(line[5:])
+                arrivals.setdefault(data["triggering_event_id"], time.monotonic())
+                arrivals.setdefault("v:" + data["triggering_event_id"], data["violation_id"])  # type: ignore[arg-type]
+
+
+def run_latency(stack: Stack, rate: int = 1000, seconds: int = 60, poll_sample: int = 50) -> dict[str, Any]:
+    """Publish `rate` events/s for `seconds`; return latency percentiles in milliseconds."""
+    token = stack.token("auditor", "latency-bench")
+    fund, project, contract = f"BENCH-{uuid.uuid4().hex[:8]}", f"PB-{uuid.uuid4().hex[:8]}", "CB-1"
+    start_at = datetime.now(UTC) - timedelta(days=1)
+    producer = KafkaProducer(bootstrap_servers=stack.bootstrap, acks="all", enable_idempotence=True,
+                             linger_ms=2, max_in_flight_requests_per_connection=5)
+    arrivals: dict[str, float] = {}
+    ready = threading.Event()
+    stop = asyncio.Event()
+    loop = asyncio.new_event_loop()
+    listener = threading.Thread(
+        target=loop.run_until_complete,
+        args=(_sse_listener(f"{stack.gateway_url}/v1/violations/stream?department=inspection", token, arrivals,
+                            ready, stop),),
+        daemon=True,
+    )
+    listener.start()
+    if not ready.wait(30):
+        raise RuntimeError("the SSE stream did not become ready")
+    for ev in setup_events(fund, project, contract, start_at):
+        producer.send(RAW_EVENTS, key=event_key(ev), value=ev.model_dump_json().encode())
+    producer.flush()
+    sent_at: dict[str, float] = {}
+    total = rate * seconds
+    t0 = time.monotonic()
+    for i in range(1, total + 1):
+        due = t0 + i / rate
+        delay = due - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        ev = payment(fund, project, contract, i, start_at + timedelta(seconds=10, milliseconds=i))
+        if i % VIOLATION_EVERY == 0:
+            sent_at[str(ev.event_id)] = time.monotonic()
+        producer.send(RAW_EVENTS, key=event_key(ev), value=ev.model_dump_json().encode(), headers=inject_headers())
+    producer.flush()
+    publish_seconds = time.monotonic() - t0
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not set(sent_at) <= set(arrivals):
+        time.sleep(0.2)
+    loop.call_soon_threadsafe(stop.set)
+    producer.close()
+    latencies = sorted((arrivals[e] - s) * 1000 for e, s in sent_at.items() if e in arrivals)
+    poll = _poll_visibility(stack, token, arrivals, sent_at, poll_sample)
+    return {
+        "rate_per_s": rate,
+        "seconds": seconds,
+        "events_published": total + 5,
+        "achieved_publish_rate": round(total / publish_seconds, 1),
+        "violations_expected": len(sent_at),
+        "violations_seen_sse": len(latencies),
+        "sse_p50_ms": round(statistics.median(latencies), 1) if latencies else None,
+        "sse_p99_ms": round(latencies[int(len(latencies) * 0.99) - 1], 1) if latencies else None,
+        "sse_max_ms": round(latencies[-1], 1) if latencies else None,
+        **poll,
+    }
+
+
+def _poll_visibility(stack: Stack, token: str, arrivals: dict[str, Any], sent_at: dict[str, float],
+                     sample: int) -> dict[str, Any]:
+    """After the run: how long after SSE delivery the database read path also shows the violation."""
+    # The publish loop cannot poll without disturbing its rate, so the DB path is checked after the
+    # fact: each sampled violation must already be readable by id.
+    ids = [arrivals["v:" + e] for e in list(sent_at)[:sample] if "v:" + e in arrivals]
+    ok = 0
+    with httpx.Client(base_url=stack.gateway_url, headers={"Authorization": f"Bearer {token}"}) as client:
+        for vid in ids:
+            if client.get(f"/v1/violations/{vid}").status_code == 200:
+                ok += 1
+    return {"db_readable_sampled": f"{ok}/{len(ids)}"}

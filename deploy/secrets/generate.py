@@ -1,0 +1,90 @@
+"""Write the secrets deploy/compose.yaml mounts: database password and URL, trail signing key, JWT keys.
+
+    uv run python deploy/secrets/generate.py [--dir deploy/secrets]
+
+Existing files are kept (a lost signing key orphans every checkpoint it signed): delete one on purpose
+to replace it, and read docs/operations.md ("Rotate the checkpoint signing key") before doing so for
+the trail key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import sys
+from pathlib import Path
+from urllib.parse import quote
+
+from fundtrail_schemas.checkpoint import (
+    generate_keypair,
+    key_id,
+    private_key_from_pem,
+    private_key_to_pem,
+    public_key_to_pem,
+)
+
+HERE = Path(__file__).resolve().parent
+DB_USER = "fundtrail"
+DB_NAME = "fundtrail"
+DB_HOST = "postgres:5432"
+
+# Compose (without swarm) bind-mounts secret files with their host mode and owner, and the services run
+# as uid 10001: mounted files must be world-readable, so the directory is closed to other host users instead.
+FILE_MODE = 0o644
+DIR_MODE = 0o700
+# Used on the host only (`fundtrail token`), never mounted: owner-only.
+HOST_ONLY = frozenset({"jwt_private.pem"})
+
+
+def _write(path: Path, data: bytes, written: list[str]) -> None:
+    path.write_bytes(data)
+    path.chmod(0o600 if path.name in HOST_ONLY else FILE_MODE)
+    written.append(path.name)
+
+
+def _keypair(directory: Path, private_name: str, public_name: str, written: list[str]) -> None:
+    """Create an Ed25519 key pair unless the private key exists; (re)write the public key from it."""
+    private_path = directory / private_name
+    if private_path.exists():
+        private_key = private_key_from_pem(private_path.read_bytes())
+    else:
+        private_key, _ = generate_keypair()
+        _write(private_path, private_key_to_pem(private_key), written)
+    public_path = directory / public_name
+    public_pem = public_key_to_pem(private_key.public_key())
+    if not public_path.exists() or public_path.read_bytes() != public_pem:
+        _write(public_path, public_pem, written)
+
+
+def generate(directory: Path) -> list[str]:
+    """Create every missing secret file in `directory`; return the names written."""
+    directory.mkdir(parents=True, exist_ok=True)
+    directory.chmod(DIR_MODE)
+    written: list[str] = []
+    password_path = directory / "postgres_password"
+    if not password_path.exists():
+        _write(password_path, secrets.token_urlsafe(32).encode(), written)
+    password = password_path.read_text(encoding="utf-8").strip()
+    url = f"postgresql+psycopg://{DB_USER}:{quote(password, safe='')}@{DB_HOST}/{DB_NAME}".encode()
+    url_path = directory / "database_url"
+    if not url_path.exists() or url_path.read_bytes() != url:
+        _write(url_path, url, written)
+    _keypair(directory, "trail_signing_key.pem", "trail_signing_public.pem", written)
+    _keypair(directory, "jwt_private.pem", "jwt_public.pem", written)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dir", type=Path, default=HERE, help="where to write (default: this folder)")
+    args = parser.parse_args(argv)
+    written = generate(args.dir)
+    signing = private_key_from_pem((args.dir / "trail_signing_key.pem").read_bytes())
+    print(f"wrote {', '.join(written) if written else 'nothing (all present)'} in {args.dir}")
+    print(f"trail signing key id {key_id(signing.public_key())}: give trail_signing_public.pem to auditors")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,219 @@
+"""End to end: a demo year published through the CLI, checked through the gateway.
+
+Real Kafka, real PostgreSQL, the three services as separate processes.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import urllib.parse
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fundtrail_devstack.otlp_sink import OtlpSink
+from fundtrail_devstack.run import write_demo
+from fundtrail_devstack.stack import Stack, publish_file
+from fundtrail_schemas.checkpoint import Checkpoint, InclusionProof, load_public_key, verify_checkpoint
+from fundtrail_schemas.db import sync_engine
+from fundtrail_schemas.demo import generate
+from fundtrail_schemas.merkle import leaf_hash
+from sqlalchemy import text
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+
+SEED, SIZE = 11, 0.25
+
+
+def _count(stack: Stack, sql: str) -> int:
+    engine = sync_engine(stack.database_url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(text(sql)).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def _wait_until(predicate: Any, timeout: float, what: str, interval: float = 0.5) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+def _q(value: str) -> str:
+    return urllib.parse.quote(value, safe="")
+
+
+def _all_pages(stack: Stack, path: str, token: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    url: str | None = path
+    while url:
+        page: Any = stack.get_json(url, token)
+        items.extend(page["items"])
+        nxt = page.get("next")
+        url = nxt if nxt else None
+        if url and url.startswith("http"):
+            url = url[len(stack.gateway_url):]
+    return items
+
+
+@pytest.fixture(scope="module")
+def demo_loaded(e2e_stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Publish the demo year once through `fundtrail publish` and wait until it is fully processed."""
+    work = Path(tmp_path_factory.mktemp("demo"))
+    path = work / "demo.jsonl"
+    total, expected = write_demo(path, SEED, SIZE)
+    result = publish_file(path, e2e_stack.bootstrap, work / "publisher", otlp_endpoint=e2e_stack.otlp_endpoint)
+    assert result.returncode == 0, result.stdout + result.stderr
+    _wait_until(lambda: _count(e2e_stack, "select count(*) from processed_event") >= total, 300,
+                f"{total} events recorded")
+    # Violations arrive after the ledger; wait until every expected one has been raised.
+    wanted = {(e["rule_id"], e["triggering_event_id"]) for e in expected}
+
+    def raised() -> bool:
+        engine = sync_engine(e2e_stack.database_url)
+        try:
+            with engine.connect() as conn:
+                rows = conn.execute(text("select rule_id, triggering_event_id::text from violation")).all()
+        finally:
+            engine.dispose()
+        return wanted <= {(r[0], r[1]) for r in rows}
+
+    _wait_until(raised, 180, "every seeded violation")
+    dataset = generate(SEED, SIZE)
+    return {"path": path, "total": total, "expected": expected, "clean": [c.as_dict() for c in dataset.clean],
+            "work": work, "publish_stdout": result.stdout}
+
+
+def test_every_seeded_violation_appears_with_its_rule_and_department(
+    e2e_stack: Stack, demo_loaded: dict[str, Any]
+) -> None:
+    auditor = e2e_stack.token("auditor", "e2e-auditor")
+    violations = _all_pages(e2e_stack, "/v1/violations?limit=200", auditor)
+    by_key = {(v["rule_id"], v["triggering_event_id"]): v for v in violations}
+    missing = []
+    for exp in demo_loaded["expected"]:
+        got = by_key.get((exp["rule_id"], exp["triggering_event_id"]))
+        if got is None:
+            missing.append(exp)
+            continue
+        assert got["department"] == exp["department"], exp
+    assert not missing, f"{len(missing)} seeded violations missing, e.g. {missing[:3]}"
+    seeded_rules = {e["rule_id"] for e in demo_loaded["expected"]}
+    from fundtrail_schemas.catalogue import RULE_IDS
+
+    assert seeded_rules == RULE_IDS
+
+
+def test_no_clean_case_is_flagged(e2e_stack: Stack, demo_loaded: dict[str, Any]) -> None:
+    auditor = e2e_stack.token("auditor", "e2e-auditor")
+    violations = _all_pages(e2e_stack, "/v1/violations?limit=200", auditor)
+    fired = defaultdict(set)
+    for v in violations:
+        fired[v["triggering_event_id"]].add(v["rule_id"])
+    wrongly = [
+        (c["scenario"], rule, ev)
+        for c in demo_loaded["clean"]
+        for ev in c["event_ids"]
+        for rule in c["rule_ids"]
+        if rule in fired.get(ev, set())
+    ]
+    assert not wrongly, f"clean near-misses flagged: {wrongly[:5]}"
+    expected_pairs = {(e["rule_id"], e["triggering_event_id"]) for e in demo_loaded["expected"]}
+    unexpected = [(v["rule_id"], v["triggering_event_id"]) for v in violations
+                  if (v["rule_id"], v["triggering_event_id"]) not in expected_pairs]
+    assert not unexpected, f"{len(unexpected)} violations nobody seeded, e.g. {unexpected[:5]}"
+
+
+def test_a_fund_trail_is_complete_across_levels_and_its_proofs_verify(
+    e2e_stack: Stack, demo_loaded: dict[str, Any]
+) -> None:
+    events = [json.loads(line) for line in demo_loaded["path"].read_text(encoding="utf-8").splitlines()]
+    per_fund: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for ev in events:
+        if ev.get("fund_doc_no"):
+            per_fund[ev["fund_doc_no"]].append(ev)
+    # The fund whose money reached the most levels.
+    fund, fund_events = max(per_fund.items(), key=lambda kv: (len({e["level"] for e in kv[1]}), len(kv[1])))
+    auditor = e2e_stack.token("auditor", "e2e-auditor")
+    trail = _all_pages(e2e_stack, f"/v1/funds/{_q(fund)}/trail?limit=200", auditor)
+    event_ids_in_trail = {t["entry_id"] for t in trail if t["entry_kind"] == "event"}
+    assert {e["event_id"] for e in fund_events} <= event_ids_in_trail
+    assert {"city", "county", "town"} <= {e["level"] for e in fund_events}
+    seqs = [t["leaf_index"] for t in trail]
+    assert seqs == sorted(seqs), "trail entries are in log order"
+
+    _wait_until(lambda: _checkpoint_size(e2e_stack, auditor) > max(seqs), 60, "a checkpoint covering the fund")
+    public_key = load_public_key(e2e_stack.checkpoint_public_key)
+    cp = Checkpoint.model_validate(e2e_stack.get_json("/v1/proofs/checkpoint", auditor))
+    assert verify_checkpoint(cp, public_key)
+    for entry in trail[:: max(1, len(trail) // 10)]:
+        bundle: Any = e2e_stack.get_json(f"/v1/proofs/entries/{entry['leaf_index']}?tree_size={cp.tree_size}",
+                                         auditor)
+        proof = InclusionProof.model_validate(bundle["inclusion_proof"] if "inclusion_proof" in bundle else bundle)
+        data = base64.b64decode(bundle["leaf_data"]) if "leaf_data" in bundle else None
+        if data is not None:
+            assert leaf_hash(data).hex() == entry["leaf_hash"]
+        assert proof.verify(bytes.fromhex(entry["leaf_hash"]), cp.root)
+
+
+def _checkpoint_size(stack: Stack, token: str) -> int:
+    try:
+        return int(stack.get_json("/v1/proofs/checkpoint", token)["tree_size"])  # type: ignore[index]
+    except Exception:
+        return -1
+
+
+def test_republishing_the_same_file_records_nothing_new(e2e_stack: Stack, demo_loaded: dict[str, Any]) -> None:
+    before = _count(e2e_stack, "select count(*) from processed_event")
+    violations_before = _count(e2e_stack, "select count(*) from violation")
+    # A different journal directory: the publisher sends everything again; the tracker dedups.
+    result = publish_file(demo_loaded["path"], e2e_stack.bootstrap, demo_loaded["work"] / "publisher-2")
+    assert result.returncode == 0, result.stderr
+    from fundtrail_devstack.lag import wait_for_zero_lag
+
+    wait_for_zero_lag(e2e_stack.bootstrap, timeout=120)
+    assert _count(e2e_stack, "select count(*) from processed_event") == before
+    assert _count(e2e_stack, "select count(*) from violation") == violations_before
+    assert _count(e2e_stack, "select count(*) from trail_entry where entry_kind = 'event'") == before
+
+
+def test_one_trace_joins_publisher_tracker_and_compliance(
+    e2e_stack: Stack, demo_loaded: dict[str, Any], otlp_sink: OtlpSink
+) -> None:
+    auditor = e2e_stack.token("auditor", "e2e-auditor")
+    violations = _all_pages(e2e_stack, "/v1/violations?limit=200", auditor)
+    traced = [v for v in violations if v.get("trace_id")]
+    assert traced, "violations carry the trace id of the event that raised them"
+
+    def joined() -> bool:
+        spans = otlp_sink.snapshot()
+        by_trace: dict[str, set[str]] = defaultdict(set)
+        for s in spans:
+            by_trace[s.trace_id].add(s.service)
+        return any({"publisher", "fund-tracker", "compliance"} <= by_trace.get(v["trace_id"], set()) for v in traced)
+
+    _wait_until(joined, 60, "spans of publisher, fund-tracker and compliance in one trace")
+    spans = otlp_sink.snapshot()
+    v = next(v for v in traced if {"publisher", "fund-tracker", "compliance"}
+             <= {s.service for s in spans if s.trace_id == v["trace_id"]})
+    in_trace = [s for s in spans if s.trace_id == v["trace_id"]]
+    ids = {s.span_id: s for s in in_trace}
+    # Edges: a tracker span's ancestor is a publisher span; a compliance span's ancestor is a tracker span.
+    def ancestors(span: Any) -> set[str]:
+        seen = set()
+        while span.parent_span_id and span.parent_span_id in ids:
+            span = ids[span.parent_span_id]
+            seen.add(span.service)
+        return seen
+
+    assert any("publisher" in ancestors(s) for s in in_trace if s.service == "fund-tracker")
+    assert any("fund-tracker" in ancestors(s) for s in in_trace if s.service == "compliance")
+    # The gateway's trail shows the same trace id on the triggering event.
+    detail: Any = e2e_stack.get_json(f"/v1/violations/{v['violation_id']}", auditor)
+    assert detail["trace_id"] == v["trace_id"]
