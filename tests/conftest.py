@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from fundtrail_devstack.otlp_sink import OtlpSink
 from fundtrail_devstack.stack import Stack
 from fundtrail_devstack.testing import PostgresServer, dedicated_test_kafka

@@ -21,10 +21,11 @@ from typing import Any
 
 import pytest
 import yaml
-from fundtrail_schemas.settings import CommonSettings
-from fundtrail_schemas.topics import ENRICHED_EVENTS, RAW_EVENTS, TOPICS, TOPICS_BY_NAME
 from pydantic import AliasChoices, AliasPath, BaseModel
 from pydantic_settings import BaseSettings
+
+from fundtrail_schemas.settings import CommonSettings
+from fundtrail_schemas.topics import ENRICHED_EVENTS, RAW_EVENTS, TOPICS, TOPICS_BY_NAME
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -394,8 +395,9 @@ def test_compose_one_shot_environment_names_are_shared_settings(name: str) -> No
 
 
 def test_the_one_shot_commands_exist_in_the_fundtrail_cli() -> None:
-    from fundtrail_schemas import cli
     from typer.testing import CliRunner
+
+    from fundtrail_schemas import cli
 
     cli._register_plugins()  # what `fundtrail` does at start-up: the services' sub-commands
     for name, command in ONESHOTS.items():

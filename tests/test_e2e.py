@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
+
 from fundtrail_devstack.otlp_sink import OtlpSink
 from fundtrail_devstack.run import write_demo
 from fundtrail_devstack.stack import Stack, publish_file
@@ -21,7 +23,6 @@ from fundtrail_schemas.checkpoint import Checkpoint, InclusionProof, load_public
 from fundtrail_schemas.db import sync_engine
 from fundtrail_schemas.demo import generate
 from fundtrail_schemas.merkle import leaf_hash
-from sqlalchemy import text
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import yaml
+
 from fundtrail_schemas.topics import TOPICS, TopicSpec
 
 OUTPUT = Path(__file__).resolve().parent / "kafka" / "topics.yaml"

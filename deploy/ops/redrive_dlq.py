@@ -18,8 +18,9 @@ import json
 import os
 import sys
 
-from fundtrail_schemas.topics import DEAD_LETTERS, ENRICHED_EVENTS, RAW_EVENTS, VIOLATIONS_DLQ
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from fundtrail_schemas.topics import DEAD_LETTERS, ENRICHED_EVENTS, RAW_EVENTS, VIOLATIONS_DLQ
 
 # Where each dead-letter topic's records may be sent back to.
 REDRIVE_TARGETS = {DEAD_LETTERS: {RAW_EVENTS}, VIOLATIONS_DLQ: {ENRICHED_EVENTS}}

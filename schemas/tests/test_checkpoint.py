@@ -16,6 +16,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.rsa import generate_private_key
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
 from fundtrail_schemas.checkpoint import (
     BUNDLE_FORMAT,
     Checkpoint,
@@ -46,9 +50,6 @@ from fundtrail_schemas.merkle import (
     inclusion_proof_from_store,
     leaf_hash,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from pydantic import ValidationError
 
 VECTOR: dict[str, Any] = json.loads((Path(__file__).parent / "vectors" / "checkpoint_vector.json").read_text())
 LOG_ID = "fundtrail.example/trail"

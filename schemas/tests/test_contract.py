@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from fundtrail_schemas.decode import MAX_EVENT_BYTES, ReasonCode, Rejection, decode_event, parse_object
 from fundtrail_schemas.events import EVENT_TYPES, Envelope, derive_event_id, event_key
 from fundtrail_schemas.examples import example_versions, golden_events, load_examples

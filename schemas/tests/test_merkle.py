@@ -11,6 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from fundtrail_schemas.merkle import (
     EMPTY_ROOT,
     CompactRange,
@@ -31,8 +34,6 @@ from fundtrail_schemas.merkle import (
     verify_consistency,
     verify_inclusion,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 VECTORS: dict[str, Any] = json.loads((Path(__file__).parent / "vectors" / "ct_vectors.json").read_text())
 MAX_N = 64

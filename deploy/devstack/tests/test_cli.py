@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
+
 from fundtrail_devstack import DevstackSettings, KafkaNode, PostgresNode, free_port, free_ports
 from fundtrail_devstack.cli import app
 from fundtrail_devstack.testing import remove_tree, world_traversable_tmpdir
-from typer.testing import CliRunner
 
 runner = CliRunner()
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from fundtrail_devstack import DevstackError, KafkaNode, free_ports
 from fundtrail_devstack._util import pid_alive
 from fundtrail_devstack.kafka import STAMP_NAME, java_version

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+
 from fundtrail_devstack import PostgresNode, free_port
 from fundtrail_devstack.testing import ExternalPostgres, remove_tree, world_traversable_tmpdir
 

@@ -218,3 +218,15 @@ def run_cmd(
     from .run import run
 
     _guard(lambda: run(seed=seed, size=size, gateway_port=gateway_port))
+
+
+@app.command("bench")
+def bench_cmd(
+    out: Path = typer.Option(Path("docs/benchmarks.md"), help="Markdown report to write"),
+    only: list[str] = typer.Option(None, help="Run only suites whose name contains this (repeatable)"),
+    latency_seconds: int = typer.Option(60, help="Duration of the 1,000 events/s latency run"),
+) -> None:
+    """Run every benchmark on fresh local servers and write the report."""
+    from .bench import main
+
+    _guard(lambda: main(out, only or None, latency_seconds))

@@ -47,8 +47,15 @@ RULE = "inspection.same_handler_approver"
 
 
 def _base(fund: str, level: Level, region: str, at: datetime) -> dict[str, Any]:
-    return {"event_id": uuid.uuid4(), "occurred_at": at, "published_at": at, "source_bureau": f"{region}-CZ",
-            "level": level, "region_code": region, "fund_doc_no": fund}
+    return {
+        "event_id": uuid.uuid4(),
+        "occurred_at": at,
+        "published_at": at,
+        "source_bureau": f"{region}-CZ",
+        "level": level,
+        "region_code": region,
+        "fund_doc_no": fund,
+    }
 
 
 def setup_events(fund: str, project: str, contract: str, start: datetime) -> list[Envelope]:
@@ -56,50 +63,98 @@ def setup_events(fund: str, project: str, contract: str, start: datetime) -> lis
     town = (Level.TOWN, "440705101")
     big = 10**13
     return [
-        FundAllocated(**_base(fund, Level.CITY, "440700", start), amount_fen=big, purpose_category=Category.INFRASTRUCTURE,
-                      recipient_level=Level.COUNTY, recipient_region_code="440705", deadline=date(2030, 12, 31),
-                      title="latency benchmark fund"),
-        FundTransferred(**_base(fund, Level.COUNTY, "440705", start + timedelta(seconds=1)), transfer_id=f"T-{fund}",
-                        amount_fen=big, to_level=Level.TOWN, to_region_code="440705101"),
-        ProjectApproved(**_base(fund, *town, start + timedelta(seconds=2)), project_id=project,
-                        project_name="latency benchmark project", owner_unit="440705101-JSB",
-                        category=Category.INFRASTRUCTURE, budget_fen=big,
-                        planned_procurement_method=ProcurementMethod.OPEN_TENDER,
-                        procurement_category=ProcurementCategory.CONSTRUCTION, approval_doc_no=f"A-{project}",
-                        approving_official_id="OFF-1", land_use_approval_ref="LU-1"),
-        ProcurementAwarded(**_base(fund, *town, start + timedelta(seconds=3)), project_id=project, award_id=f"AW-{project}",
-                           owner_unit="440705101-JSB", method=ProcurementMethod.OPEN_TENDER,
-                           procurement_category=ProcurementCategory.CONSTRUCTION, amount_fen=big // 2,
-                           winner_vendor_id="V-1", platform_ref="JMGGZY-BENCH",
-                           tender_published_on=(start - timedelta(days=40)).date(),
-                           bids_opened_on=(start - timedelta(days=10)).date(),
-                           bidders=[_bidder(i, big // 2) for i in (1, 2, 3)]),
-        ContractSigned(**_base(fund, *town, start + timedelta(seconds=4)), project_id=project, contract_id=contract,
-                       award_id=f"AW-{project}", vendor_id="V-1", amount_fen=big // 2),
+        FundAllocated(
+            **_base(fund, Level.CITY, "440700", start),
+            amount_fen=big,
+            purpose_category=Category.INFRASTRUCTURE,
+            recipient_level=Level.COUNTY,
+            recipient_region_code="440705",
+            deadline=date(2030, 12, 31),
+            title="latency benchmark fund",
+        ),
+        FundTransferred(
+            **_base(fund, Level.COUNTY, "440705", start + timedelta(seconds=1)),
+            transfer_id=f"T-{fund}",
+            amount_fen=big,
+            to_level=Level.TOWN,
+            to_region_code="440705101",
+        ),
+        ProjectApproved(
+            **_base(fund, *town, start + timedelta(seconds=2)),
+            project_id=project,
+            project_name="latency benchmark project",
+            owner_unit="440705101-JSB",
+            category=Category.INFRASTRUCTURE,
+            budget_fen=big,
+            planned_procurement_method=ProcurementMethod.OPEN_TENDER,
+            procurement_category=ProcurementCategory.CONSTRUCTION,
+            approval_doc_no=f"A-{project}",
+            approving_official_id="OFF-1",
+            land_use_approval_ref="LU-1",
+        ),
+        ProcurementAwarded(
+            **_base(fund, *town, start + timedelta(seconds=3)),
+            project_id=project,
+            award_id=f"AW-{project}",
+            owner_unit="440705101-JSB",
+            method=ProcurementMethod.OPEN_TENDER,
+            procurement_category=ProcurementCategory.CONSTRUCTION,
+            amount_fen=big // 2,
+            winner_vendor_id="V-1",
+            platform_ref="JMGGZY-BENCH",
+            tender_published_on=(start - timedelta(days=40)).date(),
+            bids_opened_on=(start - timedelta(days=10)).date(),
+            bidders=[_bidder(i, big // 2) for i in (1, 2, 3)],
+        ),
+        ContractSigned(
+            **_base(fund, *town, start + timedelta(seconds=4)),
+            project_id=project,
+            contract_id=contract,
+            award_id=f"AW-{project}",
+            vendor_id="V-1",
+            amount_fen=big // 2,
+        ),
     ]
 
 
 def _bidder(i: int, amount: int) -> Any:
     from fundtrail_schemas.events import Bidder
 
-    return Bidder(vendor_id=f"V-{i}", name=f"bench vendor {i}", legal_rep_id=f"LR-{i}", phone=f"0750-{i:07d}",
-                  bank_account=f"BA-{i}", address=f"address {i}", bid_amount_fen=amount + i)
+    return Bidder(
+        vendor_id=f"V-{i}",
+        name=f"bench vendor {i}",
+        legal_rep_id=f"LR-{i}",
+        phone=f"0750-{i:07d}",
+        bank_account=f"BA-{i}",
+        address=f"address {i}",
+        bid_amount_fen=amount + i,
+    )
 
 
 def payment(fund: str, project: str, contract: str, i: int, at: datetime) -> PaymentDisbursed:
     """The i-th payment; every VIOLATION_EVERY-th one breaks segregation of duties."""
     same = i % VIOLATION_EVERY == 0
     return PaymentDisbursed(
-        **_base(fund, Level.TOWN, "440705101", at), project_id=project, payment_id=f"PAY-{fund}-{i}",
-        contract_id=contract, payee_vendor_id="V-1", payee_name="bench vendor 1", payee_account=f"ACC-{i}",
-        account_kind=AccountKind.CORPORATE, amount_fen=100_000 + 37 * i, invoice_no=f"INV-{fund}-{i}",
-        payment_kind=PaymentKind.PROGRESS, handler_id="STAFF-A", approver_id="STAFF-A" if same else f"STAFF-B{i % 7}",
+        **_base(fund, Level.TOWN, "440705101", at),
+        project_id=project,
+        payment_id=f"PAY-{fund}-{i}",
+        contract_id=contract,
+        payee_vendor_id="V-1",
+        payee_name="bench vendor 1",
+        payee_account=f"ACC-{i}",
+        account_kind=AccountKind.CORPORATE,
+        amount_fen=100_000 + 37 * i,
+        invoice_no=f"INV-{fund}-{i}",
+        payment_kind=PaymentKind.PROGRESS,
+        handler_id="STAFF-A",
+        approver_id="STAFF-A" if same else f"STAFF-B{i % 7}",
         purpose="progress payment",
     )
 
 
-async def _sse_listener(url: str, token: str, arrivals: dict[str, float], ready: threading.Event,
-                        stop: asyncio.Event) -> None:
+async def _sse_listener(
+    url: str, token: str, arrivals: dict[str, float], ready: threading.Event, stop: asyncio.Event
+) -> None:
     headers = {"Authorization": f"Bearer {token}", "Accept": "text/event-stream"}
     async with httpx.AsyncClient(timeout=None) as client, client.stream("GET", url, headers=headers) as resp:
         resp.raise_for_status()
@@ -122,16 +177,24 @@ def run_latency(stack: Stack, rate: int = 1000, seconds: int = 60, poll_sample: 
     token = stack.token("auditor", "latency-bench")
     fund, project, contract = f"BENCH-{uuid.uuid4().hex[:8]}", f"PB-{uuid.uuid4().hex[:8]}", "CB-1"
     start_at = datetime.now(UTC) - timedelta(days=1)
-    producer = KafkaProducer(bootstrap_servers=stack.bootstrap, acks="all", enable_idempotence=True,
-                             linger_ms=2, max_in_flight_requests_per_connection=5)
+    producer = KafkaProducer(
+        bootstrap_servers=stack.bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=2,
+        max_in_flight_requests_per_connection=5,
+    )
     arrivals: dict[str, float] = {}
     ready = threading.Event()
     stop = asyncio.Event()
     loop = asyncio.new_event_loop()
     listener = threading.Thread(
         target=loop.run_until_complete,
-        args=(_sse_listener(f"{stack.gateway_url}/v1/violations/stream?department=inspection", token, arrivals,
-                            ready, stop),),
+        args=(
+            _sse_listener(
+                f"{stack.gateway_url}/v1/violations/stream?department=inspection", token, arrivals, ready, stop
+            ),
+        ),
         daemon=True,
     )
     listener.start()
@@ -175,8 +238,9 @@ def run_latency(stack: Stack, rate: int = 1000, seconds: int = 60, poll_sample: 
     }
 
 
-def _poll_visibility(stack: Stack, token: str, arrivals: dict[str, Any], sent_at: dict[str, float],
-                     sample: int) -> dict[str, Any]:
+def _poll_visibility(
+    stack: Stack, token: str, arrivals: dict[str, Any], sent_at: dict[str, float], sample: int
+) -> dict[str, Any]:
     """After the run: how long after SSE delivery the database read path also shows the violation."""
     # The publish loop cannot poll without disturbing its rate, so the DB path is checked after the
     # fact: each sampled violation must already be readable by id.

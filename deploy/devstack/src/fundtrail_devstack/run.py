@@ -134,7 +134,7 @@ def print_where_to_look(stack: Stack, expected: list[dict[str, object]]) -> None
         from urllib.parse import quote
 
         console.print(f"example fund trail:     {base}/v1/funds/{quote(fund, safe='')}/trail")
-        console.print(f"where is the money:     {base}/v1/funds/{quote(fund, safe='')}/tree")
+        console.print(f"where is the money:     {base}/v1/funds/{quote(fund, safe='')}")
     console.print(f"violations:             {base}/v1/violations?department=finance")
     console.print(f"violation stream (SSE): {base}/v1/violations/stream?department=audit")
     console.print(f"latest checkpoint:      {base}/v1/proofs/checkpoint")

@@ -168,7 +168,6 @@ class Stack:
             env.update(
                 FUNDTRAIL_GATEWAY_PORT=str(self.gateway_port),
                 FUNDTRAIL_GATEWAY_RULEPACK_DIR=str(RULEPACK_DIR),
-                FUNDTRAIL_GATEWAY_CHECKPOINT_PUBLIC_KEY_FILE=str(self.checkpoint_public_key),
                 FUNDTRAIL_GATEWAY_RATE_LIMIT_PER_SECOND="5000",
                 FUNDTRAIL_GATEWAY_RATE_LIMIT_BURST="10000",
             )
