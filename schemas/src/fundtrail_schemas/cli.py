@@ -12,6 +12,8 @@ from importlib.metadata import entry_points
 import typer
 from rich.console import Console
 
+from .demo.cli import demo_app
+
 app = typer.Typer(no_args_is_help=True, help="fundtrail: compliance network for rural-revitalization funds")
 console = Console()
 
@@ -47,6 +49,7 @@ def topics_cmd(
 
 db_app = typer.Typer(help="Database migrations")
 app.add_typer(db_app, name="db")
+app.add_typer(demo_app, name="demo")
 
 
 @db_app.command("upgrade")

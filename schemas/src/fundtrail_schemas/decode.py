@@ -28,6 +28,10 @@ class ReasonCode(StrEnum):
     FUTURE_TIMESTAMP = "future_timestamp"
     UNKNOWN_REFERENCE = "unknown_reference"
     REGION_FORBIDDEN = "region_forbidden"
+    # compliance (topic fundtrail.violations.dlq)
+    EVALUATION_ERROR = "evaluation_error"
+    INVALID_TRANSITION = "invalid_transition"
+    UNKNOWN_VIOLATION = "unknown_violation"
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,9 @@ from __future__ import annotations
 import re
 from datetime import date
 from enum import StrEnum
+from itertools import pairwise
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -64,7 +65,7 @@ def check_param_value(param: Parameter, value: Any, what: str = "value") -> None
         raise ValueError(f"{what} {value!r} is a boolean, expected {param.type.value}")
     if not isinstance(value, expected):
         raise ValueError(f"{what} {value!r} does not have type {param.type.value}")
-    if param.type is ParamType.STRING_LIST and not all(isinstance(v, str) for v in value):
+    if param.type is ParamType.STRING_LIST and not all(isinstance(v, str) for v in cast(list[Any], value)):
         raise ValueError(f"{what} must be a list of strings")
     if isinstance(value, int) and not isinstance(value, bool):
         if value < 0 and param.type in (ParamType.FEN, ParamType.BPS, ParamType.DAYS):
@@ -73,6 +74,63 @@ def check_param_value(param: Parameter, value: Any, what: str = "value") -> None
             raise ValueError(f"{what} {value} is below the minimum {param.minimum}")
         if param.maximum is not None and value > param.maximum:
             raise ValueError(f"{what} {value} is above the maximum {param.maximum}")
+
+
+class WindowSpec(BaseModel):
+    """A sliding event-time window (kind `window`): earlier events with the same key feed `window.*`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key: list[str] = Field(min_length=1, description="CEL expressions whose values form the window key")
+    days_param: str = Field(description="Name of the `days` parameter that gives the window length")
+    amount: str = Field(description="CEL expression: the amount (fen) an event adds to the window")
+    include: str | None = Field(None, description="CEL condition: whether an event enters the window at all")
+    tolerance_bps_param: str | None = Field(
+        None, description="Name of a `bps` parameter: only entries whose amount lies within this share count"
+    )
+
+
+class TimerSpec(BaseModel):
+    """A scheduled check (kind `timer`): started by an event, fired by event time (the watermark)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    start_on: list[str] = Field(min_length=1, description="Event types that start the clock")
+    subject: Literal["position", "counterparty"] = Field(
+        description="Which ledger position of the starting event is watched (its `after` state)"
+    )
+    days_param_by_level: dict[str, str] = Field(
+        min_length=1, description="Level of the watched position → name of the `days` parameter to wait"
+    )
+
+    @field_validator("start_on")
+    @classmethod
+    def _known_start_types(cls, v: list[str]) -> list[str]:
+        unknown = [t for t in v if t not in EVENT_TYPES]
+        if unknown:
+            raise ValueError(f"unknown event types in start_on: {', '.join(unknown)}")
+        return v
+
+
+class RefutationSpec(BaseModel):
+    """Late evidence: a later event that refutes an open violation of this rule within the grace period."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_types: list[str] = Field(min_length=1)
+    condition: str = Field(
+        min_length=1, description="CEL; `violation.<name>` reads the violation's evidence values"
+    )
+    reason_zh: str
+    reason_en: str
+
+    @field_validator("event_types")
+    @classmethod
+    def _known_types(cls, v: list[str]) -> list[str]:
+        unknown = [t for t in v if t not in EVENT_TYPES]
+        if unknown:
+            raise ValueError(f"unknown event types in refuted_by: {', '.join(unknown)}")
+        return v
 
 
 class Rule(BaseModel):
@@ -95,6 +153,9 @@ class Rule(BaseModel):
     )
     parameters: dict[str, Parameter] = Field(default_factory=dict)
     kind: Literal["event", "window", "timer", "reference"] = "event"
+    window: WindowSpec | None = Field(None, description="Required for kind `window`")
+    timer: TimerSpec | None = Field(None, description="Required for kind `timer`")
+    refuted_by: RefutationSpec | None = Field(None, description="Late evidence that resolves a violation")
     legal_basis: str
     effective_from: date
     effective_until: date | None = None
@@ -115,6 +176,26 @@ class Rule(BaseModel):
     def _dates(self) -> Rule:
         if self.effective_until is not None and self.effective_until <= self.effective_from:
             raise ValueError("effective_until must be after effective_from")
+        return self
+
+    @model_validator(mode="after")
+    def _kind_specs(self) -> Rule:
+        if (self.kind == "window") != (self.window is not None):
+            raise ValueError("a `window` block is required for kind window and only allowed there")
+        if (self.kind == "timer") != (self.timer is not None):
+            raise ValueError("a `timer` block is required for kind timer and only allowed there")
+        if self.kind == "timer" and self.applies_to != ["Timer"]:
+            raise ValueError("a timer rule applies to ['Timer'] only")
+        if self.kind != "timer" and "Timer" in self.applies_to:
+            raise ValueError("only timer rules apply to 'Timer'")
+        named = [self.window.days_param] if self.window else []
+        if self.window and self.window.tolerance_bps_param:
+            named.append(self.window.tolerance_bps_param)
+        if self.timer:
+            named.extend(self.timer.days_param_by_level.values())
+        missing = sorted({n for n in named if n not in self.parameters})
+        if missing:
+            raise ValueError(f"parameters {', '.join(missing)} are named but not declared")
         return self
 
     def is_effective(self, on: date) -> bool:
@@ -144,7 +225,7 @@ class RulePack(BaseModel):
                 raise ValueError(f"rule {rule.ref} does not belong to department {self.department.value}")
         for rule_id in {r.id for r in self.rules}:
             versions = sorted((r for r in self.rules if r.id == rule_id), key=lambda r: r.version)
-            for a, b in zip(versions, versions[1:], strict=False):
+            for a, b in pairwise(versions):
                 if a.effective_until is None or a.effective_until > b.effective_from:
                     raise ValueError(
                         f"versions of {rule_id} overlap: {a.ref} must end on or before {b.ref} starts"
@@ -161,12 +242,14 @@ class RulePackError(ValueError):
         super().__init__(f"{where}: {problem}")
 
 
-_TEMPLATE_FIELD = re.compile(r"{([a-zA-Z_][a-zA-Z0-9_]*)}")
+# `{name}` or `{name:format}`; formats: `yuan` (fen shown as CNY), `pct` (basis points shown as %).
+_TEMPLATE_FIELD = re.compile(r"{([a-zA-Z_][a-zA-Z0-9_]*)(?::(yuan|pct))?}")
+TEMPLATE_FORMATS = ("yuan", "pct")
 
 
 def template_fields(template: str) -> set[str]:
     """Placeholder names used in an explanation template."""
-    return set(_TEMPLATE_FIELD.findall(template))
+    return {m.group(1) for m in _TEMPLATE_FIELD.finditer(template)}
 
 
 def parse_pack(text: str, path: str = "<memory>") -> RulePack:
@@ -180,13 +263,13 @@ def parse_pack(text: str, path: str = "<memory>") -> RulePack:
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         loc = first["loc"]
-        rule = None
+        where: str | None = None
         if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int):
             rules = (data or {}).get("rules") or []
             if loc[1] < len(rules) and isinstance(rules[loc[1]], dict):
-                rule = f"{rules[loc[1]].get('id')}@{rules[loc[1]].get('version')}"
+                where = f"{rules[loc[1]].get('id')}@{rules[loc[1]].get('version')}"
         field = ".".join(str(p) for p in loc)
-        raise RulePackError(path, f"{field}: {first['msg']}", rule) from exc
+        raise RulePackError(path, f"{field}: {first['msg']}", where) from exc
     for rule in pack.rules:
         names = set(rule.evidence) | set(rule.parameters)
         missing = (template_fields(rule.explanation_zh) | template_fields(rule.explanation_en)) - names

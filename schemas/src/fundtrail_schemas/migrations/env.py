@@ -1,8 +1,9 @@
 """Alembic environment: online migrations against the URL given by fundtrail_schemas.db."""
 
 from alembic import context
-from fundtrail_schemas.store import metadata
 from sqlalchemy import create_engine, pool
+
+from fundtrail_schemas.store import metadata
 
 config = context.config
 

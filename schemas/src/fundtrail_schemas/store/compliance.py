@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Index
+from sqlalchemy import BigInteger, Column, DateTime, Index, Text, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
@@ -45,7 +45,11 @@ class Violation(SQLModel, table=True):
 
 
 class CaseAction(SQLModel, table=True):
-    """One step of a violation's rectification loop, exactly once per event id."""
+    """One step of a violation's rectification loop, exactly once per event id.
+
+    A step the loop does not allow is kept too, with outcome `rejected` and the reason; it never
+    changes the violation's status.
+    """
 
     __tablename__ = "case_action"
 
@@ -56,6 +60,11 @@ class CaseAction(SQLModel, table=True):
     at: datetime = Field(sa_column=Column(TZ, nullable=False))
     payload: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
     trace_id: str | None = Field(default=None, max_length=32)
+    outcome: str = Field(default="applied", max_length=16, description="applied | rejected")
+    from_status: str | None = Field(default=None, max_length=16)
+    to_status: str | None = Field(default=None, max_length=16)
+    reason: str | None = Field(default=None, max_length=64, description="Why a step was rejected (code)")
+    recorded_at: datetime | None = Field(default=None, sa_column=Column(TZ))
 
 
 class ComplianceProcessed(SQLModel, table=True):
@@ -66,3 +75,106 @@ class ComplianceProcessed(SQLModel, table=True):
     event_id: uuid.UUID = Field(primary_key=True)
     evaluated_at: datetime = Field(sa_column=Column(TZ, nullable=False))
     violations: int = 0
+
+
+class ComplianceWindowEntry(SQLModel, table=True):
+    """An event inside a sliding window of a window rule (split purchases, similar payments)."""
+
+    __tablename__ = "compliance_window_entry"
+    __table_args__ = (Index("ix_compliance_window_at", "at"),)
+
+    rule_id: str = Field(primary_key=True, max_length=128)
+    window_key: str = Field(sa_column=Column(Text, primary_key=True), description="JSON list of key values")
+    event_id: uuid.UUID = Field(primary_key=True)
+    at: datetime = Field(sa_column=Column(TZ, nullable=False))
+    amount_fen: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class ComplianceTimer(SQLModel, table=True):
+    """A scheduled check (idle funds): fired when the watermark passes `due_at`."""
+
+    __tablename__ = "compliance_timer"
+    __table_args__ = (
+        UniqueConstraint("rule_id", "subject", name="uq_compliance_timer_subject"),
+        Index("ix_compliance_timer_due", "status", "due_at"),
+    )
+
+    timer_id: uuid.UUID = Field(primary_key=True)
+    rule_id: str = Field(max_length=128)
+    rule_ref: str = Field(max_length=140)
+    subject: str = Field(max_length=200, description="fund|level|region of the watched position")
+    fund_doc_no: str = Field(max_length=128)
+    level: str = Field(max_length=16)
+    region_code: str = Field(max_length=12)
+    trigger_event_id: uuid.UUID
+    started_at: datetime = Field(sa_column=Column(TZ, nullable=False))
+    due_at: datetime = Field(sa_column=Column(TZ, nullable=False))
+    days: int
+    snapshot: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    trace_id: str | None = Field(default=None, max_length=32)
+    status: str = Field(default="pending", max_length=16, description="pending | fired")
+
+
+class ComplianceWatermark(SQLModel, table=True):
+    """The event-time clock: the largest occurred_at seen; it drives the timers."""
+
+    __tablename__ = "compliance_watermark"
+
+    name: str = Field(primary_key=True, max_length=64)
+    at: datetime = Field(sa_column=Column(TZ, nullable=False))
+
+
+class ComplianceReference(SQLModel, table=True):
+    """Reference data events (VendorRegistered, VendorDebarred, RelationDeclared), never overwritten."""
+
+    __tablename__ = "compliance_reference"
+
+    event_id: uuid.UUID = Field(primary_key=True)
+    kind: str = Field(max_length=32)
+    vendor_id: str = Field(max_length=128, index=True)
+    occurred_at: datetime = Field(sa_column=Column(TZ, nullable=False))
+    record: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+
+
+class ComplianceRefutable(SQLModel, table=True):
+    """A violation later evidence may still refute within the grace period."""
+
+    __tablename__ = "compliance_refutable"
+
+    violation_id: uuid.UUID = Field(primary_key=True)
+    rule_ref: str = Field(max_length=140)
+    fund_doc_no: str = Field(max_length=128, index=True)
+    occurred_at: datetime = Field(sa_column=Column(TZ, nullable=False))
+    deadline: datetime = Field(sa_column=Column(TZ, nullable=False))
+    evidence: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+
+
+class RuleVersion(SQLModel, table=True):
+    """Every rule version ever loaded; a version's content never changes once recorded."""
+
+    __tablename__ = "rule_version"
+
+    rule_id: str = Field(primary_key=True, max_length=128)
+    version: int = Field(primary_key=True)
+    department: str = Field(max_length=32, index=True)
+    content_sha256: str = Field(max_length=64)
+    content: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    effective_from: date
+    effective_until: date | None = None
+    first_loaded_at: datetime = Field(sa_column=Column(TZ, nullable=False))
+
+
+class RulePackLoad(SQLModel, table=True):
+    """Each attempt to load a pack document, accepted or refused (with the error)."""
+
+    __tablename__ = "rule_pack_load"
+    __table_args__ = (Index("ix_rule_pack_load_dept", "department", "loaded_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    department: str | None = Field(default=None, max_length=32)
+    pack_version: int | None = None
+    source: str = Field(max_length=500, description="file path or topic/partition/offset")
+    sha256: str = Field(max_length=64)
+    status: str = Field(max_length=16, description="accepted | refused")
+    error: str | None = None
+    loaded_at: datetime = Field(sa_column=Column(TZ, nullable=False))

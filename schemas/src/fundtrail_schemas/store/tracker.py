@@ -36,6 +36,11 @@ class ProcessedEvent(SQLModel, table=True):
     trace_id: str | None = Field(default=None, max_length=32)
     source_partition: int | None = None
     source_offset: int | None = Field(default=None, sa_column=Column(BigInteger))
+    business_key: str | None = Field(
+        default=None,
+        sa_column=Column(String(300), unique=True, nullable=True),
+        description="Natural id of the business fact (e.g. PaymentDisbursed:<payment_id>); one event per fact",
+    )
 
 
 class Fund(SQLModel, table=True):
@@ -48,6 +53,11 @@ class Fund(SQLModel, table=True):
     deadline: date | None = None
     allocated_at: datetime | None = Field(default=None, sa_column=Column(TZ))
     region_code: str | None = Field(default=None, max_length=12)
+    provenance: dict[str, Any] = Field(
+        default_factory=dict,
+        sa_column=Column(JSONB, nullable=False, server_default="{}"),
+        description="Which event set the descriptive attributes: [occurred_at, event_id], for order independence",
+    )
 
 
 class FundPosition(SQLModel, table=True):
@@ -74,6 +84,12 @@ class Project(SQLModel, table=True):
     fund_doc_no: str | None = Field(default=None, max_length=128, index=True)
     state: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False), description="ProjectState")
     region_code: str | None = Field(default=None, max_length=12, index=True)
+    settlement_amount_fen: int | None = Field(default=None, sa_column=Column(BigInteger))
+    provenance: dict[str, Any] = Field(
+        default_factory=dict,
+        sa_column=Column(JSONB, nullable=False, server_default="{}"),
+        description="Which event set the budget / settlement: [occurred_at, event_id], for order independence",
+    )
 
 
 class Contract(SQLModel, table=True):
@@ -118,9 +134,13 @@ class ParkedEvent(SQLModel, table=True):
     event_id: uuid.UUID = Field(primary_key=True)
     waiting_for: str = Field(max_length=160, index=True, description="e.g. fund:<doc no>")
     raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-    parked_at: datetime = Field(sa_column=Column(TZ, nullable=False))
+    raw_key: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    parked_at: datetime = Field(sa_column=Column(TZ, nullable=False, index=True))
     source_partition: int | None = None
     source_offset: int | None = Field(default=None, sa_column=Column(BigInteger))
+    trace_headers: dict[str, str] | None = Field(
+        default=None, sa_column=Column(JSONB, nullable=True), description="W3C trace context of the message"
+    )
 
 
 class TrailEntry(SQLModel, table=True):

@@ -1,0 +1,1 @@
+"""fundtrail compliance service: rule packs, stateful rules, violations, cases and replay."""

@@ -1,0 +1,1 @@
+"""fundtrail gateway: FastAPI over the trail tables; writes only through Kafka."""

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 06:25:57.812746
+Create Date: 2026-11-26 06:40:08.687554
 """
 from collections.abc import Sequence
 
@@ -27,6 +27,11 @@ def upgrade() -> None:
     sa.Column('at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('payload', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
     sa.Column('trace_id', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
+    sa.Column('outcome', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('from_status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=True),
+    sa.Column('to_status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=True),
+    sa.Column('reason', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('recorded_at', sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('event_id')
     )
     op.create_index(op.f('ix_case_action_violation_id'), 'case_action', ['violation_id'], unique=False)
@@ -36,6 +41,58 @@ def upgrade() -> None:
     sa.Column('violations', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('event_id')
     )
+    op.create_table('compliance_reference',
+    sa.Column('event_id', sa.Uuid(), nullable=False),
+    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('vendor_id', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
+    sa.Column('occurred_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('record', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+    sa.PrimaryKeyConstraint('event_id')
+    )
+    op.create_index(op.f('ix_compliance_reference_vendor_id'), 'compliance_reference', ['vendor_id'], unique=False)
+    op.create_table('compliance_refutable',
+    sa.Column('violation_id', sa.Uuid(), nullable=False),
+    sa.Column('rule_ref', sqlmodel.sql.sqltypes.AutoString(length=140), nullable=False),
+    sa.Column('fund_doc_no', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
+    sa.Column('occurred_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('deadline', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('evidence', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+    sa.PrimaryKeyConstraint('violation_id')
+    )
+    op.create_index(op.f('ix_compliance_refutable_fund_doc_no'), 'compliance_refutable', ['fund_doc_no'], unique=False)
+    op.create_table('compliance_timer',
+    sa.Column('timer_id', sa.Uuid(), nullable=False),
+    sa.Column('rule_id', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
+    sa.Column('rule_ref', sqlmodel.sql.sqltypes.AutoString(length=140), nullable=False),
+    sa.Column('subject', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('fund_doc_no', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
+    sa.Column('level', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('region_code', sqlmodel.sql.sqltypes.AutoString(length=12), nullable=False),
+    sa.Column('trigger_event_id', sa.Uuid(), nullable=False),
+    sa.Column('started_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('due_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('days', sa.Integer(), nullable=False),
+    sa.Column('snapshot', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+    sa.Column('trace_id', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
+    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.PrimaryKeyConstraint('timer_id'),
+    sa.UniqueConstraint('rule_id', 'subject', name='uq_compliance_timer_subject')
+    )
+    op.create_index('ix_compliance_timer_due', 'compliance_timer', ['status', 'due_at'], unique=False)
+    op.create_table('compliance_watermark',
+    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('name')
+    )
+    op.create_table('compliance_window_entry',
+    sa.Column('rule_id', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
+    sa.Column('window_key', sa.Text(), nullable=False),
+    sa.Column('event_id', sa.Uuid(), nullable=False),
+    sa.Column('at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('amount_fen', sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint('rule_id', 'window_key', 'event_id')
+    )
+    op.create_index('ix_compliance_window_at', 'compliance_window_entry', ['at'], unique=False)
     op.create_table('contract',
     sa.Column('contract_id', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
     sa.Column('project_id', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=True),
@@ -54,6 +111,7 @@ def upgrade() -> None:
     sa.Column('deadline', sa.Date(), nullable=True),
     sa.Column('allocated_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('region_code', sqlmodel.sql.sqltypes.AutoString(length=12), nullable=True),
+    sa.Column('provenance', postgresql.JSONB(astext_type=sa.Text()), server_default='{}', nullable=False),
     sa.PrimaryKeyConstraint('fund_doc_no')
     )
     op.create_table('fund_position',
@@ -73,11 +131,14 @@ def upgrade() -> None:
     sa.Column('event_id', sa.Uuid(), nullable=False),
     sa.Column('waiting_for', sqlmodel.sql.sqltypes.AutoString(length=160), nullable=False),
     sa.Column('raw', sa.LargeBinary(), nullable=False),
+    sa.Column('raw_key', sa.LargeBinary(), nullable=True),
     sa.Column('parked_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('source_partition', sa.Integer(), nullable=True),
     sa.Column('source_offset', sa.BigInteger(), nullable=True),
+    sa.Column('trace_headers', postgresql.JSONB(astext_type=sa.Text()), nullable=True),
     sa.PrimaryKeyConstraint('event_id')
     )
+    op.create_index(op.f('ix_parked_event_parked_at'), 'parked_event', ['parked_at'], unique=False)
     op.create_index(op.f('ix_parked_event_waiting_for'), 'parked_event', ['waiting_for'], unique=False)
     op.create_table('payment',
     sa.Column('payment_id', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
@@ -111,7 +172,9 @@ def upgrade() -> None:
     sa.Column('trace_id', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
     sa.Column('source_partition', sa.Integer(), nullable=True),
     sa.Column('source_offset', sa.BigInteger(), nullable=True),
+    sa.Column('business_key', sa.String(length=300), nullable=True),
     sa.PrimaryKeyConstraint('event_id'),
+    sa.UniqueConstraint('business_key'),
     sa.UniqueConstraint('sequence')
     )
     op.create_index(op.f('ix_processed_event_event_type'), 'processed_event', ['event_type'], unique=False)
@@ -124,10 +187,36 @@ def upgrade() -> None:
     sa.Column('fund_doc_no', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=True),
     sa.Column('state', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
     sa.Column('region_code', sqlmodel.sql.sqltypes.AutoString(length=12), nullable=True),
+    sa.Column('settlement_amount_fen', sa.BigInteger(), nullable=True),
+    sa.Column('provenance', postgresql.JSONB(astext_type=sa.Text()), server_default='{}', nullable=False),
     sa.PrimaryKeyConstraint('project_id')
     )
     op.create_index(op.f('ix_project_fund_doc_no'), 'project', ['fund_doc_no'], unique=False)
     op.create_index(op.f('ix_project_region_code'), 'project', ['region_code'], unique=False)
+    op.create_table('rule_pack_load',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('department', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
+    sa.Column('pack_version', sa.Integer(), nullable=True),
+    sa.Column('source', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
+    sa.Column('sha256', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('error', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('loaded_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id')
+    )
+    op.create_index('ix_rule_pack_load_dept', 'rule_pack_load', ['department', 'loaded_at'], unique=False)
+    op.create_table('rule_version',
+    sa.Column('rule_id', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('department', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('content_sha256', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('content', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+    sa.Column('effective_from', sa.Date(), nullable=False),
+    sa.Column('effective_until', sa.Date(), nullable=True),
+    sa.Column('first_loaded_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('rule_id', 'version')
+    )
+    op.create_index(op.f('ix_rule_version_department'), 'rule_version', ['department'], unique=False)
     op.create_table('trail_checkpoint',
     sa.Column('tree_size', sa.BigInteger(), autoincrement=False, nullable=False),
     sa.Column('root_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
@@ -226,6 +315,10 @@ def downgrade() -> None:
     op.drop_index(op.f('ix_trail_entry_violation_id'), table_name='trail_entry')
     op.drop_table('trail_entry')
     op.drop_table('trail_checkpoint')
+    op.drop_index(op.f('ix_rule_version_department'), table_name='rule_version')
+    op.drop_table('rule_version')
+    op.drop_index('ix_rule_pack_load_dept', table_name='rule_pack_load')
+    op.drop_table('rule_pack_load')
     op.drop_index(op.f('ix_project_region_code'), table_name='project')
     op.drop_index(op.f('ix_project_fund_doc_no'), table_name='project')
     op.drop_table('project')
@@ -240,12 +333,22 @@ def downgrade() -> None:
     op.drop_index(op.f('ix_payment_fund_doc_no'), table_name='payment')
     op.drop_table('payment')
     op.drop_index(op.f('ix_parked_event_waiting_for'), table_name='parked_event')
+    op.drop_index(op.f('ix_parked_event_parked_at'), table_name='parked_event')
     op.drop_table('parked_event')
     op.drop_table('fund_position')
     op.drop_table('fund')
     op.drop_index(op.f('ix_contract_vendor_id'), table_name='contract')
     op.drop_index(op.f('ix_contract_project_id'), table_name='contract')
     op.drop_table('contract')
+    op.drop_index('ix_compliance_window_at', table_name='compliance_window_entry')
+    op.drop_table('compliance_window_entry')
+    op.drop_table('compliance_watermark')
+    op.drop_index('ix_compliance_timer_due', table_name='compliance_timer')
+    op.drop_table('compliance_timer')
+    op.drop_index(op.f('ix_compliance_refutable_fund_doc_no'), table_name='compliance_refutable')
+    op.drop_table('compliance_refutable')
+    op.drop_index(op.f('ix_compliance_reference_vendor_id'), table_name='compliance_reference')
+    op.drop_table('compliance_reference')
     op.drop_table('compliance_processed')
     op.drop_index(op.f('ix_case_action_violation_id'), table_name='case_action')
     op.drop_table('case_action')

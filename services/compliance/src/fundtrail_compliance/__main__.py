@@ -1,0 +1,5 @@
+"""`python -m fundtrail_compliance worker`."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Adapters: PostgreSQL persistence and Kafka I/O."""

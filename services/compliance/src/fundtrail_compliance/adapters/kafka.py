@@ -1,0 +1,85 @@
+"""Kafka adapter: consumed records, the producer sink, message keys and headers."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from fundtrail_schemas.events import Envelope
+from fundtrail_schemas.topics import HEADER_EVENT_TYPE, HEADER_SCHEMA_VERSION, HEADER_TRACEPARENT, HEADER_TRACESTATE
+
+Headers = list[tuple[str, bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """A consumed record, independent of the client library that read it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: Sequence[tuple[str, bytes]] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Outbound:
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: Headers
+
+
+class Sink(Protocol):
+    """Something that sends a record and returns a future of its delivery."""
+
+    async def send(self, topic: str, key: bytes | None, value: bytes, headers: Headers) -> Awaitable[Any]:
+        """Queue a record; await the returned future for the broker's acknowledgement."""
+        ...
+
+
+class ProducerSink:
+    """A `Sink` over faust's producer (aiokafka underneath; acks=all from the app settings)."""
+
+    def __init__(self, producer: Any) -> None:
+        self._producer = producer
+
+    async def send(self, topic: str, key: bytes | None, value: bytes, headers: Headers) -> Awaitable[Any]:
+        """Queue a record on the shared producer."""
+        return await self._producer.send(topic, key, value, None, None, headers)
+
+
+async def send_all(sink: Sink, records: Iterable[Outbound]) -> None:
+    """Send records in order and wait until the broker acknowledged every one."""
+    futures = [await sink.send(r.topic, r.key, r.value, r.headers) for r in records]
+    for f in futures:
+        await f
+
+
+def trace_headers(headers: Iterable[tuple[str, bytes | str]] | None) -> Headers:
+    """The W3C trace-context headers of a consumed record, to carry onto what it causes."""
+    out: Headers = []
+    for k, v in headers or ():
+        if k in (HEADER_TRACEPARENT, HEADER_TRACESTATE):
+            out.append((k, v if isinstance(v, bytes) else v.encode("latin-1")))
+    return out
+
+
+def event_headers(event: Envelope, trace: Headers) -> Headers:
+    """Headers of a message we produce: type, schema version, trace context."""
+    return [
+        (HEADER_EVENT_TYPE, event.event_type.encode()),
+        (HEADER_SCHEMA_VERSION, str(event.schema_version).encode()),
+        *trace,
+    ]
+
+
+def fund_key(event: Envelope) -> bytes:
+    """Violations and case actions are keyed by fund so that a fund's stay in order."""
+    if event.fund_doc_no:
+        return event.fund_doc_no.encode()
+    if event.project_id:
+        return f"project:{event.project_id}".encode()
+    return str(getattr(event, "violation_id", event.event_id)).encode()

@@ -1,0 +1,310 @@
+"""PostgreSQL adapter: the dedup table, violations, case history, engine state and rule history.
+
+One transaction per batch; statements are batched with executemany (psycopg pipelines them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from fundtrail_schemas.db import normalize_url
+from fundtrail_schemas.events import ViolationRaised
+from fundtrail_schemas.rulepack import Rule
+
+from ..core.engine import EngineState, Refutable
+from ..core.helpers import parse_time
+from ..core.timers import Timer
+from ..core.windows import WindowEntry
+
+WATERMARK = "event_time"
+# Window entries older than this before the watermark are not loaded (no window is that long).
+WINDOW_HORIZON = timedelta(days=400)
+
+
+def conninfo(database_url: str) -> str:
+    """A libpq connection string from the shared SQLAlchemy-style DATABASE_URL."""
+    return normalize_url(database_url).replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+def rule_sha256(rule: Rule) -> str:
+    """Content hash of one rule version: everything but `effective_until`, which may be set once to
+    close a version when the next one starts."""
+    content = rule.model_dump(mode="json", exclude={"effective_until"})
+    text = json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A violation as recorded (what replay compares against)."""
+
+    violation_id: uuid.UUID
+    rule_id: str
+    rule_version: int
+    triggering_event_id: uuid.UUID
+    severity: str
+    status: str
+    occurred_at: datetime
+    evidence: dict[str, Any]
+
+
+class ComplianceStore:
+    """Async access to the compliance tables over one connection."""
+
+    def __init__(self, database_url: str) -> None:
+        self._conninfo = conninfo(database_url)
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+
+    async def open(self) -> None:
+        if self._conn is None or self._conn.closed:
+            self._conn = await psycopg.AsyncConnection.connect(self._conninfo, application_name="fundtrail-compliance")
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[psycopg.AsyncCursor[Any]]:
+        """One transaction; rolled back if the block raises."""
+        await self.open()
+        assert self._conn is not None
+        async with self._conn.transaction(), self._conn.cursor() as cur:
+            yield cur
+
+    # --- state --------------------------------------------------------------------------------
+
+    async def load_state(self, state: EngineState) -> None:
+        """Fill an empty engine state from the database (start-up, or after a failed batch)."""
+        async with self.transaction() as cur:
+            await cur.execute("SELECT at FROM compliance_watermark WHERE name = %s", (WATERMARK,))
+            row = await cur.fetchone()
+            if row is not None:
+                state.clock.observe(row[0])
+            await cur.execute(
+                "SELECT timer_id, rule_id, rule_ref, subject, fund_doc_no, level, region_code, trigger_event_id,"
+                " started_at, due_at, days, snapshot, trace_id, status FROM compliance_timer WHERE status = 'pending'"
+            )
+            state.timers.load(Timer(*r) for r in await cur.fetchall())
+            since = (state.clock.watermark - WINDOW_HORIZON) if state.clock.watermark else None
+            await cur.execute(
+                "SELECT rule_id, window_key, event_id, at, amount_fen FROM compliance_window_entry"
+                " WHERE %s::timestamptz IS NULL OR at >= %s",
+                (since, since),
+            )
+            state.windows.load(
+                (rule_id, tuple(json.loads(key)), WindowEntry(str(eid), at, amount))
+                for rule_id, key, eid, at, amount in await cur.fetchall()
+            )
+            await cur.execute("SELECT record FROM compliance_reference ORDER BY occurred_at, event_id")
+            for (record,) in await cur.fetchall():
+                state.reference.apply(record, record=False)
+            await cur.execute(
+                "SELECT violation_id, rule_ref, fund_doc_no, occurred_at, deadline, evidence FROM compliance_refutable"
+            )
+            for r in await cur.fetchall():
+                state.add_refutable(Refutable(*r), record=False)
+
+    async def processed(self, event_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        """Which of these events were evaluated already."""
+        if not event_ids:
+            return set()
+        async with self.transaction() as cur:
+            await cur.execute(
+                "SELECT event_id FROM compliance_processed WHERE event_id = ANY(%s)", (list(event_ids),)
+            )
+            return {r[0] for r in await cur.fetchall()}
+
+    async def write_batch(
+        self,
+        cur: psycopg.AsyncCursor[Any],
+        processed: Sequence[tuple[uuid.UUID, int]],
+        violations: Sequence[ViolationRaised],
+        state: EngineState,
+        now: datetime,
+    ) -> None:
+        """Dedup rows, violations and every state change of a batch (inside the caller's transaction)."""
+        windows = state.windows.drain()
+        timers = state.timers.drain()
+        refs = state.reference.drain()
+        added, closed = state.drain_refutables()
+        if processed:
+            await cur.executemany(
+                "INSERT INTO compliance_processed (event_id, evaluated_at, violations) VALUES (%s, %s, %s)"
+                " ON CONFLICT (event_id) DO NOTHING",
+                [(eid, now, n) for eid, n in processed],
+            )
+        if violations:
+            await cur.executemany(_INSERT_VIOLATION, [_violation_row(v, now) for v in violations])
+        if windows:
+            await cur.executemany(
+                "INSERT INTO compliance_window_entry (rule_id, window_key, event_id, at, amount_fen)"
+                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                [(rid, json.dumps(list(key), ensure_ascii=False), uuid.UUID(e.event_id), e.at, e.amount_fen)
+                 for rid, key, e in windows],
+            )
+        if timers:
+            await cur.executemany(_UPSERT_TIMER, [_timer_row(t) for t in timers])
+        if refs:
+            await cur.executemany(
+                "INSERT INTO compliance_reference (event_id, kind, vendor_id, occurred_at, record)"
+                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (event_id) DO NOTHING",
+                [(uuid.UUID(str(e["event_id"])), kind, e["vendor_id"], parse_time(e["occurred_at"]), Jsonb(e))
+                 for kind, e in refs],
+            )
+        if added:
+            await cur.executemany(
+                "INSERT INTO compliance_refutable (violation_id, rule_ref, fund_doc_no, occurred_at, deadline,"
+                " evidence) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (violation_id) DO NOTHING",
+                [(r.violation_id, r.rule_ref, r.fund_doc_no, r.occurred_at, r.deadline, Jsonb(r.values))
+                 for r in added],
+            )
+        if closed:
+            await cur.execute("DELETE FROM compliance_refutable WHERE violation_id = ANY(%s)", (closed,))
+        if state.clock.watermark is not None:
+            await cur.execute(
+                "INSERT INTO compliance_watermark (name, at) VALUES (%s, %s) ON CONFLICT (name)"
+                " DO UPDATE SET at = GREATEST(compliance_watermark.at, EXCLUDED.at)",
+                (WATERMARK, state.clock.watermark),
+            )
+
+    # --- cases --------------------------------------------------------------------------------
+
+    async def case_actions_known(self, cur: psycopg.AsyncCursor[Any], ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        await cur.execute("SELECT event_id FROM case_action WHERE event_id = ANY(%s)", (list(ids),))
+        return {r[0] for r in await cur.fetchall()}
+
+    async def lock_statuses(self, cur: psycopg.AsyncCursor[Any], ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
+        await cur.execute(
+            "SELECT violation_id, status FROM violation WHERE violation_id = ANY(%s) FOR UPDATE", (list(set(ids)),)
+        )
+        return {r[0]: r[1] for r in await cur.fetchall()}
+
+    async def record_case(
+        self,
+        cur: psycopg.AsyncCursor[Any],
+        event: Any,
+        action: str,
+        outcome: str,
+        from_status: str | None,
+        to_status: str | None,
+        reason: str | None,
+        now: datetime,
+        trace_id: str | None,
+    ) -> None:
+        await cur.execute(
+            "INSERT INTO case_action (event_id, violation_id, action, actor, at, payload, trace_id, outcome,"
+            " from_status, to_status, reason, recorded_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (event_id) DO NOTHING",
+            (event.event_id, event.violation_id, action, event.actor, event.occurred_at,
+             Jsonb(event.model_dump(mode="json")), trace_id, outcome, from_status, to_status, reason, now),
+        )
+        if outcome == "applied":
+            await cur.execute(
+                "UPDATE violation SET status = %s, status_changed_at = %s WHERE violation_id = %s",
+                (to_status, event.occurred_at, event.violation_id),
+            )
+
+    # --- rule history -------------------------------------------------------------------------
+
+    async def changed_versions(self, rules: Sequence[Rule]) -> list[str]:
+        """Rule versions whose recorded content differs from these (history must not be rewritten)."""
+        if not rules:
+            return []
+        async with self.transaction() as cur:
+            await cur.execute(
+                "SELECT rule_id, version, content_sha256, effective_until FROM rule_version WHERE rule_id = ANY(%s)",
+                (list({r.id for r in rules}),),
+            )
+            recorded = {(r[0], r[1]): (r[2], r[3]) for r in await cur.fetchall()}
+        changed = []
+        for r in rules:
+            if (r.id, r.version) not in recorded:
+                continue
+            sha, until = recorded[(r.id, r.version)]
+            if sha != rule_sha256(r) or (until is not None and until != r.effective_until):
+                changed.append(r.ref)
+        return changed
+
+    async def record_pack_load(
+        self,
+        *,
+        department: str | None,
+        pack_version: int | None,
+        source: str,
+        text: str,
+        status: str,
+        error: str | None,
+        rules: Sequence[Rule],
+        now: datetime,
+    ) -> None:
+        """Keep every load attempt, and every newly seen rule version."""
+        async with self.transaction() as cur:
+            await cur.execute(
+                "INSERT INTO rule_pack_load (department, pack_version, source, sha256, status, error, loaded_at)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                (department, pack_version, source[:500], hashlib.sha256(text.encode()).hexdigest(), status, error,
+                 now),
+            )
+            if status == "accepted" and rules:
+                await cur.executemany(
+                    "INSERT INTO rule_version (rule_id, version, department, content_sha256, content, effective_from,"
+                    " effective_until, first_loaded_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+                    " ON CONFLICT (rule_id, version) DO UPDATE SET effective_until = EXCLUDED.effective_until,"
+                    " content = EXCLUDED.content WHERE rule_version.effective_until IS NULL",
+                    [(r.id, r.version, r.id.split(".", 1)[0], rule_sha256(r), Jsonb(r.model_dump(mode="json")),
+                      r.effective_from, r.effective_until, now) for r in rules],
+                )
+
+    # --- replay -------------------------------------------------------------------------------
+
+    async def verdicts(self, start: datetime | None, end: datetime | None) -> list[Verdict]:
+        """Violations recorded for triggering events that occurred in [start, end)."""
+        async with self.transaction() as cur:
+            await cur.execute(
+                "SELECT violation_id, rule_id, rule_version, triggering_event_id, severity, status, occurred_at,"
+                " evidence FROM violation WHERE (%s::timestamptz IS NULL OR occurred_at >= %s)"
+                " AND (%s::timestamptz IS NULL OR occurred_at < %s)",
+                (start, start, end, end),
+            )
+            return [Verdict(*r) for r in await cur.fetchall()]
+
+
+_INSERT_VIOLATION = (
+    "INSERT INTO violation (violation_id, rule_id, rule_version, department, severity, status, triggering_event_id,"
+    " fund_doc_no, project_id, region_code, occurred_at, raised_at, status_changed_at, explanation_zh,"
+    " explanation_en, legal_basis, evidence, payload, trace_id) VALUES (%s, %s, %s, %s, %s, 'raised', %s, %s, %s,"
+    " %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (violation_id) DO NOTHING"
+)
+
+_UPSERT_TIMER = (
+    "INSERT INTO compliance_timer (timer_id, rule_id, rule_ref, subject, fund_doc_no, level, region_code,"
+    " trigger_event_id, started_at, due_at, days, snapshot, trace_id, status) VALUES (%s, %s, %s, %s, %s, %s, %s,"
+    " %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (timer_id) DO UPDATE SET snapshot = EXCLUDED.snapshot,"
+    " status = CASE WHEN compliance_timer.status = 'fired' THEN 'fired' ELSE EXCLUDED.status END"
+)
+
+
+def _violation_row(v: ViolationRaised, now: datetime) -> tuple[Any, ...]:
+    return (
+        v.violation_id, v.rule_id, v.rule_version, v.department.value, v.severity.value, v.triggering_event_id,
+        v.fund_doc_no, v.project_id, v.region_code, v.occurred_at, now, now, v.explanation_zh, v.explanation_en,
+        v.legal_basis, Jsonb(v.evidence.model_dump(mode="json")), Jsonb(v.model_dump(mode="json")), v.trace_id,
+    )
+
+
+def _timer_row(t: Timer) -> tuple[Any, ...]:
+    return (
+        t.timer_id, t.rule_id, t.rule_ref, t.subject, t.fund_doc_no, t.level, t.region_code, t.trigger_event_id,
+        t.started_at, t.due_at, t.days, Jsonb(t.snapshot), t.trace_id, t.status,
+    )

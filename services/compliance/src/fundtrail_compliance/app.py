@@ -1,0 +1,125 @@
+"""The faust application: agents translate batches of records into calls on the `ComplianceService`.
+
+Built by `build_app` at start-up (never at import). Agents run with concurrency 1 (faust-streaming
+#606) and take batches with `noack_take`: records are acked only after the service returned, so a
+failed batch is redelivered rather than committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import faust
+
+from fundtrail_schemas.topics import CASES, ENRICHED_EVENTS, RULE_PACKS
+
+from .adapters.kafka import Inbound, ProducerSink
+from .adapters.metrics import Metrics
+from .packs import latest_topic_docs, load_dir
+from .service import ComplianceService
+from .settings import ComplianceSettings
+
+log = logging.getLogger(__name__)
+
+
+def _inbound(event: Any) -> Inbound:
+    msg = event.message
+    headers = msg.headers or ()
+    if isinstance(headers, dict):
+        headers = list(headers.items())
+    return Inbound(msg.topic, msg.partition, msg.offset, msg.key, msg.value, tuple(headers))
+
+
+async def _until_done(handle: Callable[[list[Inbound]], Awaitable[object]], batch: list[Inbound]) -> None:
+    # An unexpected error must neither ack the batch nor kill the agent: retry it with backoff.
+    delay = 0.5
+    while True:
+        try:
+            await handle(batch)
+            return
+        except Exception:
+            log.exception("batch of %d records failed; retrying in %.1fs", len(batch), delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+
+def _brokers(bootstrap: str) -> list[str]:
+    return [f"kafka://{h.strip()}" for h in bootstrap.split(",") if h.strip()]
+
+
+def build_app(settings: ComplianceSettings, metrics: Metrics) -> faust.App:
+    """The faust app with its agents, wired to a `ComplianceService` over the packs of the directory."""
+    docs, packs = load_dir(settings.rulepack_dir)  # a broken pack directory stops start-up, loudly
+    app = faust.App(
+        settings.app_id,
+        broker=_brokers(settings.kafka_bootstrap_servers),
+        key_serializer="raw",
+        value_serializer="raw",
+        web_enabled=settings.web_enabled,
+        web_port=settings.web_port,
+        web_bind="127.0.0.1",
+        web_host="127.0.0.1",
+        datadir=str(settings.data_dir),
+        topic_disable_leader=True,
+        topic_allow_declare=False,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        broker_commit_interval=1.0,
+        stream_buffer_maxsize=max(4096, 2 * settings.batch_size),
+        broker_max_poll_records=max(500, settings.batch_size),
+    )
+    service = ComplianceService(
+        settings.database_url, ProducerSink(app.producer), docs, packs, grace=settings.grace_period, metrics=metrics
+    )
+    enriched_topic = app.topic(ENRICHED_EVENTS, key_type=bytes, value_type=bytes)
+    cases_topic = app.topic(CASES, key_type=bytes, value_type=bytes)
+    packs_topic = app.topic(RULE_PACKS, key_type=bytes, value_type=bytes)
+
+    @app.task
+    async def start_service() -> None:
+        # Agents wait for this (ComplianceService.ready) before their first batch.
+        topic_docs = await asyncio.to_thread(latest_topic_docs, settings.kafka_bootstrap_servers, RULE_PACKS)
+        await service.start(topic_docs)
+
+    @app.agent(enriched_topic, concurrency=1)
+    async def enriched_events(stream: faust.StreamT) -> None:
+        async for events in stream.noack_take(  # type: ignore[attr-defined]
+            settings.batch_size, within=settings.batch_timeout
+        ):
+            await _until_done(service.handle_enriched, [_inbound(e) for e in events])
+            for e in events:
+                await stream.ack(e)
+
+    @app.agent(cases_topic, concurrency=1)
+    async def case_actions(stream: faust.StreamT) -> None:
+        async for events in stream.noack_take(  # type: ignore[attr-defined]
+            settings.batch_size, within=settings.batch_timeout
+        ):
+            await _until_done(service.handle_cases, [_inbound(e) for e in events])
+            for e in events:
+                await stream.ack(e)
+
+    @app.agent(packs_topic, concurrency=1)
+    async def rule_packs(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            await service.handle_rule_pack(_inbound(event))
+
+    if settings.watch_rulepacks:
+
+        @app.task
+        async def watch_pack_dir() -> None:
+            from watchfiles import awatch
+
+            async for changes in awatch(settings.rulepack_dir, recursive=False):
+                if any(str(path).endswith(".yaml") for _, path in changes):
+                    await service.reload_dir(settings.rulepack_dir)
+
+    @app.on_before_shutdown.connect
+    async def close_service(sender: Any, /, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        await service.close()
+
+    app.compliance = service  # type: ignore[attr-defined]
+    return app

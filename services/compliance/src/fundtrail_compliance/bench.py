@@ -1,0 +1,187 @@
+"""Benchmark: evaluation throughput of the pure core and replay speed, against a raw pass-through.
+
+`run(bootstrap)` returns a dict of numbers measured in one run; ratios compare each stage with a
+pass-through of the same records (decode + encode only) measured in the same run. The replay is
+measured on `replay_events` records and extrapolated to 1,000,000 (the result says so).
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from fundtrail_schemas.topics import ENRICHED_EVENTS
+
+from . import scenario as sc
+from .core.engine import Engine
+from .core.evaluator import PackSet
+from .packs import load_dir
+from .settings import DEFAULT_RULEPACK_DIR
+
+# A month-end-like mix: payments dominate (DOMAIN.md: tens of thousands of payments a year).
+MIX = (
+    ("PaymentDisbursed", 55), ("ProcurementAwarded", 8), ("ContractSigned", 8), ("ProjectApproved", 6),
+    ("ContractAmended", 5), ("FundTransferred", 5), ("ProjectAccepted", 4), ("ProjectSettled", 2),
+    ("BudgetAdjusted", 2), ("FundReturned", 1), ("FundAllocated", 1), ("VendorRegistered", 2),
+    ("VendorDebarred", 0.5), ("RelationDeclared", 0.5),
+)
+
+
+def synthetic_docs(n: int, seed: int = 7) -> Iterator[dict[str, Any]]:
+    """`n` enriched documents over a year: varied ids, amounts, payees, people and dates."""
+    rng = random.Random(seed)
+    golden = sc.golden()
+    types = [t for t, _ in MIX]
+    weights = [w for _, w in MIX]
+    base: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {}
+    for t in types:
+        before, after = sc.normal_states(golden[t])
+        base[t] = (golden[t], before, after)
+    start = datetime(2026, 1, 5, 1, 30, tzinfo=UTC)
+    for i in range(n):
+        t = rng.choices(types, weights)[0]
+        ev0, before0, after0 = base[t]
+        ev = dict(ev0)
+        at = start + timedelta(seconds=int(i * 86400 * 360 / max(n, 1)) + rng.randint(0, 600))
+        ev["event_id"] = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        ev["occurred_at"] = at.isoformat().replace("+00:00", "Z")
+        ev["published_at"] = (at + timedelta(minutes=3)).isoformat().replace("+00:00", "Z")
+        before, after = copy.deepcopy(before0), copy.deepcopy(after0)
+        if t == "PaymentDisbursed":
+            amount = rng.randint(10_000, 30_000_000)
+            ev.update(
+                payment_id=f"ZF-{i:08d}", invoice_no=f"INV{i:010d}", amount_fen=amount,
+                payee_account=f"6222-{rng.randint(0, 4999):04d}", handler_id=f"STAFF-{rng.randint(1, 400):03d}",
+                approver_id=f"STAFF-{rng.randint(401, 600):03d}",
+                payment_kind=rng.choice(["progress", "progress", "progress", "prepayment", "final", "other"]),
+            )
+            after["contract"]["paid_fen"] = amount
+            after["position"]["paid_fen"] = amount
+            if ev["payment_kind"] == "final":
+                for state in (before, after):
+                    state["project"].update(accepted=True, accepted_at=state["project"]["approved_at"],
+                                            accepted_progress_bps=10_000)
+        elif t == "ProcurementAwarded":
+            ev.update(award_id=f"ZB-{i:08d}", amount_fen=rng.randint(1_000_000, 300_000_000),
+                      owner_unit=f"OWN-{rng.randint(1, 300)}")
+        elif t in ("ContractSigned", "ContractAmended"):
+            ev["contract_id"] = f"HT-{i:08d}"
+        yield {"event": ev, "sequence": i + 1, "accepted_at": ev["published_at"], "before": before, "after": after,
+               "trace_id": None}
+
+
+def encode_all(docs: Iterator[dict[str, Any]]) -> list[bytes]:
+    return [orjson.dumps(d) for d in docs]
+
+
+def passthrough_rate(blobs: list[bytes]) -> float:
+    """Events/s of decode + encode only."""
+    t = time.perf_counter()
+    for b in blobs:
+        orjson.dumps(orjson.loads(b))
+    return len(blobs) / (time.perf_counter() - t)
+
+
+def evaluation_rate(blobs: list[bytes], packs: PackSet) -> tuple[float, int]:
+    """Events/s of decode + evaluation against every loaded rule, and the violations raised."""
+    engine = Engine(packs)
+    raised = 0
+    t = time.perf_counter()
+    for b in blobs:
+        raised += len(engine.process(orjson.loads(b)).violations)
+    return len(blobs) / (time.perf_counter() - t), raised
+
+
+def _produce(bootstrap: str, topic: str, blobs: list[bytes]) -> None:
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=20, batch_size=1_048_576,
+                             max_request_size=8_388_608, compression_type=None)
+    try:
+        for i, b in enumerate(blobs):
+            producer.send(topic, b, key=str(i % 997).encode())
+        producer.flush()
+    finally:
+        producer.close()
+
+
+def run(
+    bootstrap: str,
+    *,
+    eval_events: int = 50_000,
+    replay_events: int = 100_000,
+    rulepack_dir: Path = DEFAULT_RULEPACK_DIR,
+) -> dict[str, Any]:
+    """Measure evaluation and replay throughput; every rate has its pass-through baseline beside it."""
+    from kafka.admin import KafkaAdminClient
+
+    from fundtrail_schemas.kafka_admin import ensure_topics
+    from fundtrail_schemas.topics import DEFAULT_PARTITIONS, TopicSpec
+
+    from .logreader import read_log
+    from .replay import evaluate
+
+    _, packs = load_dir(rulepack_dir)
+    blobs = encode_all(synthetic_docs(eval_events))
+    base = passthrough_rate(blobs)
+    rate, raised = evaluation_rate(blobs, packs)
+    result: dict[str, Any] = {
+        "rules": len(packs.rule_ids()),
+        "rule_versions": len(packs.rules),
+        "eval_events": eval_events,
+        "eval_events_per_s": round(rate),
+        "eval_passthrough_events_per_s": round(base),
+        "eval_vs_passthrough": round(rate / base, 4),
+        "eval_violations": raised,
+        "eval_target_events_per_s": 20_000,
+    }
+    topic = f"{ENRICHED_EVENTS}.bench-{uuid.uuid4().hex[:8]}"
+    ensure_topics(bootstrap, [TopicSpec(topic, DEFAULT_PARTITIONS, "bench", "replay benchmark (deleted after)")])
+    try:
+        replay_blobs = encode_all(synthetic_docs(replay_events, seed=11))
+        _produce(bootstrap, topic, replay_blobs)
+        del replay_blobs
+        t = time.perf_counter()
+        values, total = read_log(bootstrap, topic)
+        for v in values:
+            orjson.dumps(orjson.loads(v))
+        raw_s = time.perf_counter() - t
+        t = time.perf_counter()
+        values, total = read_log(bootstrap, topic)
+        res = evaluate(values, packs, start=None, end=None, grace=timedelta(days=15))
+        replay_s = time.perf_counter() - t
+        t = time.perf_counter()
+        values, _ = read_log(bootstrap, topic, parallel=True)
+        par = evaluate(values, packs, start=None, end=None, grace=timedelta(days=15))
+        parallel_s = time.perf_counter() - t
+    finally:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+        try:
+            admin.delete_topics([topic])
+        finally:
+            admin.close()
+    result.update(
+        replay_events=total,
+        replay_evaluated=res.events,
+        replay_seconds=round(replay_s, 2),
+        replay_events_per_s=round(total / replay_s),
+        replay_passthrough_seconds=round(raw_s, 2),
+        replay_passthrough_events_per_s=round(total / raw_s),
+        replay_vs_passthrough=round(raw_s / replay_s, 4),
+        replay_1m_seconds=round(replay_s * 1_000_000 / total, 1),
+        replay_parallel_read_seconds=round(parallel_s, 2),
+        replay_parallel_read_events_per_s=round(total / parallel_s),
+        replay_parallel_read_same_verdicts=set(par.violations) == set(res.violations),
+        replay_1m_extrapolated=total < 1_000_000,
+        replay_1m_target_seconds=60,
+        replay_violations=len(res.violations),
+    )
+    return result

@@ -1,0 +1,394 @@
+"""The compliance engine: one enriched event in, violations and resolutions out.
+
+Pure: all state (windows, timers and the event-time clock, reference data, violations open to
+late evidence) lives in `EngineState`, which the adapters load at start-up and persist per batch
+(each part records what changed since its last `drain`). Replays use a fresh in-memory state.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from fundtrail_schemas.events import ViolationRaised, ViolationResolved
+
+from .evaluator import (
+    CompiledRule,
+    EvaluationError,
+    LiveContext,
+    PackSet,
+    Selection,
+    TypeIndex,
+    build_context,
+    ensure_leaves,
+    read_values,
+    run,
+    run_condition,
+    select_version,
+)
+from .expr import leaf_value
+from .helpers import local_date, parse_time
+from .reference import REFERENCE_TYPES, ReferenceData, event_vendor
+from .timers import EventClock, Timer, TimerWheel, subject_key, timer_id
+from .violations import build_resolution, build_violation, jsonable
+from .windows import WindowEntry, Windows
+
+TIMER_BUREAU = "fundtrail-compliance"
+
+
+@dataclass
+class Refutable:
+    """A violation that later evidence may still refute (until `deadline`)."""
+
+    violation_id: uuid.UUID
+    rule_ref: str
+    fund_doc_no: str
+    occurred_at: datetime
+    deadline: datetime
+    values: dict[str, Any]
+
+
+@dataclass
+class EngineState:
+    windows: Windows = field(default_factory=Windows)
+    timers: TimerWheel = field(default_factory=TimerWheel)
+    clock: EventClock = field(default_factory=EventClock)
+    reference: ReferenceData = field(default_factory=ReferenceData)
+    refutables: dict[str, dict[uuid.UUID, Refutable]] = field(default_factory=dict)
+    refutables_added: list[Refutable] = field(default_factory=list)
+    refutables_closed: list[uuid.UUID] = field(default_factory=list)
+
+    def add_refutable(self, r: Refutable, *, record: bool = True) -> None:
+        bucket = self.refutables.setdefault(r.fund_doc_no, {})
+        if r.violation_id in bucket:
+            return
+        bucket[r.violation_id] = r
+        if record:
+            self.refutables_added.append(r)
+
+    def close_refutable(self, r: Refutable) -> None:
+        bucket = self.refutables.get(r.fund_doc_no, {})
+        if bucket.pop(r.violation_id, None) is not None:
+            self.refutables_closed.append(r.violation_id)
+            if not bucket:
+                self.refutables.pop(r.fund_doc_no, None)
+
+    def drain_refutables(self) -> tuple[list[Refutable], list[uuid.UUID]]:
+        added, closed = self.refutables_added, self.refutables_closed
+        self.refutables_added, self.refutables_closed = [], []
+        return added, closed
+
+
+@dataclass
+class Outcome:
+    violations: list[ViolationRaised] = field(default_factory=list)
+    resolutions: list[ViolationResolved] = field(default_factory=list)
+    errors: list[EvaluationError] = field(default_factory=list)
+
+
+class Engine:
+    """Evaluates enriched events (as JSON-like dicts) against a pack set, with state."""
+
+    def __init__(self, packs: PackSet, state: EngineState | None = None, *, grace: timedelta = timedelta(days=15)):
+        self.packs = packs
+        self.state = state or EngineState()
+        self.grace = grace
+        self._max_window_days = 0
+        self._live: dict[str, LiveContext] = {}
+        self._last_sweep: datetime | None = None
+
+    def replace_packs(self, packs: PackSet) -> None:
+        """Swap in a validated pack set (state is kept)."""
+        self.packs = packs
+        self._live = {}
+
+    # --- one event ----------------------------------------------------------------------------
+
+    def process(self, doc: Mapping[str, Any]) -> Outcome:
+        """Evaluate one enriched event; update state; return what to publish."""
+        out = Outcome()
+        ev = doc["event"]
+        et = ev["event_type"]
+        at = parse_time(ev["occurred_at"])
+        on = local_date(at)
+        st = self.state
+        if et in REFERENCE_TYPES:
+            st.reference.apply(ev)
+        roots: dict[str, Any] = {"event": ev, "before": doc.get("before"), "after": doc.get("after")}
+        if et in self.packs.refutations:
+            fund = ev.get("fund_doc_no")
+            if fund and fund in st.refutables:
+                self._refute(doc, roots, at, out)
+        idx = self.packs.by_type.get(et)
+        if idx is not None:
+            selected = idx.effective(on)
+            if selected.plain or selected.windowed:
+                self._evaluate(doc, roots, idx, selected, at, on, out)
+        if et in self.packs.timer_starts:
+            self._start_timers(doc, et, at, on)
+        after = doc.get("after") or {}
+        for pos in (after.get("position"), after.get("counterparty")):
+            if pos and st.timers.by_subject:
+                st.timers.observe_position(subject_key(pos["fund_doc_no"], pos["level"], pos["region_code"]), pos)
+        st.clock.observe(at)
+        # Also a timer started behind the watermark (a late event) is due at once.
+        if st.timers.any_due(st.clock.watermark):
+            self._fire_due(out)
+        self._sweep()
+        return out
+
+    def advance(self, to: datetime) -> Outcome:
+        """Move event time forward without an event (tests, idle periods); fires due timers."""
+        out = Outcome()
+        self.state.clock.observe(to)
+        if self.state.timers.any_due(self.state.clock.watermark):
+            self._fire_due(out)
+        self._sweep()
+        return out
+
+    # --- stateless and window rules -----------------------------------------------------------
+
+    def _evaluate(
+        self,
+        doc: Mapping[str, Any],
+        roots: dict[str, Any],
+        idx: TypeIndex,
+        selected: Selection,
+        at: datetime,
+        on: date,
+        out: Outcome,
+    ) -> None:
+        ev = roots["event"]
+        if idx.uses_ref:
+            roots["ref"] = {"vendor": self.state.reference.vendor_view(event_vendor(ev), on)}
+        live = self._live.get(ev["event_type"])
+        if live is None:
+            live = self._live[ev["event_type"]] = LiveContext(idx.leaves, idx.functions)
+        ctx = live.bind(roots)
+        results: list[Any] | None = None
+        if selected.combined is not None:
+            try:
+                results = selected.combined.execute(ctx)
+            except (RuntimeError, TypeError, ValueError, OverflowError):
+                results = None  # one of them failed: run them one by one to say which
+        for n, rule in enumerate(selected.plain):
+            if results is not None:
+                fired = results[n]
+            else:
+                try:
+                    fired = rule.condition.program.execute(ctx)
+                except (RuntimeError, TypeError, ValueError, OverflowError) as exc:
+                    out.errors.append(EvaluationError(rule.ref, f"{rule.condition.source.strip()}: {exc}"))
+                    continue
+            if fired is True:
+                try:
+                    out.violations.append(self._violation(rule, doc, roots, at))
+                except EvaluationError as exc:
+                    out.errors.append(exc)
+            elif fired is not False:
+                out.errors.append(EvaluationError(rule.ref, f"condition returned {type(fired).__name__}"))
+        for rule in selected.windowed:
+            window_add = None
+            try:
+                window_root, window_add = self._window(rule, ctx, roots, at)
+                scoped = {**roots, "window": window_root}
+                for leaf in rule.condition.leaves:
+                    if leaf.root == "window":
+                        live.set(leaf.name, leaf_value(leaf, window_root))
+                if run_condition(rule.condition, ctx, rule.ref):
+                    out.violations.append(self._violation(rule, doc, scoped, at))
+            except EvaluationError as exc:
+                out.errors.append(exc)
+            if window_add is not None:
+                self.state.windows.add(rule.rule.id, window_add[0], window_add[1])
+
+    def _window(
+        self, rule: CompiledRule, ctx: Any, roots: Mapping[str, Any], at: datetime
+    ) -> tuple[dict[str, Any], tuple[tuple[Any, ...], WindowEntry] | None]:
+        w = rule.window
+        assert w is not None
+        key = tuple(
+            leaf_value(k.bare, roots.get(k.bare.root)) if k.bare else jsonable(run(k, ctx, rule.ref)) for k in w.key
+        )
+        amount = leaf_value(w.amount.bare, roots.get(w.amount.bare.root)) if w.amount.bare else run(w.amount, ctx,
+                                                                                                      rule.ref)
+        if not isinstance(amount, int):
+            raise EvaluationError(rule.ref, "window amount is not an integer")
+        include = True if w.include is None else run_condition(w.include, ctx, rule.ref)
+        days = int(rule.params[w.days_param])
+        self._max_window_days = max(self._max_window_days, days)
+        tol = int(rule.params[w.tolerance_bps_param]) if w.tolerance_bps_param else None
+        eid = str(roots["event"]["event_id"])
+        view = self.state.windows.view(
+            rule.rule.id, key, event_id=eid, at=at, amount_fen=amount, days=days, tolerance_bps=tol
+        )
+        if not include:
+            view = type(view)(count=0, total_fen=0, event_ids=[])
+        return view.as_root(), ((key, WindowEntry(eid, at, amount)) if include else None)
+
+    def _violation(
+        self, rule: CompiledRule, doc: Mapping[str, Any], roots: Mapping[str, Any], at: datetime
+    ) -> ViolationRaised:
+        ev = roots["event"]
+        window_root = roots.get("window")
+        # Evidence is read only when a rule fires, in its own context (the live one stays lean).
+        leaves = {leaf.name: leaf for e in rule.evidence.values() for leaf in e.leaves}
+        functions = {f for e in rule.evidence.values() for f in e.functions}
+        ctx = build_context(leaves.values(), roots, functions)
+        named = {name: run(expr, ctx, rule.ref) for name, expr in rule.evidence.items()}
+        evidence_ids = [uuid.UUID(str(ev["event_id"]))]
+        if window_root:
+            evidence_ids += [uuid.UUID(e) for e in window_root["event_ids"]]
+        published = parse_time(doc["accepted_at"]) if doc.get("accepted_at") else at
+        v = build_violation(
+            rule=rule.rule,
+            triggering_event_id=evidence_ids[0],
+            occurred_at=at,
+            published_at=max(published, at),
+            source_bureau=ev["source_bureau"],
+            level=ev["level"],
+            region_code=ev["region_code"],
+            fund_doc_no=ev.get("fund_doc_no"),
+            project_id=ev.get("project_id"),
+            evidence_event_ids=evidence_ids,
+            named=named,
+            read=read_values(rule.condition.leaves, roots),
+            params=dict(rule.params),
+            trace_id=doc.get("trace_id"),
+        )
+        if rule.refutation is not None and v.fund_doc_no:
+            self.state.add_refutable(
+                Refutable(v.violation_id, rule.ref, v.fund_doc_no, at, at + self.grace, jsonable(named))
+            )
+        return v
+
+    # --- late evidence --------------------------------------------------------------------------
+
+    def _refute(self, doc: Mapping[str, Any], roots: dict[str, Any], at: datetime, out: Outcome) -> None:
+        ev = roots["event"]
+        candidates = {r.ref for r in self.packs.refutations[ev["event_type"]]}
+        for r in list(self.state.refutables.get(ev["fund_doc_no"], {}).values()):
+            if r.rule_ref not in candidates or at > r.deadline:
+                continue
+            rule = self.packs.by_ref[r.rule_ref]
+            assert rule.refutation is not None and rule.rule.refuted_by is not None
+            scoped = {**roots, "violation": r.values}
+            ctx = build_context(rule.refutation.leaves, scoped, rule.refutation.functions)
+            try:
+                if not run_condition(rule.refutation, ctx, rule.ref):
+                    continue
+            except EvaluationError as exc:
+                out.errors.append(exc)
+                continue
+            spec = rule.rule.refuted_by
+            published = parse_time(doc["accepted_at"]) if doc.get("accepted_at") else at
+            out.resolutions.append(
+                build_resolution(
+                    violation=r.violation_id,
+                    refuting_event_id=uuid.UUID(str(ev["event_id"])),
+                    occurred_at=at,
+                    published_at=max(published, at),
+                    source_bureau=ev["source_bureau"],
+                    level=ev["level"],
+                    region_code=ev["region_code"],
+                    fund_doc_no=ev.get("fund_doc_no"),
+                    project_id=ev.get("project_id"),
+                    reason=f"{spec.reason_zh} / {spec.reason_en}",
+                )
+            )
+            self.state.close_refutable(r)
+
+    # --- timers ---------------------------------------------------------------------------------
+
+    def _start_timers(self, doc: Mapping[str, Any], et: str, at: datetime, on: date) -> None:
+        ev = doc["event"]
+        for versions in self.packs.timer_starts[et]:
+            rule = select_version(versions, on)
+            if rule is None or rule.rule.timer is None:
+                continue
+            spec = rule.rule.timer
+            before = (doc.get("before") or {}).get(spec.subject) or {}
+            after = (doc.get("after") or {}).get(spec.subject)
+            # The clock starts at the first money a position receives.
+            if not after or after.get("received_fen", 0) <= 0 or before.get("received_fen", 0) > 0:
+                continue
+            param = spec.days_param_by_level.get(after["level"])
+            if param is None:
+                continue
+            days = int(rule.params[param])
+            subject = subject_key(after["fund_doc_no"], after["level"], after["region_code"])
+            self.state.timers.schedule(
+                Timer(
+                    timer_id=timer_id(rule.rule.id, subject),
+                    rule_id=rule.rule.id,
+                    rule_ref=rule.ref,
+                    subject=subject,
+                    fund_doc_no=after["fund_doc_no"],
+                    level=after["level"],
+                    region_code=after["region_code"],
+                    trigger_event_id=uuid.UUID(str(ev["event_id"])),
+                    started_at=at,
+                    due_at=at + timedelta(days=days),
+                    days=days,
+                    snapshot=dict(after),
+                    trace_id=doc.get("trace_id"),
+                )
+            )
+
+    def _fire_due(self, out: Outcome) -> None:
+        st = self.state
+        for t in st.timers.pop_due(st.clock.watermark):
+            rule = self.packs.by_ref.get(t.rule_ref)
+            if rule is None:
+                continue  # that rule version is no longer loaded: nothing to check against
+            roots = {
+                "position": t.snapshot,
+                "timer": {"days": t.days, "due_at": t.due_at.isoformat(), "started_at": t.started_at.isoformat()},
+            }
+            ctx = build_context(rule.condition.leaves, roots, rule.condition.functions)
+            try:
+                if not run_condition(rule.condition, ctx, rule.ref):
+                    continue
+                named = {}
+                have = {leaf.name for leaf in rule.condition.leaves}
+                for name, expr in rule.evidence.items():
+                    ensure_leaves(ctx, have, expr.leaves, roots)
+                    named[name] = run(expr, ctx, rule.ref)
+            except EvaluationError as exc:
+                out.errors.append(exc)
+                continue
+            out.violations.append(
+                build_violation(
+                    rule=rule.rule,
+                    triggering_event_id=t.trigger_event_id,
+                    occurred_at=t.due_at,
+                    published_at=t.due_at,
+                    source_bureau=TIMER_BUREAU,
+                    level=t.level,
+                    region_code=t.region_code,
+                    fund_doc_no=t.fund_doc_no,
+                    project_id=None,
+                    evidence_event_ids=[t.trigger_event_id],
+                    named=named,
+                    read=read_values(rule.condition.leaves, roots),
+                    params=dict(rule.params),
+                    trace_id=t.trace_id,
+                )
+            )
+
+    def _sweep(self) -> None:
+        """Once per event-time day: forget expired refutables and window entries out of reach."""
+        st = self.state
+        wm = st.clock.watermark
+        if wm is None or (self._last_sweep is not None and wm - self._last_sweep < timedelta(days=1)):
+            return
+        self._last_sweep = wm
+        for bucket in list(st.refutables.values()):
+            for r in list(bucket.values()):
+                if r.deadline < wm:
+                    st.close_refutable(r)
+        if self._max_window_days:
+            st.windows.prune(wm - timedelta(days=2 * self._max_window_days))

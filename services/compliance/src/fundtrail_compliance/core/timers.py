@@ -1,0 +1,121 @@
+"""Event-time clock and scheduled checks (idle funds): pure, in memory.
+
+Time is event time. The clock's watermark is the largest `occurred_at` seen so far; a timer is
+due when the watermark passes its due time, so a check fires even when its own fund sees no new
+event, as soon as any later event arrives. Tests drive the clock by feeding events (or calling
+`advance`). Timers and the watermark are persisted by the adapter and survive restarts.
+"""
+
+from __future__ import annotations
+
+import heapq
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+TIMER_NAMESPACE = uuid.UUID("9d3f1e0b-7c2a-4e55-b1a8-6e4c3d2f1a10")
+
+
+def subject_key(fund_doc_no: str, level: str, region_code: str) -> str:
+    """Key of the ledger position a timer watches."""
+    return f"{fund_doc_no}|{level}|{region_code}"
+
+
+def timer_id(rule_id: str, subject: str) -> uuid.UUID:
+    """One timer per rule and watched position, whatever happens later."""
+    return uuid.uuid5(TIMER_NAMESPACE, f"{rule_id}\x1f{subject}")
+
+
+@dataclass
+class Timer:
+    timer_id: uuid.UUID
+    rule_id: str
+    rule_ref: str
+    subject: str
+    fund_doc_no: str
+    level: str
+    region_code: str
+    trigger_event_id: uuid.UUID
+    started_at: datetime
+    due_at: datetime
+    days: int
+    snapshot: dict[str, Any]
+    trace_id: str | None = None
+    status: str = "pending"  # pending → fired
+
+
+@dataclass
+class EventClock:
+    """The watermark: max event time seen. Never moves backwards."""
+
+    watermark: datetime | None = None
+
+    def observe(self, at: datetime) -> bool:
+        """Move the watermark to `at` if later; True when it moved."""
+        if self.watermark is None or at > self.watermark:
+            self.watermark = at
+            return True
+        return False
+
+
+@dataclass
+class TimerWheel:
+    pending: dict[uuid.UUID, Timer] = field(default_factory=dict)
+    by_subject: dict[str, set[uuid.UUID]] = field(default_factory=dict)
+    _heap: list[tuple[datetime, str]] = field(default_factory=list)
+    dirty: dict[uuid.UUID, Timer] = field(default_factory=dict)
+
+    def schedule(self, timer: Timer, *, record: bool = True) -> bool:
+        """Add a pending timer; False if one with the same id is already pending."""
+        if timer.timer_id in self.pending:
+            return False
+        self.pending[timer.timer_id] = timer
+        self.by_subject.setdefault(timer.subject, set()).add(timer.timer_id)
+        heapq.heappush(self._heap, (timer.due_at, str(timer.timer_id)))
+        if record:
+            self.dirty[timer.timer_id] = timer
+        return True
+
+    def load(self, timers: Iterable[Timer]) -> None:
+        """Restore pending timers after a restart."""
+        for t in timers:
+            if t.status == "pending":
+                self.schedule(t, record=False)
+
+    def observe_position(self, subject: str, snapshot: dict[str, Any]) -> None:
+        """Keep the watched position's latest state on its pending timers."""
+        for tid in self.by_subject.get(subject, ()):
+            t = self.pending[tid]
+            if t.snapshot != snapshot:
+                t.snapshot = snapshot
+                self.dirty[tid] = t
+
+    def any_due(self, watermark: datetime | None) -> bool:
+        """Whether some pending timer is due at `watermark` (cheap: looks at the earliest one)."""
+        return watermark is not None and bool(self._heap) and self._heap[0][0] <= watermark
+
+    def pop_due(self, watermark: datetime | None) -> list[Timer]:
+        """Timers whose due time the watermark has reached, in due order, marked fired."""
+        out: list[Timer] = []
+        while watermark is not None and self._heap and self._heap[0][0] <= watermark:
+            _, tid_text = heapq.heappop(self._heap)
+            t = self.pending.pop(uuid.UUID(tid_text), None)
+            if t is None:
+                continue
+            subjects = self.by_subject.get(t.subject)
+            if subjects is not None:
+                subjects.discard(t.timer_id)
+                if not subjects:
+                    del self.by_subject[t.subject]
+            t.status = "fired"
+            self.dirty[t.timer_id] = t
+            out.append(t)
+        return out
+
+    def drain(self) -> list[Timer]:
+        """Timers created or changed since the last drain (for persistence)."""
+        out = list(self.dirty.values())
+        self.dirty = {}
+        return out

@@ -1,0 +1,145 @@
+"""Reading the enriched log for replays: a throw-away consumer (no group, no commits), acceptance order."""
+
+from __future__ import annotations
+
+import heapq
+import multiprocessing as mp
+import re
+import struct
+from collections import deque
+from collections.abc import Iterator
+from typing import Any
+
+from fundtrail_schemas.topics import ENRICHED_EVENTS
+
+POLL_RECORDS = 5000
+READER_BATCH = 1000
+
+# `"sequence":` cannot occur inside a JSON string (quotes are escaped there) and no event or ledger
+# field is called so: the first match is the document's own sequence.
+_SEQUENCE = re.compile(rb'"sequence":\s*(\d+)')
+
+
+def _sequence(value: bytes) -> int:
+    m = _SEQUENCE.search(value)
+    return int(m.group(1)) if m else -1
+
+
+def log_size(bootstrap: str, topic: str) -> tuple[dict[int, int], int]:
+    """End offset per partition and the number of records to read."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    try:
+        parts = sorted(consumer.partitions_for_topic(topic) or ())
+        tps = [TopicPartition(topic, p) for p in parts]
+        begin = consumer.beginning_offsets(tps)
+        end = consumer.end_offsets(tps)
+        return {tp.partition: end[tp] for tp in tps}, sum(end[tp] - begin[tp] for tp in tps)
+    finally:
+        consumer.close()
+
+
+def read_log(bootstrap: str, topic: str = ENRICHED_EVENTS, *, parallel: bool = False) -> tuple[Iterator[bytes], int]:
+    """Every record of the topic up to its current end, in acceptance order, and how many there are.
+
+    Reading is CPU work (kafka-python parses record batches in Python). With `parallel`, a child
+    process reads and merges while the caller evaluates, records crossing over in framed batches
+    (no pickling): faster only when the machine has a core to spare (the benchmark measures both).
+    """
+    ends, total = log_size(bootstrap, topic)
+    if not parallel:
+        return _merged(bootstrap, topic, ends), total
+    ctx = mp.get_context("spawn")
+    receiver, sender = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_reader, args=(bootstrap, topic, ends, sender), daemon=True)
+    proc.start()
+    sender.close()
+    return _receive(receiver, proc), total
+
+
+def _frame(values: list[bytes]) -> bytes:
+    return b"D" + struct.pack(f"<I{len(values)}I", len(values), *map(len, values)) + b"".join(values)
+
+
+def _reader(bootstrap: str, topic: str, ends: dict[int, int], conn: Any) -> None:
+    """Child process: read the log in order and send it in framed batches; b"X" ends, b"E…" reports."""
+    try:
+        batch: list[bytes] = []
+        for value in _merged(bootstrap, topic, ends):
+            batch.append(value)
+            if len(batch) >= READER_BATCH:
+                conn.send_bytes(_frame(batch))
+                batch = []
+        if batch:
+            conn.send_bytes(_frame(batch))
+        conn.send_bytes(b"X")
+    except Exception as exc:  # the parent raises it
+        conn.send_bytes(b"E" + f"reading {topic} failed: {exc!r}".encode())
+    finally:
+        conn.close()
+
+
+def _receive(conn: Any, proc: Any) -> Iterator[bytes]:
+    try:
+        while True:
+            try:
+                msg = conn.recv_bytes()
+            except EOFError as exc:
+                raise RuntimeError(f"the log reader process ended unexpectedly ({proc.exitcode})") from exc
+            tag = msg[:1]
+            if tag == b"X":
+                return
+            if tag == b"E":
+                raise RuntimeError(msg[1:].decode())
+            (n,) = struct.unpack_from("<I", msg, 1)
+            offset = 5 + 4 * n
+            view = memoryview(msg)
+            for size in struct.unpack_from(f"<{n}I", msg, 5):
+                yield bytes(view[offset:offset + size])
+                offset += size
+    finally:
+        conn.close()
+        proc.join(timeout=5)
+        if proc.is_alive():
+            proc.terminate()
+            proc.join(timeout=5)
+
+
+def _merged(bootstrap: str, topic: str, ends: dict[int, int]) -> Iterator[bytes]:
+    # One consumer for all partitions; a k-way merge on `sequence` over per-partition buffers.
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, client_id="fundtrail-replay",
+        max_poll_records=POLL_RECORDS, fetch_max_wait_ms=100, fetch_max_bytes=64 * 1024 * 1024,
+        max_partition_fetch_bytes=16 * 1024 * 1024,
+    )
+    tps = {p: TopicPartition(topic, p) for p in ends}
+    try:
+        consumer.assign(list(tps.values()))
+        consumer.seek_to_beginning(*tps.values())
+        buffers: dict[int, deque[tuple[int, bytes]]] = {p: deque() for p in ends}
+        pending = {p for p in ends if consumer.position(tps[p]) < ends[p]}  # partitions with records still to fetch
+        heads: list[tuple[int, int]] = []  # (sequence, partition) of every non-empty buffer's first record
+        while pending or heads:
+            if any(not buffers[p] for p in pending):
+                for tp, records in consumer.poll(timeout_ms=1000).items():
+                    buf = buffers[tp.partition]
+                    was_empty = not buf
+                    for rec in records:
+                        if rec.offset < ends[tp.partition]:
+                            buf.append((_sequence(rec.value), rec.value))
+                        if rec.offset >= ends[tp.partition] - 1:
+                            pending.discard(tp.partition)
+                    if was_empty and buf:
+                        heapq.heappush(heads, (buf[0][0], tp.partition))
+                continue
+            _, p = heapq.heappop(heads)
+            _, value = buffers[p].popleft()
+            yield value
+            if buffers[p]:
+                heapq.heappush(heads, (buffers[p][0][0], p))
+    finally:
+        consumer.close()
+

@@ -1,0 +1,35 @@
+"""Start-up wiring of the worker: settings, tracing, topics, migrations, metrics, faust."""
+
+from __future__ import annotations
+
+import logging
+
+log = logging.getLogger(__name__)
+
+
+def run_worker() -> None:
+    """Wire everything and run the faust worker until it is stopped (SIGTERM / SIGINT)."""
+    import faust
+    from prometheus_client import start_http_server
+
+    from fundtrail_schemas.db import upgrade
+    from fundtrail_schemas.kafka_admin import ensure_topics
+    from fundtrail_schemas.telemetry import setup_tracing
+
+    from .adapters.metrics import Metrics
+    from .app import build_app
+    from .settings import ComplianceSettings
+
+    settings = ComplianceSettings()  # required values come from the environment
+    setup_tracing("compliance")
+    created = ensure_topics(settings.kafka_bootstrap_servers)
+    if created:
+        log.info("created topics: %s", ", ".join(created))
+    upgrade(settings.database_url)
+    metrics = Metrics()
+    if settings.metrics_port is not None:
+        start_http_server(settings.metrics_port, addr="127.0.0.1")
+        log.info("metrics on http://127.0.0.1:%d/metrics", settings.metrics_port)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    app = build_app(settings, metrics)
+    faust.Worker(app, loglevel=settings.log_level, quiet=True).execute_from_commandline()

@@ -1,0 +1,377 @@
+"""The compliance service: what the faust agents call for each batch.
+
+Enriched events: decode → skip already evaluated ones → evaluate in order (pure engine) → in one
+PostgreSQL transaction write dedup rows, violations, resolutions and state, publish violations
+(all + department topic), resolutions (cases topic) and dead letters, wait for the broker's acks,
+then commit. A batch that fails anywhere is rolled back, the in-memory state is reloaded from the
+database, and the batch is retried: the same events produce the same violations (deterministic
+ids and content), and the database's unique keys absorb any repeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
+from pydantic import ValidationError
+
+from fundtrail_schemas.decode import ReasonCode
+from fundtrail_schemas.enriched import DeadLetter
+from fundtrail_schemas.events import EVENT_TYPES, ViolationRaised, case_event_adapter, now_utc
+from fundtrail_schemas.rulepack import RulePackError, parse_pack
+from fundtrail_schemas.telemetry import (
+    ATTR_BATCH_SIZE,
+    ATTR_EVENT_ID,
+    ATTR_EVENT_TYPE,
+    ATTR_FUND,
+    ATTR_RULE,
+    ATTR_VIOLATION_ID,
+    extract_context,
+    inject_headers,
+)
+from fundtrail_schemas.topics import CASES, ENRICHED_EVENTS, VIOLATIONS, VIOLATIONS_DLQ, department_topic
+
+from .adapters.kafka import Inbound, Outbound, Sink, event_headers, fund_key, send_all, trace_headers
+from .adapters.metrics import Metrics
+from .adapters.postgres import ComplianceStore
+from .core import cases
+from .core.engine import Engine, EngineState
+from .core.evaluator import PackSet
+from .core.helpers import parse_time
+from .core.violations import COMPLIANCE_ACTOR
+from .packs import PackDoc, compile_docs, read_dir
+
+log = logging.getLogger(__name__)
+SERVICE = "compliance"
+tracer = trace.get_tracer("fundtrail.compliance")
+_MESSAGING = {"messaging.system": "kafka", "messaging.destination.name": ENRICHED_EVENTS}
+
+
+class BadEnriched(ValueError):
+    """An enriched message that cannot be evaluated."""
+
+    def __init__(self, reason: ReasonCode, message: str, event_id: uuid.UUID | None = None) -> None:
+        super().__init__(message)
+        self.reason, self.event_id = reason, event_id
+
+
+def decode_enriched(value: bytes) -> dict[str, Any]:
+    """The enriched document as plain data (the tracker validated it; check what the engine reads)."""
+    try:
+        doc = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        raise BadEnriched(ReasonCode.MALFORMED_JSON, f"not valid JSON: {exc}") from exc
+    if not isinstance(doc, dict) or not isinstance(doc.get("event"), dict):
+        raise BadEnriched(ReasonCode.NOT_AN_OBJECT, "an enriched event is an object with an `event` object")
+    ev = doc["event"]
+    try:
+        event_id = uuid.UUID(str(ev["event_id"]))
+    except (KeyError, ValueError) as exc:
+        raise BadEnriched(ReasonCode.INVALID_FIELD, "event.event_id is missing or not a UUID") from exc
+    if ev.get("event_type") not in EVENT_TYPES:
+        raise BadEnriched(ReasonCode.UNKNOWN_TYPE, f"unknown event_type {ev.get('event_type')!r}", event_id)
+    try:
+        parse_time(str(ev["occurred_at"]))
+    except (KeyError, ValueError) as exc:
+        raise BadEnriched(
+            ReasonCode.INVALID_FIELD, "event.occurred_at is missing or not a timestamp", event_id
+        ) from exc
+    for part in ("before", "after"):
+        if not isinstance(doc.get(part), dict):
+            raise BadEnriched(ReasonCode.INVALID_FIELD, f"`{part}` ledger state is missing", event_id)
+    return doc
+
+
+def dead_letter(inb: Inbound, reason: ReasonCode, message: str, event_id: uuid.UUID | None = None) -> Outbound:
+    """A VIOLATIONS_DLQ record with the reason and the original bytes."""
+    dl = DeadLetter.build(
+        reason=reason, message=message[:4000], errors=[], value=inb.value, key=inb.key, topic=inb.topic,
+        partition=inb.partition, offset=inb.offset, at=now_utc(), service=SERVICE, event_id=event_id,
+    )
+    return Outbound(VIOLATIONS_DLQ, inb.key, dl.model_dump_json().encode(), trace_headers(inb.headers))
+
+
+def violation_records(v: ViolationRaised, trace: list[tuple[str, bytes]]) -> list[Outbound]:
+    """A violation goes to the all-violations topic and to its department's topic, keyed by fund."""
+    value = v.model_dump_json().encode()
+    key = fund_key(v)
+    headers = event_headers(v, trace)
+    return [Outbound(VIOLATIONS, key, value, headers), Outbound(department_topic(v.department), key, value, headers)]
+
+
+def _pack_source(inb: Inbound) -> tuple[str, str]:
+    return f"{inb.topic}/{inb.partition}@{inb.offset}", inb.value.decode("utf-8", errors="replace")
+
+
+class ComplianceService:
+    """Evaluates enriched events, keeps the case loop, and swaps rule packs safely."""
+
+    def __init__(
+        self,
+        database_url: str,
+        sink: Sink,
+        docs: Mapping[str, PackDoc],
+        packs: PackSet,
+        *,
+        grace: Any,
+        metrics: Metrics,
+    ) -> None:
+        self.store = ComplianceStore(database_url)
+        self.case_store = ComplianceStore(database_url)
+        self.sink = sink
+        self.docs = dict(docs)
+        self.engine = Engine(packs, grace=grace)
+        self.metrics = metrics
+        self._lock = asyncio.Lock()
+        self.ready = asyncio.Event()
+
+    async def start(self, topic_docs: Sequence[Inbound] = ()) -> None:
+        """Load state; lay the latest pack documents of the rule-packs topic over the directory's;
+        check the result against the recorded rule history and record it; then agents may run."""
+        await self.store.open()
+        await self.reset_state()
+        for inb in topic_docs:
+            source, text = _pack_source(inb)
+            try:
+                pack = parse_pack(text, source)
+                docs = {**self.docs, pack.department.value: PackDoc(pack, source, text)}
+                packs = compile_docs(docs)
+            except RulePackError as exc:
+                log.error("rule pack %s refused at start-up: %s", source, exc)
+                await self._record_refused(source, exc, text)
+                continue
+            self.docs = docs
+            self.engine.replace_packs(packs)
+        await self._check_history(self.docs)  # a set that rewrites history stops start-up, loudly
+        for doc in self.docs.values():
+            await self._record_load(doc, "accepted", None)
+        self.ready.set()
+        log.info("compliance ready: %d rule versions, watermark %s", len(self.engine.packs.rules),
+                 self.engine.state.clock.watermark)
+
+    async def close(self) -> None:
+        await self.store.close()
+        await self.case_store.close()
+
+    async def reset_state(self) -> None:
+        """Throw the in-memory state away and reload it from the database."""
+        state = EngineState()
+        await self.store.load_state(state)
+        self.engine.state = state
+
+    # --- enriched events ------------------------------------------------------------------------
+
+    async def handle_enriched(self, batch: Sequence[Inbound]) -> None:
+        """Evaluate one batch; on any failure roll back, reload state and re-raise (the caller retries)."""
+        await self.ready.wait()
+        async with self._lock:
+            try:
+                await self._handle_enriched(batch)
+            except BaseException:
+                await self.reset_state()
+                raise
+
+    async def _handle_enriched(self, batch: Sequence[Inbound]) -> None:
+        with tracer.start_as_current_span(
+            f"{ENRICHED_EVENTS} process batch", kind=SpanKind.CONSUMER,
+            attributes={**_MESSAGING, ATTR_BATCH_SIZE: len(batch)},
+        ):
+            await self._handle_enriched_batch(batch)
+
+    async def _handle_enriched_batch(self, batch: Sequence[Inbound]) -> None:
+        started = time.perf_counter()
+        out: list[Outbound] = []
+        decoded: list[tuple[Inbound, dict[str, Any], uuid.UUID]] = []
+        for inb in batch:
+            try:
+                doc = decode_enriched(inb.value)
+            except BadEnriched as exc:
+                out.append(dead_letter(inb, exc.reason, str(exc), exc.event_id))
+                self.metrics.events.labels("dead_letter").inc()
+                continue
+            decoded.append((inb, doc, uuid.UUID(str(doc["event"]["event_id"]))))
+        done = await self.store.processed([eid for _, _, eid in decoded])
+        processed: list[tuple[uuid.UUID, int]] = []
+        violations: list[ViolationRaised] = []
+        resolutions = []
+        for inb, doc, eid in decoded:
+            if eid in done:
+                self.metrics.events.labels("duplicate").inc()
+                continue
+            done.add(eid)
+            carry = trace_headers(inb.headers)
+            t0 = time.perf_counter()
+            try:
+                outcome = self.engine.process(doc)
+            except (KeyError, TypeError, ValueError, AttributeError, ValidationError) as exc:
+                # A document the engine cannot read: dead-letter it, count it processed, go on.
+                log.warning("enriched event %s cannot be evaluated: %r", eid, exc)
+                out.append(dead_letter(inb, ReasonCode.INVALID_FIELD, f"cannot evaluate: {exc!r}", eid))
+                processed.append((eid, 0))
+                self.metrics.events.labels("dead_letter").inc()
+                continue
+            self.metrics.evaluation_seconds.observe(time.perf_counter() - t0)
+            self.metrics.events.labels("evaluated").inc()
+            processed.append((eid, len(outcome.violations)))
+            if outcome.violations or outcome.resolutions:
+                # Only events with consequences get a span: what they cause continues their trace.
+                carry = self._trace_outcome(inb, doc, outcome)
+            for v in outcome.violations:
+                violations.append(v)
+                out.extend(violation_records(v, carry))
+            for r in outcome.resolutions:
+                resolutions.append((r, carry))
+            for err in outcome.errors:
+                self.metrics.evaluation_errors.labels(err.rule_ref).inc()
+                out.append(dead_letter(inb, ReasonCode.EVALUATION_ERROR, str(err), eid))
+        now = now_utc()
+        async with self.store.transaction() as cur:
+            await self.store.write_batch(cur, processed, violations, self.engine.state, now)
+            if resolutions:
+                out.extend(await self._apply_resolutions(cur, resolutions, now))
+            await send_all(self.sink, out)
+        for v in violations:
+            self.metrics.violations.labels(v.rule_id, v.department.value).inc()
+        self.metrics.batch_seconds.observe(time.perf_counter() - started)
+
+    def _trace_outcome(self, inb: Inbound, doc: dict[str, Any], outcome: Any) -> list[tuple[str, bytes]]:
+        ev = doc["event"]
+        with tracer.start_as_current_span(
+            f"{ENRICHED_EVENTS} process", context=extract_context(inb.headers), kind=SpanKind.CONSUMER,
+            attributes={**_MESSAGING, ATTR_EVENT_ID: str(ev["event_id"]), ATTR_EVENT_TYPE: ev["event_type"],
+                        ATTR_FUND: ev.get("fund_doc_no") or ""},
+        ) as span:
+            for v in outcome.violations:
+                span.add_event("violation", {ATTR_RULE: f"{v.rule_id}@{v.rule_version}",
+                                             ATTR_VIOLATION_ID: str(v.violation_id)})
+            return inject_headers()
+
+    async def _apply_resolutions(self, cur: Any, resolutions: list[Any], now: datetime) -> list[Outbound]:
+        """Our own ViolationResolved: applied here, atomically with the evaluation that produced it."""
+        out: list[Outbound] = []
+        statuses = await self.store.lock_statuses(cur, [r.violation_id for r, _ in resolutions])
+        for r, carry in resolutions:
+            d = cases.decide(statuses.get(r.violation_id), r.event_type)
+            outcome = "applied" if d.applied else "rejected"
+            await self.store.record_case(cur, r, cases.ACTIONS[r.event_type], outcome, d.from_status, d.to_status,
+                                         d.reason, now, None)
+            self.metrics.case_actions.labels("resolved", outcome).inc()
+            value = r.model_dump_json().encode()
+            if d.applied:
+                statuses[r.violation_id] = d.to_status or ""
+                self.metrics.resolutions.inc()
+                out.append(Outbound(CASES, fund_key(r), value, event_headers(r, carry)))
+            else:  # e.g. the case was closed meanwhile: recorded as rejected, never applied
+                own = Inbound(CASES, -1, -1, fund_key(r), value, tuple(carry))
+                out.append(dead_letter(own, ReasonCode(d.reason or "invalid_transition"), d.message or "", r.event_id))
+        return out
+
+    # --- case actions ---------------------------------------------------------------------------
+
+    async def handle_cases(self, batch: Sequence[Inbound]) -> None:
+        """Apply case actions idempotently; invalid steps are recorded as rejected and dead-lettered."""
+        await self.ready.wait()
+        out: list[Outbound] = []
+        events = []
+        for inb in batch:
+            try:
+                events.append((inb, case_event_adapter.validate_json(inb.value)))
+            except ValidationError as exc:
+                out.append(dead_letter(inb, ReasonCode.INVALID_FIELD, f"not a case action: {exc.errors()[0]['msg']}"))
+        now = now_utc()
+        async with self.case_store.transaction() as cur:
+            known = await self.case_store.case_actions_known(cur, [e.event_id for _, e in events])
+            statuses = await self.case_store.lock_statuses(cur, [e.violation_id for _, e in events])
+            for inb, e in events:
+                if e.event_id in known:
+                    continue
+                known.add(e.event_id)
+                if e.event_type == "ViolationResolved" and e.actor == COMPLIANCE_ACTOR:
+                    continue  # applied where it was produced, with the evaluation (see _apply_resolutions)
+                d = cases.decide(statuses.get(e.violation_id), e.event_type)
+                outcome = "applied" if d.applied else "rejected"
+                await self.case_store.record_case(
+                    cur, e, cases.ACTIONS[e.event_type], outcome, d.from_status, d.to_status, d.reason, now, None
+                )
+                self.metrics.case_actions.labels(cases.ACTIONS[e.event_type], outcome).inc()
+                if d.applied:
+                    statuses[e.violation_id] = d.to_status or ""
+                else:
+                    coded = d.reason is not None and d.reason in ReasonCode._value2member_map_
+                    reason = ReasonCode(d.reason) if coded and d.reason else ReasonCode.INVALID_TRANSITION
+                    out.append(dead_letter(inb, reason, d.message or "rejected", e.event_id))
+            await send_all(self.sink, out)
+
+    # --- rule packs -------------------------------------------------------------------------------
+
+    async def reload_dir(self, directory: Path) -> bool:
+        """Re-read the pack directory; swap it in only if it is valid (else keep the running packs)."""
+        await self.ready.wait()
+        try:
+            docs = read_dir(directory)
+            packs = compile_docs(docs)
+            await self._check_history(docs)
+        except RulePackError as exc:
+            log.error("rule packs in %s refused, the running packs stay: %s", directory, exc)
+            self.metrics.pack_loads.labels("refused").inc()
+            await self._record_refused(str(exc.path), exc)
+            return False
+        await self._go_live(docs, packs)
+        return True
+
+    async def handle_rule_pack(self, inb: Inbound) -> bool:
+        """A pack document from the rule-packs topic: validated, then it replaces its department's pack."""
+        await self.ready.wait()
+        source, text = _pack_source(inb)
+        try:
+            pack = parse_pack(text, source)
+            docs = {**self.docs, pack.department.value: PackDoc(pack, source, text)}
+            packs = compile_docs(docs)
+            await self._check_history(docs)
+        except RulePackError as exc:
+            log.error("rule pack %s refused, the running packs stay: %s", source, exc)
+            self.metrics.pack_loads.labels("refused").inc()
+            await self._record_refused(source, exc, text)
+            return False
+        await self._go_live(docs, packs)
+        return True
+
+    async def _check_history(self, docs: Mapping[str, PackDoc]) -> None:
+        for doc in docs.values():
+            changed = await self.store.changed_versions(doc.pack.rules)
+            if changed:
+                raise RulePackError(
+                    doc.source, f"published versions cannot change, add a new version instead: {', '.join(changed)}",
+                    changed[0],
+                )
+
+    async def _go_live(self, docs: dict[str, PackDoc], packs: PackSet) -> None:
+        async with self._lock:
+            changed = [d for k, d in docs.items() if self.docs.get(k) is None or self.docs[k].text != d.text]
+            self.docs = docs
+            self.engine.replace_packs(packs)
+        for d in changed:
+            await self._record_load(d, "accepted", None)
+        self.metrics.pack_loads.labels("accepted").inc()
+        log.info("rule packs live: %d rule versions (%d pack(s) changed)", len(packs.rules), len(changed))
+
+    async def _record_load(self, doc: PackDoc, status: str, error: str | None) -> None:
+        await self.store.record_pack_load(
+            department=doc.pack.department.value, pack_version=doc.pack.pack_version, source=doc.source,
+            text=doc.text, status=status, error=error, rules=doc.pack.rules, now=now_utc(),
+        )
+
+    async def _record_refused(self, source: str, exc: RulePackError, text: str = "") -> None:
+        await self.store.record_pack_load(
+            department=None, pack_version=None, source=source, text=text, status="refused", error=str(exc), rules=[],
+            now=now_utc(),
+        )

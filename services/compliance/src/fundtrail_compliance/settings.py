@@ -1,0 +1,36 @@
+"""Settings of the compliance worker (env prefix FUNDTRAIL_COMPLIANCE_; DATABASE_URL and
+KAFKA_BOOTSTRAP_SERVERS are the shared unprefixed names)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from fundtrail_schemas.settings import CommonSettings
+
+ENV_PREFIX = "FUNDTRAIL_COMPLIANCE_"
+# Repository layout default: services/compliance/rulepacks.
+DEFAULT_RULEPACK_DIR = Path(__file__).resolve().parents[2] / "rulepacks"
+
+
+class ComplianceSettings(CommonSettings):
+    """The compliance worker: rule packs, batching, grace period, observability."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=".env", extra="ignore")
+
+    app_id: str = Field("fundtrail-compliance", description="faust app id, also the Kafka consumer group")
+    rulepack_dir: Path = Field(DEFAULT_RULEPACK_DIR, description="Directory of the department rule packs (*.yaml)")
+    watch_rulepacks: bool = Field(True, description="Reload the pack directory when a file changes")
+    grace_period: timedelta = Field(
+        timedelta(days=15), description="How long late evidence (e.g. the contract) may still refute a violation"
+    )
+    batch_size: int = Field(500, ge=1, le=20_000, description="Most enriched events per batch (one DB transaction)")
+    batch_timeout: float = Field(0.2, gt=0, description="Seconds to wait for a batch to fill")
+    metrics_port: int | None = Field(None, description="Prometheus /metrics port on 127.0.0.1; unset: no endpoint")
+    web_enabled: bool = Field(False, description="Run faust's web server")
+    web_port: int = Field(6067, description="faust web port (127.0.0.1) when enabled")
+    data_dir: Path = Field(Path(".fundtrail/compliance"), description="faust's data directory")
+    log_level: str = Field("info", description="faust worker log level")

@@ -1,0 +1,279 @@
+"""Every catalogue rule: one case that must fire and one near miss that must not.
+
+Cases start from the golden example events with a compliant ledger state and break one thing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from fundtrail_compliance import scenario as sc
+from fundtrail_compliance.core.engine import Engine
+from fundtrail_compliance.core.helpers import parse_time
+from fundtrail_schemas.catalogue import RULE_IDS
+from fundtrail_schemas.examples import VENDOR
+
+G = sc.golden()
+PAY, AWARD, CONTRACT, AMEND = G["PaymentDisbursed"], G["ProcurementAwarded"], G["ContractSigned"], G["ContractAmended"]
+APPROVED, TRANSFER = G["ProjectApproved"], G["FundTransferred"]
+
+
+def fired(engine: Engine, *docs: dict[str, Any]) -> set[str]:
+    """Rule ids fired by the last document (earlier ones only build state)."""
+    out = None
+    for d in docs:
+        out = engine.process(d)
+        assert not out.errors, out.errors
+    assert out is not None
+    return {v.rule_id for v in out.violations}
+
+
+def payment(n: int, before: dict[str, Any] | None = None, after: dict[str, Any] | None = None, **changes: Any):
+    ev = sc.variant(PAY, n, **changes)
+    nb, na = sc.normal_states(ev)
+    return sc.enriched(ev, before if before is not None else nb, after if after is not None else na)
+
+
+def with_after(part: str, doc_fn: Callable[[], dict[str, Any]], **values: Any) -> dict[str, Any]:
+    doc = doc_fn()
+    doc["after"][part] = {**doc["after"][part], **values}
+    return doc
+
+
+def with_before(part: str, doc: dict[str, Any], value: Any) -> dict[str, Any]:
+    doc["before"][part] = value
+    return doc
+
+
+def award(n: int, **changes: Any) -> dict[str, Any]:
+    return sc.enriched(sc.variant(AWARD, n, **changes))
+
+
+def reference(event_type: str, n: int, **changes: Any) -> dict[str, Any]:
+    return sc.enriched(sc.variant(G[event_type], n, **changes))
+
+
+def bidders_with(**second: Any) -> list[dict[str, Any]]:
+    bidders = [dict(b) for b in AWARD["bidders"]]
+    bidders[1].update(second)
+    return bidders
+
+
+TOTAL = 186_000_000  # the golden contract amount
+CASES: dict[str, tuple[Callable[[], list[dict[str, Any]]], Callable[[], list[dict[str, Any]]]]] = {
+    "finance.payment_without_approval_or_contract": (
+        lambda: [with_before("contract", payment(1), None)],
+        lambda: [payment(1)],
+    ),
+    "audit.paid_exceeds_received": (
+        lambda: [with_after("position", lambda: payment(1), paid_fen=400_000_001)],
+        lambda: [with_after("position", lambda: payment(1), paid_fen=400_000_000)],
+    ),
+    "audit.transfer_exceeds_received": (
+        lambda: [with_after("position", lambda: sc.enriched(TRANSFER), passed_down_fen=1_200_000_001)],
+        lambda: [with_after("position", lambda: sc.enriched(TRANSFER), passed_down_fen=1_200_000_000)],
+    ),
+    "finance.paid_exceeds_contract": (
+        lambda: [with_after("contract", lambda: payment(1, payment_kind="progress"), paid_fen=TOTAL + 9_000_001,
+                            approved_amendments_fen=9_000_000, amendments_fen=20_000_000)],
+        lambda: [with_after("contract", lambda: payment(1, payment_kind="progress"), paid_fen=TOTAL + 9_000_000,
+                            approved_amendments_fen=9_000_000, amendments_fen=20_000_000)],
+    ),
+    "housing.prepayment_share": (
+        lambda: [with_after("contract", lambda: payment(1), prepaid_fen=TOTAL * 3 // 10 + 1)],
+        lambda: [with_after("contract", lambda: payment(1), prepaid_fen=TOTAL * 3 // 10)],
+    ),
+    "housing.final_without_acceptance": (
+        lambda: [payment(1, payment_kind="final")],
+        lambda: [with_before("project", payment(1, payment_kind="final"),
+                             sc.project_state(accepted=True, accepted_at="2026-08-09T01:30:00Z"))],
+    ),
+    "housing.retention_below_warranty": (
+        lambda: [with_after("contract", lambda: payment(1, payment_kind="progress"), paid_fen=TOTAL * 98 // 100)],
+        lambda: [with_after("contract", lambda: payment(1, payment_kind="progress"), paid_fen=TOTAL * 97 // 100)],
+    ),
+    "finance.duplicate_invoice": (
+        lambda: [with_before("invoice_payment_ids", payment(1), ["ZF-440705101-2026-0100"])],
+        lambda: [with_before("invoice_payment_ids", payment(1), [sc.variant(PAY, 1)["payment_id"]])],
+    ),
+    "finance.similar_payment_review": (
+        lambda: [payment(1, amount_fen=1_000_000, payment_kind="progress"),
+                 payment(2, amount_fen=1_009_000, payment_kind="progress",
+                         occurred_at=sc.shift(PAY["occurred_at"], days=10),
+                         published_at=sc.shift(PAY["published_at"], days=10))],
+        lambda: [payment(1, amount_fen=1_000_000, payment_kind="progress"),
+                 payment(2, amount_fen=1_011_000, payment_kind="progress",
+                         occurred_at=sc.shift(PAY["occurred_at"], days=10),
+                         published_at=sc.shift(PAY["published_at"], days=10))],
+    ),
+    "finance.personal_account_payment": (
+        lambda: [payment(1, account_kind="personal", amount_fen=5_000_001, payment_kind="progress")],
+        lambda: [payment(1, account_kind="wage", amount_fen=5_000_001, payment_kind="progress")],
+    ),
+    "agriculture.category_mismatch": (
+        lambda: [sc.enriched(sc.variant(APPROVED, 1, category="water"))],
+        lambda: [sc.enriched(sc.variant(APPROVED, 1, category="infrastructure"))],
+    ),
+    "agriculture.negative_list": (
+        lambda: [sc.enriched(sc.variant(APPROVED, 1, category="vehicles"))],
+        lambda: [sc.enriched(sc.variant(APPROVED, 1, category="industry"))],
+    ),
+    "trading.tender_threshold": (
+        lambda: [award(1, method="negotiation", amount_fen=400_000_000)],
+        lambda: [award(1, method="negotiation", amount_fen=399_999_999)],
+    ),
+    "trading.split_purchase": (
+        lambda: [award(1, amount_fen=6_000_000, method="inquiry", platform_ref=None),
+                 award(2, amount_fen=6_000_000, method="inquiry", platform_ref=None,
+                       occurred_at=sc.shift(AWARD["occurred_at"], days=60),
+                       published_at=sc.shift(AWARD["published_at"], days=60))],
+        lambda: [award(1, amount_fen=6_000_000, method="inquiry", platform_ref=None),
+                 award(2, amount_fen=6_000_000, method="inquiry", platform_ref=None,
+                       occurred_at=sc.shift(AWARD["occurred_at"], days=91),
+                       published_at=sc.shift(AWARD["published_at"], days=91))],
+    ),
+    "trading.platform_required": (
+        lambda: [award(1, amount_fen=10_000_000, platform_ref=None)],
+        lambda: [award(1, amount_fen=9_999_999, platform_ref=None)],
+    ),
+    "development.insufficient_bids": (
+        lambda: [award(1, bidders=AWARD["bidders"][:2])],
+        lambda: [award(1, bidders=AWARD["bidders"][:1], method="single_source")],
+    ),
+    "development.short_tender_period": (
+        lambda: [award(1, tender_published_on="2026-03-22")],
+        lambda: [award(1, tender_published_on="2026-03-21")],
+    ),
+    "development.contract_before_approval": (
+        lambda: [with_before("project", sc.enriched(CONTRACT), None)],
+        lambda: [sc.enriched(CONTRACT)],
+    ),
+    "development.contract_exceeds_budget": (
+        lambda: [with_after("project", lambda: sc.enriched(CONTRACT), contracted_fen=220_000_001)],
+        lambda: [with_after("project", lambda: sc.enriched(CONTRACT), contracted_fen=220_000_000)],
+    ),
+    "natural_resources.no_land_use_approval": (
+        lambda: [sc.enriched(sc.variant(APPROVED, 1, land_use_approval_ref=None))],
+        lambda: [sc.enriched(sc.variant(APPROVED, 1, land_use_approval_ref=None, procurement_category="goods"))],
+    ),
+    "inspection.same_handler_approver": (
+        lambda: [payment(1, handler_id=PAY["approver_id"])],
+        lambda: [payment(1, handler_id="STAFF-101-08")],
+    ),
+    "inspection.related_vendor": (
+        lambda: [reference("RelationDeclared", 1, vendor_id=VENDOR, official_id="OFF-440705101-01"), award(1)],
+        lambda: [reference("RelationDeclared", 1, vendor_id=VENDOR, official_id="OFF-440705101-09"), award(1)],
+    ),
+    "discipline.debarred_vendor": (
+        lambda: [reference("VendorDebarred", 1, vendor_id=VENDOR), award(1)],
+        lambda: [reference("VendorDebarred", 1, vendor_id=VENDOR, debarred_until="2026-04-10"), award(1)],
+    ),
+    "discipline.new_vendor": (
+        lambda: [reference("VendorRegistered", 1, founded_on="2026-02-01"), award(1)],
+        lambda: [reference("VendorRegistered", 1, founded_on="2026-01-11"), award(1)],
+    ),
+    "discipline.bidder_collusion": (
+        lambda: [award(1, bidders=bidders_with(bank_account=AWARD["bidders"][0]["bank_account"]))],
+        lambda: [award(1, bidders=bidders_with(bank_account="6222-0001-0999"))],
+    ),
+    "finance.amendment_share": (
+        lambda: [with_after("contract", lambda: sc.enriched(AMEND), amendments_fen=TOTAL // 10 + 1)],
+        lambda: [with_after("contract", lambda: sc.enriched(AMEND), amendments_fen=TOTAL // 10)],
+    ),
+    "audit.payment_after_settlement": (
+        lambda: [with_before("project", payment(1, payment_kind="final"),
+                             sc.project_state(accepted=True, settled=True, closed=True))],
+        lambda: [with_before("project", payment(1, payment_kind="final"),
+                             sc.project_state(accepted=True, settled=True, closed=False))],
+    ),
+}
+
+
+def test_cases_cover_the_catalogue(packs) -> None:
+    assert set(CASES) | {"audit.idle_funds"} == RULE_IDS
+    assert packs.rule_ids() == RULE_IDS
+
+
+@pytest.mark.parametrize("rule_id", sorted(CASES))
+def test_rule_fires(engine: Engine, rule_id: str) -> None:
+    must, _ = CASES[rule_id]
+    assert rule_id in fired(engine, *must())
+
+
+@pytest.mark.parametrize("rule_id", sorted(CASES))
+def test_rule_near_miss_does_not_fire(engine: Engine, rule_id: str) -> None:
+    _, near = CASES[rule_id]
+    assert rule_id not in fired(engine, *near())
+
+
+def test_golden_lifecycle_is_clean(engine: Engine) -> None:
+    lifecycle = sorted((ev for et, ev in G.items() if not et.startswith("Violation")), key=lambda e: e["occurred_at"])
+    for ev in lifecycle:
+        assert fired(engine, sc.enriched(ev)) == set(), ev["event_type"]
+
+
+def _transfer_and_timer(engine: Engine) -> None:
+    assert fired(engine, sc.enriched(TRANSFER)) == set()
+    assert len(engine.state.timers.pending) == 1
+
+
+def test_idle_funds_fires_without_an_event_for_that_fund(engine: Engine) -> None:
+    _transfer_and_timer(engine)
+    due = parse_time(TRANSFER["occurred_at"]) + timedelta(days=90)
+    assert engine.advance(due - timedelta(seconds=1)).violations == []
+    out = engine.advance(due)
+    assert [v.rule_id for v in out.violations] == ["audit.idle_funds"]
+    v = out.violations[0]
+    assert v.region_code == "440705101" and str(v.triggering_event_id) == TRANSFER["event_id"]
+    assert "90" in v.explanation_en and v.evidence.values["received"] == 400_000_000
+    assert engine.advance(due + timedelta(days=5)).violations == []
+
+
+def test_idle_funds_near_miss_money_moved(engine: Engine) -> None:
+    _transfer_and_timer(engine)
+    pay = payment(1, occurred_at=sc.shift(TRANSFER["occurred_at"], days=40),
+                  published_at=sc.shift(TRANSFER["occurred_at"], days=40))
+    pay["after"]["position"] = sc.position(paid_fen=37_200_000)
+    engine.process(pay)
+    out = engine.advance(parse_time(TRANSFER["occurred_at"]) + timedelta(days=91))
+    assert [v.rule_id for v in out.violations] == []
+
+
+def test_idle_funds_is_driven_by_any_later_event(engine: Engine) -> None:
+    _transfer_and_timer(engine)
+    other = sc.variant(G["VendorRegistered"], 7, occurred_at=sc.shift(TRANSFER["occurred_at"], days=100),
+                       published_at=sc.shift(TRANSFER["occurred_at"], days=100))
+    out = engine.process(sc.enriched(other, sc.ledger(), sc.ledger()))
+    assert [v.rule_id for v in out.violations] == ["audit.idle_funds"]
+
+
+def test_version_is_chosen_by_occurred_date(engine: Engine) -> None:
+    in_2025 = dict(occurred_at="2025-06-02T01:30:00Z", published_at="2025-06-02T01:33:00Z")
+    wage_2025 = payment(1, account_kind="wage", amount_fen=5_000_001, payment_kind="progress", **in_2025)
+    out = engine.process(wage_2025)
+    hits = [v for v in out.violations if v.rule_id == "finance.personal_account_payment"]
+    assert [v.rule_version for v in hits] == [1]
+    wage_2026 = payment(2, account_kind="wage", amount_fen=5_000_001, payment_kind="progress")
+    assert "finance.personal_account_payment" not in {v.rule_id for v in engine.process(wage_2026).violations}
+    personal_2026 = payment(3, account_kind="personal", amount_fen=5_000_001, payment_kind="progress")
+    hits = [v for v in engine.process(personal_2026).violations if v.rule_id == "finance.personal_account_payment"]
+    assert [v.rule_version for v in hits] == [2]
+
+
+def test_no_version_effective_before_the_packs(engine: Engine) -> None:
+    old = payment(1, handler_id=PAY["approver_id"], occurred_at="2023-06-02T01:30:00Z",
+                  published_at="2023-06-02T01:33:00Z")
+    assert fired(engine, old) == set()
+
+
+def test_timer_started_behind_the_watermark_fires_at_once(engine: Engine) -> None:
+    later = sc.variant(G["VendorRegistered"], 8, occurred_at=sc.shift(TRANSFER["occurred_at"], days=200),
+                       published_at=sc.shift(TRANSFER["occurred_at"], days=200))
+    engine.process(sc.enriched(later, sc.ledger(), sc.ledger()))
+    out = engine.process(sc.enriched(TRANSFER))  # arrives late: its 90 days are already over
+    assert [v.rule_id for v in out.violations] == ["audit.idle_funds"]
+    assert engine.state.timers.pending == {}

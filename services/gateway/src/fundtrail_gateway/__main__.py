@@ -1,0 +1,5 @@
+"""`python -m fundtrail_gateway`: serve the API."""
+
+from .main import run
+
+run()

@@ -1,0 +1,1 @@
+"""Thin adapters: PostgreSQL reads, Kafka publishing and tailing, key files, rule-pack files."""

@@ -1,0 +1,193 @@
+"""SQL reads of the tables fund-tracker and compliance write. Route handlers never hold SQL."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, and_, or_, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from fundtrail_schemas import merkle
+from fundtrail_schemas.store.compliance import CaseAction, Violation
+from fundtrail_schemas.store.tracker import (
+    Fund,
+    FundPosition,
+    ProcessedEvent,
+    TrailCheckpoint,
+    TrailEntry,
+    TrailNode,
+)
+
+from ..core.positions import Position
+from ..core.regions import like_pattern
+
+te = TrailEntry.__table__
+pe = ProcessedEvent.__table__
+ca = CaseAction.__table__
+vi = Violation.__table__
+fu = Fund.__table__
+fp = FundPosition.__table__
+tn = TrailNode.__table__
+tc = TrailCheckpoint.__table__
+
+def _region_clause(column: Any, prefix: str | None) -> Any:
+    return None if prefix is None else column.like(like_pattern(prefix))
+
+
+def _where(stmt: Any, *clauses: Any) -> Any:
+    for clause in clauses:
+        if clause is not None:
+            stmt = stmt.where(clause)
+    return stmt
+
+
+async def fund(session: AsyncSession, fund_doc_no: str) -> Row[Any] | None:
+    """The fund row."""
+    return (await session.execute(select(fu).where(fu.c.fund_doc_no == fund_doc_no))).first()
+
+
+async def fund_positions(session: AsyncSession, fund_doc_no: str, prefix: str | None) -> list[Position]:
+    """Every position of a fund inside the region prefix."""
+    stmt = _where(select(fp).where(fp.c.fund_doc_no == fund_doc_no), _region_clause(fp.c.region_code, prefix))
+    rows = (await session.execute(stmt)).mappings().all()
+    return [
+        Position(
+            region_code=r["region_code"],
+            level=r["level"],
+            received_fen=r["received_fen"],
+            passed_down_fen=r["passed_down_fen"],
+            paid_fen=r["paid_fen"],
+            returned_fen=r["returned_fen"],
+            contracted_fen=r["contracted_fen"],
+        )
+        for r in rows
+    ]
+
+
+async def funds_page(
+    session: AsyncSession, prefix: str | None, after: str | None, limit: int
+) -> Sequence[Row[Any]]:
+    """Funds with a position inside the region prefix, by document number."""
+    stmt = select(fu)
+    if prefix is not None:
+        inside = select(fp.c.fund_doc_no).where(
+            fp.c.fund_doc_no == fu.c.fund_doc_no, fp.c.region_code.like(like_pattern(prefix))
+        )
+        stmt = stmt.where(inside.exists())
+    if after is not None:
+        stmt = stmt.where(fu.c.fund_doc_no > after)
+    return (await session.execute(stmt.order_by(fu.c.fund_doc_no).limit(limit + 1))).all()
+
+
+async def processed_event(session: AsyncSession, event_id: uuid.UUID) -> Row[Any] | None:
+    """One accepted event with the state after it."""
+    return (await session.execute(select(pe).where(pe.c.event_id == event_id))).first()
+
+
+async def known_event_ids(session: AsyncSession, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+    """The subset of `ids` fund-tracker has already recorded."""
+    if not ids:
+        return set()
+    rows = await session.execute(select(pe.c.event_id).where(pe.c.event_id.in_(list(ids))))
+    return {r[0] for r in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class ViolationFilter:
+    prefix: str | None = None
+    department: str | None = None
+    severity: str | None = None
+    rule_id: str | None = None
+    status: str | None = None
+    raised_from: datetime | None = None
+    raised_until: datetime | None = None
+    fund_doc_no: str | None = None
+
+
+async def violations_page(
+    session: AsyncSession, flt: ViolationFilter, after: tuple[datetime, uuid.UUID] | None, limit: int
+) -> Sequence[Row[Any]]:
+    """Violations newest first, keyset-paged on (raised_at, violation_id)."""
+    stmt = select(vi)
+    stmt = _where(
+        stmt,
+        _region_clause(vi.c.region_code, flt.prefix),
+        None if flt.department is None else vi.c.department == flt.department,
+        None if flt.severity is None else vi.c.severity == flt.severity,
+        None if flt.rule_id is None else vi.c.rule_id == flt.rule_id,
+        None if flt.status is None else vi.c.status == flt.status,
+        None if flt.raised_from is None else vi.c.raised_at >= flt.raised_from,
+        None if flt.raised_until is None else vi.c.raised_at < flt.raised_until,
+        None if flt.fund_doc_no is None else vi.c.fund_doc_no == flt.fund_doc_no,
+    )
+    if after is not None:
+        at, vid = after
+        stmt = stmt.where(or_(vi.c.raised_at < at, and_(vi.c.raised_at == at, vi.c.violation_id < vid)))
+    stmt = stmt.order_by(vi.c.raised_at.desc(), vi.c.violation_id.desc()).limit(limit + 1)
+    return (await session.execute(stmt)).all()
+
+
+async def violation(session: AsyncSession, violation_id: uuid.UUID) -> Row[Any] | None:
+    """One violation."""
+    return (await session.execute(select(vi).where(vi.c.violation_id == violation_id))).first()
+
+
+async def case_actions(session: AsyncSession, violation_id: uuid.UUID) -> Sequence[Row[Any]]:
+    """The case history of a violation, oldest first."""
+    stmt = select(ca).where(ca.c.violation_id == violation_id).order_by(ca.c.at, ca.c.event_id)
+    return (await session.execute(stmt)).all()
+
+
+async def trail_entries_of_violation(session: AsyncSession, violation_id: uuid.UUID) -> Sequence[Row[Any]]:
+    """Leaf indexes of the trail entries that mention a violation (raised and case actions)."""
+    stmt = select(te.c.seq, te.c.entry_kind, te.c.event_type, te.c.entry_id).where(
+        te.c.violation_id == violation_id
+    )
+    return (await session.execute(stmt.order_by(te.c.seq))).all()
+
+
+async def latest_checkpoint(session: AsyncSession) -> Row[Any] | None:
+    """The signed tree head with the largest tree size."""
+    return (await session.execute(select(tc).order_by(tc.c.tree_size.desc()).limit(1))).first()
+
+
+async def checkpoint_of_size(session: AsyncSession, tree_size: int) -> Row[Any] | None:
+    """The signed tree head for exactly `tree_size` leaves."""
+    return (await session.execute(select(tc).where(tc.c.tree_size == tree_size))).first()
+
+
+async def trail_entry(session: AsyncSession, seq: int) -> Row[Any] | None:
+    """One leaf of the log with its bytes."""
+    return (await session.execute(select(te).where(te.c.seq == seq))).first()
+
+
+class MissingNode(LookupError):
+    """A subtree the trail writer should have stored is absent."""
+
+
+class PostgresMerkleStore:
+    """`fundtrail_schemas.merkle.MultiGetMerkleStore` over the trail_node table (sync, for run_sync)."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def get_subtree_hash(self, start: int, end: int) -> bytes:
+        """Hash of the aligned subtree [start, end)."""
+        return self.get_subtree_hashes([(start, end)])[0]
+
+    def get_subtree_hashes(self, ranges: Sequence[merkle.Range]) -> list[bytes]:
+        """Hashes of `ranges` in one round trip."""
+        ids = [merkle.node_id(s, e) for s, e in ranges]
+        if not ids:
+            return []
+        stmt = select(tn.c.level, tn.c.idx, tn.c.hash).where(tuple_(tn.c.level, tn.c.idx).in_(ids))
+        found = {(r.level, r.idx): bytes(r.hash) for r in self._session.execute(stmt)}
+        missing = [i for i in ids if i not in found]
+        if missing:
+            raise MissingNode(f"trail nodes {missing} are not stored")
+        return [found[i] for i in ids]

@@ -1,0 +1,1 @@
+"""HTTP layer: dependencies, error handling, OpenAPI, one router per resource."""

@@ -1,0 +1,182 @@
+"""Events: publishing (bureaus) and reading one accepted event (evidence links)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from fundtrail_schemas.decode import encode_event
+from fundtrail_schemas.events import Envelope, event_key
+from fundtrail_schemas.topics import HEADER_EVENT_TYPE, HEADER_SCHEMA_VERSION, RAW_EVENTS
+
+from ...adapters import repository
+from ...adapters.publisher import KafkaPublisher, OutMessage, PublisherUnavailable
+from ...core.ingest import Item, Outcome, accepted_ids, mark_recorded, validate_items
+from ...core.problems import ProblemError, bad_request, make_problem, not_found, unavailable
+from ...runtime import Runtime
+from ..deps import Bureau, PublisherDep, Reader, RuntimeDep, SessionDep
+from ..models import EventOut, IngestReport
+from ..openapi import events_request_body, problem_responses
+from ..paging import json_response
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/v1/events", tags=["events"])
+
+
+def event_message(event: Envelope) -> OutMessage:
+    """The raw-topic message of an event: contract bytes, event key, type and version headers."""
+    return OutMessage(
+        RAW_EVENTS,
+        event_key(event),
+        encode_event(event),
+        [(HEADER_EVENT_TYPE, event.event_type.encode()), (HEADER_SCHEMA_VERSION, str(event.schema_version).encode())],
+    )
+
+
+async def publish_items(
+    items: list[Item], runtime: Runtime, publisher: KafkaPublisher, session: Any, instance: str
+) -> None:
+    """Drop already-recorded ids, publish the rest, and turn delivery failures into per-item problems."""
+    now = runtime.clock()
+    pending = accepted_ids(items)
+    known = await repository.known_event_ids(session, pending)
+    known |= {i for i in pending if runtime.recent_ids.get(i, now)}
+    mark_recorded(items, known)
+    to_send = [i for i in items if i.outcome is Outcome.ACCEPTED]
+    if not to_send:
+        return
+    try:
+        deliveries = await publisher.publish([event_message(i.event) for i in to_send if i.event is not None])
+    except PublisherUnavailable as exc:
+        log.warning("publishing %d events failed: %s", len(to_send), exc)
+        raise unavailable("the event broker is not reachable; nothing was published") from exc
+    now = runtime.clock()
+    for item, delivery in zip(to_send, deliveries, strict=True):
+        if delivery.ok:
+            runtime.recent_ids.put(item.event_id, True, now)  # type: ignore[arg-type]
+            continue
+        item.outcome = Outcome.REJECTED
+        item.problem = make_problem(
+            503, f"the broker did not acknowledge this event: {delivery.error}; retry it",
+            slug="not-published", instance=instance, index=item.index,
+        )
+
+
+def report(items: list[Item]) -> dict[str, Any]:
+    """The response body listing every item's outcome."""
+    return {
+        "accepted": [i.event_id for i in items if i.outcome is Outcome.ACCEPTED],
+        "already_recorded": [i.event_id for i in items if i.outcome is Outcome.ALREADY_RECORDED],
+        "rejected": [
+            {"index": i.index, "event_id": i.event_id, "problem": i.problem.model_dump(mode="json", exclude_none=True)}
+            for i in items
+            if i.outcome is Outcome.REJECTED and i.problem is not None
+        ],
+    }
+
+
+def _outcome_status(items: list[Item]) -> int:
+    """202 when anything was accepted or already recorded; otherwise the items' own status."""
+    if any(i.outcome is not Outcome.REJECTED for i in items):
+        return 202
+    statuses = {i.problem.status for i in items if i.problem is not None}
+    if statuses == {403}:
+        return 403
+    if 503 in statuses:
+        return 503
+    return 422
+
+
+async def read_json_body(request: Request) -> Any:
+    """The parsed JSON body, or a 400 problem."""
+    raw = await request.body()
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise bad_request(f"the body is not valid UTF-8 JSON: {exc}", slug="malformed-json") from exc
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=IngestReport,
+    responses=problem_responses(400, 413, 415, 503),
+    summary="Publish events",
+    openapi_extra={"requestBody": events_request_body(500)},
+    description=(
+        "Validate one event or a batch with the event contract and publish the valid ones to the raw "
+        "events topic (acks=all, idempotent producer, keyed by fund). A bureau may only publish for its own "
+        "region. Re-posting publishes nothing new: ids that fund-tracker already recorded, that this gateway "
+        "published in the last minutes, or that repeat inside the batch are listed in `already_recorded`. "
+        "The answer is 202 when at least one item was accepted or already recorded; when every item is "
+        "rejected it is the items' problem status (422, or 403 for a foreign region) with the full report "
+        "in the problem's `report` member."
+    ),
+)
+async def post_events(
+    request: Request, principal: Bureau, runtime: RuntimeDep, publisher: PublisherDep, session: SessionDep
+) -> Response:
+    """Publish events (one or a batch)."""
+    ctype = request.headers.get("content-type", "")
+    if ctype.split(";")[0].strip().lower() not in ("application/json", ""):
+        raise ProblemError(make_problem(415, f"send application/json, not {ctype}"))
+    body = await read_json_body(request)
+    batch = isinstance(body, list)
+    items_in: list[Any] = body if batch else [body]
+    limit = runtime.settings.max_batch_events
+    if batch and not 1 <= len(items_in) <= limit:
+        raise ProblemError(make_problem(
+            422, f"a batch holds 1 to {limit} events; this one has {len(items_in)}", slug="batch-size"
+        ))
+    if not batch and not isinstance(body, dict):
+        raise ProblemError(make_problem(422, "the body must be an event object or an array of events",
+                                        slug="not-an-event"))
+    instance = request.url.path
+    items = validate_items(items_in, principal, instance)
+    await publish_items(items, runtime, publisher, session, instance)
+    status = _outcome_status(items)
+    body_out = report(items)
+    if status == 202:
+        return json_response(body_out, status_code=202)
+    first = next(i.problem for i in items if i.problem is not None)
+    problem = make_problem(
+        status,
+        first.detail if len(items) == 1 else f"all {len(items)} events were rejected",
+        slug=first.type.rsplit(":", 1)[-1] if len(items) == 1 else "batch-rejected",
+        errors=first.errors if len(items) == 1 else None,
+        report=body_out,
+    )
+    headers = {"Retry-After": "5"} if status == 503 else None
+    raise ProblemError(problem, headers)
+
+
+@router.get(
+    "/{event_id}",
+    response_model=EventOut,
+    responses=problem_responses(404),
+    summary="One accepted event",
+)
+async def get_event(event_id: uuid.UUID, principal: Reader, session: SessionDep) -> Response:
+    """An accepted event with the ledger state after it (the target of evidence links)."""
+    row = await repository.processed_event(session, event_id)
+    if row is None or not principal.can_read(row.region_code):
+        raise not_found(f"no event {event_id} in your region")
+    return json_response({
+        "event_id": row.event_id,
+        "sequence": row.sequence,
+        "event_type": row.event_type,
+        "fund_doc_no": row.fund_doc_no,
+        "project_id": row.project_id,
+        "region_code": row.region_code,
+        "level": row.level,
+        "occurred_at": row.occurred_at,
+        "accepted_at": row.accepted_at,
+        "trace_id": row.trace_id,
+        "payload": row.payload,
+        "state_after": row.state_after,
+    })

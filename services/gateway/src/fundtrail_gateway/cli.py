@@ -1,0 +1,267 @@
+"""`fundtrail token`, `fundtrail token-keys` and `fundtrail verify` (entry-point group fundtrail.cli)."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from fundtrail_schemas.checkpoint import (
+    Checkpoint,
+    CheckResult,
+    ConsistencyProof,
+    ProofBundle,
+    VerificationReport,
+    load_public_key,
+    verify_bundle,
+    verify_bundle_json,
+    verify_checkpoint,
+)
+
+from .core.auth import Role
+
+console = Console()
+err = Console(stderr=True)
+
+DEFAULT_STATE = Path(os.environ.get("FUNDTRAIL_VERIFY_STATE", Path.home() / ".fundtrail" / "verify-state.json"))
+
+
+def token(
+    role: Annotated[list[Role], typer.Option("--role", "-r", help="Role (repeat for several)")],
+    subject: Annotated[str, typer.Option(help="Who the token names (user id)")],
+    region: Annotated[str | None, typer.Option(help="Region code the token is scoped to")] = None,
+    ttl: Annotated[int | None, typer.Option(help="Lifetime in seconds (default from settings)")] = None,
+    private_key: Annotated[
+        Path | None, typer.Option(help="PEM private key (default FUNDTRAIL_GATEWAY_JWT_PRIVATE_KEY_FILE)")
+    ] = None,
+) -> None:
+    """Issue a development/demo bearer token signed with the gateway's key from settings."""
+    from .adapters.keys import token_codec
+    from .settings import AuthSettings
+
+    overrides: dict[str, Any] = {"jwt_private_key_file": private_key} if private_key else {}
+    try:
+        settings = AuthSettings(**overrides)
+        codec = token_codec(settings, signing=True)
+        issued = codec.issue(
+            subject, role, region, now=datetime.now(UTC), ttl=timedelta(seconds=ttl or settings.token_ttl_seconds)
+        )
+    except ValueError as exc:
+        err.print(f"[red]cannot issue a token:[/] {exc}")
+        raise typer.Exit(2) from exc
+    typer.echo(issued)
+
+
+def token_keys(
+    out: Annotated[Path, typer.Option(help="Directory for jwt.pem and jwt.pub.pem")] = Path("."),
+    algorithm: Annotated[str, typer.Option(help="EdDSA or RS256")] = "EdDSA",
+) -> None:
+    """Generate a JWT signing key pair (private key readable by the owner only)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+    if algorithm == "EdDSA":
+        key: Any = ed25519.Ed25519PrivateKey.generate()
+    elif algorithm == "RS256":
+        key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
+    else:
+        err.print("[red]algorithm must be EdDSA or RS256[/]")
+        raise typer.Exit(2)
+    out.mkdir(parents=True, exist_ok=True)
+    priv, pub = out / "jwt.pem", out / "jwt.pub.pem"
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    fd = os.open(priv, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(pem)
+    pub.write_bytes(
+        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    console.print(f"wrote {priv} and {pub}; set FUNDTRAIL_GATEWAY_JWT_ALGORITHM={algorithm}, "
+                  f"FUNDTRAIL_GATEWAY_JWT_PUBLIC_KEY_FILE={pub} (server), "
+                  f"FUNDTRAIL_GATEWAY_JWT_PRIVATE_KEY_FILE={priv} (token CLI)")
+
+
+# --- verify ------------------------------------------------------------------------------------
+
+
+def load_state(path: Path) -> dict[str, Any]:
+    """The last verified checkpoint per log id."""
+    if not path.exists():
+        return {}
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return data if isinstance(data, dict) else {}
+
+
+def save_state(path: Path, state: dict[str, Any]) -> None:
+    """Write the state atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=2, sort_keys=True), encoding="utf-8")
+    tmp.replace(path)
+
+
+def check_growth(
+    previous: Checkpoint, current: Checkpoint, proof: ConsistencyProof | None, public_key: Any
+) -> list[CheckResult]:
+    """Checks that the log only grew from the remembered checkpoint to the current one."""
+    checks = [
+        CheckResult(
+            name="state.signature",
+            passed=verify_checkpoint(previous, public_key),
+            reason=f"remembered checkpoint of size {previous.tree_size} from {previous.timestamp.isoformat()}",
+        )
+    ]
+    if current.tree_size < previous.tree_size:
+        checks.append(CheckResult(name="growth.size", passed=False,
+                                  reason=f"the log shrank from {previous.tree_size} to {current.tree_size} leaves"))
+        return checks
+    if proof is None:
+        checks.append(CheckResult(name="growth.proof", passed=False, reason="no consistency proof was obtained"))
+        return checks
+    ok = proof.verify_checkpoints(previous, current)
+    checks.append(CheckResult(
+        name="growth.proof",
+        passed=ok,
+        reason=(f"the log of {previous.tree_size} leaves is a prefix of the log of {current.tree_size} leaves"
+                if ok else "the consistency proof does not link the remembered root to the current root: "
+                "the log was rewritten"),
+    ))
+    return checks
+
+
+def _get(client: Any, path: str, **params: Any) -> Any:
+    response = client.get(path, params={k: v for k, v in params.items() if v is not None})
+    if response.status_code != 200:
+        try:
+            detail = response.json().get("detail")
+        except ValueError:
+            detail = response.text[:200]
+        raise RuntimeError(f"GET {path} answered {response.status_code}: {detail}")
+    return response.json()
+
+
+def verify_online(
+    api: str, token_value: str | None, public_key: Any, entry: int | None, state_path: Path,
+    expected_log_id: str | None, transport: Any = None,
+) -> VerificationReport:
+    """Fetch the latest checkpoint, prove growth since the remembered one, prove an entry; remember on success."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {token_value}"} if token_value else {}
+    checks: list[CheckResult] = []
+    with httpx.Client(base_url=api, headers=headers, timeout=30, transport=transport) as client:
+        current = Checkpoint.model_validate(_get(client, "/v1/proofs/checkpoint"))
+        checks.append(CheckResult(
+            name="checkpoint.signature", passed=verify_checkpoint(current, public_key),
+            reason=f"log {current.log_id!r} size {current.tree_size} root {current.root_hash[:16]}… signed "
+            f"{current.timestamp.isoformat()} by key {current.key_id}",
+        ))
+        if expected_log_id is not None:
+            checks.append(CheckResult(name="checkpoint.log_id", passed=current.log_id == expected_log_id,
+                                      reason=f"log id is {current.log_id!r}"))
+        state = load_state(state_path)
+        remembered = state.get(current.log_id)
+        if remembered is not None:
+            previous = Checkpoint.model_validate(remembered)
+            proof = None
+            if previous.tree_size <= current.tree_size:
+                doc = _get(client, "/v1/proofs/consistency", old_size=previous.tree_size, new_size=current.tree_size)
+                proof = ConsistencyProof.model_validate(doc["consistency_proof"])
+            checks.extend(check_growth(previous, current, proof, public_key))
+        else:
+            checks.append(CheckResult(name="growth.first_use", passed=True,
+                                      reason=f"no remembered checkpoint in {state_path}; trusting this one now"))
+        if entry is not None:
+            bundle = ProofBundle.model_validate(
+                _get(client, f"/v1/proofs/entries/{entry}/bundle", tree_size=current.tree_size)
+            )
+            same = bundle.checkpoint == current
+            checks.append(CheckResult(name="bundle.checkpoint", passed=same,
+                                      reason="the bundle is against the checkpoint just verified" if same
+                                      else "the bundle names another checkpoint"))
+            checks.extend(c for c in verify_bundle(bundle, public_key).checks if not c.name.startswith("checkpoint."))
+    report = VerificationReport(checks=checks)
+    if report.ok:
+        state[current.log_id] = current.model_dump(mode="json")
+        save_state(state_path, state)
+    return report
+
+
+def verify_offline(
+    bundle_path: Path, public_key: Any, state_path: Path, expected_log_id: str | None
+) -> VerificationReport:
+    """Verify an exported bundle; relate it to the remembered checkpoint when the bundle allows it."""
+    raw = bundle_path.read_bytes()
+    report = verify_bundle_json(raw, public_key, expected_log_id=expected_log_id)
+    if not report.ok:
+        return report
+    bundle = ProofBundle.model_validate_json(raw)
+    cp = bundle.checkpoint
+    state = load_state(state_path)
+    remembered = state.get(cp.log_id)
+    checks = list(report.checks)
+    if remembered is None:
+        checks.append(CheckResult(name="growth.first_use", passed=True,
+                                  reason=f"no remembered checkpoint in {state_path}; trusting this one from now on"))
+    else:
+        previous = Checkpoint.model_validate(remembered)
+        if previous == cp:
+            checks.append(CheckResult(name="growth.same", passed=True,
+                                      reason="the bundle's checkpoint is the remembered one"))
+        elif bundle.previous_checkpoint == previous and bundle.consistency_proof is not None:
+            checks.extend(check_growth(previous, cp, bundle.consistency_proof, public_key))
+        elif previous.tree_size > cp.tree_size:
+            checks.append(CheckResult(
+                name="growth.older", passed=True,
+                reason=f"the bundle is against an older checkpoint (size {cp.tree_size} < remembered "
+                f"{previous.tree_size}); its inclusion proof holds for that checkpoint",
+            ))
+        else:
+            checks.append(CheckResult(
+                name="growth.unlinked", passed=False,
+                reason=f"the bundle carries no consistency proof from the remembered size {previous.tree_size}; "
+                f"export it with previous_size={previous.tree_size}",
+            ))
+    final = VerificationReport(checks=checks)
+    if final.ok and (remembered is None or Checkpoint.model_validate(remembered).tree_size <= cp.tree_size):
+        state[cp.log_id] = cp.model_dump(mode="json")
+        save_state(state_path, state)
+    return final
+
+
+def verify(
+    public_key: Annotated[Path, typer.Option(help="The log's Ed25519 public key (PEM)")],
+    api: Annotated[str | None, typer.Option(envvar="FUNDTRAIL_API_URL", help="Gateway base URL")] = None,
+    token_value: Annotated[
+        str | None, typer.Option("--token", envvar="FUNDTRAIL_TOKEN", help="Bearer token (auditor)")
+    ] = None,
+    entry: Annotated[int | None, typer.Option(help="Leaf index of a trail entry to prove")] = None,
+    bundle: Annotated[Path | None, typer.Option(help="Verify an exported proof bundle offline")] = None,
+    state: Annotated[Path, typer.Option(help="Where the last verified checkpoint is kept")] = DEFAULT_STATE,
+    log_id: Annotated[str | None, typer.Option(help="Expected log id")] = None,
+) -> None:
+    """Check that an entry is in the log and that the log only grew since the last check."""
+    key = load_public_key(public_key)
+    try:
+        if bundle is not None:
+            report = verify_offline(bundle, key, state, log_id)
+        elif api is not None:
+            report = verify_online(api, token_value, key, entry, state, log_id)
+        else:
+            err.print("[red]give --api URL (with --token) or --bundle FILE[/]")
+            raise typer.Exit(2)
+    except RuntimeError as exc:
+        err.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from exc
+    for check in report.checks:
+        mark = "[green]PASS[/]" if check.passed else "[red]FAIL[/]"
+        console.print(f"{mark}  {check.name}: {check.reason}", highlight=False)
+    console.print("RESULT: " + ("[green]all checks passed[/]" if report.ok else "[red]verification failed[/]"))
+    if not report.ok:
+        raise typer.Exit(1)

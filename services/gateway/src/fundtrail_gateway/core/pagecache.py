@@ -1,0 +1,70 @@
+"""Rendered trail pages that can no longer change, kept in memory with their ETags.
+
+The trail is append-only and one writer appends it in leaf order (fund-tracker holds the trail lock),
+so once an entry after a page is visible, no entry can join the page any more. Such a page is final
+unless it shows something mutable: a violation's current status, or an entry whose event, violation
+or case row is not there yet. Only final pages are cached; the key carries the caller's region scope.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from collections.abc import Hashable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedPage:
+    body: bytes
+    etag: str
+    next_url: str | None = None
+
+
+def etag_of(body: bytes) -> str:
+    """A strong ETag: a digest of the exact bytes."""
+    return '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
+
+
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """RFC 9110 If-None-Match (weak comparison): `*` or any listed tag equal to `etag`."""
+    if not if_none_match:
+        return False
+    opaque = etag.removeprefix("W/")
+    for candidate in if_none_match.split(","):
+        tag = candidate.strip()
+        if tag == "*" or tag.removeprefix("W/") == opaque:
+            return True
+    return False
+
+
+class PageCache:
+    """An LRU of rendered pages bounded by the bytes of their bodies (0 disables it)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.size = 0
+        self._pages: OrderedDict[Hashable, RenderedPage] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._pages)
+
+    def get(self, key: Hashable) -> RenderedPage | None:
+        """The page under `key`, now the most recently used; None when absent."""
+        page = self._pages.get(key)
+        if page is not None:
+            self._pages.move_to_end(key)
+        return page
+
+    def put(self, key: Hashable, page: RenderedPage) -> None:
+        """Keep `page`, evicting the least recently used pages beyond the byte budget."""
+        if len(page.body) > self.max_bytes:
+            return
+        old = self._pages.pop(key, None)
+        if old is not None:
+            self.size -= len(old.body)
+        self._pages[key] = page
+        self.size += len(page.body)
+        while self.size > self.max_bytes:
+            _, evicted = self._pages.popitem(last=False)
+            self.size -= len(evicted.body)
