@@ -1,0 +1,1 @@
+"""fund-tracker: validated, deduplicated fund ledger, trail writer, and the bureaus' publisher."""

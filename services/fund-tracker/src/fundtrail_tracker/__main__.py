@@ -1,0 +1,5 @@
+"""`python -m fundtrail_tracker worker`."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,483 @@
+"""PostgreSQL adapter: load the slice of the ledger a batch needs, write a batch plan, append the trail.
+
+Every statement is set-based (`= ANY(array)`, `unnest` upserts, COPY), so a batch costs a fixed
+number of round trips whatever its size.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from fundtrail_schemas.db import normalize_url
+from fundtrail_schemas.merkle import CompactRange, node_id, range_decomposition
+from fundtrail_schemas.types import Category, Level
+
+from ..core.ledger import (
+    ContractRecord,
+    FundRecord,
+    Ledger,
+    LedgerKeys,
+    PositionKey,
+    ProjectRecord,
+)
+from ..core.state import Contract, Fund, Position, Project, Vendor, dumps, from_json
+from ..core.trail import Links, TrailItem
+
+# pg_advisory_xact_lock key of the trail's single writer ("fundtrl" in ASCII).
+TRAIL_LOCK_KEY = 0x66756E647472616C & 0x7FFFFFFFFFFFFFFF
+
+
+def conninfo(database_url: str) -> str:
+    """A libpq connection string from the shared SQLAlchemy-style DATABASE_URL."""
+    return normalize_url(database_url).replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+async def connect(database_url: str) -> psycopg.AsyncConnection[Any]:
+    """A new connection (not autocommit: every batch is one explicit transaction)."""
+    return await psycopg.AsyncConnection.connect(conninfo(database_url), application_name="fundtrail-tracker")
+
+
+@dataclass(frozen=True, slots=True)
+class ParkedRow:
+    event_id: uuid.UUID
+    waiting_for: str
+    raw: bytes
+    raw_key: bytes | None
+    parked_at: datetime
+    source_partition: int | None
+    source_offset: int | None
+    trace_headers: dict[str, str] | None
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessedRow:
+    event_id: uuid.UUID
+    sequence: int
+    event_type: str
+    fund_doc_no: str | None
+    project_id: str | None
+    region_code: str
+    level: str
+    occurred_at: datetime
+    accepted_at: datetime
+    payload: str
+    state_after: str
+    trace_id: str | None
+    source_partition: int | None
+    source_offset: int | None
+    business_key: str | None
+
+
+def _copy_field(v: Any) -> str:
+    """One value in PostgreSQL's COPY text format."""
+    if v is None:
+        return "\\N"
+    if isinstance(v, str):
+        if "\\" in v:
+            v = v.replace("\\", "\\\\")
+        if "\t" in v or "\n" in v or "\r" in v:
+            v = v.replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+        return v
+    if isinstance(v, bytes):
+        return "\\\\x" + v.hex()
+    if isinstance(v, datetime):
+        return v.isoformat()
+    return str(v)
+
+
+def copy_text(rows: Iterable[Sequence[Any]]) -> bytes:
+    """Rows in COPY text format (formatting here is several times cheaper than per-row dumping)."""
+    return "".join("\t".join([_copy_field(v) for v in row]) + "\n" for row in rows).encode()
+
+
+_PARKED_COLS = "event_id, waiting_for, raw, raw_key, parked_at, source_partition, source_offset, trace_headers"
+
+
+class TrailHead:
+    """The writer's in-memory frontier, trusted only while the stored tree size matches it."""
+
+    def __init__(self) -> None:
+        self._range: CompactRange | None = None
+
+    async def load(self, cur: psycopg.AsyncCursor[Any]) -> CompactRange:
+        """A private copy of the frontier at the current tree size (call under the trail lock)."""
+        size = await trail_size(cur)
+        cached = self._range
+        if cached is not None and cached.size == size:
+            return CompactRange.from_frontier(size, cached.frontier)
+        return await trail_frontier(cur, size)
+
+    def adopt(self, frontier: CompactRange) -> None:
+        """Remember the frontier after its transaction committed."""
+        self._range = frontier
+
+
+async def lock_trail(cur: psycopg.AsyncCursor[Any]) -> None:
+    """Become the single trail writer until the transaction ends."""
+    await cur.execute("SELECT pg_advisory_xact_lock(%s)", (TRAIL_LOCK_KEY,))
+
+
+async def append_trail(
+    cur: psycopg.AsyncCursor[Any], frontier: CompactRange, items: Sequence[TrailItem], appended_at: datetime
+) -> list[int]:
+    """Append entries and their completed subtree hashes; return their sequence numbers."""
+    seqs: list[int] = []
+    nodes: list[tuple[int, int, bytes]] = []
+    for item in items:
+        seqs.append(frontier.size)
+        nodes.extend(frontier.append(item.leaf_hash))
+    if not items:
+        return seqs
+    async with cur.copy(
+        "COPY trail_entry (seq, entry_kind, entry_id, event_type, fund_doc_no, project_id, payment_id,"
+        " contract_id, vendor_id, violation_id, region_code, occurred_at, appended_at, leaf_data, leaf_hash,"
+        " trace_id) FROM STDIN"
+    ) as copy:
+        await copy.write(copy_text(
+            (seq, it.kind, it.entry_id, it.event_type, it.fund_doc_no, it.project_id, it.payment_id,
+             it.contract_id, it.vendor_id, it.violation_id, it.region_code, it.occurred_at, appended_at,
+             it.leaf_data, it.leaf_hash, it.trace_id)
+            for seq, it in zip(seqs, items, strict=True)
+        ))
+    async with cur.copy("COPY trail_node (level, idx, hash) FROM STDIN") as copy:
+        await copy.write("".join(f"{lv}\t{ix}\t\\\\x{h.hex()}\n" for lv, ix, h in nodes).encode())
+    return seqs
+
+
+async def existing_entries(cur: psycopg.AsyncCursor[Any], entry_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Links]:
+    """Trail entries by entry id, with the query columns entries referring to them inherit."""
+    ids = list(set(entry_ids))
+    if not ids:
+        return {}
+    await cur.execute(
+        "SELECT entry_id, fund_doc_no, project_id, payment_id, contract_id, vendor_id, region_code"
+        " FROM trail_entry WHERE entry_id = ANY(%s)",
+        (ids,),
+    )
+    return {r[0]: Links(*r[1:]) for r in await cur.fetchall()}
+
+
+async def trail_frontier(cur: psycopg.AsyncCursor[Any], size: int) -> CompactRange:
+    """The frontier of the first `size` leaves, read from trail_node (at most log2(size)+1 rows)."""
+    ids = [node_id(s, e) for s, e in range_decomposition(0, size)]
+    if not ids:
+        return CompactRange()
+    await cur.execute(
+        "SELECT level, idx, hash FROM trail_node WHERE (level, idx) IN (SELECT * FROM unnest(%s::int[], %s::bigint[]))",
+        ([lv for lv, _ in ids], [ix for _, ix in ids]),
+    )
+    hashes = {(lv, ix): bytes(h) for lv, ix, h in await cur.fetchall()}
+    missing = [i for i in ids if i not in hashes]
+    if missing:
+        raise RuntimeError(f"trail_node lacks the frontier nodes {missing} of tree size {size}")
+    return CompactRange.from_frontier(size, [hashes[i] for i in ids])
+
+
+# ----------------------------------------------------------------------------- dedup and parking
+
+
+async def processed_ids(cur: psycopg.AsyncCursor[Any], ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
+    """Which of these event ids were already accepted."""
+    return (await seen_ids(cur, ids))[0]
+
+
+async def seen_ids(cur: psycopg.AsyncCursor[Any], ids: Iterable[uuid.UUID]) -> tuple[set[uuid.UUID], set[uuid.UUID]]:
+    """Which of these event ids were already accepted, and which are parked (one round trip)."""
+    wanted = list(set(ids))
+    if not wanted:
+        return set(), set()
+    await cur.execute(
+        "WITH ids(id) AS (SELECT unnest(%s::uuid[]))"
+        " SELECT true, id FROM ids JOIN processed_event p ON p.event_id = ids.id"
+        " UNION ALL SELECT false, id FROM ids JOIN parked_event k ON k.event_id = ids.id",
+        (wanted,),
+    )
+    processed: set[uuid.UUID] = set()
+    parked: set[uuid.UUID] = set()
+    for is_processed, eid in await cur.fetchall():
+        (processed if is_processed else parked).add(eid)
+    return processed, parked
+
+
+async def business_keys(cur: psycopg.AsyncCursor[Any], keys: Iterable[str]) -> dict[str, uuid.UUID]:
+    """Business keys already recorded, and the event that recorded each."""
+    wanted = list(set(keys))
+    if not wanted:
+        return {}
+    await cur.execute(
+        "SELECT business_key, event_id FROM processed_event WHERE business_key = ANY(%s)", (wanted,)
+    )
+    return {r[0]: r[1] for r in await cur.fetchall()}
+
+
+async def parked_ids(cur: psycopg.AsyncCursor[Any], ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
+    """Which of these event ids are parked."""
+    wanted = list(set(ids))
+    if not wanted:
+        return set()
+    await cur.execute("SELECT event_id FROM parked_event WHERE event_id = ANY(%s)", (wanted,))
+    return {r[0] for r in await cur.fetchall()}
+
+
+def _parked(rows: Iterable[tuple[Any, ...]]) -> list[ParkedRow]:
+    return [
+        ParkedRow(r[0], r[1], bytes(r[2]), bytes(r[3]) if r[3] is not None else None, r[4], r[5], r[6], r[7])
+        for r in rows
+    ]
+
+
+async def parked_waiting_for(cur: psycopg.AsyncCursor[Any], waiting: Iterable[str]) -> list[ParkedRow]:
+    """Parked events waiting for any of these references, oldest first."""
+    wanted = list(set(waiting))
+    if not wanted:
+        return []
+    await cur.execute(
+        f"SELECT {_PARKED_COLS} FROM parked_event WHERE waiting_for = ANY(%s) ORDER BY parked_at, event_id",
+        (wanted,),
+    )
+    return _parked(await cur.fetchall())
+
+
+async def parked_due(cur: psycopg.AsyncCursor[Any], cutoff: datetime, limit: int) -> list[ParkedRow]:
+    """Parked events that waited past the cutoff, or whose fund has meanwhile become known."""
+    await cur.execute(
+        f"SELECT {_PARKED_COLS} FROM parked_event p WHERE p.parked_at <= %s"
+        " OR EXISTS (SELECT 1 FROM fund f WHERE 'fund:' || f.fund_doc_no = p.waiting_for)"
+        " ORDER BY p.parked_at, p.event_id LIMIT %s",
+        (cutoff, limit),
+    )
+    return _parked(await cur.fetchall())
+
+
+async def park(cur: psycopg.AsyncCursor[Any], rows: Sequence[ParkedRow]) -> None:
+    """Park events (a redelivered one is already there: nothing changes)."""
+    if rows:
+        await cur.executemany(
+            f"INSERT INTO parked_event ({_PARKED_COLS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (event_id) DO NOTHING",
+            [
+                (r.event_id, r.waiting_for, r.raw, r.raw_key, r.parked_at, r.source_partition, r.source_offset,
+                 Jsonb(r.trace_headers) if r.trace_headers is not None else None)
+                for r in rows
+            ],
+        )
+
+
+async def unpark(cur: psycopg.AsyncCursor[Any], ids: Sequence[uuid.UUID]) -> None:
+    """Remove parked events that were decided (accepted or rejected)."""
+    if ids:
+        await cur.execute("DELETE FROM parked_event WHERE event_id = ANY(%s)", (list(ids),))
+
+
+# ----------------------------------------------------------------------------- the ledger
+
+
+async def load_ledger(cur: psycopg.AsyncCursor[Any], keys: LedgerKeys) -> Ledger:
+    """The rows a batch touches, as a `Ledger` slice."""
+    ledger = Ledger()
+    if keys.funds:
+        await cur.execute(
+            "SELECT fund_doc_no, title, purpose_category, allocated_fen, deadline, allocated_at, region_code,"
+            " provenance FROM fund WHERE fund_doc_no = ANY(%s)",
+            (list(keys.funds),),
+        )
+        for fund, title, purpose, allocated, deadline, allocated_at, region, prov in await cur.fetchall():
+            state = Fund(fund, True, Category(purpose) if purpose else None, allocated, deadline, allocated_at)
+            ledger.funds[fund] = FundRecord(state, title, region, dict(prov or {}))
+    if keys.positions:
+        cols = list(zip(*keys.positions, strict=True))
+        await cur.execute(
+            "SELECT fund_doc_no, level, region_code, received_fen, passed_down_fen, paid_fen, returned_fen,"
+            " contracted_fen, first_received_at, last_outflow_at FROM fund_position"
+            " WHERE (fund_doc_no, level, region_code) IN (SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]))",
+            (list(cols[0]), list(cols[1]), list(cols[2])),
+        )
+        for r in await cur.fetchall():
+            ledger.positions[(r[0], r[1], r[2])] = Position(r[0], Level(r[1]), *r[2:])
+    if keys.projects:
+        await cur.execute(
+            "SELECT project_id, fund_doc_no, state, settlement_amount_fen, provenance FROM project"
+            " WHERE project_id = ANY(%s)",
+            (list(keys.projects),),
+        )
+        for pid, fund, state, settlement, prov in await cur.fetchall():
+            ledger.projects[pid] = ProjectRecord(from_json(Project, state), fund, settlement, dict(prov or {}))
+    if keys.contracts:
+        await cur.execute(
+            "SELECT contract_id, project_id, fund_doc_no, state FROM contract WHERE contract_id = ANY(%s)",
+            (list(keys.contracts),),
+        )
+        for cid, pid, fund, state in await cur.fetchall():
+            ledger.contracts[cid] = ContractRecord(from_json(Contract, state), pid, fund)
+    if keys.vendors:
+        await cur.execute(
+            "SELECT vendor_id, awards_count, awarded_fen, paid_fen FROM vendor_stats WHERE vendor_id = ANY(%s)",
+            (list(keys.vendors),),
+        )
+        for vid, count, awarded, paid in await cur.fetchall():
+            ledger.vendors[vid] = Vendor(vid, count, awarded, paid)
+    if keys.invoices:
+        await cur.execute(
+            "SELECT invoice_no, payment_id FROM payment WHERE invoice_no = ANY(%s) ORDER BY payment_id",
+            (list(keys.invoices),),
+        )
+        for invoice, payment in await cur.fetchall():
+            ledger.invoices.setdefault(invoice, []).append(payment)
+    return ledger
+
+
+def _json(state: Any) -> str:
+    return dumps(state).decode()
+
+
+async def write_ledger(cur: psycopg.AsyncCursor[Any], ledger: Ledger) -> None:
+    """Upsert every changed row with its new absolute values (the trail lock serializes writers)."""
+    if ledger.dirty_funds:
+        recs = [ledger.funds[f] for f in sorted(ledger.dirty_funds)]
+        await cur.execute(
+            "INSERT INTO fund (fund_doc_no, title, purpose_category, allocated_fen, deadline, allocated_at,"
+            " region_code, provenance)"
+            " SELECT f, t, pc, a, d, at, r, p::jsonb FROM unnest(%s::text[], %s::text[], %s::text[], %s::bigint[],"
+            " %s::date[], %s::timestamptz[], %s::text[], %s::text[]) AS u(f, t, pc, a, d, at, r, p)"
+            " ON CONFLICT (fund_doc_no) DO UPDATE SET title = EXCLUDED.title,"
+            " purpose_category = EXCLUDED.purpose_category, allocated_fen = EXCLUDED.allocated_fen,"
+            " deadline = EXCLUDED.deadline, allocated_at = EXCLUDED.allocated_at,"
+            " region_code = EXCLUDED.region_code, provenance = EXCLUDED.provenance",
+            (
+                [r.state.fund_doc_no for r in recs],
+                [r.title for r in recs],
+                [r.state.purpose_category.value if r.state.purpose_category else None for r in recs],
+                [r.state.allocated_fen for r in recs],
+                [r.state.deadline for r in recs],
+                [r.state.allocated_at for r in recs],
+                [r.region_code for r in recs],
+                [json.dumps(r.provenance) for r in recs],
+            ),
+        )
+    if ledger.dirty_positions:
+        keys: list[PositionKey] = sorted(ledger.dirty_positions)
+        ps = [ledger.positions[k] for k in keys]
+        await cur.execute(
+            "INSERT INTO fund_position (fund_doc_no, level, region_code, received_fen, passed_down_fen, paid_fen,"
+            " returned_fen, contracted_fen, first_received_at, last_outflow_at)"
+            " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::bigint[], %s::bigint[], %s::bigint[],"
+            " %s::bigint[], %s::bigint[], %s::timestamptz[], %s::timestamptz[])"
+            " ON CONFLICT (fund_doc_no, level, region_code) DO UPDATE SET received_fen = EXCLUDED.received_fen,"
+            " passed_down_fen = EXCLUDED.passed_down_fen, paid_fen = EXCLUDED.paid_fen,"
+            " returned_fen = EXCLUDED.returned_fen, contracted_fen = EXCLUDED.contracted_fen,"
+            " first_received_at = EXCLUDED.first_received_at, last_outflow_at = EXCLUDED.last_outflow_at",
+            (
+                [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys],
+                [p.received_fen for p in ps], [p.passed_down_fen for p in ps], [p.paid_fen for p in ps],
+                [p.returned_fen for p in ps], [p.contracted_fen for p in ps],
+                [p.first_received_at for p in ps], [p.last_outflow_at for p in ps],
+            ),
+        )
+    if ledger.dirty_projects:
+        pids = sorted(ledger.dirty_projects)
+        prs = [ledger.projects[p] for p in pids]
+        await cur.execute(
+            "INSERT INTO project (project_id, fund_doc_no, state, region_code, settlement_amount_fen, provenance)"
+            " SELECT p, f, s::jsonb, r, sa, pv::jsonb FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[],"
+            " %s::bigint[], %s::text[]) AS u(p, f, s, r, sa, pv)"
+            " ON CONFLICT (project_id) DO UPDATE SET fund_doc_no = EXCLUDED.fund_doc_no, state = EXCLUDED.state,"
+            " region_code = EXCLUDED.region_code, settlement_amount_fen = EXCLUDED.settlement_amount_fen,"
+            " provenance = EXCLUDED.provenance",
+            (
+                pids,
+                [r.fund_doc_no for r in prs],
+                [_json(r.state) for r in prs],
+                [r.state.region_code for r in prs],
+                [r.settlement_amount_fen for r in prs],
+                [json.dumps(r.provenance) for r in prs],
+            ),
+        )
+    if ledger.dirty_contracts:
+        cids = sorted(ledger.dirty_contracts)
+        crs = [ledger.contracts[c] for c in cids]
+        await cur.execute(
+            "INSERT INTO contract (contract_id, project_id, fund_doc_no, vendor_id, state)"
+            " SELECT c, p, f, v, s::jsonb FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[])"
+            " AS u(c, p, f, v, s)"
+            " ON CONFLICT (contract_id) DO UPDATE SET project_id = EXCLUDED.project_id,"
+            " fund_doc_no = EXCLUDED.fund_doc_no, vendor_id = EXCLUDED.vendor_id, state = EXCLUDED.state",
+            (
+                cids,
+                [r.project_id for r in crs],
+                [r.fund_doc_no for r in crs],
+                [r.state.vendor_id for r in crs],
+                [_json(r.state) for r in crs],
+            ),
+        )
+    if ledger.dirty_vendors:
+        vids = sorted(ledger.dirty_vendors)
+        vs = [ledger.vendors[v] for v in vids]
+        await cur.execute(
+            "INSERT INTO vendor_stats (vendor_id, awards_count, awarded_fen, paid_fen)"
+            " SELECT * FROM unnest(%s::text[], %s::int[], %s::bigint[], %s::bigint[])"
+            " ON CONFLICT (vendor_id) DO UPDATE SET awards_count = EXCLUDED.awards_count,"
+            " awarded_fen = EXCLUDED.awarded_fen, paid_fen = EXCLUDED.paid_fen",
+            (vids, [v.awards_count for v in vs], [v.awarded_fen for v in vs], [v.paid_fen for v in vs]),
+        )
+    if ledger.new_payments:
+        async with cur.copy(
+            "COPY payment (payment_id, event_id, fund_doc_no, project_id, contract_id, payee_vendor_id, invoice_no,"
+            " amount_fen, region_code, paid_at) FROM STDIN"
+        ) as copy:
+            await copy.write(copy_text(
+                (p.payment_id, p.event_id, p.fund_doc_no, p.project_id, p.contract_id, p.payee_vendor_id,
+                 p.invoice_no, p.amount_fen, p.region_code, p.paid_at)
+                for p in ledger.new_payments
+            ))
+
+
+async def insert_processed(cur: psycopg.AsyncCursor[Any], rows: Sequence[ProcessedRow]) -> None:
+    """Record accepted events; a concurrent duplicate fails the transaction (UniqueViolation)."""
+    if not rows:
+        return
+    async with cur.copy(
+        "COPY processed_event (event_id, sequence, event_type, fund_doc_no, project_id, region_code, level,"
+        " occurred_at, accepted_at, payload, state_after, trace_id, source_partition, source_offset, business_key)"
+        " FROM STDIN"
+    ) as copy:
+        await copy.write(copy_text(
+            (r.event_id, r.sequence, r.event_type, r.fund_doc_no, r.project_id, r.region_code, r.level,
+             r.occurred_at, r.accepted_at, r.payload, r.state_after, r.trace_id, r.source_partition,
+             r.source_offset, r.business_key)
+            for r in rows
+        ))
+
+
+async def insert_checkpoint(
+    cur: psycopg.AsyncCursor[Any], *, tree_size: int, root_hash: str, signed_at: datetime, log_id: str,
+    key_id: str, signature: str,
+) -> bool:
+    """Store a signed tree head; False when one for this size exists already."""
+    await cur.execute(
+        "INSERT INTO trail_checkpoint (tree_size, root_hash, signed_at, log_id, key_id, signature)"
+        " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (tree_size) DO NOTHING",
+        (tree_size, root_hash, signed_at, log_id, key_id, signature),
+    )
+    return cur.rowcount == 1
+
+
+async def latest_checkpoint_size(cur: psycopg.AsyncCursor[Any]) -> int | None:
+    """Tree size of the newest checkpoint."""
+    await cur.execute("SELECT max(tree_size) FROM trail_checkpoint")
+    row = await cur.fetchone()
+    return row[0] if row else None
+
+
+async def trail_size(cur: psycopg.AsyncCursor[Any]) -> int:
+    """Number of committed trail entries."""
+    await cur.execute("SELECT seq FROM trail_entry ORDER BY seq DESC LIMIT 1")
+    row = await cur.fetchone()
+    return 0 if row is None else row[0] + 1

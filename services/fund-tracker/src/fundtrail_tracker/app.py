@@ -1,0 +1,179 @@
+"""The faust application: agents translate batches of records into calls on the `Tracker`.
+
+Built by `build_app` at start-up (never at import). Agents run with concurrency 1 (faust-streaming
+#606) and take batches with `noack_take`: records are acked only after `Tracker.handle_*` returned,
+so a failed or interrupted batch is redelivered instead of being committed by `take()`'s cleanup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import faust
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from .adapters.kafka import Inbound, ProducerSink
+from .adapters.metrics import Metrics
+from .service import PreparedBatch, Tracker, TrackerConfig
+from .settings import TrackerSettings
+from .topics import TrackerTopics
+
+log = logging.getLogger(__name__)
+
+# Enriched events are ~3 KiB; faust's 16 KiB default batches would mean a request per few records.
+PRODUCER_MAX_BATCH_BYTES = 512 * 1024
+PRODUCER_MAX_REQUEST_BYTES = 2 * 1024 * 1024
+PRODUCER_LINGER_SECONDS = 0.005
+
+
+def _inbound(event: Any) -> Inbound:
+    msg = event.message
+    headers = msg.headers or ()
+    if isinstance(headers, dict):
+        headers = list(headers.items())
+    return Inbound(msg.topic, msg.partition, msg.offset, msg.key, msg.value, tuple(headers))
+
+
+async def _until_done(handle: Callable[[Any], Awaitable[object]], batch: Any) -> None:
+    # An unexpected error must neither ack the batch nor kill the agent: retry it with backoff.
+    delay = 1.0
+    while True:
+        try:
+            await handle(batch)
+            return
+        except Exception:
+            log.exception("a batch failed; retrying in %.0fs", delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+
+def _brokers(bootstrap: str) -> list[str]:
+    return [f"kafka://{h.strip()}" for h in bootstrap.split(",") if h.strip()]
+
+
+def build_app(settings: TrackerSettings, signing_key: Ed25519PrivateKey, metrics: Metrics) -> faust.App:
+    """The faust app with its agents and timers, wired to a `Tracker`."""
+    app = faust.App(
+        settings.app_id,
+        broker=_brokers(settings.kafka_bootstrap_servers),
+        key_serializer="raw",
+        value_serializer="raw",
+        web_enabled=settings.web_enabled,
+        web_port=settings.web_port,
+        web_bind="127.0.0.1",
+        web_host="127.0.0.1",
+        datadir=str(settings.data_dir),
+        topic_disable_leader=True,
+        topic_allow_declare=False,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        producer_max_batch_size=PRODUCER_MAX_BATCH_BYTES,
+        producer_max_request_size=PRODUCER_MAX_REQUEST_BYTES,
+        producer_linger=PRODUCER_LINGER_SECONDS,
+        broker_commit_interval=1.0,
+        broker_session_timeout=settings.session_timeout,
+        broker_heartbeat_interval=settings.heartbeat_interval,
+        stream_buffer_maxsize=max(4096, 2 * settings.batch_size),
+        broker_max_poll_records=max(500, settings.batch_size),
+    )
+    topics = TrackerTopics.with_prefix(settings.topic_prefix)
+    tracker = Tracker(
+        settings.database_url,
+        ProducerSink(app.producer),
+        config=TrackerConfig(
+            group=settings.app_id,
+            max_future_skew=settings.max_future_skew,
+            park_timeout=settings.park_timeout,
+            sweep_limit=settings.batch_size,
+            log_id=settings.trail_log_id,
+            topics=topics,
+        ),
+        signing_key=signing_key,
+        metrics=metrics,
+    )
+    raw_topic = app.topic(topics.raw, key_type=bytes, value_type=bytes)
+    trail_topic = app.topic(topics.violations, topics.cases, key_type=bytes, value_type=bytes)
+
+    def record_lag(events: Sequence[Any]) -> None:
+        last: dict[Any, int] = {}
+        for e in events:
+            tp = e.message.tp
+            last[tp] = max(last.get(tp, -1), e.message.offset)
+        for tp, offset in last.items():
+            try:
+                highwater = app.consumer.highwater(tp)
+            except Exception:  # the consumer may be rebalancing; the next batch reports
+                continue
+            if highwater is not None:
+                metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(highwater - offset - 1, 0))
+
+    @app.agent(raw_topic, concurrency=1)
+    async def raw_events(stream: Any) -> None:
+        # Two-stage pipeline: batch N+1 is validated (CPU) while batch N's transaction waits on
+        # PostgreSQL and the broker. Batches still commit and ack strictly in order.
+        in_flight: asyncio.Task[None] | None = None
+
+        async def finish(prepared: PreparedBatch, events: Sequence[Any]) -> None:
+            await _until_done(tracker.commit_raw, prepared)
+            for e in events:
+                await stream.ack(e)
+            record_lag(events)
+
+        try:
+            async for events in stream.noack_take(settings.batch_size, within=settings.batch_timeout):
+                prepared = tracker.prepare_raw([_inbound(e) for e in events])
+                if in_flight is not None:
+                    await in_flight
+                in_flight = asyncio.ensure_future(finish(prepared, list(events)))
+                if len(events) < settings.batch_size:
+                    # A partial batch means the backlog is drained: finish it now rather than when
+                    # the next record arrives.
+                    await in_flight
+                    in_flight = None
+        finally:
+            if in_flight is not None:
+                in_flight.cancel()
+
+    @app.agent(trail_topic, concurrency=1)
+    async def trail_inputs(stream: Any) -> None:
+        async for events in stream.noack_take(settings.batch_size, within=settings.batch_timeout):
+            await _until_done(tracker.handle_trail, [_inbound(e) for e in events])
+            for e in events:
+                await stream.ack(e)
+            record_lag(events)
+
+    @app.timer(interval=settings.checkpoint_interval)
+    async def checkpoint() -> None:
+        try:
+            cp = await tracker.checkpoint()
+        except Exception:
+            log.exception("signing a trail checkpoint failed; the next interval retries")
+            return
+        if cp is not None:
+            log.info("trail checkpoint: size %d root %s", cp.tree_size, cp.root_hash)
+
+    @app.timer(interval=settings.park_sweep_interval)
+    async def sweep_parked() -> None:
+        try:
+            result = await tracker.sweep_parked()
+        except Exception:
+            log.exception("sweeping parked events failed; the next interval retries")
+            return
+        if result.accepted or result.rejected:
+            log.info("parked events: %d released, %d rejected", result.accepted, result.rejected)
+
+    @app.task
+    async def quiet_root_logger() -> None:
+        # mode leaves the root logger at DEBUG and filters in its handler, so every library builds
+        # a log record per message (aiokafka does, per produced record). Filter at the source.
+        logging.getLogger().setLevel(settings.log_level.upper())
+
+    @app.on_before_shutdown.connect
+    async def close_tracker(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        await tracker.close()
+
+    app.tracker = tracker  # type: ignore[attr-defined]
+    return app

@@ -1,0 +1,1 @@
+"""The pure core of fund-tracker: validation, ledger transitions, batch decisions, trail leaves."""

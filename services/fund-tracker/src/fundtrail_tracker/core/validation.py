@@ -1,0 +1,138 @@
+"""Validation of raw messages beyond the contract: clock skew, storability, business identity."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from fundtrail_schemas.decode import MAX_EVENT_BYTES, FieldError, ReasonCode, Rejection, parse_object
+from fundtrail_schemas.events import (
+    BudgetAdjusted,
+    ContractAmended,
+    ContractSigned,
+    Envelope,
+    FundReturned,
+    FundTransferred,
+    PaymentDisbursed,
+    ProcurementAwarded,
+    ProjectAccepted,
+    ProjectApproved,
+)
+
+try:  # orjson is several times faster; the stdlib is the fallback.
+    import orjson
+
+    _loads: Any = orjson.loads
+    _JSON_ERRORS: tuple[type[Exception], ...] = (orjson.JSONDecodeError, UnicodeDecodeError)
+except ImportError:  # pragma: no cover - depends on the environment
+    _loads = json.loads
+    _JSON_ERRORS = (json.JSONDecodeError, UnicodeDecodeError)
+
+
+# An escaped NUL: "\u0000" preceded by an even number of backslashes.
+_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def load_json(raw: bytes) -> Any:
+    """Parse JSON bytes (orjson when installed)."""
+    return _loads(raw)
+
+
+@dataclass(frozen=True, slots=True)
+class Valid:
+    """An event that passed every check, with its wire JSON (reused for storage and output)."""
+
+    event: Envelope
+    payload: bytes
+
+
+def decode_message(
+    raw: bytes, *, now: datetime, max_future_skew: timedelta, source_only: bool = True
+) -> tuple[Valid | Rejection, uuid.UUID | None]:
+    """Validate one message value; return the event or a rejection, and the event id when readable."""
+    if len(raw) > MAX_EVENT_BYTES:
+        msg = f"message is {len(raw)} bytes; the limit is {MAX_EVENT_BYTES} bytes"
+        return Rejection(ReasonCode.OVERSIZED, msg), None
+    try:
+        obj = _loads(raw)
+    except _JSON_ERRORS as exc:
+        return Rejection(ReasonCode.MALFORMED_JSON, f"not valid UTF-8 JSON: {exc}"), None
+    hint = _event_id_hint(obj)
+    result = parse_object(obj, source_only=source_only)
+    if isinstance(result, Rejection):
+        return result, hint
+    return check_event(result, now=now, max_future_skew=max_future_skew), result.event_id
+
+
+def check_event(event: Envelope, *, now: datetime, max_future_skew: timedelta) -> Valid | Rejection:
+    """Checks the contract cannot make alone: times relative to now, and what PostgreSQL can store."""
+    limit = now + max_future_skew
+    for name in ("occurred_at", "published_at"):
+        ts: datetime = getattr(event, name)
+        if ts > limit:
+            return Rejection(
+                ReasonCode.FUTURE_TIMESTAMP,
+                f"{name} {ts.isoformat()} is more than {max_future_skew} ahead of the tracker's clock",
+                (FieldError(name, "is in the future"),),
+            )
+    payload = event.model_dump_json().encode()
+    # jsonb cannot hold U+0000; refusing it here keeps one bad event from blocking its batch.
+    if b"\\u0000" in payload and _NUL_ESCAPE.search(payload):
+        return Rejection(
+            ReasonCode.INVALID_FIELD,
+            "the event contains a NUL character (U+0000), which cannot be stored",
+            (FieldError("(event)", "contains U+0000"),),
+        )
+    return Valid(event, payload)
+
+
+def _event_id_hint(obj: Any) -> uuid.UUID | None:
+    if isinstance(obj, dict) and isinstance(obj.get("event_id"), str):
+        try:
+            return uuid.UUID(obj["event_id"])
+        except ValueError:
+            return None
+    return None
+
+
+def business_key(event: Envelope) -> tuple[str, str] | None:
+    """The natural id of the business fact an event records, and the field that carries it.
+
+    Two different event ids for one fact (a payment sent by file and by HTTP with different ids)
+    must not count the money twice: the second one is rejected.
+    """
+    match event:
+        case PaymentDisbursed():
+            return f"PaymentDisbursed:{event.payment_id}", "payment_id"
+        case ContractSigned():
+            return f"ContractSigned:{event.contract_id}", "contract_id"
+        case ProjectApproved():
+            return f"ProjectApproved:{event.project_id}", "project_id"
+        case ProcurementAwarded():
+            return f"ProcurementAwarded:{event.award_id}", "award_id"
+        case FundTransferred():
+            return f"FundTransferred:{event.fund_doc_no}:{event.transfer_id}", "transfer_id"
+        case FundReturned():
+            return f"FundReturned:{event.fund_doc_no}:{event.return_id}", "return_id"
+        case ContractAmended():
+            return f"ContractAmended:{event.contract_id}:{event.amendment_id}", "amendment_id"
+        case ProjectAccepted():
+            return f"ProjectAccepted:{event.project_id}:{event.acceptance_id}", "acceptance_id"
+        case BudgetAdjusted():
+            return f"BudgetAdjusted:{event.project_id}:{event.adjustment_id}", "adjustment_id"
+    return None
+
+
+def duplicate_fact(event: Envelope, field: str, existing_event_id: uuid.UUID) -> Rejection:
+    """Rejection for a second event id recording a fact another event already recorded."""
+    value = getattr(event, field)
+    return Rejection(
+        ReasonCode.INVALID_FIELD,
+        f"{event.event_type} {field} {value!r} was already recorded by event {existing_event_id}; "
+        "publish a correcting event instead of a second copy",
+        (FieldError(field, f"already recorded by event {existing_event_id}"),),
+    )

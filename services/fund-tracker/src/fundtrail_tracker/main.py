@@ -1,0 +1,55 @@
+"""Start-up wiring of the worker: settings, tracing, topics, migrations, key, metrics, faust."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+
+log = logging.getLogger(__name__)
+
+
+def run_worker() -> None:
+    """Wire everything and run the faust worker until it is stopped (SIGTERM / SIGINT)."""
+    import faust
+    from prometheus_client import start_http_server
+
+    from fundtrail_schemas.db import upgrade
+    from fundtrail_schemas.kafka_admin import ensure_topics
+    from fundtrail_schemas.telemetry import setup_tracing
+
+    from .adapters.metrics import Metrics
+    from .app import build_app
+    from .keys import load_signing_key
+    from .settings import TrackerSettings
+    from .topics import TrackerTopics
+
+    settings = TrackerSettings()  # required values come from the environment
+    setup_tracing("fund-tracker")
+    topics = TrackerTopics.with_prefix(settings.topic_prefix)
+    # Without a prefix the whole registry is ensured (the other services rely on it too).
+    created = ensure_topics(settings.kafka_bootstrap_servers, *([topics.specs()] if settings.topic_prefix else []))
+    if created:
+        log.info("created topics: %s", ", ".join(created))
+    upgrade(settings.database_url)
+    key = load_signing_key(settings.signing_key_path, dev_mode=settings.dev_mode)
+    metrics = Metrics()
+    if settings.metrics_port is not None:
+        start_http_server(settings.metrics_port, addr="127.0.0.1")
+        log.info("metrics on http://127.0.0.1:%d/metrics", settings.metrics_port)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    app = build_app(settings, key, metrics)
+    fast_event_loop()
+    # Start-up objects (modules, models, the app) live forever: keep the collector from rescanning them.
+    gc.freeze()
+    faust.Worker(app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
+
+
+def fast_event_loop() -> None:
+    """Use uvloop when installed: faust schedules several callbacks per record."""
+    try:
+        import uvloop
+    except ImportError:
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    asyncio.set_event_loop(asyncio.new_event_loop())
