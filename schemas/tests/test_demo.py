@@ -101,7 +101,7 @@ def test_events_are_in_occurred_time_order_within_the_year() -> None:
         if e.fund_doc_no:
             per_fund[e.fund_doc_no].append(e.occurred_at)
     assert all(ts == sorted(ts) for ts in per_fund.values())
-    assert datetime(2026, 1, 1, tzinfo=UTC) <= times[0] and times[-1] < datetime(2027, 1, 1, tzinfo=UTC)
+    assert datetime(2025, 1, 1, tzinfo=UTC) <= times[0] and times[-1] < datetime(2026, 1, 1, tzinfo=UTC)
     assert all(e.published_at > e.occurred_at for e in events)
 
 

@@ -1,4 +1,4 @@
-"""The realistic demo generator: a year (2026) of Jiangmen special funds with seeded violations.
+"""The realistic demo generator: a year (2025, the last complete one) of Jiangmen special funds with seeded violations.
 
 `generate(seed, size)` returns a `DemoDataset`: `events` streams validated contract events in
 occurred-time order (globally, so event-time timers fire as they would live), `expected` lists every

@@ -29,7 +29,7 @@ from ..types import (
 )
 from . import names
 
-YEAR = 2026
+YEAR = 2025
 EPOCH = datetime(YEAR, 1, 1, tzinfo=UTC)
 HOUR = 60
 DAY = 24 * HOUR

@@ -252,8 +252,8 @@ def test_idle_funds_is_driven_by_any_later_event(engine: Engine) -> None:
 
 
 def test_version_is_chosen_by_occurred_date(engine: Engine) -> None:
-    in_2025 = dict(occurred_at="2025-06-02T01:30:00Z", published_at="2025-06-02T01:33:00Z")
-    wage_2025 = payment(1, account_kind="wage", amount_fen=5_000_001, payment_kind="progress", **in_2025)
+    in_2024 = dict(occurred_at="2024-06-02T01:30:00Z", published_at="2024-06-02T01:33:00Z")
+    wage_2025 = payment(1, account_kind="wage", amount_fen=5_000_001, payment_kind="progress", **in_2024)
     out = engine.process(wage_2025)
     hits = [v for v in out.violations if v.rule_id == "finance.personal_account_payment"]
     assert [v.rule_version for v in hits] == [1]
