@@ -169,7 +169,7 @@ async def _sse_listener(
             elif line.startswith("data:") and event == "violation":
                 data = json.loads(line[5:])
                 arrivals.setdefault(data["triggering_event_id"], time.monotonic())
-                arrivals.setdefault("v:" + data["triggering_event_id"], data["violation_id"])  # type: ignore[arg-type]
+                arrivals.setdefault("v:" + data["triggering_event_id"], data["violation_id"])
 
 
 def run_latency(stack: Stack, rate: int = 1000, seconds: int = 60, poll_sample: int = 50) -> dict[str, Any]:
@@ -184,7 +184,7 @@ def run_latency(stack: Stack, rate: int = 1000, seconds: int = 60, poll_sample: 
         linger_ms=2,
         max_in_flight_requests_per_connection=5,
     )
-    arrivals: dict[str, float] = {}
+    arrivals: dict[str, Any] = {}
     ready = threading.Event()
     stop = asyncio.Event()
     loop = asyncio.new_event_loop()

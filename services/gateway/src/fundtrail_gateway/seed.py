@@ -29,7 +29,10 @@ from fundtrail_schemas.events import (
     PaymentDisbursed,
     ProjectApproved,
     ViolationAcknowledged,
+    ViolationDismissed,
     ViolationRaised,
+    ViolationRectified,
+    ViolationResolved,
 )
 from fundtrail_schemas.store.compliance import CaseAction, Violation
 from fundtrail_schemas.store.tracker import (
@@ -174,7 +177,9 @@ class TrailBuilder:
         )
         return seq
 
-    def case(self, action: Envelope, kind: str) -> int:
+    def case(
+        self, action: ViolationAcknowledged | ViolationRectified | ViolationDismissed | ViolationResolved, kind: str
+    ) -> int:
         """A recorded case action: case_action row plus a trail leaf."""
         violation_id = action.violation_id
         seq = self._append("case", action.event_id, action, violation_id)

@@ -213,8 +213,9 @@ class Engine:
         key = tuple(
             leaf_value(k.bare, roots.get(k.bare.root)) if k.bare else jsonable(run(k, ctx, rule.ref)) for k in w.key
         )
-        amount = leaf_value(w.amount.bare, roots.get(w.amount.bare.root)) if w.amount.bare else run(w.amount, ctx,
-                                                                                                      rule.ref)
+        amount = (
+            leaf_value(w.amount.bare, roots.get(w.amount.bare.root)) if w.amount.bare else run(w.amount, ctx, rule.ref)
+        )
         if not isinstance(amount, int):
             raise EvaluationError(rule.ref, "window amount is not an integer")
         include = True if w.include is None else run_condition(w.include, ctx, rule.ref)
@@ -360,24 +361,28 @@ class Engine:
             except EvaluationError as exc:
                 out.errors.append(exc)
                 continue
-            out.violations.append(
-                build_violation(
-                    rule=rule.rule,
-                    triggering_event_id=t.trigger_event_id,
-                    occurred_at=t.due_at,
-                    published_at=t.due_at,
-                    source_bureau=TIMER_BUREAU,
-                    level=t.level,
-                    region_code=t.region_code,
-                    fund_doc_no=t.fund_doc_no,
-                    project_id=None,
-                    evidence_event_ids=[t.trigger_event_id],
-                    named=named,
-                    read=read_values(rule.condition.leaves, roots),
-                    params=dict(rule.params),
-                    trace_id=t.trace_id,
-                )
+            v = build_violation(
+                rule=rule.rule,
+                triggering_event_id=t.trigger_event_id,
+                occurred_at=t.due_at,
+                published_at=t.due_at,
+                source_bureau=TIMER_BUREAU,
+                level=t.level,
+                region_code=t.region_code,
+                fund_doc_no=t.fund_doc_no,
+                project_id=None,
+                evidence_event_ids=[t.trigger_event_id],
+                named=named,
+                read=read_values(rule.condition.leaves, roots),
+                params=dict(rule.params),
+                trace_id=t.trace_id,
             )
+            out.violations.append(v)
+            # A timer can fire before an earlier-dated outflow is read from a slower partition.
+            if rule.refutation is not None and t.fund_doc_no:
+                self.state.add_refutable(
+                    Refutable(v.violation_id, rule.ref, t.fund_doc_no, t.due_at, t.due_at + self.grace, jsonable(named))
+                )
 
     def _sweep(self) -> None:
         """Once per event-time day: forget expired refutables and window entries out of reach."""

@@ -26,14 +26,14 @@ from fundtrail_schemas.store.tracker import (
 from ..core.positions import Position
 from ..core.regions import like_pattern
 
-te = TrailEntry.__table__
-pe = ProcessedEvent.__table__
-ca = CaseAction.__table__
-vi = Violation.__table__
-fu = Fund.__table__
-fp = FundPosition.__table__
-tn = TrailNode.__table__
-tc = TrailCheckpoint.__table__
+te = TrailEntry.metadata.tables[str(TrailEntry.__tablename__)]
+pe = ProcessedEvent.metadata.tables[str(ProcessedEvent.__tablename__)]
+ca = CaseAction.metadata.tables[str(CaseAction.__tablename__)]
+vi = Violation.metadata.tables[str(Violation.__tablename__)]
+fu = Fund.metadata.tables[str(Fund.__tablename__)]
+fp = FundPosition.metadata.tables[str(FundPosition.__tablename__)]
+tn = TrailNode.metadata.tables[str(TrailNode.__tablename__)]
+tc = TrailCheckpoint.metadata.tables[str(TrailCheckpoint.__tablename__)]
 
 def _region_clause(column: Any, prefix: str | None) -> Any:
     return None if prefix is None else column.like(like_pattern(prefix))
@@ -143,7 +143,9 @@ async def case_actions(session: AsyncSession, violation_id: uuid.UUID) -> Sequen
     return (await session.execute(stmt)).all()
 
 
-async def trail_entries_of_violation(session: AsyncSession, violation_id: uuid.UUID) -> Sequence[Row[Any]]:
+async def trail_entries_of_violation(
+    session: AsyncSession, violation_id: uuid.UUID
+) -> Sequence[Row[Any, Any, Any, Any]]:
     """Leaf indexes of the trail entries that mention a violation (raised and case actions)."""
     stmt = select(te.c.seq, te.c.entry_kind, te.c.event_type, te.c.entry_id).where(
         te.c.violation_id == violation_id
