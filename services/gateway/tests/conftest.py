@@ -148,3 +148,12 @@ async def client(settings_factory: Callable[..., GatewaySettings]) -> AsyncItera
     """A client of an app over the seeded database, without a broker."""
     async with running(create_app(settings_factory())) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A broker of this suite's own: other suites publish to the same contract topics (e.g. broken packs)."""
+    from fundtrail_devstack.testing import dedicated_test_kafka
+
+    with dedicated_test_kafka(tmp_path_factory.mktemp("kafka-gateway")) as bootstrap:
+        yield bootstrap

@@ -8,15 +8,22 @@ from kafka import KafkaConsumer
 from kafka.admin import KafkaAdminClient
 
 
+def _group_id(group: object) -> str:
+    # kafka-python 3 returns dicts; older releases returned (group_id, protocol) tuples.
+    if isinstance(group, dict):
+        return str(group.get("group_id") or group.get("group"))
+    return str(group[0])  # type: ignore[index]
+
+
 def group_lag(bootstrap: str, groups: list[str] | None = None) -> dict[str, int]:
     """Total lag (end offset − committed offset) per consumer group."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="fundtrail-lag")
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, client_id="fundtrail-lag", enable_auto_commit=False)
     try:
-        names = groups if groups is not None else [g[0] for g in admin.list_consumer_groups()]
+        names = groups if groups is not None else [_group_id(g) for g in admin.list_groups()]
         lag: dict[str, int] = {}
         for group in names:
-            committed = admin.list_consumer_group_offsets(group)
+            committed = admin.list_group_offsets(group).get(group, {})
             if not committed:
                 lag[group] = 0
                 continue
