@@ -110,8 +110,9 @@ def test_settings_refuse_placeholder_secret_outside_development(monkeypatch: pyt
 def test_hs256_codec_round_trip() -> None:
     secret = b"s" * 48
     c = TokenCodec("HS256", secret, signing_key=secret, audience="a", issuer="i")
-    issued = c.issue("x", [Role.AUDITOR], None, now=NOW, ttl=timedelta(minutes=1))
-    assert c.decode(issued, now=NOW.timestamp()).roles == {Role.AUDITOR}
+    # Issued now: PyJWT checks expiry against the wall clock.
+    issued = c.issue("x", [Role.AUDITOR], None, now=datetime.now(UTC), ttl=timedelta(minutes=1))
+    assert c.decode(issued).roles == {Role.AUDITOR}
     # An EdDSA-pinned codec refuses an HS256 token whatever the key.
     with pytest.raises(TokenError):
         codec().decode(jwt.encode(claims(), secret, algorithm="HS256"))
