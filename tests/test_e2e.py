@@ -47,6 +47,28 @@ def _wait_until(predicate: Any, timeout: float, what: str, interval: float = 0.5
         time.sleep(interval)
 
 
+# A window rule fires on whichever award of the window is read last; across partitions that order
+# is arbitrary in a bulk load, so the seeded award may appear as evidence instead of as the trigger.
+WINDOW_RULES = {"trading.split_purchase"}
+
+
+def _db_violations(stack: Stack) -> list[tuple[str, str, str]]:
+    engine = sync_engine(stack.database_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(text("select rule_id, triggering_event_id::text, evidence::text from violation")).all()
+    finally:
+        engine.dispose()
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+def _covers(rule_id: str, trigger: str, rows: list[tuple[str, str, str]]) -> bool:
+    """Whether a violation row stands for the expected (rule, trigger)."""
+    return any(
+        r == rule_id and (t == trigger or (rule_id in WINDOW_RULES and trigger in ev)) for r, t, ev in rows
+    )
+
+
 def _q(value: str) -> str:
     return urllib.parse.quote(value, safe="")
 
@@ -97,13 +119,8 @@ def demo_loaded(e2e_stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> d
     wanted = {(e["rule_id"], e["triggering_event_id"]) for e in expected}
 
     def raised() -> bool:
-        engine = sync_engine(e2e_stack.database_url)
-        try:
-            with engine.connect() as conn:
-                rows = conn.execute(text("select rule_id, triggering_event_id::text from violation")).all()
-        finally:
-            engine.dispose()
-        missing[:] = sorted(wanted - {(r[0], r[1]) for r in rows})
+        rows = _db_violations(e2e_stack)
+        missing[:] = sorted(w for w in wanted if not _covers(w[0], w[1], rows))
         return not missing
 
     missing: list[tuple[str, str]] = []
@@ -119,12 +136,18 @@ def test_every_seeded_violation_appears_with_its_rule_and_department(
     auditor = e2e_stack.token("auditor", "e2e-auditor")
     violations = _all_pages(e2e_stack, "/v1/violations?limit=200", auditor)
     by_key = {(v["rule_id"], v["triggering_event_id"]): v for v in violations}
+    rows = _db_violations(e2e_stack)
+    listed = {(r, t) for r, t in by_key}
     missing = []
     for exp in demo_loaded["expected"]:
         got = by_key.get((exp["rule_id"], exp["triggering_event_id"]))
         if got is None:
-            missing.append(exp)
-            continue
+            standing_in = [(r, t) for r, t, ev in rows if _covers(exp["rule_id"], exp["triggering_event_id"],
+                                                                   [(r, t, ev)]) and (r, t) in listed]
+            if not standing_in:
+                missing.append(exp)
+                continue
+            got = by_key[standing_in[0]]
         assert got["department"] == exp["department"], exp
     assert not missing, f"{len(missing)} seeded violations missing, e.g. {missing[:3]}"
     seeded_rules = {e["rule_id"] for e in demo_loaded["expected"]}
@@ -155,8 +178,14 @@ def test_no_clean_case_is_flagged(e2e_stack: Stack, demo_loaded: dict[str, Any])
     ]
     assert not wrongly, f"clean near-misses flagged: {wrongly[:5]}"
     expected_pairs = {(e["rule_id"], e["triggering_event_id"]) for e in demo_loaded["expected"]}
-    unexpected = [(v["rule_id"], v["triggering_event_id"]) for v in standing
-                  if (v["rule_id"], v["triggering_event_id"]) not in expected_pairs]
+    evidence = {(r, t): ev for r, t, ev in _db_violations(e2e_stack)}
+    unexpected = [
+        (v["rule_id"], v["triggering_event_id"]) for v in standing
+        if (v["rule_id"], v["triggering_event_id"]) not in expected_pairs
+        and not (v["rule_id"] in WINDOW_RULES and any(
+            r == v["rule_id"] and t in evidence.get((v["rule_id"], v["triggering_event_id"]), "")
+            for r, t in expected_pairs))
+    ]
     assert not unexpected, f"{len(unexpected)} violations nobody seeded, e.g. {unexpected[:5]}"
 
 
