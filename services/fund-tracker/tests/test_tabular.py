@@ -11,7 +11,7 @@ import pytest
 
 from fundtrail_schemas.events import PaymentDisbursed, derive_event_id
 from fundtrail_schemas.examples import load_examples
-from fundtrail_tracker.publisher.mapping import RowDefaults, content_hash, detect_format, map_file
+from fundtrail_schemas.tabular import RowDefaults, content_hash, detect_format, map_file
 
 PUBLISHED = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
 BUREAU = "440705101-CZS"
