@@ -96,7 +96,8 @@ class Scenario:
             return row[0] if row else None
 
     def group(self) -> str:
-        return f"{self.prefix}tracker"
+        """The consumer group that reads the raw topic (the app id plus "-raw")."""
+        return f"{self.prefix}tracker-raw"
 
 
 class WorkerProcess:

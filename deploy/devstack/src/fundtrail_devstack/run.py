@@ -55,6 +55,10 @@ def wait_processed(database_url: str, total: int, timeout: float) -> int:
     return done
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def run(seed: int = 7, size: float = 1.0, gateway_port: int = 8080) -> None:
     """Start everything, load the demo, print where to look, stop cleanly on Ctrl-C."""
     settings = DevstackSettings()
@@ -64,7 +68,10 @@ def run(seed: int = 7, size: float = 1.0, gateway_port: int = 8080) -> None:
     started: list[str] = []
     stack: Stack | None = None
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # SIGTERM (make, a supervisor) and SIGHUP (the terminal went away) stop everything at any
+    # stage, exactly like Ctrl-C: the services run in their own sessions and would outlive us.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
     try:
         if not kafka.is_running():
             with console.status("starting Kafka (first run downloads the jars with Maven)..."):
@@ -109,6 +116,9 @@ def run(seed: int = 7, size: float = 1.0, gateway_port: int = 8080) -> None:
     except KeyboardInterrupt:
         console.print("\nstopping...")
     finally:
+        # A second signal must not cut the clean-up short (it is bounded: 20 s per service).
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
         if stack is not None:
             stack.stop()
         if "postgres" in started:

@@ -1,8 +1,10 @@
 """The faust application: agents translate batches of records into calls on the `ComplianceService`.
 
-Built by `build_app` at start-up (never at import). Agents run with concurrency 1 (faust-streaming
-#606) and take batches with `noack_take`: records are acked only after the service returned, so a
-failed batch is redelivered rather than committed.
+Built by `build_app` at start-up (never at import). The enriched events, the hot path, are read by
+a task with `fundtrail_schemas.kafka_batch.BatchReader` (aiokafka `getmany`, consumer group
+`<app id>-enriched`), committing offsets only after the service returned. Case actions and rule
+packs are faust agents with concurrency 1 (faust-streaming #606); case batches are taken with
+`noack_take` and acked only after the service returned, so a failed batch is redelivered.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 
 import faust
 
+from fundtrail_schemas.kafka_batch import BatchReader
 from fundtrail_schemas.topics import CASES, ENRICHED_EVENTS, RULE_PACKS
 
 from .adapters.kafka import Inbound, ProducerSink
@@ -23,6 +26,10 @@ from .service import ComplianceService
 from .settings import ComplianceSettings
 
 log = logging.getLogger(__name__)
+
+
+def _record(r: Any) -> Inbound:
+    return Inbound(r.topic, r.partition, r.offset, r.key, r.value, tuple(r.headers or ()))
 
 
 def _inbound(event: Any) -> Inbound:
@@ -74,7 +81,6 @@ def build_app(settings: ComplianceSettings, metrics: Metrics) -> faust.App:
     service = ComplianceService(
         settings.database_url, ProducerSink(app.producer), docs, packs, grace=settings.grace_period, metrics=metrics
     )
-    enriched_topic = app.topic(ENRICHED_EVENTS, key_type=bytes, value_type=bytes)
     cases_topic = app.topic(CASES, key_type=bytes, value_type=bytes)
     packs_topic = app.topic(RULE_PACKS, key_type=bytes, value_type=bytes)
 
@@ -84,14 +90,38 @@ def build_app(settings: ComplianceSettings, metrics: Metrics) -> faust.App:
         topic_docs = await asyncio.to_thread(latest_topic_docs, settings.kafka_bootstrap_servers, RULE_PACKS)
         await service.start(topic_docs)
 
-    @app.agent(enriched_topic, concurrency=1)
-    async def enriched_events(stream: faust.StreamT) -> None:
-        async for events in stream.noack_take(  # type: ignore[attr-defined]
-            settings.batch_size, within=settings.batch_timeout
-        ):
-            await _until_done(service.handle_enriched, [_inbound(e) for e in events])
-            for e in events:
-                await stream.ack(e)
+    reader = BatchReader(
+        settings.kafka_bootstrap_servers, [ENRICHED_EVENTS], f"{settings.app_id}-enriched",
+        max_records=settings.batch_size, client_id=settings.app_id,
+    )
+    in_flight: list[asyncio.Future[None]] = []
+
+    async def drain() -> None:
+        if in_flight:
+            await asyncio.shield(in_flight[0])
+
+    reader.on_drain(drain)
+
+    @app.task
+    async def enriched_events() -> None:
+        # The hot path reads with aiokafka directly (fundtrail_schemas.kafka_batch says why); offsets
+        # are committed only after the service returned, so a failed batch is redelivered.
+        async def finish(records: list[Any]) -> None:
+            await _until_done(service.handle_enriched, [_record(r) for r in records])
+            await reader.commit(records)
+
+        await reader.start()
+        try:
+            while True:
+                records = await reader.next_batch(timeout_ms=1000)
+                if records:
+                    in_flight.append(asyncio.ensure_future(finish(records)))
+                    await in_flight[0]
+                    in_flight.clear()
+        finally:
+            for task in in_flight:
+                task.cancel()
+            await reader.stop()
 
     @app.agent(cases_topic, concurrency=1)
     async def case_actions(stream: faust.StreamT) -> None:

@@ -14,6 +14,7 @@ def run_worker() -> None:
 
     from fundtrail_schemas.db import upgrade
     from fundtrail_schemas.kafka_admin import ensure_topics
+    from fundtrail_schemas.kafka_batch import bound_shutdown
     from fundtrail_schemas.telemetry import setup_tracing
 
     from .adapters.metrics import Metrics
@@ -32,4 +33,6 @@ def run_worker() -> None:
         log.info("metrics on http://127.0.0.1:%d/metrics", settings.metrics_port)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = build_app(settings, metrics)
-    faust.Worker(app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
+    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
+    bound_shutdown(worker, settings.shutdown_timeout).execute_from_commandline()
+

@@ -21,14 +21,19 @@ class ComplianceSettings(CommonSettings):
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=".env", extra="ignore")
 
-    app_id: str = Field("fundtrail-compliance", description="faust app id, also the Kafka consumer group")
+    app_id: str = Field("fundtrail-compliance", description="faust app id and group; enriched: <app id>-enriched")
     rulepack_dir: Path = Field(DEFAULT_RULEPACK_DIR, description="Directory of the department rule packs (*.yaml)")
     watch_rulepacks: bool = Field(True, description="Reload the pack directory when a file changes")
     grace_period: timedelta = Field(
         timedelta(days=15), description="How long late evidence (e.g. the contract) may still refute a violation"
     )
     batch_size: int = Field(500, ge=1, le=20_000, description="Most enriched events per batch (one DB transaction)")
-    batch_timeout: float = Field(0.2, gt=0, description="Seconds to wait for a batch to fill")
+    batch_timeout: float = Field(
+        0.2, gt=0, description="Seconds a faust agent (trail inputs, case actions) waits to fill a batch"
+    )
+    shutdown_timeout: float = Field(
+        15.0, gt=0, description="Seconds an orderly stop (SIGTERM) may take before the worker exits anyway"
+    )
     metrics_port: int | None = Field(None, description="Prometheus /metrics port on 127.0.0.1; unset: no endpoint")
     web_enabled: bool = Field(False, description="Run faust's web server")
     web_port: int = Field(6067, description="faust web port (127.0.0.1) when enabled")

@@ -1,8 +1,11 @@
 """The faust application: agents translate batches of records into calls on the `Tracker`.
 
-Built by `build_app` at start-up (never at import). Agents run with concurrency 1 (faust-streaming
-#606) and take batches with `noack_take`: records are acked only after `Tracker.handle_*` returned,
-so a failed or interrupted batch is redelivered instead of being committed by `take()`'s cleanup.
+Built by `build_app` at start-up (never at import). The raw topic, the hot path, is read by a task
+with `fundtrail_schemas.kafka_batch.BatchReader` (aiokafka `getmany`, its own consumer group
+`<app id>-raw`); its offsets are committed only after `Tracker.commit_raw` returned. The trail
+inputs (violations, case actions) are a faust agent with concurrency 1 (faust-streaming #606)
+taking batches with `noack_take`: records are acked only after `Tracker.handle_trail` returned, so
+a failed or interrupted batch is redelivered instead of being committed by `take()`'s cleanup.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from typing import Any
 
 import faust
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from fundtrail_schemas.kafka_batch import BatchReader
 
 from .adapters.kafka import Inbound, ProducerSink
 from .adapters.metrics import Metrics
@@ -27,6 +32,10 @@ log = logging.getLogger(__name__)
 PRODUCER_MAX_BATCH_BYTES = 512 * 1024
 PRODUCER_MAX_REQUEST_BYTES = 2 * 1024 * 1024
 PRODUCER_LINGER_SECONDS = 0.005
+
+
+def _record(r: Any) -> Inbound:
+    return Inbound(r.topic, r.partition, r.offset, r.key, r.value, tuple(r.headers or ()))
 
 
 def _inbound(event: Any) -> Inbound:
@@ -94,7 +103,6 @@ def build_app(settings: TrackerSettings, signing_key: Ed25519PrivateKey, metrics
         signing_key=signing_key,
         metrics=metrics,
     )
-    raw_topic = app.topic(topics.raw, key_type=bytes, value_type=bytes)
     trail_topic = app.topic(topics.violations, topics.cases, key_type=bytes, value_type=bytes)
 
     def record_lag(events: Sequence[Any]) -> None:
@@ -110,32 +118,45 @@ def build_app(settings: TrackerSettings, signing_key: Ed25519PrivateKey, metrics
             if highwater is not None:
                 metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(highwater - offset - 1, 0))
 
-    @app.agent(raw_topic, concurrency=1)
-    async def raw_events(stream: Any) -> None:
-        # Two-stage pipeline: batch N+1 is validated (CPU) while batch N's transaction waits on
-        # PostgreSQL and the broker. Batches still commit and ack strictly in order.
-        in_flight: asyncio.Task[None] | None = None
+    reader = BatchReader(
+        settings.kafka_bootstrap_servers, [topics.raw], f"{settings.app_id}-raw", max_records=settings.batch_size,
+        client_id=settings.app_id, session_timeout_ms=int(settings.session_timeout * 1000),
+        heartbeat_interval_ms=int(settings.heartbeat_interval * 1000),
+    )
+    in_flight: list[asyncio.Future[None]] = []
 
-        async def finish(prepared: PreparedBatch, events: Sequence[Any]) -> None:
+    async def drain() -> None:
+        if in_flight:
+            await asyncio.shield(in_flight[0])
+
+    reader.on_drain(drain)
+
+    @app.task
+    async def raw_events() -> None:
+        # The hot path reads with aiokafka directly (see fundtrail_schemas.kafka_batch for why) and
+        # pipelines two batches: batch N+1 is validated (CPU) while batch N's transaction waits on
+        # PostgreSQL and the broker. Batches still commit, and their offsets, strictly in order.
+        async def finish(prepared: PreparedBatch, records: Sequence[Any]) -> None:
             await _until_done(tracker.commit_raw, prepared)
-            for e in events:
-                await stream.ack(e)
-            record_lag(events)
+            await reader.commit(records)
+            for (topic, partition), lag in reader.lag(records).items():
+                metrics.consumer_lag.labels(topic, str(partition)).set(lag)
 
+        await reader.start()
         try:
-            async for events in stream.noack_take(settings.batch_size, within=settings.batch_timeout):
-                prepared = tracker.prepare_raw([_inbound(e) for e in events])
-                if in_flight is not None:
-                    await in_flight
-                in_flight = asyncio.ensure_future(finish(prepared, list(events)))
-                if len(events) < settings.batch_size:
-                    # A partial batch means the backlog is drained: finish it now rather than when
-                    # the next record arrives.
-                    await in_flight
-                    in_flight = None
+            while True:
+                records = await reader.next_batch(timeout_ms=1000)
+                if not records:
+                    continue
+                prepared = tracker.prepare_raw([_record(r) for r in records])
+                if in_flight:
+                    await in_flight[0]
+                    in_flight.clear()
+                in_flight.append(asyncio.ensure_future(finish(prepared, records)))
         finally:
-            if in_flight is not None:
-                in_flight.cancel()
+            for task in in_flight:
+                task.cancel()
+            await reader.stop()
 
     @app.agent(trail_topic, concurrency=1)
     async def trail_inputs(stream: Any) -> None:

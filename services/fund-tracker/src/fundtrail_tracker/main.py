@@ -16,6 +16,7 @@ def run_worker() -> None:
 
     from fundtrail_schemas.db import upgrade
     from fundtrail_schemas.kafka_admin import ensure_topics
+    from fundtrail_schemas.kafka_batch import bound_shutdown
     from fundtrail_schemas.telemetry import setup_tracing
 
     from .adapters.metrics import Metrics
@@ -42,7 +43,8 @@ def run_worker() -> None:
     fast_event_loop()
     # Start-up objects (modules, models, the app) live forever: keep the collector from rescanning them.
     gc.freeze()
-    faust.Worker(app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
+    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
+    bound_shutdown(worker, settings.shutdown_timeout).execute_from_commandline()
 
 
 def fast_event_loop() -> None:
@@ -53,3 +55,4 @@ def fast_event_loop() -> None:
         return
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     asyncio.set_event_loop(asyncio.new_event_loop())
+

@@ -36,14 +36,19 @@ class TrackerSettings(CommonSettings):
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=".env", extra="ignore")
 
-    app_id: str = Field("fundtrail-tracker", description="faust app id, also the Kafka consumer group")
+    app_id: str = Field("fundtrail-tracker", description="faust app id and consumer group; raw events: <app id>-raw")
     topic_prefix: str = Field("", description="Namespace prepended to every topic name (tests, staging); usually empty")
     batch_size: int = Field(1000, ge=1, le=50_000, description="Most events per batch (one DB transaction)")
-    batch_timeout: float = Field(0.2, gt=0, description="Seconds to wait for a batch to fill")
+    batch_timeout: float = Field(
+        0.2, gt=0, description="Seconds a faust agent (trail inputs, case actions) waits to fill a batch"
+    )
     session_timeout: float = Field(
         30.0, ge=6, description="Seconds before the group drops a silent (crashed) worker and rebalances"
     )
     heartbeat_interval: float = Field(3.0, gt=0, description="Seconds between consumer-group heartbeats")
+    shutdown_timeout: float = Field(
+        15.0, gt=0, description="Seconds an orderly stop (SIGTERM) may take before the worker exits anyway"
+    )
     checkpoint_interval: float = Field(30.0, gt=0, description="Seconds between signed trail checkpoints")
     signing_key_path: Path = Field(description="Ed25519 private key (PKCS#8 PEM) that signs checkpoints")
     dev_mode: bool = Field(False, description="Generate a signing key if the file is missing (never in production)")

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind
 
-from fundtrail_schemas.telemetry import ATTR_BATCH_SIZE, extract_context
+from fundtrail_schemas.telemetry import ATTR_BATCH_SIZE, exporting, extract_context, propagating_span
 from fundtrail_schemas.topics import HEADER_TRACEPARENT, HEADER_TRACESTATE
 
 TRACER_NAME = "fundtrail_tracker"
@@ -29,7 +29,9 @@ def tracer() -> trace.Tracer:
 
 
 def process_span(topic: str, partition: int, offset: int, headers: Mapping[str, str]) -> Span:
-    """Start "<topic> process", continuing the trace the record carries."""
+    """Start "<topic> process", continuing the trace the record carries (recorded only when exported)."""
+    if not exporting():
+        return propagating_span(headers)
     return tracer().start_span(
         f"{topic} process",
         context=extract_context(list(headers.items())) if headers else None,
