@@ -17,19 +17,17 @@ class ProcessedEvent(SQLModel, table=True):
     """Every accepted event exactly once; the primary key is the idempotency key."""
 
     __tablename__ = "processed_event"
-    __table_args__ = (
-        Index("ix_processed_event_fund", "fund_doc_no", "sequence"),
-        Index("ix_processed_event_project", "project_id", "sequence"),
-    )
+    # Only the idempotency keys are indexed: lookups by fund, project, region or time go through
+    # trail_entry's indexes, and every extra index here costs each of the tracker's inserts.
 
     event_id: uuid.UUID = Field(primary_key=True)
     sequence: int = Field(sa_column=Column(BigInteger, unique=True, nullable=False))
-    event_type: str = Field(max_length=64, index=True)
+    event_type: str = Field(max_length=64)
     fund_doc_no: str | None = Field(default=None, max_length=128)
     project_id: str | None = Field(default=None, max_length=128)
-    region_code: str = Field(max_length=12, index=True)
+    region_code: str = Field(max_length=12)
     level: str = Field(max_length=16)
-    occurred_at: datetime = Field(sa_column=Column(TZ, nullable=False, index=True))
+    occurred_at: datetime = Field(sa_column=Column(TZ, nullable=False))
     accepted_at: datetime = Field(sa_column=Column(TZ, nullable=False))
     payload: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
     state_after: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 06:40:08.687554
+Create Date: 2026-11-26 09:52:53.543124
 """
 from collections.abc import Sequence
 
@@ -177,11 +177,6 @@ def upgrade() -> None:
     sa.UniqueConstraint('business_key'),
     sa.UniqueConstraint('sequence')
     )
-    op.create_index(op.f('ix_processed_event_event_type'), 'processed_event', ['event_type'], unique=False)
-    op.create_index('ix_processed_event_fund', 'processed_event', ['fund_doc_no', 'sequence'], unique=False)
-    op.create_index(op.f('ix_processed_event_occurred_at'), 'processed_event', ['occurred_at'], unique=False)
-    op.create_index('ix_processed_event_project', 'processed_event', ['project_id', 'sequence'], unique=False)
-    op.create_index(op.f('ix_processed_event_region_code'), 'processed_event', ['region_code'], unique=False)
     op.create_table('project',
     sa.Column('project_id', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
     sa.Column('fund_doc_no', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=True),
@@ -322,11 +317,6 @@ def downgrade() -> None:
     op.drop_index(op.f('ix_project_region_code'), table_name='project')
     op.drop_index(op.f('ix_project_fund_doc_no'), table_name='project')
     op.drop_table('project')
-    op.drop_index(op.f('ix_processed_event_region_code'), table_name='processed_event')
-    op.drop_index('ix_processed_event_project', table_name='processed_event')
-    op.drop_index(op.f('ix_processed_event_occurred_at'), table_name='processed_event')
-    op.drop_index('ix_processed_event_fund', table_name='processed_event')
-    op.drop_index(op.f('ix_processed_event_event_type'), table_name='processed_event')
     op.drop_table('processed_event')
     op.drop_index(op.f('ix_payment_payee_vendor_id'), table_name='payment')
     op.drop_index(op.f('ix_payment_invoice_no'), table_name='payment')
