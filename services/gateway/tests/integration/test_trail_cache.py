@@ -175,7 +175,8 @@ async def _pages(client: httpx.AsyncClient, headers: dict[str, str], limit: int 
 _REFERENCE_SQL = """
 SELECT te.seq, te.entry_kind, te.entry_id, te.event_type, te.fund_doc_no, te.project_id, te.payment_id,
        te.contract_id, te.vendor_id, te.violation_id, te.region_code, te.occurred_at, te.appended_at,
-       te.leaf_hash, te.trace_id, coalesce(pe.payload, ca.payload, vi.payload)::text, pe.state_after::text,
+       te.leaf_hash, te.trace_id, coalesce(pe.payload::jsonb, ca.payload, vi.payload)::text,
+       pe.state_after::jsonb::text,
        vi.status
 FROM trail_entry te
 LEFT JOIN processed_event pe ON te.entry_kind = 'event' AND pe.event_id = te.entry_id

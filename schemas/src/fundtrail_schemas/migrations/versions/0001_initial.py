@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 09:52:53.543124
+Create Date: 2026-11-26 09:56:18.118955
 """
 from collections.abc import Sequence
 
@@ -167,8 +167,8 @@ def upgrade() -> None:
     sa.Column('level', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
     sa.Column('occurred_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('accepted_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('payload', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
-    sa.Column('state_after', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+    sa.Column('payload', postgresql.JSON(astext_type=sa.Text()), nullable=False),
+    sa.Column('state_after', postgresql.JSON(astext_type=sa.Text()), nullable=False),
     sa.Column('trace_id', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
     sa.Column('source_partition', sa.Integer(), nullable=True),
     sa.Column('source_offset', sa.BigInteger(), nullable=True),

@@ -37,10 +37,11 @@ _ISO_UTC = (
 )
 
 # The page is picked from trail_entry alone (index on the subject column and seq, LIMIT size + 1), then
-# joined by primary key to the rows it records. Stored JSONB goes out as PostgreSQL prints it, exactly as
-# the per-row path embedded it. Besides the rendered items: how many rows were found (size + 1 means
-# there is a next page), the last leaf index, and whether anything on the page can still change (a
-# violation's status, or an entry whose event, violation or case row is not there yet).
+# joined by primary key to the rows it records. Stored JSON goes out as PostgreSQL prints it as jsonb
+# (processed_event stores json, cheaper to write, so it is cast here), exactly as the per-row path
+# embedded it. Besides the rendered items: how many rows were found (size + 1 means there is a next
+# page), the last leaf index, and whether anything on the page can still change (a violation's
+# status, or an entry whose event, violation or case row is not there yet).
 _TRAIL_SQL = """\
 WITH page AS MATERIALIZED (
   SELECT * FROM trail_entry
@@ -49,13 +50,13 @@ WITH page AS MATERIALIZED (
   LIMIT %(size)s + 1
 ), entries AS (
   SELECT row_number() OVER (ORDER BY te.seq) AS n, te.seq, te.entry_kind,
-         coalesce(pe.payload, ca.payload, vi.payload) IS NOT NULL AS recorded,
+         (pe.event_id IS NOT NULL OR ca.payload IS NOT NULL OR vi.payload IS NOT NULL) AS recorded,
          (SELECT row_to_json(e) FROM (SELECT
             te.seq AS leaf_index, encode(te.leaf_hash, 'hex') AS leaf_hash, te.entry_kind, te.entry_id,
             te.event_type, te.fund_doc_no, te.project_id, te.payment_id, te.contract_id, te.vendor_id,
             te.violation_id, vi.status AS violation_status, te.region_code,
             {occurred_at} AS occurred_at, {appended_at} AS appended_at, te.trace_id,
-            coalesce(pe.payload, ca.payload, vi.payload) AS event, pe.state_after,
+            coalesce(pe.payload::jsonb, ca.payload, vi.payload) AS event, pe.state_after::jsonb AS state_after,
             (SELECT row_to_json(l) FROM (SELECT
                %(base)s || '/v1/proofs/entries/' || te.seq AS proof,
                %(base)s || '/v1/violations/' || te.violation_id AS violation) l) AS links
