@@ -3,9 +3,9 @@
 Order of work for a batch (at-least-once without loss or double counting):
 1. validate every record (pure);
 2. in one transaction, holding the trail's advisory lock: dedup, load the ledger slice, decide the
-   batch (pure), append the trail, write processed events, ledger rows and parking;
-3. still inside the transaction, produce enriched events and dead letters and wait for the broker
-   to acknowledge them (acks=all); only then commit;
+   batch (pure), append the trail, write the processed events (the idempotency keys);
+3. still inside the transaction, produce enriched events and dead letters, write the ledger rows
+   and parking while the broker acknowledges them (acks=all), wait for every ack; only then commit;
 4. the caller acks the records (their offsets get committed) only after `handle_*` returned.
 A crash before 3 finishes leaves nothing behind; a crash between 3 and the commit only repeats
 outputs (consumers dedup by event id); a crash after the commit makes the redelivered records
@@ -412,16 +412,9 @@ class Tracker:
             value = enriched_json(a.candidate.valid.payload, seq, now, before, after, item.trace_id)
             headers = _event_headers(ev.event_type, ev.schema_version) + context_headers(span)
             enriched.append((event_key(ev), value, headers))
+        # The one write a concurrent replica can make fail (unique event id / business key) goes first:
+        # nothing leaves for a batch that is decided again.
         await pg.insert_processed(cur, rows)
-        await pg.write_ledger(cur, snapshot.ledger)
-        await pg.park(cur, [
-            pg.ParkedRow(
-                p.candidate.event_id, p.waiting_for, p.candidate.source.value, p.candidate.source.key, now,
-                p.candidate.source.partition, p.candidate.source.offset, p.candidate.source.trace_headers or None,
-            )
-            for p in plan.to_park
-        ])
-        await pg.unpark(cur, plan.unpark)
         phases.lap("write")
 
         out = _Outputs(self._sink)
@@ -433,6 +426,21 @@ class Tracker:
             for r in rejected:
                 await self._dead_letter(out, r, now)
                 reasons[r.rejection.reason.value] += 1
+            phases.lap("produce")
+            # The broker replicates and acknowledges while the remaining writes run. If one of them
+            # fails, the retry recomputes the same outputs from the same rows (same states, same
+            # sequence numbers), so what was already sent is repeated identically and deduplicated.
+            await pg.write_ledger(cur, snapshot.ledger)
+            await pg.park(cur, [
+                pg.ParkedRow(
+                    p.candidate.event_id, p.waiting_for, p.candidate.source.value, p.candidate.source.key, now,
+                    p.candidate.source.partition, p.candidate.source.offset,
+                    p.candidate.source.trace_headers or None,
+                )
+                for p in plan.to_park
+            ])
+            await pg.unpark(cur, plan.unpark)
+            phases.lap("write")
             await out.delivered()
         finally:
             span.end()
