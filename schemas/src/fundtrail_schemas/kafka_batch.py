@@ -21,16 +21,34 @@ import logging
 import os
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # How long a rebalance waits for the batch in flight before giving its partitions up anyway.
 DRAIN_TIMEOUT_SECONDS = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """A consumed record, independent of the client library that read it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: Sequence[tuple[str, bytes]] = ()
+
+
+def _inbound(r: ConsumerRecord[bytes, bytes]) -> Inbound:
+    return Inbound(r.topic, r.partition, r.offset, r.key, r.value, tuple(r.headers or ()))
 
 
 class _Listener(ConsumerRebalanceListener):
@@ -61,7 +79,7 @@ class BatchReader:
     ) -> None:
         self._topics = list(topics)
         self._max_records = max_records
-        self._drain: Callable[[], Awaitable[None]] | None = None
+        self._in_flight: asyncio.Future[None] | None = None
         # aiokafka binds to the running loop, so the consumer is made in `start`.
         self._consumer: AIOKafkaConsumer | None = None
         self._config: dict[str, Any] = dict(
@@ -79,17 +97,48 @@ class BatchReader:
             max_poll_interval_ms=600_000,
         )
 
-    def on_drain(self, drain: Callable[[], Awaitable[None]]) -> None:
-        """What a rebalance awaits before partitions move: the caller finishing its batch in flight."""
-        self._drain = drain
-
     async def drain_before_rebalance(self) -> None:
-        if self._drain is None:
+        """What a rebalance awaits before partitions move: the batch in flight finishing."""
+        if self._in_flight is None or self._in_flight.done():
             return
         try:
-            await asyncio.wait_for(self._drain(), DRAIN_TIMEOUT_SECONDS)
+            await asyncio.wait_for(asyncio.shield(self._in_flight), DRAIN_TIMEOUT_SECONDS)
         except Exception:  # the batch is redelivered to the new owner; its sinks deduplicate
             log.warning("batch in flight not finished before the rebalance", exc_info=True)
+
+    async def run(
+        self,
+        prepare: Callable[[list[Inbound]], T],
+        process: Callable[[T], Awaitable[object]],
+        after: Callable[[dict[tuple[str, int], int]], None] | None = None,
+    ) -> None:
+        """Consume until cancelled: `prepare` (CPU) batch N+1 while `process` (I/O) of batch N runs.
+
+        Batches are processed, and their offsets committed, strictly in order; `process` must
+        retry what it cannot do rather than raise (a raise stops the loop, uncommitted). `after`
+        gets the lag per partition once a batch is committed.
+        """
+
+        async def finish(prepared: T, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+            await process(prepared)
+            await self.commit(records)
+            if after is not None:
+                after(self.lag(records))
+
+        await self.start()
+        try:
+            while True:
+                records = await self.next_batch(timeout_ms=1000)
+                if not records:
+                    continue
+                prepared = prepare([_inbound(r) for r in records])
+                if self._in_flight is not None:
+                    await self._in_flight
+                self._in_flight = asyncio.ensure_future(finish(prepared, records))
+        finally:
+            if self._in_flight is not None:
+                self._in_flight.cancel()
+            await self.stop()
 
     async def start(self) -> None:
         """Connect and join the group."""

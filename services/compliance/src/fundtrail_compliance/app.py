@@ -28,10 +28,6 @@ from .settings import ComplianceSettings
 log = logging.getLogger(__name__)
 
 
-def _record(r: Any) -> Inbound:
-    return Inbound(r.topic, r.partition, r.offset, r.key, r.value, tuple(r.headers or ()))
-
-
 def _inbound(event: Any) -> Inbound:
     msg = event.message
     headers = msg.headers or ()
@@ -94,34 +90,12 @@ def build_app(settings: ComplianceSettings, metrics: Metrics) -> faust.App:
         settings.kafka_bootstrap_servers, [ENRICHED_EVENTS], f"{settings.app_id}-enriched",
         max_records=settings.batch_size, client_id=settings.app_id,
     )
-    in_flight: list[asyncio.Future[None]] = []
-
-    async def drain() -> None:
-        if in_flight:
-            await asyncio.shield(in_flight[0])
-
-    reader.on_drain(drain)
 
     @app.task
     async def enriched_events() -> None:
         # The hot path reads with aiokafka directly (fundtrail_schemas.kafka_batch says why); offsets
         # are committed only after the service returned, so a failed batch is redelivered.
-        async def finish(records: list[Any]) -> None:
-            await _until_done(service.handle_enriched, [_record(r) for r in records])
-            await reader.commit(records)
-
-        await reader.start()
-        try:
-            while True:
-                records = await reader.next_batch(timeout_ms=1000)
-                if records:
-                    in_flight.append(asyncio.ensure_future(finish(records)))
-                    await in_flight[0]
-                    in_flight.clear()
-        finally:
-            for task in in_flight:
-                task.cancel()
-            await reader.stop()
+        await reader.run(list, lambda batch: _until_done(service.handle_enriched, batch))
 
     @app.agent(cases_topic, concurrency=1)
     async def case_actions(stream: faust.StreamT) -> None:

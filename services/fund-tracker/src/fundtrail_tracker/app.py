@@ -22,7 +22,7 @@ from fundtrail_schemas.kafka_batch import BatchReader
 
 from .adapters.kafka import Inbound, ProducerSink
 from .adapters.metrics import Metrics
-from .service import PreparedBatch, Tracker, TrackerConfig
+from .service import Tracker, TrackerConfig
 from .settings import TrackerSettings
 from .topics import TrackerTopics
 
@@ -32,10 +32,6 @@ log = logging.getLogger(__name__)
 PRODUCER_MAX_BATCH_BYTES = 512 * 1024
 PRODUCER_MAX_REQUEST_BYTES = 2 * 1024 * 1024
 PRODUCER_LINGER_SECONDS = 0.005
-
-
-def _record(r: Any) -> Inbound:
-    return Inbound(r.topic, r.partition, r.offset, r.key, r.value, tuple(r.headers or ()))
 
 
 def _inbound(event: Any) -> Inbound:
@@ -123,40 +119,17 @@ def build_app(settings: TrackerSettings, signing_key: Ed25519PrivateKey, metrics
         client_id=settings.app_id, session_timeout_ms=int(settings.session_timeout * 1000),
         heartbeat_interval_ms=int(settings.heartbeat_interval * 1000),
     )
-    in_flight: list[asyncio.Future[None]] = []
 
-    async def drain() -> None:
-        if in_flight:
-            await asyncio.shield(in_flight[0])
-
-    reader.on_drain(drain)
+    def raw_lag(lags: dict[tuple[str, int], int]) -> None:
+        for (topic, partition), lag in lags.items():
+            metrics.consumer_lag.labels(topic, str(partition)).set(lag)
 
     @app.task
     async def raw_events() -> None:
-        # The hot path reads with aiokafka directly (see fundtrail_schemas.kafka_batch for why) and
+        # The hot path reads with aiokafka directly (fundtrail_schemas.kafka_batch says why) and
         # pipelines two batches: batch N+1 is validated (CPU) while batch N's transaction waits on
         # PostgreSQL and the broker. Batches still commit, and their offsets, strictly in order.
-        async def finish(prepared: PreparedBatch, records: Sequence[Any]) -> None:
-            await _until_done(tracker.commit_raw, prepared)
-            await reader.commit(records)
-            for (topic, partition), lag in reader.lag(records).items():
-                metrics.consumer_lag.labels(topic, str(partition)).set(lag)
-
-        await reader.start()
-        try:
-            while True:
-                records = await reader.next_batch(timeout_ms=1000)
-                if not records:
-                    continue
-                prepared = tracker.prepare_raw([_record(r) for r in records])
-                if in_flight:
-                    await in_flight[0]
-                    in_flight.clear()
-                in_flight.append(asyncio.ensure_future(finish(prepared, records)))
-        finally:
-            for task in in_flight:
-                task.cancel()
-            await reader.stop()
+        await reader.run(tracker.prepare_raw, lambda prepared: _until_done(tracker.commit_raw, prepared), raw_lag)
 
     @app.agent(trail_topic, concurrency=1)
     async def trail_inputs(stream: Any) -> None:

@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Iterable
 from typing import Any, Protocol
 
+from fundtrail_schemas.kafka_batch import Inbound as Inbound  # re-exported: the service names records by it
 from fundtrail_schemas.topics import HEADER_TRACEPARENT, HEADER_TRACESTATE
 
 Headers = list[tuple[str, bytes]]
-
-
-@dataclass(frozen=True, slots=True)
-class Inbound:
-    """A consumed record, independent of the client library that read it."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes
-    headers: Sequence[tuple[str, bytes]] = ()
 
 
 class Sink(Protocol):
