@@ -95,7 +95,7 @@ def build_app(settings: ComplianceSettings, metrics: Metrics) -> faust.App:
     async def enriched_events() -> None:
         # The hot path reads with aiokafka directly (fundtrail_schemas.kafka_batch says why); offsets
         # are committed only after the service returned, so a failed batch is redelivered.
-        await reader.run(list, lambda batch: _until_done(service.handle_enriched, batch))
+        await reader.run(list, lambda batch: _until_done(service.handle_enriched, batch), metrics.record_lag)
 
     @app.agent(cases_topic, concurrency=1)
     async def case_actions(stream: faust.StreamT) -> None:

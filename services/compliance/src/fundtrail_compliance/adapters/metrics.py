@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 
 class Metrics:
@@ -36,7 +36,16 @@ class Metrics:
             "fundtrail_compliance_case_actions_total", "Case actions by action and outcome", ["action", "outcome"],
             registry=registry,
         )
+        self.consumer_lag = Gauge(
+            "fundtrail_compliance_consumer_lag", "Enriched events behind the high watermark", ["topic", "partition"],
+            registry=registry,
+        )
         self.pack_loads = Counter(
             "fundtrail_compliance_pack_loads_total", "Rule-pack loads by status (accepted, refused)", ["status"],
             registry=registry,
         )
+
+    def record_lag(self, lags: dict[tuple[str, int], int]) -> None:
+        """Lag per partition after a committed batch."""
+        for (topic, partition), lag in lags.items():
+            self.consumer_lag.labels(topic, str(partition)).set(lag)
