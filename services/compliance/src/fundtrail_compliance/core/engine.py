@@ -89,6 +89,10 @@ class Outcome:
     errors: list[EvaluationError] = field(default_factory=list)
 
 
+def _max_window_days(packs: PackSet) -> int:
+    return max((r.window.days for r in packs.rules if r.window is not None), default=0)
+
+
 class Engine:
     """Evaluates enriched events (as JSON-like dicts) against a pack set, with state."""
 
@@ -96,7 +100,7 @@ class Engine:
         self.packs = packs
         self.state = state or EngineState()
         self.grace = grace
-        self._max_window_days = 0
+        self._max_window_days = _max_window_days(packs)
         self._live: dict[str, LiveContext] = {}
         self._last_sweep: datetime | None = None
 
@@ -104,6 +108,8 @@ class Engine:
         """Swap in a validated pack set (state is kept)."""
         self.packs = packs
         self._live = {}
+        # Never shorter than before: entries of a rule version just unloaded may still be replayed.
+        self._max_window_days = max(self._max_window_days, _max_window_days(packs))
 
     # --- one event ----------------------------------------------------------------------------
 
@@ -164,17 +170,49 @@ class Engine:
         ev = roots["event"]
         if idx.uses_ref:
             roots["ref"] = {"vendor": self.state.reference.vendor_view(event_vendor(ev), on)}
-        live = self._live.get(ev["event_type"])
+        et = ev["event_type"]
+        live = self._live.get(et)
         if live is None:
-            live = self._live[ev["event_type"]] = LiveContext(idx.leaves, idx.functions)
+            live = self._live[et] = LiveContext(idx.leaves, idx.functions)
         ctx = live.bind(roots)
-        results: list[Any] | None = None
-        if selected.combined is not None:
+        if selected.plain:
+            results: list[Any] | None = None
+            if selected.combined is not None:
+                try:
+                    results = selected.combined.execute(ctx)
+                except (RuntimeError, TypeError, ValueError, OverflowError):
+                    results = None  # one of them failed: run them one by one to say which
+            if results is None:
+                self._plain_results(selected.plain, results, ctx, doc, roots, at, out)
+            else:
+                for fired in results:
+                    if fired is not False:  # something fired, or a condition returned a non-boolean
+                        self._plain_results(selected.plain, results, ctx, doc, roots, at, out)
+                        break
+        for rule in selected.windowed:
+            window_add = None
             try:
-                results = selected.combined.execute(ctx)
-            except (RuntimeError, TypeError, ValueError, OverflowError):
-                results = None  # one of them failed: run them one by one to say which
-        for n, rule in enumerate(selected.plain):
+                window_root, window_add = self._window(rule, ctx, roots, ev, at)
+                for name, fld in rule.window.reads if rule.window is not None else ():
+                    live.set(name, window_root[fld])
+                if run_condition(rule.condition, ctx, rule.ref):
+                    out.violations.append(self._violation(rule, doc, {**roots, "window": window_root}, at))
+            except EvaluationError as exc:
+                out.errors.append(exc)
+            if window_add is not None:
+                self.state.windows.add(rule.rule.id, window_add[0], window_add[1])
+
+    def _plain_results(
+        self,
+        plain: tuple[CompiledRule, ...],
+        results: list[Any] | None,
+        ctx: Any,
+        doc: Mapping[str, Any],
+        roots: Mapping[str, Any],
+        at: datetime,
+        out: Outcome,
+    ) -> None:
+        for n, rule in enumerate(plain):
             if results is not None:
                 fired = results[n]
             else:
@@ -190,45 +228,30 @@ class Engine:
                     out.errors.append(exc)
             elif fired is not False:
                 out.errors.append(EvaluationError(rule.ref, f"condition returned {type(fired).__name__}"))
-        for rule in selected.windowed:
-            window_add = None
-            try:
-                window_root, window_add = self._window(rule, ctx, roots, at)
-                scoped = {**roots, "window": window_root}
-                for leaf in rule.condition.leaves:
-                    if leaf.root == "window":
-                        live.set(leaf.name, leaf_value(leaf, window_root))
-                if run_condition(rule.condition, ctx, rule.ref):
-                    out.violations.append(self._violation(rule, doc, scoped, at))
-            except EvaluationError as exc:
-                out.errors.append(exc)
-            if window_add is not None:
-                self.state.windows.add(rule.rule.id, window_add[0], window_add[1])
 
     def _window(
-        self, rule: CompiledRule, ctx: Any, roots: Mapping[str, Any], at: datetime
+        self, rule: CompiledRule, ctx: Any, roots: Mapping[str, Any], ev: Mapping[str, Any], at: datetime
     ) -> tuple[dict[str, Any], tuple[tuple[Any, ...], WindowEntry] | None]:
         w = rule.window
         assert w is not None
-        key = tuple(
-            leaf_value(k.bare, roots.get(k.bare.root)) if k.bare else jsonable(run(k, ctx, rule.ref)) for k in w.key
-        )
-        amount = (
-            leaf_value(w.amount.bare, roots.get(w.amount.bare.root)) if w.amount.bare else run(w.amount, ctx, rule.ref)
-        )
+        if w.key_reader is not None:
+            key = w.key_reader(roots)
+        else:
+            key = tuple(
+                leaf_value(k.bare, roots.get(k.bare.root)) if k.bare else jsonable(run(k, ctx, rule.ref))
+                for k in w.key
+            )
+        bare = w.amount.bare
+        amount = leaf_value(bare, roots.get(bare.root)) if bare else run(w.amount, ctx, rule.ref)
         if not isinstance(amount, int):
             raise EvaluationError(rule.ref, "window amount is not an integer")
-        include = True if w.include is None else run_condition(w.include, ctx, rule.ref)
-        days = int(rule.params[w.days_param])
-        self._max_window_days = max(self._max_window_days, days)
-        tol = int(rule.params[w.tolerance_bps_param]) if w.tolerance_bps_param else None
-        eid = str(roots["event"]["event_id"])
+        if w.include is not None and not run_condition(w.include, ctx, rule.ref):
+            return {"count": 0, "total_fen": 0, "event_ids": []}, None
+        eid = str(ev["event_id"])
         view = self.state.windows.view(
-            rule.rule.id, key, event_id=eid, at=at, amount_fen=amount, days=days, tolerance_bps=tol
+            rule.rule.id, key, event_id=eid, at=at, amount_fen=amount, days=w.days, tolerance_bps=w.tolerance_bps
         )
-        if not include:
-            view = type(view)(count=0, total_fen=0, event_ids=[])
-        return view.as_root(), ((key, WindowEntry(eid, at, amount)) if include else None)
+        return view.as_root(), (key, WindowEntry(eid, at, amount))
 
     def _violation(
         self, rule: CompiledRule, doc: Mapping[str, Any], roots: Mapping[str, Any], at: datetime

@@ -7,6 +7,7 @@ order), optionally only those whose amount lies within a tolerance of the event'
 
 from __future__ import annotations
 
+import functools
 import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -35,6 +36,15 @@ class WindowView:
 WindowKey = tuple[str, tuple[object, ...]]
 
 
+@functools.lru_cache(maxsize=64)
+def _span(days: int) -> timedelta:
+    return timedelta(days=days)
+
+
+def _order(e: WindowEntry) -> tuple[datetime, str]:
+    return (e.at, e.event_id)
+
+
 @dataclass
 class Windows:
     entries: dict[WindowKey, list[WindowEntry]] = field(default_factory=dict)
@@ -54,16 +64,20 @@ class Windows:
         tolerance_bps: int | None = None,
     ) -> WindowView:
         """The window around an event (the event itself counted once)."""
-        span = timedelta(days=days)
+        bucket = self.entries.get((rule_id, key))
+        if not bucket:
+            return WindowView(count=1, total_fen=amount_fen, event_ids=[])
+        span = _span(days)
         lo, hi = at - span, at + span
         hits = []
-        for e in self.entries.get((rule_id, key), ()):
+        for e in bucket:
             if e.event_id == event_id or not lo <= e.at <= hi:
                 continue
             if tolerance_bps is not None and abs(e.amount_fen - amount_fen) * 10_000 > amount_fen * tolerance_bps:
                 continue
             hits.append(e)
-        hits.sort(key=lambda e: (e.at, e.event_id))
+        if len(hits) > 1:
+            hits.sort(key=_order)
         return WindowView(
             count=1 + len(hits),
             total_fen=amount_fen + sum(e.amount_fen for e in hits),
@@ -73,8 +87,10 @@ class Windows:
     def add(self, rule_id: str, key: tuple[object, ...], entry: WindowEntry, *, record: bool = True) -> bool:
         """Put an event into a window; False when it is already there (redelivery)."""
         bucket = self.entries.setdefault((rule_id, key), [])
-        if any(e.event_id == entry.event_id for e in bucket):
-            return False
+        eid = entry.event_id
+        for e in bucket:
+            if e.event_id == eid:
+                return False
         bucket.append(entry)
         heapq.heappush(self._by_time, (entry.at, entry.event_id, (rule_id, key)))
         if record:
