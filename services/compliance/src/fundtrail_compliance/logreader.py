@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import multiprocessing as mp
 import re
 import struct
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 from fundtrail_schemas.topics import ENRICHED_EVENTS
 
-POLL_RECORDS = 5000
+POLL_RECORDS = 20_000
+FETCH_MAX_BYTES = 64 * 1024 * 1024
+PARTITION_FETCH_BYTES = 16 * 1024 * 1024
 READER_BATCH = 1000
 
 # `"sequence":` cannot occur inside a JSON string (quotes are escaped there) and no event or ledger
@@ -107,39 +110,76 @@ def _receive(conn: Any, proc: Any) -> Iterator[bytes]:
 
 
 def _merged(bootstrap: str, topic: str, ends: dict[int, int]) -> Iterator[bytes]:
-    # One consumer for all partitions; a k-way merge on `sequence` over per-partition buffers.
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, client_id="fundtrail-replay",
-        max_poll_records=POLL_RECORDS, fetch_max_wait_ms=100, fetch_max_bytes=64 * 1024 * 1024,
-        max_partition_fetch_bytes=16 * 1024 * 1024,
-    )
-    tps = {p: TopicPartition(topic, p) for p in ends}
+    # A k-way merge on `sequence` over per-partition buffers, refilled a fetch at a time.
+    buffers: dict[int, deque[tuple[int, bytes]]] = {p: deque() for p in ends}
+    heads: list[tuple[int, int]] = []  # (sequence, partition) of every non-empty buffer's first record
+    fetches = _fetches(bootstrap, topic, ends)
     try:
-        consumer.assign(list(tps.values()))
-        consumer.seek_to_beginning(*tps.values())
-        buffers: dict[int, deque[tuple[int, bytes]]] = {p: deque() for p in ends}
-        pending = {p for p in ends if consumer.position(tps[p]) < ends[p]}  # partitions with records still to fetch
-        heads: list[tuple[int, int]] = []  # (sequence, partition) of every non-empty buffer's first record
+        pending = next(fetches)  # partitions with records still to fetch
         while pending or heads:
-            if any(not buffers[p] for p in pending):
-                for tp, records in consumer.poll(timeout_ms=1000).items():
-                    buf = buffers[tp.partition]
+            empty = [p for p in pending if not buffers[p]]
+            if empty:
+                for p, values in fetches.send(empty).items():
+                    buf = buffers[p]
                     was_empty = not buf
-                    for rec in records:
-                        if rec.offset < ends[tp.partition]:
-                            buf.append((_sequence(rec.value), rec.value))
-                        if rec.offset >= ends[tp.partition] - 1:
-                            pending.discard(tp.partition)
+                    buf.extend((_sequence(v), v) for v in values)
                     if was_empty and buf:
-                        heapq.heappush(heads, (buf[0][0], tp.partition))
+                        heapq.heappush(heads, (buf[0][0], p))
                 continue
-            _, p = heapq.heappop(heads)
-            _, value = buffers[p].popleft()
-            yield value
-            if buffers[p]:
-                heapq.heappush(heads, (buffers[p][0][0], p))
+            # Every partition that may still hold earlier records has some buffered: merge until
+            # one of those runs dry.
+            while heads:
+                _, p = heapq.heappop(heads)
+                buf = buffers[p]
+                yield buf.popleft()[1]
+                if buf:
+                    heapq.heappush(heads, (buf[0][0], p))
+                elif p in pending:
+                    break
     finally:
-        consumer.close()
+        fetches.close()
 
+
+def _fetches(bootstrap: str, topic: str, ends: dict[int, int]) -> Generator[Any, list[int], None]:
+    """Yields the partitions to read (`pending`, a set it keeps up to date), then, for each list of
+    partitions sent in, their next records' values up to the end offsets: {partition: [value, ...]}.
+
+    aiokafka parses record batches in C (kafka-python does it in Python, ~25 µs a record) and
+    prefetches large fetches while its loop runs; a private event loop keeps the caller synchronous.
+    """
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    loop = asyncio.new_event_loop()
+    tps = {p: TopicPartition(topic, p) for p in ends}
+
+    async def start() -> Any:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, client_id="fundtrail-replay",
+            fetch_max_wait_ms=100, fetch_max_bytes=FETCH_MAX_BYTES, max_partition_fetch_bytes=PARTITION_FETCH_BYTES,
+            auto_offset_reset="earliest",
+        )
+        await consumer.start()
+        consumer.assign(list(tps.values()))
+        await consumer.seek_to_beginning(*tps.values())
+        return consumer
+
+    consumer = loop.run_until_complete(start())
+    try:
+        positions = {p: loop.run_until_complete(consumer.position(tp)) for p, tp in tps.items()}
+        pending = {p for p in ends if positions[p] < ends[p]}
+        wanted = yield pending
+        while True:
+            got = loop.run_until_complete(
+                consumer.getmany(*(tps[p] for p in wanted), timeout_ms=1000, max_records=POLL_RECORDS)
+            )
+            out: dict[int, list[bytes]] = {}
+            for tp, records in got.items():
+                end = ends[tp.partition]
+                values = [r.value for r in records if r.offset < end and r.value is not None]
+                if records and records[-1].offset >= end - 1:
+                    pending.discard(tp.partition)
+                out[tp.partition] = values
+            wanted = yield out
+    finally:
+        loop.run_until_complete(consumer.stop())
+        loop.close()

@@ -37,6 +37,7 @@ from .violations import build_resolution, build_violation, jsonable
 from .windows import WindowEntry, Windows
 
 TIMER_BUREAU = "fundtrail-compliance"
+_SWEEP_EVERY = timedelta(days=1)
 
 
 @dataclass
@@ -89,8 +90,14 @@ class Outcome:
     errors: list[EvaluationError] = field(default_factory=list)
 
 
-def _max_window_days(packs: PackSet) -> int:
-    return max((r.window.days for r in packs.rules if r.window is not None), default=0)
+def _window_days(packs: PackSet, before: Mapping[str, int] | None = None) -> dict[str, int]:
+    """Per window rule id, the longest window of its loaded versions (never shorter than `before`:
+    entries of a version just unloaded may still be replayed)."""
+    out = dict(before or {})
+    for r in packs.rules:
+        if r.window is not None:
+            out[r.rule.id] = max(out.get(r.rule.id, 0), r.window.days)
+    return out
 
 
 class Engine:
@@ -100,16 +107,15 @@ class Engine:
         self.packs = packs
         self.state = state or EngineState()
         self.grace = grace
-        self._max_window_days = _max_window_days(packs)
+        self._window_days = _window_days(packs)
         self._live: dict[str, LiveContext] = {}
-        self._last_sweep: datetime | None = None
+        self._next_sweep: datetime | None = None
 
     def replace_packs(self, packs: PackSet) -> None:
         """Swap in a validated pack set (state is kept)."""
         self.packs = packs
         self._live = {}
-        # Never shorter than before: entries of a rule version just unloaded may still be replayed.
-        self._max_window_days = max(self._max_window_days, _max_window_days(packs))
+        self._window_days = _window_days(packs, self._window_days)
 
     # --- one event ----------------------------------------------------------------------------
 
@@ -190,17 +196,14 @@ class Engine:
                         self._plain_results(selected.plain, results, ctx, doc, roots, at, out)
                         break
         for rule in selected.windowed:
-            window_add = None
             try:
-                window_root, window_add = self._window(rule, ctx, roots, ev, at)
+                window_root = self._window(rule, ctx, roots, ev, at)
                 for name, fld in rule.window.reads if rule.window is not None else ():
                     live.set(name, window_root[fld])
                 if run_condition(rule.condition, ctx, rule.ref):
                     out.violations.append(self._violation(rule, doc, {**roots, "window": window_root}, at))
             except EvaluationError as exc:
                 out.errors.append(exc)
-            if window_add is not None:
-                self.state.windows.add(rule.rule.id, window_add[0], window_add[1])
 
     def _plain_results(
         self,
@@ -231,7 +234,8 @@ class Engine:
 
     def _window(
         self, rule: CompiledRule, ctx: Any, roots: Mapping[str, Any], ev: Mapping[str, Any], at: datetime
-    ) -> tuple[dict[str, Any], tuple[tuple[Any, ...], WindowEntry] | None]:
+    ) -> dict[str, Any]:
+        """The window around this event (which then joins it, when the rule includes it)."""
         w = rule.window
         assert w is not None
         if w.key_reader is not None:
@@ -246,12 +250,11 @@ class Engine:
         if not isinstance(amount, int):
             raise EvaluationError(rule.ref, "window amount is not an integer")
         if w.include is not None and not run_condition(w.include, ctx, rule.ref):
-            return {"count": 0, "total_fen": 0, "event_ids": []}, None
-        eid = str(ev["event_id"])
-        view = self.state.windows.view(
-            rule.rule.id, key, event_id=eid, at=at, amount_fen=amount, days=w.days, tolerance_bps=w.tolerance_bps
-        )
-        return view.as_root(), (key, WindowEntry(eid, at, amount))
+            return {"count": 0, "total_fen": 0, "event_ids": []}
+        entry = WindowEntry(str(ev["event_id"]), at, amount)
+        return self.state.windows.observe(
+            rule.rule.id, key, entry, days=w.days, tolerance_bps=w.tolerance_bps
+        ).as_root()
 
     def _violation(
         self, rule: CompiledRule, doc: Mapping[str, Any], roots: Mapping[str, Any], at: datetime
@@ -411,12 +414,13 @@ class Engine:
         """Once per event-time day: forget expired refutables and window entries out of reach."""
         st = self.state
         wm = st.clock.watermark
-        if wm is None or (self._last_sweep is not None and wm - self._last_sweep < timedelta(days=1)):
+        if wm is None or (self._next_sweep is not None and wm < self._next_sweep):
             return
-        self._last_sweep = wm
+        self._next_sweep = wm + _SWEEP_EVERY
         for bucket in list(st.refutables.values()):
             for r in list(bucket.values()):
                 if r.deadline < wm:
                     st.close_refutable(r)
-        if self._max_window_days:
-            st.windows.prune(wm - timedelta(days=2 * self._max_window_days))
+        if self._window_days:
+            # Kept as long as the longest window needs: a late event may look back that far.
+            st.windows.prune(wm - timedelta(days=2 * max(self._window_days.values())))
