@@ -8,7 +8,7 @@ late evidence) lives in `EngineState`, which the adapters load at start-up and p
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -119,8 +119,8 @@ class Engine:
 
     # --- one event ----------------------------------------------------------------------------
 
-    def process(self, doc: Mapping[str, Any]) -> Outcome:
-        """Evaluate one enriched event; update state; return what to publish."""
+    def process(self, doc: Mapping[str, Any], partition: int = 0) -> Outcome:
+        """Evaluate one enriched event (read from `partition`); update state; return what to publish."""
         out = Outcome()
         ev = doc["event"]
         et = ev["event_type"]
@@ -145,17 +145,26 @@ class Engine:
         for pos in (after.get("position"), after.get("counterparty")):
             if pos and st.timers.by_subject:
                 st.timers.observe_position(subject_key(pos["fund_doc_no"], pos["level"], pos["region_code"]), pos)
-        st.clock.observe(at)
+        st.clock.observe(at, partition)
         # Also a timer started behind the watermark (a late event) is due at once.
         if st.timers.any_due(st.clock.watermark):
             self._fire_due(out)
         self._sweep()
         return out
 
-    def advance(self, to: datetime) -> Outcome:
+    def advance(self, to: datetime, partition: int = 0) -> Outcome:
         """Move event time forward without an event (tests, idle periods); fires due timers."""
+        self.state.clock.observe(to, partition)
+        return self._tick()
+
+    def assign(self, partitions: Iterable[int] | None, idle: Iterable[int] = ()) -> Outcome:
+        """The partitions read (None: every one seen) and the idle ones among them; fires what that
+        makes due (an idle partition stops holding the watermark back)."""
+        self.state.clock.assign(partitions, idle)
+        return self._tick()
+
+    def _tick(self) -> Outcome:
         out = Outcome()
-        self.state.clock.observe(to)
         if self.state.timers.any_due(self.state.clock.watermark):
             self._fire_due(out)
         self._sweep()
@@ -404,10 +413,12 @@ class Engine:
                 trace_id=t.trace_id,
             )
             out.violations.append(v)
-            # A timer can fire before an earlier-dated outflow is read from a slower partition.
+            # A timer can fire before an earlier-dated outflow is read (a partition the adapter took
+            # for idle, a timer restored behind the clock): the grace runs from when it fired.
             if rule.refutation is not None and t.fund_doc_no:
+                fired_at = max(t.due_at, st.clock.watermark or t.due_at)
                 self.state.add_refutable(
-                    Refutable(v.violation_id, rule.ref, t.fund_doc_no, t.due_at, t.due_at + self.grace, jsonable(named))
+                    Refutable(v.violation_id, rule.ref, t.fund_doc_no, t.due_at, fired_at + self.grace, jsonable(named))
                 )
 
     def _sweep(self) -> None:

@@ -175,6 +175,11 @@ class PackSet:
         for versions in by_id.values():
             versions.sort(key=lambda r: r.rule.version)
             first = versions[0].rule
+            # Timer checks too may be refuted by late evidence (an outflow dated before the due time).
+            for v in versions:
+                if v.refutation is not None and v.rule.refuted_by is not None:
+                    for t in v.rule.refuted_by.event_types:
+                        self.refutations.setdefault(t, []).append(v)
             if first.kind == "timer":
                 self.timer_rules.append(versions)
                 starts = {t for v in versions if v.rule.timer for t in v.rule.timer.start_on}
@@ -184,10 +189,6 @@ class PackSet:
             types = {t for v in versions for t in v.rule.applies_to}
             for t in types:
                 self.by_type.setdefault(t, TypeIndex()).groups.append(versions)
-            for v in versions:
-                if v.refutation is not None and v.rule.refuted_by is not None:
-                    for t in v.rule.refuted_by.event_types:
-                        self.refutations.setdefault(t, []).append(v)
         for idx in self.by_type.values():
             leaves: dict[str, Leaf] = {}
             functions: set[str] = set()
