@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import faust
@@ -71,8 +71,29 @@ def build_app(settings: ComplianceSettings, metrics: Metrics) -> faust.App:
         stream_buffer_maxsize=max(4096, 2 * settings.batch_size),
         broker_max_poll_records=max(500, settings.batch_size),
     )
+    async def enriched_partitions(processed: Mapping[int, int]) -> tuple[set[int], set[int]]:
+        """The enriched-topic partitions assigned here, and those read up to their high watermark
+        (the next offset processed, or the consumer's position for one not processed yet)."""
+        consumer = app.consumer
+        assigned: set[int] = set()
+        idle: set[int] = set()
+        for tp in consumer.assignment():
+            if tp.topic != ENRICHED_EVENTS:
+                continue
+            assigned.add(tp.partition)
+            high = consumer.highwater(tp)
+            if high is None:
+                continue  # not fetched yet: it may hold anything
+            nxt = processed.get(tp.partition)
+            if nxt is None:
+                nxt = await consumer.position(tp)
+            if nxt is not None and nxt >= high:
+                idle.add(tp.partition)
+        return assigned, idle
+
     service = ComplianceService(
-        settings.database_url, ProducerSink(app.producer), docs, packs, grace=settings.grace_period, metrics=metrics
+        settings.database_url, ProducerSink(app.producer), docs, packs, grace=settings.grace_period, metrics=metrics,
+        partitions=enriched_partitions,
     )
     enriched_topic = app.topic(ENRICHED_EVENTS, key_type=bytes, value_type=bytes)
     cases_topic = app.topic(CASES, key_type=bytes, value_type=bytes)
@@ -83,6 +104,15 @@ def build_app(settings: ComplianceSettings, metrics: Metrics) -> faust.App:
         # Agents wait for this (ComplianceService.ready) before their first batch.
         topic_docs = await asyncio.to_thread(latest_topic_docs, settings.kafka_bootstrap_servers, RULE_PACKS)
         await service.start(topic_docs)
+
+    @app.timer(interval=settings.tick_seconds)
+    async def idle_partitions() -> None:
+        if not service.ready.is_set():
+            return
+        try:
+            await service.tick()
+        except Exception:
+            log.exception("idle-partition tick failed; the next one retries")
 
     @app.agent(enriched_topic, concurrency=1)
     async def enriched_events(stream: faust.StreamT) -> None:

@@ -29,6 +29,7 @@ class ComplianceSettings(CommonSettings):
     )
     batch_size: int = Field(500, ge=1, le=20_000, description="Most enriched events per batch (one DB transaction)")
     batch_timeout: float = Field(0.2, gt=0, description="Seconds to wait for a batch to fill")
+    tick_seconds: float = Field(1.0, gt=0, description="How often caught-up partitions are looked for")
     metrics_port: int | None = Field(None, description="Prometheus /metrics port on 127.0.0.1; unset: no endpoint")
     web_enabled: bool = Field(False, description="Run faust's web server")
     web_port: int = Field(6067, description="faust web port (127.0.0.1) when enabled")
