@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import multiprocessing as mp
+import queue
 import re
 import struct
+import threading
 from collections import deque
 from collections.abc import Generator, Iterator
 from typing import Any
 
 from fundtrail_schemas.topics import ENRICHED_EVENTS
 
-POLL_RECORDS = 20_000
+POLL_RECORDS = 5000
+FETCHES_AHEAD = 16  # fetches of up to POLL_RECORDS records the reader thread may run ahead
 FETCH_MAX_BYTES = 64 * 1024 * 1024
 PARTITION_FETCH_BYTES = 16 * 1024 * 1024
 READER_BATCH = 1000
@@ -141,45 +145,84 @@ def _merged(bootstrap: str, topic: str, ends: dict[int, int]) -> Iterator[bytes]
 
 
 def _fetches(bootstrap: str, topic: str, ends: dict[int, int]) -> Generator[Any, list[int], None]:
-    """Yields the partitions to read (`pending`, a set it keeps up to date), then, for each list of
-    partitions sent in, their next records' values up to the end offsets: {partition: [value, ...]}.
+    """Yields the partitions to read (`pending`, a set it keeps up to date), then, each time it is
+    sent a list of partitions it needs, the next fetch: {partition: [value, ...]} up to the end
+    offsets (for any partitions; the caller buffers them).
 
-    aiokafka parses record batches in C (kafka-python does it in Python, ~25 µs a record) and
-    prefetches large fetches while its loop runs; a private event loop keeps the caller synchronous.
+    aiokafka parses record batches in C (kafka-python does it in Python, ~25 µs a record). It runs
+    in a thread of its own, so the next fetches travel (and the broker serves them) while the
+    caller evaluates; the queue between them is bounded.
     """
+    out: queue.Queue[Any] = queue.Queue(maxsize=FETCHES_AHEAD)
+    stop = threading.Event()
+    reader = threading.Thread(target=_fetch_thread, args=(bootstrap, topic, ends, out, stop), daemon=True,
+                              name="fundtrail-replay-fetch")
+    reader.start()
+    try:
+        pending = {p for p in ends if ends[p] > 0}
+        first = out.get()
+        if isinstance(first, BaseException):
+            raise first
+        pending &= first  # partitions with records still to fetch, from their current beginnings
+        yield pending
+        while True:
+            item = out.get()
+            if isinstance(item, BaseException):
+                raise item
+            got, done = item
+            pending -= done
+            yield got
+    finally:
+        stop.set()
+        with contextlib.suppress(queue.Empty):
+            while True:
+                out.get_nowait()  # unblock a reader waiting to hand over a fetch
+        reader.join(timeout=10)
+
+
+def _fetch_thread(bootstrap: str, topic: str, ends: dict[int, int], out: queue.Queue[Any], stop: Any) -> None:
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    loop = asyncio.new_event_loop()
-    tps = {p: TopicPartition(topic, p) for p in ends}
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                out.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
 
-    async def start() -> Any:
+    async def run() -> None:
+        tps = {p: TopicPartition(topic, p) for p in ends}
         consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, client_id="fundtrail-replay",
             fetch_max_wait_ms=100, fetch_max_bytes=FETCH_MAX_BYTES, max_partition_fetch_bytes=PARTITION_FETCH_BYTES,
             auto_offset_reset="earliest",
         )
         await consumer.start()
-        consumer.assign(list(tps.values()))
-        await consumer.seek_to_beginning(*tps.values())
-        return consumer
+        try:
+            consumer.assign(list(tps.values()))
+            await consumer.seek_to_beginning(*tps.values())
+            pending = {p for p, tp in tps.items() if await consumer.position(tp) < ends[p]}
+            if not put(set(pending)):
+                return
+            while pending and not stop.is_set():
+                got = await consumer.getmany(*(tps[p] for p in pending), timeout_ms=1000, max_records=POLL_RECORDS)
+                values: dict[int, list[bytes]] = {}
+                done: set[int] = set()
+                for tp, records in got.items():
+                    end = ends[tp.partition]
+                    values[tp.partition] = [r.value for r in records if r.offset < end and r.value is not None]
+                    if records and records[-1].offset >= end - 1:
+                        done.add(tp.partition)
+                        consumer.pause(tp)  # read up to the end taken at the start: no further
+                pending -= done
+                if not put((values, done)):
+                    return
+        finally:
+            await consumer.stop()
 
-    consumer = loop.run_until_complete(start())
     try:
-        positions = {p: loop.run_until_complete(consumer.position(tp)) for p, tp in tps.items()}
-        pending = {p for p in ends if positions[p] < ends[p]}
-        wanted = yield pending
-        while True:
-            got = loop.run_until_complete(
-                consumer.getmany(*(tps[p] for p in wanted), timeout_ms=1000, max_records=POLL_RECORDS)
-            )
-            out: dict[int, list[bytes]] = {}
-            for tp, records in got.items():
-                end = ends[tp.partition]
-                values = [r.value for r in records if r.offset < end and r.value is not None]
-                if records and records[-1].offset >= end - 1:
-                    pending.discard(tp.partition)
-                out[tp.partition] = values
-            wanted = yield out
-    finally:
-        loop.run_until_complete(consumer.stop())
-        loop.close()
+        asyncio.run(run())
+    except BaseException as exc:  # handed to the caller, which raises it
+        put(RuntimeError(f"reading {topic} failed: {exc!r}"))
