@@ -50,8 +50,9 @@ def log_size(bootstrap: str, topic: str) -> tuple[dict[int, int], int]:
 def read_log(bootstrap: str, topic: str = ENRICHED_EVENTS, *, parallel: bool = False) -> tuple[Iterator[bytes], int]:
     """Every record of the topic up to its current end, in acceptance order, and how many there are.
 
-    Reading is CPU work (kafka-python parses record batches in Python). With `parallel`, a child
-    process reads and merges while the caller evaluates, records crossing over in framed batches
+    Reading is CPU work (aiokafka parses record batches in C, then each record is a Python object
+    and is merged by `sequence`). With `parallel`, a child process reads and merges while the caller
+    evaluates, records crossing over in framed batches
     (no pickling): faster only when the machine has a core to spare (the benchmark measures both).
     """
     ends, total = log_size(bootstrap, topic)
