@@ -161,11 +161,8 @@ def test_no_clean_case_is_flagged(e2e_stack: Stack, demo_loaded: dict[str, Any])
     violations = _all_pages(e2e_stack, "/v1/violations?limit=200", auditor)
     # A check that fired before out-of-order evidence arrived and was then resolved by that evidence
     # (status "resolved", with the refuting event recorded) does not stand against a clean case.
-    # Known gap (kept open in the issue tracker): the idle-funds timer runs on one watermark for
-    # all partitions, so with a bulk load it can fire before an earlier-dated outflow on a slower
-    # partition is read. Every other rule's near-misses are held to zero false positives here.
-    timer_rules = {"audit.idle_funds"}
-    standing = [v for v in violations if v["status"] != "resolved" and v["rule_id"] not in timer_rules]
+    # Every rule's near-misses, the idle-funds timer's included, are held to zero false positives.
+    standing = [v for v in violations if v["status"] != "resolved"]
     fired = defaultdict(set)
     for v in standing:
         fired[v["triggering_event_id"]].add(v["rule_id"])

@@ -178,6 +178,11 @@ class BatchReader:
             log.warning("offset commit failed (%r); the records will be redelivered and deduplicated", exc)
             return False
 
+    @property
+    def consumer(self) -> AIOKafkaConsumer | None:
+        """The underlying consumer once started (assignment, positions, high watermarks), else None."""
+        return self._consumer
+
     def _started(self) -> AIOKafkaConsumer:
         if self._consumer is None:
             raise RuntimeError("BatchReader.start() was not awaited")

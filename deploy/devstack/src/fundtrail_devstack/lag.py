@@ -27,6 +27,10 @@ def group_lag(bootstrap: str, groups: list[str] | None = None) -> dict[str, int]
             if not committed:
                 lag[group] = 0
                 continue
+            # kafka-python's end_offsets silently drops partitions of topics missing from its metadata
+            # cache when others are cached (then KeyError): load every topic's metadata first.
+            for topic in {tp.topic for tp in committed}:
+                consumer.partitions_for_topic(topic)
             ends = consumer.end_offsets(list(committed))
             lag[group] = sum(max(0, ends[tp] - meta.offset) for tp, meta in committed.items() if meta.offset >= 0)
         return lag

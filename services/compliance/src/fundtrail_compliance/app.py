@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import faust
@@ -74,8 +74,36 @@ def build_app(settings: ComplianceSettings, metrics: Metrics) -> faust.App:
         stream_buffer_maxsize=max(4096, 2 * settings.batch_size),
         broker_max_poll_records=max(500, settings.batch_size),
     )
+    reader = BatchReader(
+        settings.kafka_bootstrap_servers, [ENRICHED_EVENTS], f"{settings.app_id}-enriched",
+        max_records=settings.batch_size, client_id=settings.app_id,
+    )
+
+    async def enriched_partitions(processed: Mapping[int, int]) -> tuple[set[int], set[int]]:
+        """The enriched-topic partitions assigned here, and those read up to their high watermark
+        (the next offset processed, or the consumer's position for one not processed yet)."""
+        consumer = reader.consumer
+        assigned: set[int] = set()
+        if consumer is None:  # not started yet: nothing is assigned
+            return assigned, set()
+        idle: set[int] = set()
+        for tp in consumer.assignment():
+            if tp.topic != ENRICHED_EVENTS:
+                continue
+            assigned.add(tp.partition)
+            high = consumer.highwater(tp)
+            if high is None:
+                continue  # not fetched yet: it may hold anything
+            nxt = processed.get(tp.partition)
+            if nxt is None:
+                nxt = await consumer.position(tp)
+            if nxt is not None and nxt >= high:
+                idle.add(tp.partition)
+        return assigned, idle
+
     service = ComplianceService(
-        settings.database_url, ProducerSink(app.producer), docs, packs, grace=settings.grace_period, metrics=metrics
+        settings.database_url, ProducerSink(app.producer), docs, packs, grace=settings.grace_period, metrics=metrics,
+        partitions=enriched_partitions,
     )
     cases_topic = app.topic(CASES, key_type=bytes, value_type=bytes)
     packs_topic = app.topic(RULE_PACKS, key_type=bytes, value_type=bytes)
@@ -86,10 +114,14 @@ def build_app(settings: ComplianceSettings, metrics: Metrics) -> faust.App:
         topic_docs = await asyncio.to_thread(latest_topic_docs, settings.kafka_bootstrap_servers, RULE_PACKS)
         await service.start(topic_docs)
 
-    reader = BatchReader(
-        settings.kafka_bootstrap_servers, [ENRICHED_EVENTS], f"{settings.app_id}-enriched",
-        max_records=settings.batch_size, client_id=settings.app_id,
-    )
+    @app.timer(interval=settings.tick_seconds)
+    async def idle_partitions() -> None:
+        if not service.ready.is_set():
+            return
+        try:
+            await service.tick()
+        except Exception:
+            log.exception("idle-partition tick failed; the next one retries")
 
     @app.task
     async def enriched_events() -> None:

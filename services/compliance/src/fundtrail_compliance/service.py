@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,10 @@ log = logging.getLogger(__name__)
 SERVICE = "compliance"
 tracer = trace.get_tracer("fundtrail.compliance")
 _MESSAGING = {"messaging.system": "kafka", "messaging.destination.name": ENRICHED_EVENTS}
+
+
+# next offset processed per partition -> (partitions assigned, those with nothing left to read)
+PartitionStatus = Callable[[Mapping[int, int]], Awaitable[tuple[set[int], set[int]]]]
 
 
 class BadEnriched(ValueError):
@@ -124,8 +128,13 @@ class ComplianceService:
         *,
         grace: Any,
         metrics: Metrics,
+        partitions: PartitionStatus | None = None,
     ) -> None:
         self.store = ComplianceStore(database_url)
+        # Which enriched-topic partitions this worker reads and which of them have nothing left to read
+        # (None: not known, every partition seen counts); asked with the next offset processed per partition.
+        self._partitions = partitions
+        self._next_offset: dict[int, int] = {}
         self.case_store = ComplianceStore(database_url)
         self.sink = sink
         self.docs = dict(docs)
@@ -187,8 +196,36 @@ class ComplianceService:
         ):
             await self._handle_enriched_batch(batch)
 
+    async def tick(self) -> None:
+        """Periodically: partitions gone idle stop holding the event-time clock back; what that makes
+        due fires and is published like a batch's violations."""
+        await self.ready.wait()
+        async with self._lock:
+            try:
+                await self._handle_enriched_batch([])
+            except BaseException:
+                await self.reset_state()
+                raise
+
+    async def _refresh_partitions(self) -> Any:
+        """Tell the engine which partitions are read and which are idle (records of this batch are
+        not processed yet, so their partitions are not); the Outcome of what became due."""
+        if self._partitions is None:
+            return None
+        try:
+            assigned, idle = await self._partitions(self._next_offset)
+        except Exception:  # the consumer is between assignments: keep the clock as it is
+            log.warning("partition status unavailable; the event-time clock stays", exc_info=True)
+            return None
+        return self.engine.assign(assigned, idle)
+
     async def _handle_enriched_batch(self, batch: Sequence[Inbound]) -> None:
         started = time.perf_counter()
+        pre = await self._refresh_partitions()
+        if not batch and (pre is None or not (pre.violations or pre.resolutions or pre.errors)) and not (
+            self.engine.state.timers.dirty or self.engine.state.clock.changed
+        ):
+            return  # an idle tick: nothing to write
         out: list[Outbound] = []
         decoded: list[tuple[Inbound, dict[str, Any], uuid.UUID]] = []
         for inb in batch:
@@ -202,7 +239,15 @@ class ComplianceService:
         done = await self.store.processed([eid for _, _, eid in decoded])
         processed: list[tuple[uuid.UUID, int]] = []
         violations: list[ViolationRaised] = []
-        resolutions = []
+        resolutions: list[tuple[Any, list[tuple[str, bytes]]]] = []
+        if pre is not None:  # checks made due by idle partitions: no record caused them, no trace to carry
+            for v in pre.violations:
+                violations.append(v)
+                out.extend(violation_records(v, []))
+            resolutions.extend((r, []) for r in pre.resolutions)
+            for err in pre.errors:
+                self.metrics.evaluation_errors.labels(err.rule_ref).inc()
+                log.warning("timer check failed: %s", err)
         for inb, doc, eid in decoded:
             if eid in done:
                 self.metrics.events.labels("duplicate").inc()
@@ -211,7 +256,7 @@ class ComplianceService:
             carry = trace_headers(inb.headers)
             t0 = time.perf_counter()
             try:
-                outcome = self.engine.process(doc)
+                outcome = self.engine.process(doc, inb.partition)
             except (KeyError, TypeError, ValueError, AttributeError, ValidationError) as exc:
                 # A document the engine cannot read: dead-letter it, count it processed, go on.
                 log.warning("enriched event %s cannot be evaluated: %r", eid, exc)
@@ -239,6 +284,9 @@ class ComplianceService:
             if resolutions:
                 out.extend(await self._apply_resolutions(cur, resolutions, now))
             await send_all(self.sink, out)
+        for inb in batch:
+            if inb.offset >= self._next_offset.get(inb.partition, 0):
+                self._next_offset[inb.partition] = inb.offset + 1
         for v in violations:
             self.metrics.violations.labels(v.rule_id, v.department.value).inc()
         self.metrics.batch_seconds.observe(time.perf_counter() - started)

@@ -28,6 +28,7 @@ import yaml
 
 from fundtrail_compliance import scenario as sc
 from fundtrail_compliance.adapters.postgres import conninfo
+from fundtrail_compliance.core.helpers import parse_time
 from fundtrail_schemas.events import ViolationAcknowledged, ViolationRectified
 from fundtrail_schemas.topics import CASES, ENRICHED_EVENTS, RULE_PACKS, VIOLATIONS, VIOLATIONS_DLQ, department_topic
 
@@ -85,6 +86,19 @@ def produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> N
     try:
         for key, value in records:
             producer.send(topic, value, key=key)
+        producer.flush()
+    finally:
+        producer.close()
+
+
+def produce_to(bootstrap: str, topic: str, partition: int, docs: list[dict[str, Any]]) -> None:
+    """Enriched documents onto one partition, in order."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20)
+    try:
+        for d in docs:
+            producer.send(topic, orjson.dumps(d), key=FUND.encode(), partition=partition)
         producer.flush()
     finally:
         producer.close()
@@ -183,6 +197,7 @@ def worker(
         "FUNDTRAIL_COMPLIANCE_RULEPACK_DIR": str(packs_dir),
         "FUNDTRAIL_COMPLIANCE_DATA_DIR": str(data),
         "FUNDTRAIL_COMPLIANCE_BATCH_TIMEOUT": "0.05",
+        "FUNDTRAIL_COMPLIANCE_TICK_SECONDS": "0.5",
         "FUNDTRAIL_COMPLIANCE_LOG_LEVEL": "warning",
     }
     w = WorkerProcess(env, data / "worker.log")
@@ -348,6 +363,49 @@ def test_timer_fires_after_a_restart(worker, kafka_bootstrap: str, module_db: st
     rows = wait_for("the idle-funds violation", lambda: _violation_rows(module_db, transfer["event_id"]))
     assert [r[1] for r in rows] == ["audit.idle_funds"]
     assert violations_on(kafka_bootstrap, department_topic("audit"), transfer["event_id"])
+
+
+def test_a_partition_read_ahead_does_not_fire_the_idle_check_early(
+    worker, kafka_bootstrap: str, module_db: str
+) -> None:
+    # A bulk load: partition A holds a transfer and an event 200 days later; partition B a backlog
+    # and, at its end, the receiving town's payment 40 days after the transfer. One watermark for
+    # all partitions would fire the 90-day idle check as soon as A is read, before B's payment.
+    a, b = 4, 5
+    fund = f"江财农〔{YEAR}〕{uuid.uuid4().hex[:6]}号"  # a position of its own: one idle check per position
+    transfer = fresh(G["FundTransferred"], days=500, fund_doc_no=fund)
+    start = transfer["occurred_at"]
+
+    def on_fund(doc: dict[str, Any]) -> dict[str, Any]:
+        doc["event"]["fund_doc_no"] = fund
+        for state in (doc["before"], doc["after"]):
+            for name in ("fund", "position", "counterparty"):
+                if state.get(name):
+                    state[name] = {**state[name], "fund_doc_no": fund}
+        return doc
+
+    def unrelated(days: int, minutes: int = 0) -> dict[str, Any]:
+        ev = fresh(G["VendorRegistered"], fund_doc_no=None, vendor_id=f"91440705MA{uuid.uuid4().hex[:8].upper()}")
+        ev["occurred_at"] = ev["published_at"] = sc.shift(start, days=days, minutes=minutes)
+        return sc.enriched(ev, sc.ledger(), sc.ledger())
+
+    spend = payment(0)
+    spend["occurred_at"] = spend["published_at"] = sc.shift(start, days=40)
+    spent = enriched(spend)
+    spent["after"]["position"] = sc.position(paid_fen=37_200_000)
+    on_fund(spent)
+    backlog = [unrelated(1, minutes=i) for i in range(3000)]
+    produce_to(kafka_bootstrap, ENRICHED_EVENTS, b, [*backlog, spent])
+    produce_to(kafka_bootstrap, ENRICHED_EVENTS, a, [on_fund(enriched(transfer)), unrelated(200)])
+    timer = uuid.UUID(transfer["event_id"])
+    wait_for("the idle check to be made", lambda: query(
+        module_db, "SELECT 1 FROM compliance_timer WHERE trigger_event_id = %s AND status = 'fired'", timer), 120)
+    assert query(module_db, "SELECT 1 FROM compliance_processed WHERE event_id = %s",
+                 uuid.UUID(spend["event_id"])) == [(1,)]
+    assert _violation_rows(module_db, transfer["event_id"]) == []
+    clocks = dict(query(module_db, "SELECT name, at FROM compliance_watermark"))
+    assert clocks[f"partition/{a}"] == parse_time(sc.shift(start, days=200))
+    assert clocks[f"partition/{b}"] == parse_time(spend["occurred_at"])
 
 
 def test_replay_reports_changed_verdicts(worker, kafka_bootstrap: str, module_db: str, tmp_path: Path) -> None:

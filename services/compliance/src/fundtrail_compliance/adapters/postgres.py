@@ -27,6 +27,8 @@ from ..core.timers import Timer
 from ..core.windows import WindowEntry
 
 WATERMARK = "event_time"
+# One row per partition of the enriched topic: its latest event time (see core/timers.py).
+PARTITION_CLOCK = "partition/"
 # Window entries older than this before the watermark are not loaded (no window is that long).
 WINDOW_HORIZON = timedelta(days=400)
 
@@ -92,10 +94,11 @@ class ComplianceStore:
     async def load_state(self, state: EngineState) -> None:
         """Fill an empty engine state from the database (start-up, or after a failed batch)."""
         async with self.transaction() as cur:
-            await cur.execute("SELECT at FROM compliance_watermark WHERE name = %s", (WATERMARK,))
-            row = await cur.fetchone()
-            if row is not None:
-                state.clock.observe(row[0])
+            await cur.execute("SELECT name, at FROM compliance_watermark")
+            clocks = {name: at for name, at in await cur.fetchall()}
+            state.clock.restore(clocks.get(WATERMARK), {
+                int(name[len(PARTITION_CLOCK):]): at for name, at in clocks.items() if name.startswith(PARTITION_CLOCK)
+            })
             await cur.execute(
                 "SELECT timer_id, rule_id, rule_ref, subject, fund_doc_no, level, region_code, trigger_event_id,"
                 " started_at, due_at, days, snapshot, trace_id, status FROM compliance_timer WHERE status = 'pending'"
@@ -176,11 +179,14 @@ class ComplianceStore:
             )
         if closed:
             await cur.execute("DELETE FROM compliance_refutable WHERE violation_id = ANY(%s)", (closed,))
+        clocks = [(f"{PARTITION_CLOCK}{p}", at) for p, at in sorted(state.clock.drain().items())]
         if state.clock.watermark is not None:
-            await cur.execute(
+            clocks.append((WATERMARK, state.clock.watermark))
+        if clocks:
+            await cur.executemany(
                 "INSERT INTO compliance_watermark (name, at) VALUES (%s, %s) ON CONFLICT (name)"
                 " DO UPDATE SET at = GREATEST(compliance_watermark.at, EXCLUDED.at)",
-                (WATERMARK, state.clock.watermark),
+                clocks,
             )
 
     # --- cases --------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ late evidence) lives in `EngineState`, which the adapters load at start-up and p
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -37,6 +37,7 @@ from .violations import build_resolution, build_violation, jsonable
 from .windows import WindowEntry, Windows
 
 TIMER_BUREAU = "fundtrail-compliance"
+_SWEEP_EVERY = timedelta(days=1)
 
 
 @dataclass
@@ -89,6 +90,16 @@ class Outcome:
     errors: list[EvaluationError] = field(default_factory=list)
 
 
+def _window_days(packs: PackSet, before: Mapping[str, int] | None = None) -> dict[str, int]:
+    """Per window rule id, the longest window of its loaded versions (never shorter than `before`:
+    entries of a version just unloaded may still be replayed)."""
+    out = dict(before or {})
+    for r in packs.rules:
+        if r.window is not None:
+            out[r.rule.id] = max(out.get(r.rule.id, 0), r.window.days)
+    return out
+
+
 class Engine:
     """Evaluates enriched events (as JSON-like dicts) against a pack set, with state."""
 
@@ -96,19 +107,20 @@ class Engine:
         self.packs = packs
         self.state = state or EngineState()
         self.grace = grace
-        self._max_window_days = 0
+        self._window_days = _window_days(packs)
         self._live: dict[str, LiveContext] = {}
-        self._last_sweep: datetime | None = None
+        self._next_sweep: datetime | None = None
 
     def replace_packs(self, packs: PackSet) -> None:
         """Swap in a validated pack set (state is kept)."""
         self.packs = packs
         self._live = {}
+        self._window_days = _window_days(packs, self._window_days)
 
     # --- one event ----------------------------------------------------------------------------
 
-    def process(self, doc: Mapping[str, Any]) -> Outcome:
-        """Evaluate one enriched event; update state; return what to publish."""
+    def process(self, doc: Mapping[str, Any], partition: int = 0) -> Outcome:
+        """Evaluate one enriched event (read from `partition`); update state; return what to publish."""
         out = Outcome()
         ev = doc["event"]
         et = ev["event_type"]
@@ -133,17 +145,26 @@ class Engine:
         for pos in (after.get("position"), after.get("counterparty")):
             if pos and st.timers.by_subject:
                 st.timers.observe_position(subject_key(pos["fund_doc_no"], pos["level"], pos["region_code"]), pos)
-        st.clock.observe(at)
+        st.clock.observe(at, partition)
         # Also a timer started behind the watermark (a late event) is due at once.
         if st.timers.any_due(st.clock.watermark):
             self._fire_due(out)
         self._sweep()
         return out
 
-    def advance(self, to: datetime) -> Outcome:
+    def advance(self, to: datetime, partition: int = 0) -> Outcome:
         """Move event time forward without an event (tests, idle periods); fires due timers."""
+        self.state.clock.observe(to, partition)
+        return self._tick()
+
+    def assign(self, partitions: Iterable[int] | None, idle: Iterable[int] = ()) -> Outcome:
+        """The partitions read (None: every one seen) and the idle ones among them; fires what that
+        makes due (an idle partition stops holding the watermark back)."""
+        self.state.clock.assign(partitions, idle)
+        return self._tick()
+
+    def _tick(self) -> Outcome:
         out = Outcome()
-        self.state.clock.observe(to)
         if self.state.timers.any_due(self.state.clock.watermark):
             self._fire_due(out)
         self._sweep()
@@ -164,17 +185,46 @@ class Engine:
         ev = roots["event"]
         if idx.uses_ref:
             roots["ref"] = {"vendor": self.state.reference.vendor_view(event_vendor(ev), on)}
-        live = self._live.get(ev["event_type"])
+        et = ev["event_type"]
+        live = self._live.get(et)
         if live is None:
-            live = self._live[ev["event_type"]] = LiveContext(idx.leaves, idx.functions)
+            live = self._live[et] = LiveContext(idx.leaves, idx.functions)
         ctx = live.bind(roots)
-        results: list[Any] | None = None
-        if selected.combined is not None:
+        if selected.plain:
+            results: list[Any] | None = None
+            if selected.combined is not None:
+                try:
+                    results = selected.combined.execute(ctx)
+                except (RuntimeError, TypeError, ValueError, OverflowError):
+                    results = None  # one of them failed: run them one by one to say which
+            if results is None:
+                self._plain_results(selected.plain, results, ctx, doc, roots, at, out)
+            else:
+                for fired in results:
+                    if fired is not False:  # something fired, or a condition returned a non-boolean
+                        self._plain_results(selected.plain, results, ctx, doc, roots, at, out)
+                        break
+        for rule in selected.windowed:
             try:
-                results = selected.combined.execute(ctx)
-            except (RuntimeError, TypeError, ValueError, OverflowError):
-                results = None  # one of them failed: run them one by one to say which
-        for n, rule in enumerate(selected.plain):
+                window_root = self._window(rule, ctx, roots, ev, at)
+                for name, fld in rule.window.reads if rule.window is not None else ():
+                    live.set(name, window_root[fld])
+                if run_condition(rule.condition, ctx, rule.ref):
+                    out.violations.append(self._violation(rule, doc, {**roots, "window": window_root}, at))
+            except EvaluationError as exc:
+                out.errors.append(exc)
+
+    def _plain_results(
+        self,
+        plain: tuple[CompiledRule, ...],
+        results: list[Any] | None,
+        ctx: Any,
+        doc: Mapping[str, Any],
+        roots: Mapping[str, Any],
+        at: datetime,
+        out: Outcome,
+    ) -> None:
+        for n, rule in enumerate(plain):
             if results is not None:
                 fired = results[n]
             else:
@@ -190,45 +240,30 @@ class Engine:
                     out.errors.append(exc)
             elif fired is not False:
                 out.errors.append(EvaluationError(rule.ref, f"condition returned {type(fired).__name__}"))
-        for rule in selected.windowed:
-            window_add = None
-            try:
-                window_root, window_add = self._window(rule, ctx, roots, at)
-                scoped = {**roots, "window": window_root}
-                for leaf in rule.condition.leaves:
-                    if leaf.root == "window":
-                        live.set(leaf.name, leaf_value(leaf, window_root))
-                if run_condition(rule.condition, ctx, rule.ref):
-                    out.violations.append(self._violation(rule, doc, scoped, at))
-            except EvaluationError as exc:
-                out.errors.append(exc)
-            if window_add is not None:
-                self.state.windows.add(rule.rule.id, window_add[0], window_add[1])
 
     def _window(
-        self, rule: CompiledRule, ctx: Any, roots: Mapping[str, Any], at: datetime
-    ) -> tuple[dict[str, Any], tuple[tuple[Any, ...], WindowEntry] | None]:
+        self, rule: CompiledRule, ctx: Any, roots: Mapping[str, Any], ev: Mapping[str, Any], at: datetime
+    ) -> dict[str, Any]:
+        """The window around this event (which then joins it, when the rule includes it)."""
         w = rule.window
         assert w is not None
-        key = tuple(
-            leaf_value(k.bare, roots.get(k.bare.root)) if k.bare else jsonable(run(k, ctx, rule.ref)) for k in w.key
-        )
-        amount = (
-            leaf_value(w.amount.bare, roots.get(w.amount.bare.root)) if w.amount.bare else run(w.amount, ctx, rule.ref)
-        )
+        if w.key_reader is not None:
+            key = w.key_reader(roots)
+        else:
+            key = tuple(
+                leaf_value(k.bare, roots.get(k.bare.root)) if k.bare else jsonable(run(k, ctx, rule.ref))
+                for k in w.key
+            )
+        bare = w.amount.bare
+        amount = leaf_value(bare, roots.get(bare.root)) if bare else run(w.amount, ctx, rule.ref)
         if not isinstance(amount, int):
             raise EvaluationError(rule.ref, "window amount is not an integer")
-        include = True if w.include is None else run_condition(w.include, ctx, rule.ref)
-        days = int(rule.params[w.days_param])
-        self._max_window_days = max(self._max_window_days, days)
-        tol = int(rule.params[w.tolerance_bps_param]) if w.tolerance_bps_param else None
-        eid = str(roots["event"]["event_id"])
-        view = self.state.windows.view(
-            rule.rule.id, key, event_id=eid, at=at, amount_fen=amount, days=days, tolerance_bps=tol
-        )
-        if not include:
-            view = type(view)(count=0, total_fen=0, event_ids=[])
-        return view.as_root(), ((key, WindowEntry(eid, at, amount)) if include else None)
+        if w.include is not None and not run_condition(w.include, ctx, rule.ref):
+            return {"count": 0, "total_fen": 0, "event_ids": []}
+        entry = WindowEntry(str(ev["event_id"]), at, amount)
+        return self.state.windows.observe(
+            rule.rule.id, key, entry, days=w.days, tolerance_bps=w.tolerance_bps
+        ).as_root()
 
     def _violation(
         self, rule: CompiledRule, doc: Mapping[str, Any], roots: Mapping[str, Any], at: datetime
@@ -378,22 +413,25 @@ class Engine:
                 trace_id=t.trace_id,
             )
             out.violations.append(v)
-            # A timer can fire before an earlier-dated outflow is read from a slower partition.
+            # A timer can fire before an earlier-dated outflow is read (a partition the adapter took
+            # for idle, a timer restored behind the clock): the grace runs from when it fired.
             if rule.refutation is not None and t.fund_doc_no:
+                fired_at = max(t.due_at, st.clock.watermark or t.due_at)
                 self.state.add_refutable(
-                    Refutable(v.violation_id, rule.ref, t.fund_doc_no, t.due_at, t.due_at + self.grace, jsonable(named))
+                    Refutable(v.violation_id, rule.ref, t.fund_doc_no, t.due_at, fired_at + self.grace, jsonable(named))
                 )
 
     def _sweep(self) -> None:
         """Once per event-time day: forget expired refutables and window entries out of reach."""
         st = self.state
         wm = st.clock.watermark
-        if wm is None or (self._last_sweep is not None and wm - self._last_sweep < timedelta(days=1)):
+        if wm is None or (self._next_sweep is not None and wm < self._next_sweep):
             return
-        self._last_sweep = wm
+        self._next_sweep = wm + _SWEEP_EVERY
         for bucket in list(st.refutables.values()):
             for r in list(bucket.values()):
                 if r.deadline < wm:
                     st.close_refutable(r)
-        if self._max_window_days:
-            st.windows.prune(wm - timedelta(days=2 * self._max_window_days))
+        if self._window_days:
+            # Kept as long as the longest window needs: a late event may look back that far.
+            st.windows.prune(wm - timedelta(days=2 * max(self._window_days.values())))

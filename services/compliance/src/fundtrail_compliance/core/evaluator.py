@@ -28,6 +28,7 @@ from .expr import (
     Shape,
     compile_expr,
     leaf_value,
+    make_binder,
     make_extractor,
     merge_shapes,
     shape_of_model,
@@ -56,6 +57,11 @@ class CompiledWindow:
     include: CompiledExpr | None
     days_param: str
     tolerance_bps_param: str | None
+    # Resolved once at load (parameters are constants of a compiled rule):
+    days: int = 0
+    tolerance_bps: int | None = None
+    key_reader: Any = None  # roots -> key tuple, when every key is a bare field (no CEL call)
+    reads: tuple[tuple[str, str], ...] = ()  # (flat variable, window field) the condition reads
 
 
 @dataclass(frozen=True)
@@ -169,6 +175,11 @@ class PackSet:
         for versions in by_id.values():
             versions.sort(key=lambda r: r.rule.version)
             first = versions[0].rule
+            # Timer checks too may be refuted by late evidence (an outflow dated before the due time).
+            for v in versions:
+                if v.refutation is not None and v.rule.refuted_by is not None:
+                    for t in v.rule.refuted_by.event_types:
+                        self.refutations.setdefault(t, []).append(v)
             if first.kind == "timer":
                 self.timer_rules.append(versions)
                 starts = {t for v in versions if v.rule.timer for t in v.rule.timer.start_on}
@@ -178,10 +189,6 @@ class PackSet:
             types = {t for v in versions for t in v.rule.applies_to}
             for t in types:
                 self.by_type.setdefault(t, TypeIndex()).groups.append(versions)
-            for v in versions:
-                if v.refutation is not None and v.rule.refuted_by is not None:
-                    for t in v.rule.refuted_by.event_types:
-                        self.refutations.setdefault(t, []).append(v)
         for idx in self.by_type.values():
             leaves: dict[str, Leaf] = {}
             functions: set[str] = set()
@@ -242,12 +249,19 @@ def _compile_rule(rule: Rule, index: int, path: str, override: Mapping[str, Any]
     window = None
     if rule.window is not None:
         plain = {k: v for k, v in roots.items() if k != "window"}
+        keys = tuple(comp("window.key", k, plain) for k in rule.window.key)
+        bare_keys = tuple(k.bare for k in keys if k.bare is not None)
+        tol_param = rule.window.tolerance_bps_param
         window = CompiledWindow(
-            key=tuple(comp("window.key", k, plain) for k in rule.window.key),
+            key=keys,
             amount=comp("window.amount", rule.window.amount, plain),
             include=comp("window.include", rule.window.include, plain) if rule.window.include else None,
             days_param=rule.window.days_param,
-            tolerance_bps_param=rule.window.tolerance_bps_param,
+            tolerance_bps_param=tol_param,
+            days=int(params[rule.window.days_param]),
+            tolerance_bps=int(params[tol_param]) if tol_param else None,
+            key_reader=make_extractor(bare_keys) if len(bare_keys) == len(keys) else None,
+            reads=tuple((leaf.name, leaf.path[0]) for leaf in condition.leaves if leaf.root == "window"),
         )
     refutation = None
     if rule.refuted_by is not None:
@@ -274,37 +288,34 @@ _UNSET = object()
 class LiveContext:
     """A long-lived cel.Context for one event type, re-bound per event.
 
-    Converting values into CEL costs about a microsecond per string; consecutive events share many
-    values (event type, kinds, fund, project), so only the variables whose value changed since the
-    previous event are re-bound. The context then serves every rule evaluated for the event.
+    Converting values into CEL costs about a microsecond per string, and every change makes CEL
+    rebuild its environment on the next call; consecutive events share many values (event type,
+    kinds, fund, project), so only the variables whose value changed since the previous event are
+    re-bound (by a generated, unrolled binder). The context then serves every rule evaluated for
+    the event.
     """
 
     def __init__(self, leaves: Sequence[Leaf], functions: Iterable[str] = ()) -> None:
         self.leaves = tuple(leaves)
         self.names = tuple(leaf.name for leaf in self.leaves)
-        self.extract = make_extractor(self.leaves)
+        self._binder = make_binder(self.leaves)
         self.last: list[Any] = [_UNSET] * len(self.leaves)
         self.extra: dict[str, Any] = {}
         fns = {name: HELPERS[name] for name in functions}
         self.ctx = cel.Context(functions=fns) if fns else cel.Context()
+        self._add = self.ctx.add_variable
 
     def set(self, name: str, value: Any) -> None:
-        """Bind one extra variable (a window's), only if its value changed: every change makes CEL
-        rebuild its environment on the next call."""
+        """Bind one extra variable (a window's), only if its value changed."""
         old = self.extra.get(name, _UNSET)
-        if old is _UNSET or value != old or value.__class__ is not old.__class__:
-            self.ctx.add_variable(name, value)
+        if value.__class__ is not old.__class__ or value != old:
+            self._add(name, value)
             self.extra[name] = value
 
     def bind(self, roots: Mapping[str, Any]) -> Any:
         """The context holding this event's values."""
-        ctx, last, names = self.ctx, self.last, self.names
-        for i, v in enumerate(self.extract(roots)):
-            old = last[i]
-            if v != old or v.__class__ is not old.__class__:
-                ctx.add_variable(names[i], v)
-                last[i] = v
-        return ctx
+        self._binder(roots, self.last, self._add)
+        return self.ctx
 
 
 def ensure_leaves(ctx: Any, have: set[str], leaves: Iterable[Leaf], roots: Mapping[str, Any]) -> None:

@@ -251,14 +251,8 @@ def leaf_value(leaf: Leaf, root_value: Any) -> Any:
     return v
 
 
-def make_extractor(leaves: tuple[Leaf, ...]) -> Any:
-    """A generated function `roots -> tuple of leaf values` (same semantics as `leaf_value`, faster).
-
-    Every distinct path prefix is read once into a local; only names of our own leaves (validated
-    identifiers) and field names (repr-quoted) appear in the generated source.
-    """
+def _path_reader(lines: list[str]) -> Any:
     names: dict[tuple[str, ...], str] = {}
-    lines = ["def extract(roots):", "    _d = dict"]
 
     def var(path: tuple[str, ...]) -> str:
         if path in names:
@@ -273,11 +267,47 @@ def make_extractor(leaves: tuple[Leaf, ...]) -> Any:
         names[path] = name
         return name
 
+    return var
+
+
+def _generated(lines: list[str], name: str) -> Any:
+    namespace: dict[str, Any] = {}
+    exec(compile("\n".join(lines), f"<fundtrail-{name}>", "exec"), namespace)
+    return namespace[name]
+
+
+def make_binder(leaves: tuple[Leaf, ...]) -> Any:
+    """A generated function `bind(roots, last, add)` calling `add(name, value)` for every leaf whose
+    value differs from `last[i]` (value or type), and recording it there.
+
+    Unrolled per leaf, so an event costs no loop, no intermediate tuple and no call per unchanged
+    leaf (same value semantics as `leaf_value`); only our validated leaf names and repr-quoted field
+    names appear in the generated source.
+    """
+    lines = ["def bind(roots, last, add):", "    _d = dict"]
+    var = _path_reader(lines)
+    for i, leaf in enumerate(leaves):
+        v = var((leaf.root, *leaf.path))
+        lines.append(f"    x = (True if {v}.__class__ is _d else None)" if leaf.presence else f"    x = {v}")
+        lines.append(f"    o = last[{i}]")
+        lines.append("    if x.__class__ is not o.__class__ or x != o:")
+        lines.append(f"        add({leaf.name!r}, x)")
+        lines.append(f"        last[{i}] = x")
+    lines.append("    return None")
+    return _generated(lines, "bind")
+
+
+def make_extractor(leaves: tuple[Leaf, ...]) -> Any:
+    """A generated function `roots -> tuple of leaf values` (same semantics as `leaf_value`, faster).
+
+    Every distinct path prefix is read once into a local; only names of our own leaves (validated
+    identifiers) and field names (repr-quoted) appear in the generated source.
+    """
+    lines = ["def extract(roots):", "    _d = dict"]
+    var = _path_reader(lines)
     values = []
     for leaf in leaves:
         v = var((leaf.root, *leaf.path))
         values.append(f"(True if {v}.__class__ is _d else None)" if leaf.presence else v)
     lines.append("    return (" + "".join(f"{v}, " for v in values) + ")")
-    namespace: dict[str, Any] = {}
-    exec(compile("\n".join(lines), "<fundtrail-extractor>", "exec"), namespace)
-    return namespace["extract"]
+    return _generated(lines, "extract")

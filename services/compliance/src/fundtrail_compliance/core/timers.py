@@ -1,9 +1,12 @@
 """Event-time clock and scheduled checks (idle funds): pure, in memory.
 
-Time is event time. The clock's watermark is the largest `occurred_at` seen so far; a timer is
-due when the watermark passes its due time, so a check fires even when its own fund sees no new
-event, as soon as any later event arrives. Tests drive the clock by feeding events (or calling
-`advance`). Timers and the watermark are persisted by the adapter and survive restarts.
+Time is event time, kept per partition of the enriched topic (each partition's largest
+`occurred_at` seen). The watermark is the minimum of those over the partitions this worker reads,
+so a partition read faster than another (a bulk load) cannot carry the clock past events the
+slower one has yet to deliver; a partition with nothing to read (idle, as the adapter says) does
+not hold it back. A timer is due when the watermark passes its due time, so a check fires even
+when its own fund sees no new event. Tests drive the clock by feeding events (or calling
+`advance`). Timers and the clocks are persisted by the adapter and survive restarts.
 """
 
 from __future__ import annotations
@@ -48,12 +51,66 @@ class Timer:
 
 @dataclass
 class EventClock:
-    """The watermark: max event time seen. Never moves backwards."""
+    """Event time per partition, and the watermark timers fire on (it never moves backwards).
+
+    `assigned` None (replays, tests) counts every partition seen; otherwise only the assigned ones,
+    and an assigned partition never seen holds the watermark back unless it is idle.
+    """
 
     watermark: datetime | None = None
+    partitions: dict[int, datetime] = field(default_factory=dict)
+    assigned: frozenset[int] | None = None
+    idle: frozenset[int] = frozenset()
+    changed: set[int] = field(default_factory=set)  # partitions whose time moved since the last drain
 
-    def observe(self, at: datetime) -> bool:
-        """Move the watermark to `at` if later; True when it moved."""
+    def observe(self, at: datetime, partition: int = 0) -> bool:
+        """Record an event time on a partition; True when the watermark moved."""
+        seen = self.partitions.get(partition)
+        if seen is not None and at <= seen:
+            return False
+        self.partitions[partition] = at
+        self.changed.add(partition)
+        if self.assigned is None and len(self.partitions) == 1:
+            return self._advance(at)  # one partition (replays, tests): no minimum to take
+        return self._recompute()
+
+    def restore(self, watermark: datetime | None, partitions: dict[int, datetime]) -> None:
+        """Load persisted clocks (not recorded as changed)."""
+        for p, at in partitions.items():
+            if p not in self.partitions or at > self.partitions[p]:
+                self.partitions[p] = at
+        if watermark is not None:
+            self._advance(watermark)
+
+    def assign(self, partitions: Iterable[int] | None, idle: Iterable[int] = ()) -> bool:
+        """The partitions this worker reads and those of them with nothing to read; True when the
+        watermark moved."""
+        self.assigned = None if partitions is None else frozenset(partitions)
+        self.idle = frozenset(idle)
+        return self._recompute()
+
+    def drain(self) -> dict[int, datetime]:
+        """Partition clocks that moved since the last drain (for persistence)."""
+        out = {p: self.partitions[p] for p in self.changed}
+        self.changed = set()
+        return out
+
+    def _recompute(self) -> bool:
+        counted = self.partitions.keys() if self.assigned is None else self.assigned
+        low: datetime | None = None
+        for p in counted:
+            if p in self.idle:
+                continue
+            at = self.partitions.get(p)
+            if at is None:
+                return False  # an assigned partition not read yet: it may hold anything
+            if low is None or at < low:
+                low = at
+        if low is None:  # every partition idle: the latest event time seen anywhere stands
+            low = max((self.partitions[p] for p in counted if p in self.partitions), default=None)
+        return low is not None and self._advance(low)
+
+    def _advance(self, at: datetime) -> bool:
         if self.watermark is None or at > self.watermark:
             self.watermark = at
             return True

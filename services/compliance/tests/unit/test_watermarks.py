@@ -1,0 +1,112 @@
+"""Event time per partition: timers fire on the minimum over the partitions read, not on the
+fastest one, and that clock survives a restart; a late outflow refutes an idle-funds check."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from fundtrail_compliance import scenario as sc
+from fundtrail_compliance.core.engine import Engine, EngineState
+from fundtrail_compliance.core.helpers import parse_time
+from fundtrail_compliance.core.timers import EventClock
+
+G = sc.golden()
+TRANSFER = G["FundTransferred"]  # starts the idle-funds timer of the receiving town: 90 days
+START = parse_time(TRANSFER["occurred_at"])
+IDLE = "audit.idle_funds"
+
+
+def at(days: int) -> str:
+    return sc.shift(TRANSFER["occurred_at"], days=days)
+
+
+def unrelated(n: int, days: int) -> dict[str, Any]:
+    """An event of another fund (reference data) dated `days` after the transfer: it only moves the clock."""
+    ev = sc.variant(G["VendorRegistered"], n, occurred_at=at(days), published_at=at(days))
+    return sc.enriched(ev, sc.ledger(), sc.ledger())
+
+
+def outflow(n: int, days: int) -> dict[str, Any]:
+    """A payment by the receiving town, dated `days` after the transfer."""
+    ev = sc.variant(G["PaymentDisbursed"], n, occurred_at=at(days), published_at=at(days))
+    before, after = sc.normal_states(ev)
+    after["position"] = sc.position(paid_fen=37_200_000)
+    return sc.enriched(ev, before, after)
+
+
+def idle_checks(out: Any) -> list[str]:
+    return [v.rule_id for v in out.violations if v.rule_id == IDLE]
+
+
+def test_a_faster_partition_does_not_fire_before_a_slower_ones_earlier_outflow(engine: Engine) -> None:
+    engine.assign([0, 1])
+    engine.process(sc.enriched(TRANSFER), partition=0)
+    engine.process(unrelated(1, 1), partition=1)
+    # A bulk load: partition 0 is read far ahead; one watermark for all would fire the check here.
+    assert idle_checks(engine.process(unrelated(2, 120), partition=0)) == []
+    assert engine.state.clock.watermark == parse_time(at(1))
+    assert len(engine.state.timers.pending) == 1
+    engine.process(outflow(3, 40), partition=1)  # the slower partition delivers the earlier outflow
+    out = engine.process(unrelated(4, 121), partition=1)
+    assert engine.state.clock.watermark == parse_time(at(120))
+    assert engine.state.timers.pending == {}  # checked when due: the money had moved, nothing raised
+    assert idle_checks(out) == [] and out.resolutions == []
+
+
+def test_without_the_outflow_the_check_fires_once_every_partition_is_past_due(engine: Engine) -> None:
+    engine.assign([0, 1])
+    engine.process(sc.enriched(TRANSFER), partition=0)
+    engine.process(unrelated(1, 1), partition=1)
+    assert idle_checks(engine.process(unrelated(2, 120), partition=0)) == []
+    assert idle_checks(engine.process(unrelated(3, 89), partition=1)) == []
+    assert idle_checks(engine.process(unrelated(4, 90), partition=1)) == [IDLE]
+
+
+def test_a_partition_not_read_yet_holds_the_clock_until_it_is_idle(engine: Engine) -> None:
+    engine.assign([0, 1, 2])
+    engine.process(sc.enriched(TRANSFER), partition=0)
+    engine.process(unrelated(1, 100), partition=1)
+    assert engine.state.clock.watermark is None  # partition 2 may still hold anything
+    assert idle_checks(engine.process(unrelated(2, 101), partition=0)) == []
+    # Partition 2 has nothing to read (the adapter says so): it no longer holds the clock back.
+    assert idle_checks(engine.assign([0, 1, 2], idle=[2])) == [IDLE]
+    assert engine.state.clock.watermark == parse_time(at(100))
+
+
+def test_the_watermark_never_moves_backwards() -> None:
+    clock = EventClock()
+    clock.assign([0, 1])
+    clock.observe(START, 0)
+    assert clock.observe(START + timedelta(days=5), 1) and clock.watermark == START
+    clock.observe(START + timedelta(days=9), 0)
+    assert clock.watermark == START + timedelta(days=5)
+    clock.assign([0, 1, 2])  # a rebalance hands over a partition not read yet
+    clock.observe(START + timedelta(days=2), 2)
+    assert clock.watermark == START + timedelta(days=5)
+
+
+def test_partition_clocks_survive_a_restart(packs: Any) -> None:
+    first = Engine(packs)
+    first.assign([0, 1])
+    first.process(sc.enriched(TRANSFER), partition=0)
+    first.process(unrelated(1, 120), partition=0)
+    first.process(unrelated(2, 30), partition=1)
+    saved_timers = [t for t in first.state.timers.drain() if t.status == "pending"]
+    saved_clocks, saved_watermark = first.state.clock.drain(), first.state.clock.watermark
+    assert saved_clocks == {0: parse_time(at(120)), 1: parse_time(at(30))} and first.state.clock.drain() == {}
+    state = EngineState()
+    state.timers.load(saved_timers)
+    state.clock.restore(saved_watermark, saved_clocks)
+    second = Engine(packs, state)
+    assert idle_checks(second.assign([0, 1])) == []
+    assert second.state.clock.watermark == parse_time(at(30))
+    assert idle_checks(second.process(unrelated(3, 95), partition=1)) == [IDLE]
+
+
+def test_a_late_outflow_refutes_an_idle_funds_check(engine: Engine) -> None:
+    engine.process(sc.enriched(TRANSFER))
+    fired = engine.process(unrelated(1, 120)).violations
+    assert [v.rule_id for v in fired] == [IDLE]
+    out = engine.process(outflow(2, 40))  # dated before the due time, read after the check fired
+    assert [r.violation_id for r in out.resolutions] == [fired[0].violation_id]
