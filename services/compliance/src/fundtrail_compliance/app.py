@@ -87,6 +87,7 @@ def build_app(settings: ComplianceSettings, metrics: Metrics) -> faust.App:
         if consumer is None:  # not started yet: nothing is assigned
             return assigned, set()
         idle: set[int] = set()
+        maybe: dict[Any, int] = {}
         for tp in consumer.assignment():
             if tp.topic != ENRICHED_EVENTS:
                 continue
@@ -98,7 +99,12 @@ def build_app(settings: ComplianceSettings, metrics: Metrics) -> faust.App:
             if nxt is None:
                 nxt = await consumer.position(tp)
             if nxt is not None and nxt >= high:
-                idle.add(tp.partition)
+                maybe[tp] = nxt
+        if maybe:
+            # The fetcher's high watermark is as old as its last fetch of that partition: records
+            # written since (a bulk load still arriving) would be skipped by the clock. Ask the broker.
+            ends = await consumer.end_offsets(list(maybe))
+            idle = {tp.partition for tp, nxt in maybe.items() if nxt >= ends.get(tp, nxt + 1)}
         return assigned, idle
 
     service = ComplianceService(
