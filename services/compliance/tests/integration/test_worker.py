@@ -393,6 +393,7 @@ def test_a_partition_read_ahead_does_not_fire_the_idle_check_early(
     spend["occurred_at"] = spend["published_at"] = sc.shift(start, days=40)
     spent = enriched(spend)
     spent["after"]["position"] = sc.position(paid_fen=37_200_000)
+    spent["sequence"] = 2  # fund-tracker recorded it after the transfer (sequence 1)
     on_fund(spent)
     backlog = [unrelated(1, minutes=i) for i in range(3000)]
     produce_to(kafka_bootstrap, ENRICHED_EVENTS, b, [*backlog, spent])

@@ -110,3 +110,31 @@ def test_a_late_outflow_refutes_an_idle_funds_check(engine: Engine) -> None:
     assert [v.rule_id for v in fired] == [IDLE]
     out = engine.process(outflow(2, 40))  # dated before the due time, read after the check fired
     assert [r.violation_id for r in out.resolutions] == [fired[0].violation_id]
+
+
+def test_a_newer_position_state_read_before_the_transfer_is_what_the_check_sees(engine: Engine) -> None:
+    # fund-tracker recorded the transfer (sequence 1) and then the town's payment (sequence 2); the
+    # payment's partition is read first. The idle check must judge the newer state, not the transfer's.
+    engine.assign([0, 1])
+    spent = outflow(1, 40)
+    spent["sequence"] = 2
+    engine.process(spent, partition=1)
+    engine.process(sc.enriched(TRANSFER, sequence=1), partition=0)
+    engine.process(unrelated(2, 120), partition=0)
+    out = engine.process(unrelated(3, 121), partition=1)
+    assert engine.state.timers.pending == {}
+    assert idle_checks(out) == []
+
+
+def test_an_older_position_state_read_late_does_not_replace_a_newer_one(engine: Engine) -> None:
+    engine.assign([0])
+    engine.process(sc.enriched(TRANSFER, sequence=1), partition=0)
+    spent = outflow(1, 40)
+    spent["sequence"] = 3
+    engine.process(spent, partition=0)
+    stale = sc.enriched(sc.variant(G["BudgetAdjusted"], 2, occurred_at=at(41), published_at=at(41)), sequence=2)
+    _, after = sc.normal_states(TRANSFER)
+    stale["after"]["counterparty"] = after["counterparty"]  # received, nothing spent: older than the payment
+    engine.process(stale, partition=0)
+    (timer,) = engine.state.timers.pending.values()
+    assert timer.snapshot["paid_fen"] == 37_200_000

@@ -38,6 +38,8 @@ from .windows import WindowEntry, Windows
 
 TIMER_BUREAU = "fundtrail-compliance"
 _SWEEP_EVERY = timedelta(days=1)
+# Positions whose newest state is remembered (funds x levels x regions; a year has a few thousand).
+MAX_POSITIONS = 200_000
 
 
 @dataclass
@@ -61,6 +63,19 @@ class EngineState:
     refutables: dict[str, dict[uuid.UUID, Refutable]] = field(default_factory=dict)
     refutables_added: list[Refutable] = field(default_factory=list)
     refutables_closed: list[uuid.UUID] = field(default_factory=list)
+    # Newest known state of each ledger position, by fund-tracker's sequence: partitions are read
+    # at different speeds, so a position's later state can arrive before its earlier one.
+    positions: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
+
+    def note_position(self, subject: str, sequence: int, snapshot: dict[str, Any]) -> bool:
+        """Remember `snapshot` unless a newer one is known; True when it is the newest."""
+        known = self.positions.get(subject)
+        if known is not None and known[0] > sequence:
+            return False
+        self.positions[subject] = (sequence, snapshot)
+        if len(self.positions) > MAX_POSITIONS:  # bounded: the oldest noted goes first
+            del self.positions[next(iter(self.positions))]
+        return True
 
     def add_refutable(self, r: Refutable, *, record: bool = True) -> None:
         bucket = self.refutables.setdefault(r.fund_doc_no, {})
@@ -139,12 +154,19 @@ class Engine:
             selected = idx.effective(on)
             if selected.plain or selected.windowed:
                 self._evaluate(doc, roots, idx, selected, at, on, out)
+        sequence = int(doc.get("sequence") or 0)
+        after = doc.get("after") or {}
+        newest: list[tuple[str, dict[str, Any]]] = []
+        for pos in (after.get("position"), after.get("counterparty")):
+            if pos:
+                subject = subject_key(pos["fund_doc_no"], pos["level"], pos["region_code"])
+                if st.note_position(subject, sequence, pos):
+                    newest.append((subject, pos))
         if et in self.packs.timer_starts:
             self._start_timers(doc, et, at, on)
-        after = doc.get("after") or {}
-        for pos in (after.get("position"), after.get("counterparty")):
-            if pos and st.timers.by_subject:
-                st.timers.observe_position(subject_key(pos["fund_doc_no"], pos["level"], pos["region_code"]), pos)
+        if st.timers.by_subject:
+            for subject, pos in newest:
+                st.timers.observe_position(subject, pos)
         st.clock.observe(at, partition)
         # Also a timer started behind the watermark (a late event) is due at once.
         if st.timers.any_due(st.clock.watermark):
@@ -369,7 +391,8 @@ class Engine:
                     started_at=at,
                     due_at=at + timedelta(days=days),
                     days=days,
-                    snapshot=dict(after),
+                    # What the position looked like last, which may be after this event already.
+                    snapshot=dict(self.state.positions.get(subject, (0, after))[1]),
                     trace_id=doc.get("trace_id"),
                 )
             )
