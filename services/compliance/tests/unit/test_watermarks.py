@@ -138,3 +138,47 @@ def test_an_older_position_state_read_late_does_not_replace_a_newer_one(engine: 
     engine.process(stale, partition=0)
     (timer,) = engine.state.timers.pending.values()
     assert timer.snapshot["paid_fen"] == 37_200_000
+
+
+# --- reference data read after the events it judges ---------------------------------------------
+
+VENDOR = G["ProcurementAwarded"]["winner_vendor_id"]
+
+
+def award(n: int) -> dict[str, Any]:
+    return sc.enriched(sc.variant(G["ProcurementAwarded"], n))
+
+
+def reference(event_type: str, n: int, **changes: Any) -> dict[str, Any]:
+    return sc.enriched(sc.variant(G[event_type], n, vendor_id=VENDOR, **changes))
+
+
+def test_a_debarment_read_after_the_award_judges_it_as_if_read_first(packs: Any) -> None:
+    debarment, judged = reference("VendorDebarred", 1), award(1)
+    ordered = Engine(packs)
+    ordered.process(debarment)
+    expected = [v for v in ordered.process(judged).violations if v.rule_id == "discipline.debarred_vendor"]
+    assert len(expected) == 1
+    bulk = Engine(packs)
+    assert "discipline.debarred_vendor" not in {v.rule_id for v in bulk.process(judged).violations}
+    late = [v for v in bulk.process(debarment).violations if v.rule_id == "discipline.debarred_vendor"]
+    assert [v.model_dump() for v in late] == [v.model_dump() for v in expected]
+    # Judged once: more reference data about the vendor raises nothing again.
+    assert bulk.process(reference("VendorRegistered", 2)).violations == []
+
+
+def test_a_relation_declared_late_is_found(engine: Engine) -> None:
+    engine.process(award(1))
+    out = engine.process(reference("RelationDeclared", 1, official_id="OFF-440705101-01"))
+    assert [v.rule_id for v in out.violations] == ["inspection.related_vendor"]
+    assert str(out.violations[0].triggering_event_id) == award(1)["event"]["event_id"]
+
+
+def test_reference_data_after_the_grace_period_judges_nothing_again(engine: Engine) -> None:
+    judged = award(1)
+    engine.process(judged)
+    later = sc.shift(judged["event"]["occurred_at"], days=16)  # the grace period is 15 days
+    engine.process(sc.enriched(sc.variant(G["VendorRegistered"], 9, occurred_at=later, published_at=later),
+                               sc.ledger(), sc.ledger()))
+    assert engine.state.judged == {}
+    assert engine.process(reference("VendorDebarred", 1)).violations == []

@@ -33,10 +33,14 @@ from .expr import leaf_value
 from .helpers import local_date, parse_time
 from .reference import REFERENCE_TYPES, ReferenceData, event_vendor
 from .timers import EventClock, Timer, TimerWheel, subject_key, timer_id
-from .violations import build_resolution, build_violation, jsonable
+from .violations import build_resolution, build_violation, jsonable, violation_id
 from .windows import WindowEntry, Windows
 
 TIMER_BUREAU = "fundtrail-compliance"
+# Events kept to be judged again when their vendor's reference data arrives late: awards, whose
+# vendor registry, debarment and relations travel on other partitions. (Payments are many more: kept
+# too, they would cost a large share of evaluation time and memory for the grace period.)
+REJUDGED_TYPES = frozenset({"ProcurementAwarded"})
 _SWEEP_EVERY = timedelta(days=1)
 # Positions whose newest state is remembered (funds x levels x regions; a year has a few thousand).
 MAX_POSITIONS = 200_000
@@ -52,6 +56,23 @@ class Refutable:
     occurred_at: datetime
     deadline: datetime
     values: dict[str, Any]
+
+
+@dataclass
+class Judged:
+    """An event some rule judged against the reference data of its vendor, and what it raised."""
+
+    at: datetime
+    doc: Mapping[str, Any]
+    raised: set[uuid.UUID]
+
+
+@dataclass
+class JudgedDay:
+    """The events of one vendor and one day judged so far, and the reference view they were judged on."""
+
+    view: Mapping[str, Any]
+    events: dict[str, Judged] = field(default_factory=dict)
 
 
 @dataclass
@@ -76,6 +97,9 @@ class EngineState:
         if len(self.positions) > MAX_POSITIONS:  # bounded: the oldest noted goes first
             del self.positions[next(iter(self.positions))]
         return True
+    # Events judged against reference data, by vendor, kept for the grace period: reference data
+    # read later (another partition, a bulk load) re-judges them. In memory: a restart forgets them.
+    judged: dict[str, dict[date, JudgedDay]] = field(default_factory=dict)
 
     def add_refutable(self, r: Refutable, *, record: bool = True) -> None:
         bucket = self.refutables.setdefault(r.fund_doc_no, {})
@@ -142,8 +166,8 @@ class Engine:
         at = parse_time(ev["occurred_at"])
         on = local_date(at)
         st = self.state
-        if et in REFERENCE_TYPES:
-            st.reference.apply(ev)
+        if et in REFERENCE_TYPES and st.reference.apply(ev) and st.judged:
+            self._rejudge(str(ev["vendor_id"]), out)
         roots: dict[str, Any] = {"event": ev, "before": doc.get("before"), "after": doc.get("after")}
         if et in self.packs.refutations:
             fund = ev.get("fund_doc_no")
@@ -205,8 +229,11 @@ class Engine:
         out: Outcome,
     ) -> None:
         ev = roots["event"]
+        vendor = None
         if idx.uses_ref:
-            roots["ref"] = {"vendor": self.state.reference.vendor_view(event_vendor(ev), on)}
+            vendor = event_vendor(ev)
+            roots["ref"] = {"vendor": self.state.reference.vendor_view(vendor, on)}
+            first = len(out.violations)
         et = ev["event_type"]
         live = self._live.get(et)
         if live is None:
@@ -235,6 +262,45 @@ class Engine:
                     out.violations.append(self._violation(rule, doc, {**roots, "window": window_root}, at))
             except EvaluationError as exc:
                 out.errors.append(exc)
+        if vendor is not None and selected.reads_ref and et in REJUDGED_TYPES:
+            view = roots["ref"]["vendor"]
+            days = self.state.judged.setdefault(vendor, {})
+            day = days.get(on)
+            if day is None:
+                day = days[on] = JudgedDay(view)
+            day.view = view
+            day.events[str(ev["event_id"])] = Judged(at, doc, {v.violation_id for v in out.violations[first:]})
+
+    def _rejudge(self, vendor: str, out: Outcome) -> None:
+        """Reference data about `vendor` just changed: judge again its events still within the grace
+        period whose day's view changed in a field some condition reads, as if the data had been
+        there first (violations have deterministic ids, so ordered and bulk loads raise the same)."""
+        wm = self.state.clock.watermark
+        horizon = wm - self.grace if wm is not None else None
+        for on, day in self.state.judged.get(vendor, {}).items():
+            view = self.state.reference.vendor_view(vendor, on)
+            old, day.view = day.view, view
+            if all(old.get(f) == view.get(f) for f in self.packs.ref_fields):
+                continue
+            for eid, j in day.events.items():
+                idx = self.packs.by_type.get(j.doc["event"]["event_type"])
+                if idx is None or (horizon is not None and j.at < horizon):
+                    continue  # past the grace period (the daily sweep has not dropped it yet)
+                roots: dict[str, Any] = {
+                    "event": j.doc["event"], "before": j.doc.get("before"), "after": j.doc.get("after"),
+                    "ref": {"vendor": view},
+                }
+                for rule in idx.effective(on).reads_ref:
+                    vid = violation_id(rule.ref, eid)
+                    if vid in j.raised:
+                        continue
+                    try:
+                        ctx = build_context(rule.condition.leaves, roots, rule.condition.functions)
+                        if run_condition(rule.condition, ctx, rule.ref):
+                            out.violations.append(self._violation(rule, j.doc, roots, j.at))
+                            j.raised.add(vid)
+                    except EvaluationError as exc:
+                        out.errors.append(exc)
 
     def _plain_results(
         self,
@@ -455,6 +521,13 @@ class Engine:
             for r in list(bucket.values()):
                 if r.deadline < wm:
                     st.close_refutable(r)
+        # Whole days past the grace period (an event of an earlier day is older than its start).
+        horizon_day = local_date(wm - self.grace)
+        for vendor, days in list(st.judged.items()):
+            for on in [on for on in days if on < horizon_day]:
+                del days[on]
+            if not days:
+                del st.judged[vendor]
         if self._window_days:
             # Kept as long as the longest window needs: a late event may look back that far.
             st.windows.prune(wm - timedelta(days=2 * max(self._window_days.values())))

@@ -94,6 +94,7 @@ class Selection:
     plain: tuple[CompiledRule, ...]
     windowed: tuple[CompiledRule, ...]
     combined: Any  # cel.Program | None
+    reads_ref: tuple[CompiledRule, ...] = ()  # plain rules whose condition reads reference data
 
     @property
     def rules(self) -> tuple[CompiledRule, ...]:
@@ -122,7 +123,8 @@ class TypeIndex:
                 plain = tuple(r for r in chosen if r.window is None)
                 windowed = tuple(r for r in chosen if r.window is not None)
                 combined = cel.compile("[" + ", ".join(f"({r.condition.rewritten})" for r in plain) + "]")
-                hit = self._by_rules[key] = Selection(plain, windowed, combined if plain else None)
+                reads_ref = tuple(r for r in plain if any(leaf.root == "ref" for leaf in r.condition.leaves))
+                hit = self._by_rules[key] = Selection(plain, windowed, combined if plain else None, reads_ref)
             if len(self._by_date) > 4096:
                 self._by_date.clear()
             self._by_date[on] = hit
@@ -166,6 +168,7 @@ class PackSet:
         self.timer_starts: dict[str, list[list[CompiledRule]]] = {}
         self.refutations: dict[str, list[CompiledRule]] = {}
         self.by_ref = {r.ref: r for r in self.rules}
+        self.ref_fields: frozenset[str] = frozenset()
         self._index()
 
     def _index(self) -> None:
@@ -208,6 +211,11 @@ class PackSet:
             idx.leaves = tuple(leaves.values())
             idx.functions = frozenset(functions)
             idx.uses_ref = any(leaf.root == "ref" for leaf in idx.leaves)
+        # The fields of the vendor's reference view some condition reads (what re-judging compares).
+        self.ref_fields = frozenset(
+            leaf.path[1] for r in self.rules for leaf in r.condition.leaves
+            if leaf.root == "ref" and len(leaf.path) > 1
+        )
 
     def rule_ids(self) -> set[str]:
         """Every rule id loaded (any version)."""
