@@ -166,8 +166,12 @@ class Engine:
         at = parse_time(ev["occurred_at"])
         on = local_date(at)
         st = self.state
-        if et in REFERENCE_TYPES and st.reference.apply(ev) and st.judged:
-            self._rejudge(str(ev["vendor_id"]), out)
+        if et in REFERENCE_TYPES:
+            vendor = str(ev["vendor_id"])
+            judged = vendor in st.judged
+            before = st.reference.signature(vendor) if judged else None
+            if st.reference.apply(ev) and judged and st.reference.signature(vendor) != before:
+                self._rejudge(vendor, out)
         roots: dict[str, Any] = {"event": ev, "before": doc.get("before"), "after": doc.get("after")}
         if et in self.packs.refutations:
             fund = ev.get("fund_doc_no")

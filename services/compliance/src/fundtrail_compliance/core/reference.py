@@ -8,6 +8,8 @@ from datetime import date
 from typing import Any
 
 REFERENCE_TYPES = frozenset({"VendorRegistered", "VendorDebarred", "RelationDeclared"})
+_REGISTRY_FIELDS = ("name", "founded_on")
+_DEBARMENT_FIELDS = ("debarred_from", "debarred_until", "authority", "reason")
 # The field naming the vendor an event awards, contracts or pays.
 _VENDOR_FIELDS = ("winner_vendor_id", "vendor_id", "payee_vendor_id")
 
@@ -64,6 +66,16 @@ class ReferenceData:
         if record:
             self.changed.append((kind, dict(event)))
         return True
+
+    def signature(self, vendor: str) -> tuple[Any, ...]:
+        """Everything a view of `vendor` is made from (not which events said it): equal signatures,
+        equal views on every date."""
+        reg = self.vendors.get(vendor)
+        return (
+            tuple(reg.get(k) for k in _REGISTRY_FIELDS) if reg else None,
+            frozenset(tuple(d.get(k) for k in _DEBARMENT_FIELDS) for d in self.debarments.get(vendor, {}).values()),
+            frozenset(r["official_id"] for r in self.relations.get(vendor, {}).values()),
+        )
 
     def vendor_view(self, vendor: str | None, on: date) -> dict[str, Any]:
         """`ref.vendor` for an event about `vendor` on date `on` (cached until reference data changes)."""
