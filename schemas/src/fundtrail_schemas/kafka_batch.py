@@ -82,6 +82,7 @@ class BatchReader:
         self._in_flight: asyncio.Future[None] | None = None
         # aiokafka binds to the running loop, so the consumer is made in `start`.
         self._consumer: AIOKafkaConsumer | None = None
+        self._offsets: AIOKafkaConsumer | None = None
         self._config: dict[str, Any] = dict(
             bootstrap_servers=bootstrap,
             group_id=group_id,
@@ -144,10 +145,21 @@ class BatchReader:
         """Connect and join the group."""
         self._consumer = AIOKafkaConsumer(**self._config)
         await self._consumer.start()
+        # Offsets are asked on a connection of their own: on the group member's connection they
+        # queue behind the fetch the broker holds open (up to fetch_max_wait_ms, 500 ms).
+        self._offsets = AIOKafkaConsumer(
+            bootstrap_servers=self._config["bootstrap_servers"], client_id=f"{self._config['client_id']}-offsets"
+        )
+        await self._offsets.start()
         self._consumer.subscribe(self._topics, listener=_Listener(self))
 
     async def stop(self, within: float = 5.0) -> None:
         """Leave the group; bounded, because a broker that is gone would make this wait forever."""
+        if self._offsets is not None:
+            try:
+                await asyncio.wait_for(self._offsets.stop(), within)
+            except (TimeoutError, KafkaError, OSError):
+                log.warning("the offsets client did not stop cleanly within %.0fs", within)
         if self._consumer is None:
             return
         try:
@@ -182,6 +194,13 @@ class BatchReader:
     def consumer(self) -> AIOKafkaConsumer | None:
         """The underlying consumer once started (assignment, positions, high watermarks), else None."""
         return self._consumer
+
+    async def end_offsets(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+        """The broker's current end offsets (not the fetcher's last-seen high watermarks)."""
+        if self._offsets is None:
+            raise RuntimeError("BatchReader.start() was not awaited")
+        result: dict[TopicPartition, int] = await self._offsets.end_offsets(list(partitions))
+        return result
 
     def _started(self) -> AIOKafkaConsumer:
         if self._consumer is None:

@@ -102,8 +102,9 @@ def build_app(settings: ComplianceSettings, metrics: Metrics) -> faust.App:
                 maybe[tp] = nxt
         if maybe:
             # The fetcher's high watermark is as old as its last fetch of that partition: records
-            # written since (a bulk load still arriving) would be skipped by the clock. Ask the broker.
-            ends = await consumer.end_offsets(list(maybe))
+            # written since (a bulk load still arriving) would be skipped by the clock. Ask the broker
+            # (on the reader's side connection, which no held-open fetch delays).
+            ends = await reader.end_offsets(list(maybe))
             idle = {tp.partition for tp, nxt in maybe.items() if nxt >= ends.get(tp, nxt + 1)}
         return assigned, idle
 
