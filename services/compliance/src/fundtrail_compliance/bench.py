@@ -127,10 +127,12 @@ def run(
     from fundtrail_schemas.topics import DEFAULT_PARTITIONS, TopicSpec
 
     from .logreader import read_log
+    from .main import tune_gc
     from .replay import evaluate
 
     _, packs = load_dir(rulepack_dir)
     blobs = encode_all(synthetic_docs(eval_events))
+    tune_gc()  # as the worker runs; the baseline below is measured under the same settings
     base = passthrough_rate(blobs)
     rate, raised = evaluation_rate(blobs, packs)
     result: dict[str, Any] = {

@@ -58,6 +58,7 @@ def replay(
 
     from . import replay as rp
     from .logreader import read_log
+    from .main import tune_gc
     from .packs import load_dir
 
     console = Console()
@@ -66,6 +67,7 @@ def replay(
     except RulePackError as exc:
         console.print(f"[red]candidate packs are invalid:[/] {exc}")
         raise typer.Exit(1) from exc
+    tune_gc()  # a replay evaluates like the worker: same collector settings
     lo, hi = rp.parse_bound(start), rp.parse_bound(end)
     values, total = read_log(bootstrap, parallel=parallel_read)
     with Progress(TextColumn("replaying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
