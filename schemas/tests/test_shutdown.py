@@ -8,7 +8,7 @@ import time
 
 SCRIPT = """
 import time
-from fundtrail_schemas.kafka_batch import bound_shutdown
+from fundtrail_schemas.worker import bound_shutdown
 
 class HangingWorker:
     def __init__(self):
@@ -36,7 +36,7 @@ def test_a_hanging_stop_exits_after_the_bound_with_a_failure_code() -> None:
 
 
 def test_the_wrapped_handlers_still_run_the_original_stop() -> None:
-    from fundtrail_schemas.kafka_batch import bound_shutdown
+    from fundtrail_schemas.worker import bound_shutdown
 
     calls: list[str] = []
 

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import threading
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -220,38 +218,3 @@ class BatchReader:
                 out[(tp.topic, tp.partition)] = max(highwater - offset - 1, 0)
         return out
 
-
-def exit_after(seconds: float, code: int = 70) -> threading.Timer:
-    """Arm a hard exit: shutdown must not hang when the broker or the database is gone.
-
-    faust's orderly stop flushes producers and leaves consumer groups, which can wait forever on a
-    broker that is not there. Leaving without it is safe: uncommitted transactions roll back and
-    unacknowledged records are redelivered and deduplicated.
-    """
-
-    def hard_exit() -> None:
-        log.error("shutdown did not finish within %.0fs; exiting now", seconds)
-        logging.shutdown()
-        os._exit(code)
-
-    timer = threading.Timer(seconds, hard_exit)
-    timer.daemon = True
-    timer.start()
-    return timer
-
-
-def bound_shutdown(worker: Any, seconds: float) -> Any:
-    """Make a faust (mode) worker's stop on SIGTERM or SIGINT last at most `seconds`, then exit hard.
-
-    mode installs `worker._on_sigterm` / `_on_sigint` as the loop's signal handlers when it starts,
-    so wrapping them on the instance before `execute_from_commandline` arms `exit_after` first.
-    """
-    for name in ("_on_sigterm", "_on_sigint"):
-        original = getattr(worker, name)
-
-        def armed(original: Callable[[], None] = original) -> None:
-            exit_after(seconds)
-            original()
-
-        setattr(worker, name, armed)
-    return worker

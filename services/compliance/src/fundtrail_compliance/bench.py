@@ -125,9 +125,9 @@ def run(
 
     from fundtrail_schemas.kafka_admin import ensure_topics
     from fundtrail_schemas.topics import DEFAULT_PARTITIONS, TopicSpec
+    from fundtrail_schemas.worker import tune_gc
 
     from .logreader import read_log
-    from .main import tune_gc
     from .replay import evaluate
 
     _, packs = load_dir(rulepack_dir)

@@ -55,10 +55,10 @@ def replay(
     from rich.table import Table
 
     from fundtrail_schemas.rulepack import RulePackError
+    from fundtrail_schemas.worker import tune_gc
 
     from . import replay as rp
     from .logreader import read_log
-    from .main import tune_gc
     from .packs import load_dir
 
     console = Console()

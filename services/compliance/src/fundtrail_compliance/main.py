@@ -14,8 +14,8 @@ def run_worker() -> None:
 
     from fundtrail_schemas.db import upgrade
     from fundtrail_schemas.kafka_admin import ensure_topics
-    from fundtrail_schemas.kafka_batch import bound_shutdown
     from fundtrail_schemas.telemetry import setup_tracing
+    from fundtrail_schemas.worker import bound_shutdown, tune_gc
 
     from .adapters.metrics import Metrics
     from .app import build_app
@@ -38,16 +38,3 @@ def run_worker() -> None:
     bound_shutdown(worker, settings.shutdown_timeout).execute_from_commandline()
 
 
-
-def tune_gc() -> None:
-    """Keep the cyclic collector off the long-lived heap (packs, windows, timers, reference data).
-
-    With the default thresholds the collector runs every 700 allocations and keeps re-walking that
-    heap; evaluation measured ~5 % faster with start-up objects frozen and gen0 at 20,000. Nothing
-    here relies on prompt cycle collection: the event documents are acyclic and freed by refcount.
-    """
-    import gc
-
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(20_000, 50, 100)

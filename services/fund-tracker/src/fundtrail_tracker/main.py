@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 
 log = logging.getLogger(__name__)
@@ -16,8 +15,8 @@ def run_worker() -> None:
 
     from fundtrail_schemas.db import upgrade
     from fundtrail_schemas.kafka_admin import ensure_topics
-    from fundtrail_schemas.kafka_batch import bound_shutdown
     from fundtrail_schemas.telemetry import setup_tracing
+    from fundtrail_schemas.worker import bound_shutdown, tune_gc
 
     from .adapters.metrics import Metrics
     from .app import build_app
@@ -42,7 +41,7 @@ def run_worker() -> None:
     app = build_app(settings, key, metrics)
     fast_event_loop()
     # Start-up objects (modules, models, the app) live forever: keep the collector from rescanning them.
-    gc.freeze()
+    tune_gc()
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
     bound_shutdown(worker, settings.shutdown_timeout).execute_from_commandline()
 

@@ -1,0 +1,60 @@
+"""Process-level settings the workers share: a bounded shutdown and the garbage collector's tuning."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import threading
+from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def exit_after(seconds: float, code: int = 70) -> threading.Timer:
+    """Arm a hard exit: shutdown must not hang when the broker or the database is gone.
+
+    faust's orderly stop flushes producers and leaves consumer groups, which can wait forever on a
+    broker that is not there. Leaving without it is safe: uncommitted transactions roll back and
+    unacknowledged records are redelivered and deduplicated.
+    """
+
+    def hard_exit() -> None:
+        log.error("shutdown did not finish within %.0fs; exiting now", seconds)
+        logging.shutdown()
+        os._exit(code)
+
+    timer = threading.Timer(seconds, hard_exit)
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
+def bound_shutdown(worker: Any, seconds: float) -> Any:
+    """Make a faust (mode) worker's stop on SIGTERM or SIGINT last at most `seconds`, then exit hard.
+
+    mode installs `worker._on_sigterm` / `_on_sigint` as the loop's signal handlers when it starts,
+    so wrapping them on the instance before `execute_from_commandline` arms `exit_after` first.
+    """
+    for name in ("_on_sigterm", "_on_sigint"):
+        original = getattr(worker, name)
+
+        def armed(original: Callable[[], None] = original) -> None:
+            exit_after(seconds)
+            original()
+
+        setattr(worker, name, armed)
+    return worker
+
+
+def tune_gc() -> None:
+    """Keep the cyclic collector off the long-lived heap (the app, packs, windows, timers, ledger caches).
+
+    With the default thresholds the collector runs every 700 allocations and keeps re-walking that
+    heap: measured ~5 % of compliance's evaluation and ~15 % of fund-tracker's batch time. Nothing
+    relies on prompt cycle collection: events and batches are acyclic and freed by reference count.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 50, 100)
