@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -79,6 +80,8 @@ def build_app(settings: ComplianceSettings, metrics: Metrics) -> faust.App:
         max_records=settings.batch_size, client_id=settings.app_id,
     )
 
+    quiet_since: dict[int, tuple[int, float]] = {}  # partition -> (end offset, since when caught up at it)
+
     async def enriched_partitions(processed: Mapping[int, int]) -> tuple[set[int], set[int]]:
         """The enriched-topic partitions assigned here, and those read up to their high watermark
         (the next offset processed, or the consumer's position for one not processed yet)."""
@@ -105,7 +108,18 @@ def build_app(settings: ComplianceSettings, metrics: Metrics) -> faust.App:
             # written since (a bulk load still arriving) would be skipped by the clock. Ask the broker
             # (on the reader's side connection, which no held-open fetch delays).
             ends = await reader.end_offsets(list(maybe))
-            idle = {tp.partition for tp, nxt in maybe.items() if nxt >= ends.get(tp, nxt + 1)}
+            now = time.monotonic()
+            for tp, nxt in maybe.items():
+                end = ends.get(tp)
+                if end is None or nxt < end:
+                    continue
+                # Caught up is not idle: upstream (fund-tracker) may still be writing this partition's
+                # share of a bulk load. Idle means caught up and quiet for `idle_after` seconds.
+                quiet = quiet_since.get(tp.partition)
+                if quiet is None or quiet[0] != end:
+                    quiet_since[tp.partition] = (end, now)
+                elif now - quiet[1] >= settings.idle_after:
+                    idle.add(tp.partition)
         return assigned, idle
 
     service = ComplianceService(

@@ -35,6 +35,9 @@ class ComplianceSettings(CommonSettings):
         15.0, gt=0, description="Seconds an orderly stop (SIGTERM) may take before the worker exits anyway"
     )
     tick_seconds: float = Field(1.0, gt=0, description="How often caught-up partitions are looked for")
+    idle_after: float = Field(
+        10.0, ge=0, description="Seconds a caught-up partition must stay without new records before it is idle"
+    )
     metrics_port: int | None = Field(None, description="Prometheus /metrics port on 127.0.0.1; unset: no endpoint")
     web_enabled: bool = Field(False, description="Run faust's web server")
     web_port: int = Field(6067, description="faust web port (127.0.0.1) when enabled")

@@ -198,6 +198,7 @@ def worker(
         "FUNDTRAIL_COMPLIANCE_DATA_DIR": str(data),
         "FUNDTRAIL_COMPLIANCE_BATCH_TIMEOUT": "0.05",
         "FUNDTRAIL_COMPLIANCE_TICK_SECONDS": "0.5",
+        "FUNDTRAIL_COMPLIANCE_IDLE_AFTER": "1",
         "FUNDTRAIL_COMPLIANCE_LOG_LEVEL": "warning",
     }
     w = WorkerProcess(env, data / "worker.log")
