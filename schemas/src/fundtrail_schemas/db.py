@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import psycopg
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine
@@ -18,6 +20,24 @@ def normalize_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix):]
     return url
+
+
+def conninfo(database_url: str) -> str:
+    """A libpq connection string from the shared SQLAlchemy-style DATABASE_URL."""
+    return normalize_url(database_url).replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+async def connect_worker(database_url: str, application_name: str) -> psycopg.AsyncConnection[Any]:
+    """A worker's connection (not autocommit: every batch is one explicit transaction).
+
+    psycopg prepares a statement after 5 runs, and PostgreSQL then settles on a generic plan made
+    while the tables were small: `invoice_no = ANY(%s)` stayed a sequential scan and grew to 30 ms
+    a batch at 20,000 payments. A fresh plan per batch statement costs well under 1 ms.
+    """
+    conn = await psycopg.AsyncConnection.connect(conninfo(database_url), application_name=application_name)
+    await conn.execute("SET plan_cache_mode = force_custom_plan")
+    await conn.commit()
+    return conn
 
 
 def sync_engine(url: str, **kwargs: object) -> Engine:

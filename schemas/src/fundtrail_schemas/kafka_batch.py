@@ -45,6 +45,15 @@ class Inbound:
     headers: Sequence[tuple[str, bytes]] = ()
 
 
+def from_faust_event(event: Any) -> Inbound:
+    """The record behind a faust stream event (faust agents hand these out)."""
+    msg = event.message
+    headers = msg.headers or ()
+    if isinstance(headers, dict):
+        headers = list(headers.items())
+    return Inbound(msg.topic, msg.partition, msg.offset, msg.key, msg.value, tuple(headers))
+
+
 def _inbound(r: ConsumerRecord[bytes, bytes]) -> Inbound:
     return Inbound(r.topic, r.partition, r.offset, r.key, r.value, tuple(r.headers or ()))
 

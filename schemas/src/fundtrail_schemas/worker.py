@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -58,3 +59,41 @@ def tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 50, 100)
+
+
+def faust_options(
+    bootstrap: str, *, web_enabled: bool, web_port: int, data_dir: str, batch_size: int, **extra: Any
+) -> dict[str, Any]:
+    """The faust.App settings both workers share (raw bytes, loopback web, no topic declaration)."""
+    return {
+        "broker": [f"kafka://{h.strip()}" for h in bootstrap.split(",") if h.strip()],
+        "key_serializer": "raw",
+        "value_serializer": "raw",
+        "web_enabled": web_enabled,
+        "web_port": web_port,
+        "web_bind": "127.0.0.1",
+        "web_host": "127.0.0.1",
+        "datadir": data_dir,
+        "topic_disable_leader": True,
+        "topic_allow_declare": False,
+        "consumer_auto_offset_reset": "earliest",
+        "producer_acks": -1,
+        "broker_commit_interval": 1.0,
+        "stream_buffer_maxsize": max(4096, 2 * batch_size),
+        "broker_max_poll_records": max(500, batch_size),
+        **extra,
+    }
+
+
+async def until_done(handle: Callable[[Any], Awaitable[object]], batch: Any, first_delay: float = 1.0) -> None:
+    """Run `handle(batch)` until it succeeds: an unexpected error must neither ack the batch nor
+    kill the agent, so it is retried with backoff (at most 30 s apart)."""
+    delay = first_delay
+    while True:
+        try:
+            await handle(batch)
+            return
+        except Exception:
+            log.exception("a batch failed; retrying in %.1fs", delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)

@@ -12,15 +12,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import faust
 
-from fundtrail_schemas.kafka_batch import BatchReader
+from fundtrail_schemas.kafka_batch import BatchReader, from_faust_event
 from fundtrail_schemas.topics import CASES, ENRICHED_EVENTS, RULE_PACKS
+from fundtrail_schemas.worker import faust_options, until_done
 
-from .adapters.kafka import Inbound, ProducerSink
+from .adapters.kafka import ProducerSink
 from .adapters.metrics import Metrics
 from .packs import latest_topic_docs, load_dir
 from .service import ComplianceService
@@ -29,51 +30,15 @@ from .settings import ComplianceSettings
 log = logging.getLogger(__name__)
 
 
-def _inbound(event: Any) -> Inbound:
-    msg = event.message
-    headers = msg.headers or ()
-    if isinstance(headers, dict):
-        headers = list(headers.items())
-    return Inbound(msg.topic, msg.partition, msg.offset, msg.key, msg.value, tuple(headers))
-
-
-async def _until_done(handle: Callable[[list[Inbound]], Awaitable[object]], batch: list[Inbound]) -> None:
-    # An unexpected error must neither ack the batch nor kill the agent: retry it with backoff.
-    delay = 0.5
-    while True:
-        try:
-            await handle(batch)
-            return
-        except Exception:
-            log.exception("batch of %d records failed; retrying in %.1fs", len(batch), delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 30.0)
-
-
-def _brokers(bootstrap: str) -> list[str]:
-    return [f"kafka://{h.strip()}" for h in bootstrap.split(",") if h.strip()]
-
-
 def build_app(settings: ComplianceSettings, metrics: Metrics) -> faust.App:
     """The faust app with its agents, wired to a `ComplianceService` over the packs of the directory."""
     docs, packs = load_dir(settings.rulepack_dir)  # a broken pack directory stops start-up, loudly
     app = faust.App(
         settings.app_id,
-        broker=_brokers(settings.kafka_bootstrap_servers),
-        key_serializer="raw",
-        value_serializer="raw",
-        web_enabled=settings.web_enabled,
-        web_port=settings.web_port,
-        web_bind="127.0.0.1",
-        web_host="127.0.0.1",
-        datadir=str(settings.data_dir),
-        topic_disable_leader=True,
-        topic_allow_declare=False,
-        consumer_auto_offset_reset="earliest",
-        producer_acks=-1,
-        broker_commit_interval=1.0,
-        stream_buffer_maxsize=max(4096, 2 * settings.batch_size),
-        broker_max_poll_records=max(500, settings.batch_size),
+        **faust_options(
+            settings.kafka_bootstrap_servers, web_enabled=settings.web_enabled, web_port=settings.web_port,
+            data_dir=str(settings.data_dir), batch_size=settings.batch_size,
+        ),
     )
     reader = BatchReader(
         settings.kafka_bootstrap_servers, [ENRICHED_EVENTS], f"{settings.app_id}-enriched",
@@ -148,21 +113,21 @@ def build_app(settings: ComplianceSettings, metrics: Metrics) -> faust.App:
     async def enriched_events() -> None:
         # The hot path reads with aiokafka directly (fundtrail_schemas.kafka_batch says why); offsets
         # are committed only after the service returned, so a failed batch is redelivered.
-        await reader.run(list, lambda batch: _until_done(service.handle_enriched, batch), metrics.record_lag)
+        await reader.run(list, lambda batch: until_done(service.handle_enriched, batch, 0.5), metrics.record_lag)
 
     @app.agent(cases_topic, concurrency=1)
     async def case_actions(stream: faust.StreamT) -> None:
         async for events in stream.noack_take(  # type: ignore[attr-defined]
             settings.batch_size, within=settings.batch_timeout
         ):
-            await _until_done(service.handle_cases, [_inbound(e) for e in events])
+            await until_done(service.handle_cases, [from_faust_event(e) for e in events], 0.5)
             for e in events:
                 await stream.ack(e)
 
     @app.agent(packs_topic, concurrency=1)
     async def rule_packs(stream: faust.StreamT) -> None:
         async for event in stream.events():
-            await service.handle_rule_pack(_inbound(event))
+            await service.handle_rule_pack(from_faust_event(event))
 
     if settings.watch_rulepacks:
 

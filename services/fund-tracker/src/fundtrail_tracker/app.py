@@ -10,17 +10,17 @@ a failed or interrupted batch is redelivered instead of being committed by `take
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import faust
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from fundtrail_schemas.kafka_batch import BatchReader
+from fundtrail_schemas.kafka_batch import BatchReader, from_faust_event
+from fundtrail_schemas.worker import faust_options, until_done
 
-from .adapters.kafka import Inbound, ProducerSink
+from .adapters.kafka import ProducerSink
 from .adapters.metrics import Metrics
 from .service import Tracker, TrackerConfig
 from .settings import TrackerSettings
@@ -34,55 +34,19 @@ PRODUCER_MAX_REQUEST_BYTES = 2 * 1024 * 1024
 PRODUCER_LINGER_SECONDS = 0.005
 
 
-def _inbound(event: Any) -> Inbound:
-    msg = event.message
-    headers = msg.headers or ()
-    if isinstance(headers, dict):
-        headers = list(headers.items())
-    return Inbound(msg.topic, msg.partition, msg.offset, msg.key, msg.value, tuple(headers))
-
-
-async def _until_done(handle: Callable[[Any], Awaitable[object]], batch: Any) -> None:
-    # An unexpected error must neither ack the batch nor kill the agent: retry it with backoff.
-    delay = 1.0
-    while True:
-        try:
-            await handle(batch)
-            return
-        except Exception:
-            log.exception("a batch failed; retrying in %.0fs", delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 30.0)
-
-
-def _brokers(bootstrap: str) -> list[str]:
-    return [f"kafka://{h.strip()}" for h in bootstrap.split(",") if h.strip()]
-
-
 def build_app(settings: TrackerSettings, signing_key: Ed25519PrivateKey, metrics: Metrics) -> faust.App:
     """The faust app with its agents and timers, wired to a `Tracker`."""
     app = faust.App(
         settings.app_id,
-        broker=_brokers(settings.kafka_bootstrap_servers),
-        key_serializer="raw",
-        value_serializer="raw",
-        web_enabled=settings.web_enabled,
-        web_port=settings.web_port,
-        web_bind="127.0.0.1",
-        web_host="127.0.0.1",
-        datadir=str(settings.data_dir),
-        topic_disable_leader=True,
-        topic_allow_declare=False,
-        consumer_auto_offset_reset="earliest",
-        producer_acks=-1,
-        producer_max_batch_size=PRODUCER_MAX_BATCH_BYTES,
-        producer_max_request_size=PRODUCER_MAX_REQUEST_BYTES,
-        producer_linger=PRODUCER_LINGER_SECONDS,
-        broker_commit_interval=1.0,
-        broker_session_timeout=settings.session_timeout,
-        broker_heartbeat_interval=settings.heartbeat_interval,
-        stream_buffer_maxsize=max(4096, 2 * settings.batch_size),
-        broker_max_poll_records=max(500, settings.batch_size),
+        **faust_options(
+            settings.kafka_bootstrap_servers, web_enabled=settings.web_enabled, web_port=settings.web_port,
+            data_dir=str(settings.data_dir), batch_size=settings.batch_size,
+            producer_max_batch_size=PRODUCER_MAX_BATCH_BYTES,
+            producer_max_request_size=PRODUCER_MAX_REQUEST_BYTES,
+            producer_linger=PRODUCER_LINGER_SECONDS,
+            broker_session_timeout=settings.session_timeout,
+            broker_heartbeat_interval=settings.heartbeat_interval,
+        ),
     )
     topics = TrackerTopics.with_prefix(settings.topic_prefix)
     tracker = Tracker(
@@ -129,12 +93,12 @@ def build_app(settings: TrackerSettings, signing_key: Ed25519PrivateKey, metrics
         # The hot path reads with aiokafka directly (fundtrail_schemas.kafka_batch says why) and
         # pipelines two batches: batch N+1 is validated (CPU) while batch N's transaction waits on
         # PostgreSQL and the broker. Batches still commit, and their offsets, strictly in order.
-        await reader.run(tracker.prepare_raw, lambda prepared: _until_done(tracker.commit_raw, prepared), raw_lag)
+        await reader.run(tracker.prepare_raw, lambda prepared: until_done(tracker.commit_raw, prepared), raw_lag)
 
     @app.agent(trail_topic, concurrency=1)
     async def trail_inputs(stream: Any) -> None:
         async for events in stream.noack_take(settings.batch_size, within=settings.batch_timeout):
-            await _until_done(tracker.handle_trail, [_inbound(e) for e in events])
+            await until_done(tracker.handle_trail, [from_faust_event(e) for e in events])
             for e in events:
                 await stream.ack(e)
             record_lag(events)

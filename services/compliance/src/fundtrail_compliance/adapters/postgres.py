@@ -17,7 +17,8 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from fundtrail_schemas.db import normalize_url
+from fundtrail_schemas.db import connect_worker
+from fundtrail_schemas.db import conninfo as conninfo  # re-exported: callers import it from here
 from fundtrail_schemas.events import ViolationRaised
 from fundtrail_schemas.rulepack import Rule
 
@@ -31,11 +32,6 @@ WATERMARK = "event_time"
 PARTITION_CLOCK = "partition/"
 # Window entries older than this before the watermark are not loaded (no window is that long).
 WINDOW_HORIZON = timedelta(days=400)
-
-
-def conninfo(database_url: str) -> str:
-    """A libpq connection string from the shared SQLAlchemy-style DATABASE_URL."""
-    return normalize_url(database_url).replace("postgresql+psycopg://", "postgresql://", 1)
 
 
 def rule_sha256(rule: Rule) -> str:
@@ -64,17 +60,12 @@ class ComplianceStore:
     """Async access to the compliance tables over one connection."""
 
     def __init__(self, database_url: str) -> None:
-        self._conninfo = conninfo(database_url)
+        self._url = database_url
         self._conn: psycopg.AsyncConnection[Any] | None = None
 
     async def open(self) -> None:
         if self._conn is None or self._conn.closed:
-            conn = await psycopg.AsyncConnection.connect(self._conninfo, application_name="fundtrail-compliance")
-            # Generic plans made while the tables were small keep `= ANY(%s)` lookups as sequential
-            # scans after psycopg prepares them (seen in fund-tracker: 30 ms a batch); plan each run.
-            await conn.execute("SET plan_cache_mode = force_custom_plan")
-            await conn.commit()
-            self._conn = conn
+            self._conn = await connect_worker(self._url, "fundtrail-compliance")
 
     async def close(self) -> None:
         if self._conn is not None:

@@ -16,7 +16,8 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from fundtrail_schemas.db import normalize_url
+from fundtrail_schemas.db import connect_worker
+from fundtrail_schemas.db import conninfo as conninfo  # re-exported: callers import it from here
 from fundtrail_schemas.merkle import CompactRange, node_id, range_decomposition
 from fundtrail_schemas.types import Category, Level
 
@@ -35,20 +36,9 @@ from ..core.trail import Links, TrailItem
 TRAIL_LOCK_KEY = 0x66756E647472616C & 0x7FFFFFFFFFFFFFFF
 
 
-def conninfo(database_url: str) -> str:
-    """A libpq connection string from the shared SQLAlchemy-style DATABASE_URL."""
-    return normalize_url(database_url).replace("postgresql+psycopg://", "postgresql://", 1)
-
-
 async def connect(database_url: str) -> psycopg.AsyncConnection[Any]:
     """A new connection (not autocommit: every batch is one explicit transaction)."""
-    conn = await psycopg.AsyncConnection.connect(conninfo(database_url), application_name="fundtrail-tracker")
-    # psycopg prepares a statement after 5 runs, and PostgreSQL then settles on a generic plan made
-    # while the tables were small: `invoice_no = ANY(%s)` stayed a sequential scan and grew to
-    # 30 ms a batch at 20,000 payments. A fresh plan per batch statement costs well under 1 ms.
-    await conn.execute("SET plan_cache_mode = force_custom_plan")
-    await conn.commit()
-    return conn
+    return await connect_worker(database_url, "fundtrail-tracker")
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from fundtrail_schemas.db import normalize_url
+from fundtrail_schemas.db import conninfo as conninfo  # re-exported: callers import it from here
 
 from ..core.regions import like_pattern
 from ..settings import GatewaySettings
@@ -97,11 +97,6 @@ class TrailChunk:
 
 class TrailStoreUnavailable(RuntimeError):
     """PostgreSQL did not answer (no connection in time, or the connection broke)."""
-
-
-def conninfo(database_url: str) -> str:
-    """A libpq connection string from the shared SQLAlchemy-style DATABASE_URL."""
-    return normalize_url(database_url).replace("postgresql+psycopg://", "postgresql://", 1)
 
 
 class TrailStore:
