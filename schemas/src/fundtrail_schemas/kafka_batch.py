@@ -4,14 +4,14 @@ The workers read their hot topic with this rather than faust's `Stream.noack_tak
 measured reasons: faust spends ~150 µs of Python per record on events, acks and buffers (a faust
 pass-through moves ~6,900 records/s here, an aiokafka one ~41,000/s), and `take(n, within)` waits
 `within` seconds for a batch to fill even when the records are already fetched, which adds that
-wait to every hop of the pipeline. Here a batch is whatever has been fetched when the previous
-one is handed over (up to `max_records`): small under light load, so latency stays low, and large
-under a backlog, so one database transaction carries many records.
+wait to every hop of the pipeline. Here records are read continuously, and a batch is whatever
+was read while the previous one was processed (up to `max_records`): small under light load, so
+latency stays low, and large under a backlog, so one database transaction carries many records.
 
 Delivery is at-least-once: offsets are committed only for batches the caller reports done, and a
 rebalance first waits for the caller's batch in flight (`drain`) so the partitions it gives up
-carry their final offsets. Whatever is redelivered anyway (a crash, a failed commit) the sinks
-deduplicate by event id.
+carry their final offsets (what was read from them but not handed out yet is let go). Whatever is
+redelivered anyway (a crash, a failed commit) the sinks deduplicate by event id.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ class _Listener(ConsumerRebalanceListener):
         self._reader = reader
 
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
-        await self._reader.drain_before_rebalance()
+        await self._reader.drain_before_rebalance(revoked)
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         log.info("assigned %s", ", ".join(sorted(f"{tp.topic}[{tp.partition}]" for tp in assigned)) or "nothing")
@@ -87,6 +87,8 @@ class BatchReader:
         self._topics = list(topics)
         self._max_records = max_records
         self._in_flight: asyncio.Future[None] | None = None
+        # Records read while a batch is in flight: the next batch.
+        self._pending: list[ConsumerRecord[bytes, bytes]] = []
         # aiokafka binds to the running loop, so the consumer is made in `start`.
         self._consumer: AIOKafkaConsumer | None = None
         self._offsets: AIOKafkaConsumer | None = None
@@ -105,8 +107,12 @@ class BatchReader:
             max_poll_interval_ms=600_000,
         )
 
-    async def drain_before_rebalance(self) -> None:
-        """What a rebalance awaits before partitions move: the batch in flight finishing."""
+    async def drain_before_rebalance(self, revoked: Iterable[TopicPartition] = ()) -> None:
+        """What a rebalance awaits before partitions move: the batch in flight finishing. Records of
+        revoked partitions read but not yet handed out are let go (the next owner reads them)."""
+        gone = set(revoked)
+        if gone and self._pending:
+            self._pending = [r for r in self._pending if TopicPartition(r.topic, r.partition) not in gone]
         if self._in_flight is None or self._in_flight.done():
             return
         try:
@@ -120,15 +126,35 @@ class BatchReader:
         process: Callable[[T], Awaitable[object]],
         after: Callable[[dict[tuple[str, int], int]], None] | None = None,
     ) -> None:
-        """Consume until cancelled: `prepare` (CPU) batch N+1 while `process` (I/O) of batch N runs.
+        """Consume until cancelled, one batch in `process` at a time.
 
-        Batches are processed, and their offsets committed, strictly in order; `process` must
-        retry what it cannot do rather than raise (a raise stops the loop, uncommitted). `after`
-        gets the lag per partition once a batch is committed.
+        While batch N is processed, records keep being read; when it is done, everything read
+        meanwhile (up to `max_records`) is `prepare`d and becomes batch N+1. So a record waits at
+        most one batch before its own starts, and a backlog still makes large batches. Batches are
+        processed strictly in order and their offsets committed in the same order; the commit of
+        batch N (a broker round trip) overlaps batch N+1. `process` must retry what it cannot do
+        rather than raise (a raise stops the loop, uncommitted). `after` gets the lag per partition
+        once a batch is committed.
         """
+        loop = asyncio.get_running_loop()
+        processed: asyncio.Future[None] | None = None
+        fetch: asyncio.Future[list[ConsumerRecord[bytes, bytes]]] | None = None
 
-        async def finish(prepared: T, records: list[ConsumerRecord[bytes, bytes]]) -> None:
-            await process(prepared)
+        async def finish(
+            prepared: T, records: list[ConsumerRecord[bytes, bytes]], done: asyncio.Future[None],
+            committed_before: asyncio.Future[None] | None,
+        ) -> None:
+            try:
+                await process(prepared)
+            except asyncio.CancelledError:
+                done.cancel()
+                raise
+            except BaseException as exc:
+                done.set_exception(exc)
+                raise
+            done.set_result(None)
+            if committed_before is not None:
+                await committed_before
             await self.commit(records)
             if after is not None:
                 after(self.lag(records))
@@ -136,16 +162,27 @@ class BatchReader:
         await self.start()
         try:
             while True:
-                records = await self.next_batch(timeout_ms=1000)
-                if not records:
-                    continue
-                prepared = prepare([_inbound(r) for r in records])
-                if self._in_flight is not None:
-                    await self._in_flight
-                self._in_flight = asyncio.ensure_future(finish(prepared, records))
+                busy = processed is not None and not processed.done()
+                room = self._max_records - len(self._pending)
+                if fetch is None and room > 0:
+                    fetch = asyncio.ensure_future(self.next_batch(timeout_ms=1000, max_records=room))
+                waiting = [f for f in (fetch, processed if busy else None) if f is not None]
+                if waiting:
+                    await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                if fetch is not None and fetch.done():
+                    self._pending.extend(fetch.result())
+                    fetch = None
+                if processed is not None and processed.done():
+                    processed.result()  # a batch that failed stops the loop, uncommitted
+                if self._pending and (processed is None or processed.done()):
+                    records, self._pending = self._pending, []
+                    prepared = prepare([_inbound(r) for r in records])
+                    processed = loop.create_future()
+                    self._in_flight = asyncio.ensure_future(finish(prepared, records, processed, self._in_flight))
         finally:
-            if self._in_flight is not None:
-                self._in_flight.cancel()
+            for task in (fetch, self._in_flight):
+                if task is not None:
+                    task.cancel()
             await self.stop()
 
     async def start(self) -> None:
@@ -174,9 +211,11 @@ class BatchReader:
         except (TimeoutError, KafkaError, OSError):
             log.warning("the consumer did not stop cleanly within %.0fs", within)
 
-    async def next_batch(self, timeout_ms: int = 1000) -> list[ConsumerRecord[bytes, bytes]]:
+    async def next_batch(
+        self, timeout_ms: int = 1000, max_records: int | None = None
+    ) -> list[ConsumerRecord[bytes, bytes]]:
         """Records fetched so far (waiting up to `timeout_ms` only when there are none), partition by partition."""
-        fetched = await self._started().getmany(timeout_ms=timeout_ms, max_records=self._max_records)
+        fetched = await self._started().getmany(timeout_ms=timeout_ms, max_records=max_records or self._max_records)
         out: list[ConsumerRecord[bytes, bytes]] = []
         for records in fetched.values():
             out.extend(records)

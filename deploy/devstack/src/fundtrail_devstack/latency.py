@@ -141,7 +141,7 @@ def payment(fund: str, project: str, contract: str, i: int, at: datetime) -> Pay
         contract_id=contract,
         payee_vendor_id="V-1",
         payee_name="bench vendor 1",
-        payee_account=f"ACC-{i}",
+        payee_account=f"ACC-{fund}-{i}",  # unique across runs on one stack: no similar-payment hits
         account_kind=AccountKind.CORPORATE,
         amount_fen=100_000 + 37 * i,
         invoice_no=f"INV-{fund}-{i}",

@@ -40,7 +40,7 @@ from fundtrail_schemas.telemetry import (
 )
 from fundtrail_schemas.topics import CASES, ENRICHED_EVENTS, VIOLATIONS, VIOLATIONS_DLQ, department_topic
 
-from .adapters.kafka import Inbound, Outbound, Sink, event_headers, fund_key, send_all, trace_headers
+from .adapters.kafka import Inbound, Outbound, Sink, event_headers, fund_key, send, send_all, trace_headers
 from .adapters.metrics import Metrics
 from .adapters.postgres import ComplianceStore
 from .core import cases
@@ -236,54 +236,59 @@ class ComplianceService:
                 self.metrics.events.labels("dead_letter").inc()
                 continue
             decoded.append((inb, doc, uuid.UUID(str(doc["event"]["event_id"]))))
-        done = await self.store.processed([eid for _, _, eid in decoded])
-        processed: list[tuple[uuid.UUID, int]] = []
-        violations: list[ViolationRaised] = []
-        resolutions: list[tuple[Any, list[tuple[str, bytes]]]] = []
-        if pre is not None:  # checks made due by idle partitions: no record caused them, no trace to carry
-            for v in pre.violations:
-                violations.append(v)
-                out.extend(violation_records(v, []))
-            resolutions.extend((r, []) for r in pre.resolutions)
-            for err in pre.errors:
-                self.metrics.evaluation_errors.labels(err.rule_ref).inc()
-                log.warning("timer check failed: %s", err)
-        for inb, doc, eid in decoded:
-            if eid in done:
-                self.metrics.events.labels("duplicate").inc()
-                continue
-            done.add(eid)
-            carry = trace_headers(inb.headers)
-            t0 = time.perf_counter()
-            try:
-                outcome = self.engine.process(doc, inb.partition)
-            except (KeyError, TypeError, ValueError, AttributeError, ValidationError) as exc:
-                # A document the engine cannot read: dead-letter it, count it processed, go on.
-                log.warning("enriched event %s cannot be evaluated: %r", eid, exc)
-                out.append(dead_letter(inb, ReasonCode.INVALID_FIELD, f"cannot evaluate: {exc!r}", eid))
-                processed.append((eid, 0))
-                self.metrics.events.labels("dead_letter").inc()
-                continue
-            self.metrics.evaluation_seconds.observe(time.perf_counter() - t0)
-            self.metrics.events.labels("evaluated").inc()
-            processed.append((eid, len(outcome.violations)))
-            if outcome.violations or outcome.resolutions:
-                # Only events with consequences get a span: what they cause continues their trace.
-                carry = self._trace_outcome(inb, doc, outcome)
-            for v in outcome.violations:
-                violations.append(v)
-                out.extend(violation_records(v, carry))
-            for r in outcome.resolutions:
-                resolutions.append((r, carry))
-            for err in outcome.errors:
-                self.metrics.evaluation_errors.labels(err.rule_ref).inc()
-                out.append(dead_letter(inb, ReasonCode.EVALUATION_ERROR, str(err), eid))
-        now = now_utc()
-        async with self.store.transaction() as cur:
+        # One pipelined transaction: the dedup read with BEGIN, the writes with the outputs' sends
+        # (their results are awaited together), the acknowledgements, then COMMIT.
+        async with self.store.pipelined_transaction() as (cur, pipeline):
+            done = await self.store.processed(cur, [eid for _, _, eid in decoded])
+            processed: list[tuple[uuid.UUID, int]] = []
+            violations: list[ViolationRaised] = []
+            resolutions: list[tuple[Any, list[tuple[str, bytes]]]] = []
+            if pre is not None:  # checks made due by idle partitions: no record caused them, no trace to carry
+                for v in pre.violations:
+                    violations.append(v)
+                    out.extend(violation_records(v, []))
+                resolutions.extend((r, []) for r in pre.resolutions)
+                for err in pre.errors:
+                    self.metrics.evaluation_errors.labels(err.rule_ref).inc()
+                    log.warning("timer check failed: %s", err)
+            for inb, doc, eid in decoded:
+                if eid in done:
+                    self.metrics.events.labels("duplicate").inc()
+                    continue
+                done.add(eid)
+                carry = trace_headers(inb.headers)
+                t0 = time.perf_counter()
+                try:
+                    outcome = self.engine.process(doc, inb.partition)
+                except (KeyError, TypeError, ValueError, AttributeError, ValidationError) as exc:
+                    # A document the engine cannot read: dead-letter it, count it processed, go on.
+                    log.warning("enriched event %s cannot be evaluated: %r", eid, exc)
+                    out.append(dead_letter(inb, ReasonCode.INVALID_FIELD, f"cannot evaluate: {exc!r}", eid))
+                    processed.append((eid, 0))
+                    self.metrics.events.labels("dead_letter").inc()
+                    continue
+                self.metrics.evaluation_seconds.observe(time.perf_counter() - t0)
+                self.metrics.events.labels("evaluated").inc()
+                processed.append((eid, len(outcome.violations)))
+                if outcome.violations or outcome.resolutions:
+                    # Only events with consequences get a span: what they cause continues their trace.
+                    carry = self._trace_outcome(inb, doc, outcome)
+                for v in outcome.violations:
+                    violations.append(v)
+                    out.extend(violation_records(v, carry))
+                for r in outcome.resolutions:
+                    resolutions.append((r, carry))
+                for err in outcome.errors:
+                    self.metrics.evaluation_errors.labels(err.rule_ref).inc()
+                    out.append(dead_letter(inb, ReasonCode.EVALUATION_ERROR, str(err), eid))
+            now = now_utc()
             await self.store.write_batch(cur, processed, violations, self.engine.state, now)
             if resolutions:
                 out.extend(await self._apply_resolutions(cur, resolutions, now))
-            await send_all(self.sink, out)
+            acks = await send(self.sink, out)
+            await pipeline.sync()
+            for ack in acks:  # every output acknowledged before the dedup rows commit
+                await ack
         for inb in batch:
             if inb.offset >= self._next_offset.get(inb.partition, 0):
                 self._next_offset[inb.partition] = inb.offset + 1

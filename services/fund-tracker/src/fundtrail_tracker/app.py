@@ -31,7 +31,9 @@ log = logging.getLogger(__name__)
 # Enriched events are ~3 KiB; faust's 16 KiB default batches would mean a request per few records.
 PRODUCER_MAX_BATCH_BYTES = 512 * 1024
 PRODUCER_MAX_REQUEST_BYTES = 2 * 1024 * 1024
-PRODUCER_LINGER_SECONDS = 0.005
+# No linger: a batch's records are all queued before the sender runs, so they share requests anyway,
+# and a 5 ms linger measured +5 ms on every hop under light load.
+PRODUCER_LINGER_SECONDS = 0.0
 
 
 def build_app(settings: TrackerSettings, signing_key: Ed25519PrivateKey, metrics: Metrics) -> faust.App:

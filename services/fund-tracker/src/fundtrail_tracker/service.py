@@ -47,7 +47,7 @@ from .adapters.kafka import Inbound, Sink, trace_headers
 from .adapters.metrics import Metrics
 from .adapters.tracing import context_headers, process_span, publish_span, span_trace_id
 from .core.batch import Candidate, Rejected, Snapshot, Source, plan_batch, waiting_key
-from .core.ledger import keys_of
+from .core.ledger import Ledger, keys_of
 from .core.outputs import dead_letter_json, enriched_json
 from .core.trail import TrailItem, case_item, event_item, violation_item
 from .core.validation import Valid, business_key, decode_message
@@ -337,7 +337,6 @@ class Tracker:
         phases: Phases | None = None,
     ) -> BatchResult:
         phases = phases or Phases(None)
-        await pg.lock_trail(cur)
         rejected = list(pre_rejected)
         released: dict[str, list[Candidate]] = defaultdict(list)
         allocations = {waiting_key(c.valid.event.fund_doc_no) for c in candidates
@@ -353,23 +352,26 @@ class Tracker:
                 rejected.append(c)
             else:
                 direct.append(c)
-        for row in await pg.parked_waiting_for(cur, allocations):
-            extra_parked.add(row.event_id)
-            c = self._from_parking(row, now)
-            if isinstance(c, Rejected):
-                rejected.append(c)
-            else:
-                released[row.waiting_for.removeprefix("fund:")].append(c)
-        everything = direct + [c for cs in released.values() for c in cs]
-        ids = [c.event_id for c in everything]
-        bks = [bk[0] for c in everything if (bk := business_key(c.valid.event)) is not None]
-        processed, parked = await pg.seen_ids(cur, ids)
-        snapshot = Snapshot(
-            ledger=await pg.load_ledger(cur, keys_of(c.valid.event for c in everything if c.event_id not in processed)),
-            processed=processed,
-            business_keys=await pg.business_keys(cur, bks),
-            parked=parked | extra_parked,
-        )
+        conn = cur.connection
+        # Every read of the batch goes out in one pipeline (one round trip, not one per table),
+        # behind the lock: each statement's snapshot is taken after the previous writer committed.
+        async with conn.pipeline():
+            await pg.lock_trail(cur)
+            size = await pg.request_trail_size(conn)
+            waiting = await pg.request_parked_waiting_for(conn, allocations)
+            reads = await _request_reads(conn, direct)
+            for row in await waiting():
+                extra_parked.add(row.event_id)
+                c = self._from_parking(row, now)
+                if isinstance(c, Rejected):
+                    rejected.append(c)
+                else:
+                    released[row.waiting_for.removeprefix("fund:")].append(c)
+            if released:  # rare: the released events' own rows are needed too
+                reads = await _request_reads(conn, direct + [c for cs in released.values() for c in cs])
+            processed, parked, known_keys, ledger = await reads()
+            tree_size = await size()
+        snapshot = Snapshot(ledger=ledger, processed=processed, business_keys=known_keys, parked=parked | extra_parked)
         phases.lap("read")
         plan = plan_batch(direct, snapshot, now=now, park_timeout=self._config.park_timeout, released=released)
         rejected += plan.rejected
@@ -392,8 +394,8 @@ class Tracker:
             leaves.append(item)
 
         phases.lap("decide")
-        frontier = await self._head.load(cur)
-        seqs = await pg.append_trail(cur, frontier, leaves, now)
+        frontier = await self._head.load(cur, tree_size)
+        seqs, nodes = await pg.append_trail_entries(cur, frontier, leaves, now)
         phases.lap("trail")
         rows: list[pg.ProcessedRow] = []
         enriched: list[tuple[bytes, bytes, list[tuple[str, bytes]]]] = []
@@ -412,9 +414,10 @@ class Tracker:
             value = enriched_json(a.candidate.valid.payload, seq, now, before, after, item.trace_id)
             headers = _event_headers(ev.event_type, ev.schema_version) + context_headers(span)
             enriched.append((event_key(ev), value, headers))
-        # The one write a concurrent replica can make fail (unique event id / business key) goes first:
-        # nothing leaves for a batch that is decided again.
+        # The writes a concurrent replica can make fail (unique event id, business key, payment id)
+        # go first: nothing leaves for a batch that is decided again.
         await pg.insert_processed(cur, rows)
+        await pg.insert_payments(cur, snapshot.ledger)
         phases.lap("write")
 
         out = _Outputs(self._sink)
@@ -427,19 +430,22 @@ class Tracker:
                 await self._dead_letter(out, r, now)
                 reasons[r.rejection.reason.value] += 1
             phases.lap("produce")
-            # The broker replicates and acknowledges while the remaining writes run. If one of them
-            # fails, the retry recomputes the same outputs from the same rows (same states, same
-            # sequence numbers), so what was already sent is repeated identically and deduplicated.
-            await pg.write_ledger(cur, snapshot.ledger)
-            await pg.park(cur, [
-                pg.ParkedRow(
-                    p.candidate.event_id, p.waiting_for, p.candidate.source.value, p.candidate.source.key, now,
-                    p.candidate.source.partition, p.candidate.source.offset,
-                    p.candidate.source.trace_headers or None,
-                )
-                for p in plan.to_park
-            ])
-            await pg.unpark(cur, plan.unpark)
+            # The broker replicates and acknowledges while the remaining writes run, all in one
+            # pipeline (one round trip). If one of them fails, the retry recomputes the same outputs
+            # from the same rows (same states, same sequence numbers), so what was already sent is
+            # repeated identically and deduplicated.
+            async with cur.connection.pipeline():
+                await pg.write_trail_nodes(cur, nodes)
+                await pg.write_ledger(cur, snapshot.ledger)
+                await pg.park(cur, [
+                    pg.ParkedRow(
+                        p.candidate.event_id, p.waiting_for, p.candidate.source.value, p.candidate.source.key, now,
+                        p.candidate.source.partition, p.candidate.source.offset,
+                        p.candidate.source.trace_headers or None,
+                    )
+                    for p in plan.to_park
+                ])
+                await pg.unpark(cur, plan.unpark)
             phases.lap("write")
             await out.delivered()
         finally:
@@ -602,6 +608,23 @@ class Tracker:
         if cp is not None and self._metrics is not None:
             self._metrics.checkpoints.inc()
         return cp
+
+
+async def _request_reads(
+    conn: psycopg.AsyncConnection[Any], candidates: Sequence[Candidate]
+) -> Callable[[], Awaitable[tuple[set[uuid.UUID], set[uuid.UUID], dict[str, uuid.UUID], Ledger]]]:
+    """Send what deciding `candidates` reads: seen ids, recorded business keys, the ledger slice."""
+    bks = [bk[0] for c in candidates if (bk := business_key(c.valid.event)) is not None]
+    seen = await pg.request_seen_ids(conn, [c.event_id for c in candidates])
+    keys = await pg.request_business_keys(conn, bks)
+    # Rows of events that turn out to be duplicates are read too: cheaper than a second round trip.
+    ledger = await pg.request_ledger(conn, keys_of(c.valid.event for c in candidates))
+
+    async def result() -> tuple[set[uuid.UUID], set[uuid.UUID], dict[str, uuid.UUID], Ledger]:
+        processed, parked = await seen()
+        return processed, parked, await keys(), await ledger()
+
+    return result
 
 
 def _merge(into: BatchResult, part: BatchResult) -> None:

@@ -40,10 +40,14 @@ class ProducerSink:
         return await self._producer.send(topic, key, value, None, None, headers)
 
 
+async def send(sink: Sink, records: Iterable[Outbound]) -> list[Awaitable[Any]]:
+    """Queue records in order; the broker's acknowledgements, to await."""
+    return [await sink.send(r.topic, r.key, r.value, r.headers) for r in records]
+
+
 async def send_all(sink: Sink, records: Iterable[Outbound]) -> None:
     """Send records in order and wait until the broker acknowledged every one."""
-    futures = [await sink.send(r.topic, r.key, r.value, r.headers) for r in records]
-    for f in futures:
+    for f in await send(sink, records):
         await f
 
 

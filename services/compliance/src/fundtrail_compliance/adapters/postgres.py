@@ -80,6 +80,15 @@ class ComplianceStore:
         async with self._conn.transaction(), self._conn.cursor() as cur:
             yield cur
 
+    @asynccontextmanager
+    async def pipelined_transaction(self) -> AsyncIterator[tuple[psycopg.AsyncCursor[Any], psycopg.AsyncPipeline]]:
+        """One transaction in pipeline mode: statements are sent without waiting for their results,
+        so BEGIN, the writes and COMMIT cost a round trip at each `sync()` or fetch, not one each."""
+        await self.open()
+        assert self._conn is not None
+        async with self._conn.pipeline() as pipeline, self._conn.transaction(), self._conn.cursor() as cur:
+            yield cur, pipeline
+
     # --- state --------------------------------------------------------------------------------
 
     async def load_state(self, state: EngineState) -> None:
@@ -114,15 +123,12 @@ class ComplianceStore:
             for r in await cur.fetchall():
                 state.add_refutable(Refutable(*r), record=False)
 
-    async def processed(self, event_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+    async def processed(self, cur: psycopg.AsyncCursor[Any], event_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
         """Which of these events were evaluated already."""
         if not event_ids:
             return set()
-        async with self.transaction() as cur:
-            await cur.execute(
-                "SELECT event_id FROM compliance_processed WHERE event_id = ANY(%s)", (list(event_ids),)
-            )
-            return {r[0] for r in await cur.fetchall()}
+        await cur.execute("SELECT event_id FROM compliance_processed WHERE event_id = ANY(%s)", (list(event_ids),))
+        return {r[0] for r in await cur.fetchall()}
 
     async def write_batch(
         self,

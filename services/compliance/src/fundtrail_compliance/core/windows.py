@@ -7,6 +7,7 @@ order), optionally only those whose amount lies within a tolerance of the event'
 
 from __future__ import annotations
 
+import bisect
 import functools
 import heapq
 from collections.abc import Iterable
@@ -42,13 +43,84 @@ def _span(days: int) -> timedelta:
     return timedelta(days=days)
 
 
-def _order(e: WindowEntry) -> tuple[datetime, str]:
-    return (e.at, e.event_id)
+def _at(e: tuple[datetime, str, int]) -> datetime:
+    return e[0]
+
+
+def _amount(e: tuple[int, datetime, str]) -> int:
+    return e[0]
+
+
+class _Bucket:
+    """The entries under one rule and key, sorted by time and by amount.
+
+    A view reads only the entries in its time range (or, for a tolerance rule, its amount range):
+    a vendor paid thousands of times within a window must not make every payment scan them all.
+    """
+
+    __slots__ = ("by_amount", "by_time", "ids")
+
+    def __init__(self) -> None:
+        self.by_time: list[tuple[datetime, str, int]] = []
+        self.by_amount: list[tuple[int, datetime, str]] = []
+        self.ids: dict[str, WindowEntry] = {}
+
+    def insert(self, entry: WindowEntry) -> None:
+        eid, at, amount = entry
+        by_time = self.by_time
+        if not by_time or by_time[-1] < (at, eid, amount):  # the usual case: entries arrive in time order
+            by_time.append((at, eid, amount))
+        else:
+            bisect.insort(by_time, (at, eid, amount))
+        bisect.insort(self.by_amount, (amount, at, eid))
+        self.ids[eid] = entry
+
+    def remove(self, event_id: str) -> bool:
+        entry = self.ids.pop(event_id, None)
+        if entry is None:
+            return False
+        eid, at, amount = entry
+        del self.by_time[bisect.bisect_left(self.by_time, (at, eid, amount))]
+        del self.by_amount[bisect.bisect_left(self.by_amount, (amount, at, eid))]
+        return True
+
+    def hits(
+        self, event_id: str, at: datetime, amount: int, span: timedelta, tolerance_bps: int | None
+    ) -> tuple[list[str], int]:
+        """Event ids (by time) and summed amount of the other entries within `span` of `at`, and
+        within the tolerance of `amount` when there is one."""
+        lo, hi = at - span, at + span
+        ids: list[str] = []
+        total = 0
+        if tolerance_bps is None:
+            by_time = self.by_time
+            start = bisect.bisect_left(by_time, lo, key=_at)
+            end = bisect.bisect_right(by_time, hi, key=_at)
+            for _, e_id, e_amount in by_time[start:end]:
+                if e_id != event_id:
+                    ids.append(e_id)
+                    total += e_amount
+            return ids, total
+        # |e - amount| * 10,000 <= amount * bps, for integers: |e - amount| <= floor(amount * bps / 10,000).
+        reach = amount * tolerance_bps // 10_000
+        by_amount = self.by_amount
+        start = bisect.bisect_left(by_amount, amount - reach, key=_amount)
+        end = bisect.bisect_right(by_amount, amount + reach, key=_amount)
+        found = [
+            (e_at, e_id, e_amount) for e_amount, e_at, e_id in by_amount[start:end]
+            if e_id != event_id and lo <= e_at <= hi and abs(e_amount - amount) * 10_000 <= amount * tolerance_bps
+        ]
+        if len(found) > 1:
+            found.sort()
+        for _, e_id, e_amount in found:
+            ids.append(e_id)
+            total += e_amount
+        return ids, total
 
 
 @dataclass
 class Windows:
-    entries: dict[WindowKey, list[WindowEntry]] = field(default_factory=dict)
+    entries: dict[WindowKey, _Bucket] = field(default_factory=dict)
     added: list[tuple[str, tuple[object, ...], WindowEntry]] = field(default_factory=list)
     # Every entry by time, per rule (each rule has its own reach), so pruning touches only what expires.
     _by_time: dict[str, list[tuple[datetime, str, WindowKey]]] = field(default_factory=dict)
@@ -68,68 +140,39 @@ class Windows:
         bucket = self.entries.get((rule_id, key))
         if not bucket:
             return WindowView(1, amount_fen, [])
-        span = _span(days)
-        lo, hi = at - span, at + span
-        hits = []
-        total = amount_fen
-        for e in bucket:
-            if e.event_id == event_id or not lo <= e.at <= hi:
-                continue
-            if tolerance_bps is not None and abs(e.amount_fen - amount_fen) * 10_000 > amount_fen * tolerance_bps:
-                continue
-            hits.append(e)
-            total += e.amount_fen
-        if len(hits) > 1:
-            hits.sort(key=_order)
-        return WindowView(1 + len(hits), total, [e.event_id for e in hits])
+        ids, total = bucket.hits(event_id, at, amount_fen, _span(days), tolerance_bps)
+        return WindowView(1 + len(ids), amount_fen + total, ids)
 
     def observe(
         self, rule_id: str, key: tuple[object, ...], entry: WindowEntry, *, days: int, tolerance_bps: int | None = None
     ) -> WindowView:
-        """`view` around an entry, then `add` it: what a window rule does per event, with one lookup
-        and one pass over the bucket."""
+        """`view` around an entry, then `add` it: what a window rule does per event, with one lookup."""
         wkey = (rule_id, key)
         eid, at, amount = entry
         bucket = self.entries.get(wkey)
         if bucket is None:
-            self.entries[wkey] = [entry]
+            bucket = self.entries[wkey] = _Bucket()
             view = WindowView(1, amount, [])
         else:
-            span = _span(days)
-            lo, hi = at - span, at + span
-            hits = []
-            total = amount
-            present = False
-            for e in bucket:
-                e_id, e_at, e_amount = e
-                if e_id == eid:
-                    present = True
-                    continue
-                if e_at < lo or e_at > hi:
-                    continue
-                if tolerance_bps is not None and abs(e_amount - amount) * 10_000 > amount * tolerance_bps:
-                    continue
-                hits.append(e)
-                total += e_amount
-            if len(hits) > 1:
-                hits.sort(key=_order)
-            view = WindowView(1 + len(hits), total, [e.event_id for e in hits])
-            if present:
+            ids, total = bucket.hits(eid, at, amount, _span(days), tolerance_bps)
+            view = WindowView(1 + len(ids), amount + total, ids)
+            if eid in bucket.ids:
                 return view  # a redelivery: already counted
-            bucket.append(entry)
+        bucket.insert(entry)
         heapq.heappush(self._heap(rule_id), (at, eid, wkey))
         self.added.append((rule_id, key, entry))
         return view
 
     def add(self, rule_id: str, key: tuple[object, ...], entry: WindowEntry, *, record: bool = True) -> bool:
         """Put an event into a window; False when it is already there (redelivery)."""
-        bucket = self.entries.setdefault((rule_id, key), [])
-        eid = entry.event_id
-        for e in bucket:
-            if e.event_id == eid:
-                return False
-        bucket.append(entry)
-        heapq.heappush(self._heap(rule_id), (entry.at, entry.event_id, (rule_id, key)))
+        wkey = (rule_id, key)
+        bucket = self.entries.get(wkey)
+        if bucket is None:
+            bucket = self.entries[wkey] = _Bucket()
+        elif entry.event_id in bucket.ids:
+            return False
+        bucket.insert(entry)
+        heapq.heappush(self._heap(rule_id), (entry.at, entry.event_id, wkey))
         if record:
             self.added.append((rule_id, key, entry))
         return True
@@ -154,13 +197,10 @@ class Windows:
             while heap and heap[0][0] < older_than:
                 _, event_id, wkey = heapq.heappop(heap)
                 bucket = self.entries.get(wkey)
-                if bucket is None:
+                if bucket is None or not bucket.remove(event_id):
                     continue
-                keep = [e for e in bucket if e.event_id != event_id]
-                dropped += len(bucket) - len(keep)
-                if keep:
-                    self.entries[wkey] = keep
-                else:
+                dropped += 1
+                if not bucket.ids:
                     del self.entries[wkey]
         return dropped
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -31,6 +31,8 @@ from ..core.ledger import (
 )
 from ..core.state import Contract, Fund, Position, Project, Vendor, dumps, from_json
 from ..core.trail import Links, TrailItem
+
+T = TypeVar("T")
 
 # pg_advisory_xact_lock key of the trail's single writer ("fundtrl" in ASCII).
 TRAIL_LOCK_KEY = 0x66756E647472616C & 0x7FFFFFFFFFFFFFFF
@@ -94,6 +96,32 @@ def copy_text(rows: Iterable[Sequence[Any]]) -> bytes:
     return "".join("\t".join([_copy_field(v) for v in row]) + "\n" for row in rows).encode()
 
 
+Result = Callable[[], Awaitable[T]]
+
+
+async def _request(
+    conn: psycopg.AsyncConnection[Any], sql: str, params: Sequence[Any], parse: Callable[[list[Any]], T]
+) -> Result[T]:
+    """Send a query now, read its rows later: inside `conn.pipeline()` many reads share one round trip."""
+    cur = conn.cursor()
+    await cur.execute(sql, params)
+
+    async def result() -> T:
+        try:
+            return parse(await cur.fetchall())
+        finally:
+            await cur.close()
+
+    return result
+
+
+def _ready(value: T) -> Result[T]:
+    async def result() -> T:
+        return value
+
+    return result
+
+
 _PARKED_COLS = "event_id, waiting_for, raw, raw_key, parked_at, source_partition, source_offset, trace_headers"
 
 
@@ -103,9 +131,13 @@ class TrailHead:
     def __init__(self) -> None:
         self._range: CompactRange | None = None
 
-    async def load(self, cur: psycopg.AsyncCursor[Any]) -> CompactRange:
-        """A private copy of the frontier at the current tree size (call under the trail lock)."""
-        size = await trail_size(cur)
+    async def load(self, cur: psycopg.AsyncCursor[Any], size: int | None = None) -> CompactRange:
+        """A private copy of the frontier at the current tree size (call under the trail lock).
+
+        `size` is the tree size when the caller has already read it (under the same lock).
+        """
+        if size is None:
+            size = await trail_size(cur)
         cached = self._range
         if cached is not None and cached.size == size:
             return CompactRange.from_frontier(size, cached.frontier)
@@ -125,13 +157,26 @@ async def append_trail(
     cur: psycopg.AsyncCursor[Any], frontier: CompactRange, items: Sequence[TrailItem], appended_at: datetime
 ) -> list[int]:
     """Append entries and their completed subtree hashes; return their sequence numbers."""
+    seqs, nodes = await append_trail_entries(cur, frontier, items, appended_at)
+    await write_trail_nodes(cur, nodes)
+    return seqs
+
+
+TrailNode = tuple[int, int, bytes]
+
+
+async def append_trail_entries(
+    cur: psycopg.AsyncCursor[Any], frontier: CompactRange, items: Sequence[TrailItem], appended_at: datetime
+) -> tuple[list[int], list[TrailNode]]:
+    """Append entries (COPY); their sequence numbers, and the subtree hashes they complete, to be
+    written with `write_trail_nodes` in the same transaction."""
     seqs: list[int] = []
-    nodes: list[tuple[int, int, bytes]] = []
+    nodes: list[TrailNode] = []
     for item in items:
         seqs.append(frontier.size)
         nodes.extend(frontier.append(item.leaf_hash))
     if not items:
-        return seqs
+        return seqs, nodes
     async with cur.copy(
         "COPY trail_entry (seq, entry_kind, entry_id, event_type, fund_doc_no, project_id, payment_id,"
         " contract_id, vendor_id, violation_id, region_code, occurred_at, appended_at, leaf_data, leaf_hash,"
@@ -143,9 +188,16 @@ async def append_trail(
              it.leaf_data, it.leaf_hash, it.trace_id)
             for seq, it in zip(seqs, items, strict=True)
         ))
-    async with cur.copy("COPY trail_node (level, idx, hash) FROM STDIN") as copy:
-        await copy.write("".join(f"{lv}\t{ix}\t\\\\x{h.hex()}\n" for lv, ix, h in nodes).encode())
-    return seqs
+    return seqs, nodes
+
+
+async def write_trail_nodes(cur: psycopg.AsyncCursor[Any], nodes: Sequence[TrailNode]) -> None:
+    """Completed subtree hashes (one statement, so it can share a pipeline with other writes)."""
+    if nodes:
+        await cur.execute(
+            "INSERT INTO trail_node (level, idx, hash) SELECT * FROM unnest(%s::int[], %s::bigint[], %s::bytea[])",
+            ([n[0] for n in nodes], [n[1] for n in nodes], [n[2] for n in nodes]),
+        )
 
 
 async def existing_entries(cur: psycopg.AsyncCursor[Any], entry_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Links]:
@@ -187,31 +239,50 @@ async def processed_ids(cur: psycopg.AsyncCursor[Any], ids: Iterable[uuid.UUID])
 
 async def seen_ids(cur: psycopg.AsyncCursor[Any], ids: Iterable[uuid.UUID]) -> tuple[set[uuid.UUID], set[uuid.UUID]]:
     """Which of these event ids were already accepted, and which are parked (one round trip)."""
+    return await (await request_seen_ids(cur.connection, ids))()
+
+
+async def request_seen_ids(
+    conn: psycopg.AsyncConnection[Any], ids: Iterable[uuid.UUID]
+) -> Result[tuple[set[uuid.UUID], set[uuid.UUID]]]:
+    """`seen_ids`, sent now and read later."""
     wanted = list(set(ids))
     if not wanted:
-        return set(), set()
-    await cur.execute(
+        return _ready((set(), set()))
+
+    def parse(rows: list[Any]) -> tuple[set[uuid.UUID], set[uuid.UUID]]:
+        processed: set[uuid.UUID] = set()
+        parked: set[uuid.UUID] = set()
+        for is_processed, eid in rows:
+            (processed if is_processed else parked).add(eid)
+        return processed, parked
+
+    return await _request(
+        conn,
         "WITH ids(id) AS (SELECT unnest(%s::uuid[]))"
         " SELECT true, id FROM ids JOIN processed_event p ON p.event_id = ids.id"
         " UNION ALL SELECT false, id FROM ids JOIN parked_event k ON k.event_id = ids.id",
         (wanted,),
+        parse,
     )
-    processed: set[uuid.UUID] = set()
-    parked: set[uuid.UUID] = set()
-    for is_processed, eid in await cur.fetchall():
-        (processed if is_processed else parked).add(eid)
-    return processed, parked
 
 
 async def business_keys(cur: psycopg.AsyncCursor[Any], keys: Iterable[str]) -> dict[str, uuid.UUID]:
     """Business keys already recorded, and the event that recorded each."""
+    return await (await request_business_keys(cur.connection, keys))()
+
+
+async def request_business_keys(
+    conn: psycopg.AsyncConnection[Any], keys: Iterable[str]
+) -> Result[dict[str, uuid.UUID]]:
+    """`business_keys`, sent now and read later."""
     wanted = list(set(keys))
     if not wanted:
-        return {}
-    await cur.execute(
-        "SELECT business_key, event_id FROM processed_event WHERE business_key = ANY(%s)", (wanted,)
+        return _ready({})
+    return await _request(
+        conn, "SELECT business_key, event_id FROM processed_event WHERE business_key = ANY(%s)", (wanted,),
+        lambda rows: {r[0]: r[1] for r in rows},
     )
-    return {r[0]: r[1] for r in await cur.fetchall()}
 
 
 async def parked_ids(cur: psycopg.AsyncCursor[Any], ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
@@ -232,14 +303,22 @@ def _parked(rows: Iterable[tuple[Any, ...]]) -> list[ParkedRow]:
 
 async def parked_waiting_for(cur: psycopg.AsyncCursor[Any], waiting: Iterable[str]) -> list[ParkedRow]:
     """Parked events waiting for any of these references, oldest first."""
+    return await (await request_parked_waiting_for(cur.connection, waiting))()
+
+
+async def request_parked_waiting_for(
+    conn: psycopg.AsyncConnection[Any], waiting: Iterable[str]
+) -> Result[list[ParkedRow]]:
+    """`parked_waiting_for`, sent now and read later."""
     wanted = list(set(waiting))
     if not wanted:
-        return []
-    await cur.execute(
+        return _ready([])
+    return await _request(
+        conn,
         f"SELECT {_PARKED_COLS} FROM parked_event WHERE waiting_for = ANY(%s) ORDER BY parked_at, event_id",
         (wanted,),
+        _parked,
     )
-    return _parked(await cur.fetchall())
 
 
 async def parked_due(cur: psycopg.AsyncCursor[Any], cutoff: datetime, limit: int) -> list[ParkedRow]:
@@ -278,56 +357,87 @@ async def unpark(cur: psycopg.AsyncCursor[Any], ids: Sequence[uuid.UUID]) -> Non
 
 async def load_ledger(cur: psycopg.AsyncCursor[Any], keys: LedgerKeys) -> Ledger:
     """The rows a batch touches, as a `Ledger` slice."""
+    return await (await request_ledger(cur.connection, keys))()
+
+
+async def request_ledger(conn: psycopg.AsyncConnection[Any], keys: LedgerKeys) -> Result[Ledger]:
+    """`load_ledger`, sent now (one query per table) and read later."""
     ledger = Ledger()
-    if keys.funds:
-        await cur.execute(
-            "SELECT fund_doc_no, title, purpose_category, allocated_fen, deadline, allocated_at, region_code,"
-            " provenance FROM fund WHERE fund_doc_no = ANY(%s)",
-            (list(keys.funds),),
-        )
-        for fund, title, purpose, allocated, deadline, allocated_at, region, prov in await cur.fetchall():
+    parts: list[Result[None]] = []
+
+    def funds(rows: list[Any]) -> None:
+        for fund, title, purpose, allocated, deadline, allocated_at, region, prov in rows:
             state = Fund(fund, True, Category(purpose) if purpose else None, allocated, deadline, allocated_at)
             ledger.funds[fund] = FundRecord(state, title, region, dict(prov or {}))
+
+    def positions(rows: list[Any]) -> None:
+        for r in rows:
+            ledger.positions[(r[0], r[1], r[2])] = Position(r[0], Level(r[1]), *r[2:])
+
+    def projects(rows: list[Any]) -> None:
+        for pid, fund, state, settlement, prov in rows:
+            ledger.projects[pid] = ProjectRecord(from_json(Project, state), fund, settlement, dict(prov or {}))
+
+    def contracts(rows: list[Any]) -> None:
+        for cid, pid, fund, state in rows:
+            ledger.contracts[cid] = ContractRecord(from_json(Contract, state), pid, fund)
+
+    def vendors(rows: list[Any]) -> None:
+        for vid, count, awarded, paid in rows:
+            ledger.vendors[vid] = Vendor(vid, count, awarded, paid)
+
+    def invoices(rows: list[Any]) -> None:
+        for invoice, payment in rows:
+            ledger.invoices.setdefault(invoice, []).append(payment)
+
+    if keys.funds:
+        parts.append(await _request(
+            conn,
+            "SELECT fund_doc_no, title, purpose_category, allocated_fen, deadline, allocated_at, region_code,"
+            " provenance FROM fund WHERE fund_doc_no = ANY(%s)",
+            (list(keys.funds),), funds,
+        ))
     if keys.positions:
         cols = list(zip(*keys.positions, strict=True))
-        await cur.execute(
+        parts.append(await _request(
+            conn,
             "SELECT fund_doc_no, level, region_code, received_fen, passed_down_fen, paid_fen, returned_fen,"
             " contracted_fen, first_received_at, last_outflow_at FROM fund_position"
             " WHERE (fund_doc_no, level, region_code) IN (SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]))",
-            (list(cols[0]), list(cols[1]), list(cols[2])),
-        )
-        for r in await cur.fetchall():
-            ledger.positions[(r[0], r[1], r[2])] = Position(r[0], Level(r[1]), *r[2:])
+            (list(cols[0]), list(cols[1]), list(cols[2])), positions,
+        ))
     if keys.projects:
-        await cur.execute(
+        parts.append(await _request(
+            conn,
             "SELECT project_id, fund_doc_no, state, settlement_amount_fen, provenance FROM project"
             " WHERE project_id = ANY(%s)",
-            (list(keys.projects),),
-        )
-        for pid, fund, state, settlement, prov in await cur.fetchall():
-            ledger.projects[pid] = ProjectRecord(from_json(Project, state), fund, settlement, dict(prov or {}))
+            (list(keys.projects),), projects,
+        ))
     if keys.contracts:
-        await cur.execute(
+        parts.append(await _request(
+            conn,
             "SELECT contract_id, project_id, fund_doc_no, state FROM contract WHERE contract_id = ANY(%s)",
-            (list(keys.contracts),),
-        )
-        for cid, pid, fund, state in await cur.fetchall():
-            ledger.contracts[cid] = ContractRecord(from_json(Contract, state), pid, fund)
+            (list(keys.contracts),), contracts,
+        ))
     if keys.vendors:
-        await cur.execute(
+        parts.append(await _request(
+            conn,
             "SELECT vendor_id, awards_count, awarded_fen, paid_fen FROM vendor_stats WHERE vendor_id = ANY(%s)",
-            (list(keys.vendors),),
-        )
-        for vid, count, awarded, paid in await cur.fetchall():
-            ledger.vendors[vid] = Vendor(vid, count, awarded, paid)
+            (list(keys.vendors),), vendors,
+        ))
     if keys.invoices:
-        await cur.execute(
+        parts.append(await _request(
+            conn,
             "SELECT invoice_no, payment_id FROM payment WHERE invoice_no = ANY(%s) ORDER BY payment_id",
-            (list(keys.invoices),),
-        )
-        for invoice, payment in await cur.fetchall():
-            ledger.invoices.setdefault(invoice, []).append(payment)
-    return ledger
+            (list(keys.invoices),), invoices,
+        ))
+
+    async def result() -> Ledger:
+        for part in parts:
+            await part()
+        return ledger
+
+    return result
 
 
 def _json(state: Any) -> str:
@@ -335,7 +445,9 @@ def _json(state: Any) -> str:
 
 
 async def write_ledger(cur: psycopg.AsyncCursor[Any], ledger: Ledger) -> None:
-    """Upsert every changed row with its new absolute values (the trail lock serializes writers)."""
+    """Upsert every changed row with its new absolute values (the trail lock serializes writers).
+
+    New payments are not written here but by `insert_payments`."""
     if ledger.dirty_funds:
         recs = [ledger.funds[f] for f in sorted(ledger.dirty_funds)]
         await cur.execute(
@@ -423,6 +535,10 @@ async def write_ledger(cur: psycopg.AsyncCursor[Any], ledger: Ledger) -> None:
             " awarded_fen = EXCLUDED.awarded_fen, paid_fen = EXCLUDED.paid_fen",
             (vids, [v.awards_count for v in vs], [v.awarded_fen for v in vs], [v.paid_fen for v in vs]),
         )
+
+
+async def insert_payments(cur: psycopg.AsyncCursor[Any], ledger: Ledger) -> None:
+    """The batch's new payments (COPY; apart from `write_ledger`, whose statements may be pipelined)."""
     if ledger.new_payments:
         async with cur.copy(
             "COPY payment (payment_id, event_id, fund_doc_no, project_id, contract_id, payee_vendor_id, invoice_no,"
@@ -474,6 +590,12 @@ async def latest_checkpoint_size(cur: psycopg.AsyncCursor[Any]) -> int | None:
 
 async def trail_size(cur: psycopg.AsyncCursor[Any]) -> int:
     """Number of committed trail entries."""
-    await cur.execute("SELECT seq FROM trail_entry ORDER BY seq DESC LIMIT 1")
-    row = await cur.fetchone()
-    return 0 if row is None else row[0] + 1
+    return await (await request_trail_size(cur.connection))()
+
+
+async def request_trail_size(conn: psycopg.AsyncConnection[Any]) -> Result[int]:
+    """`trail_size`, sent now and read later."""
+    return await _request(
+        conn, "SELECT seq FROM trail_entry ORDER BY seq DESC LIMIT 1", (),
+        lambda rows: 0 if not rows else rows[0][0] + 1,
+    )
