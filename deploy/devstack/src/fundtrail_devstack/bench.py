@@ -98,7 +98,8 @@ def main(out: Path, only: list[str] | None = None, latency_seconds: int = 60) ->
                                                database_url=fresh_db()),
         "compliance": lambda: run_in_process("fundtrail_compliance.bench", "run", bootstrap=kafka.bootstrap),
         "gateway": lambda: run_in_process("fundtrail_gateway.bench", "run", database_url=fresh_db()),
-        "end-to-end latency": lambda: _latency(kafka.bootstrap, fresh_db(), latency_seconds),
+        "end-to-end latency": lambda: _latency(kafka.bootstrap, fresh_db(), latency_seconds,
+                                               {"kafka": kafka.running_pid(), "postgresql": pg.pid()}),
     }
     try:
         for name, fn in suites.items():
@@ -121,7 +122,7 @@ def main(out: Path, only: list[str] | None = None, latency_seconds: int = 60) ->
     return results
 
 
-def _latency(bootstrap: str, database_url: str, seconds: int) -> dict[str, Any]:
+def _latency(bootstrap: str, database_url: str, seconds: int, others: dict[str, int | None]) -> dict[str, Any]:
     from .latency import run_latency
 
     home = world_traversable_tmpdir("fundtrail-bench-stack-")
@@ -130,7 +131,7 @@ def _latency(bootstrap: str, database_url: str, seconds: int) -> dict[str, Any]:
         stack.prepare()
         stack.start()
         stack.wait_ready(timeout=180)
-        return run_latency(stack, rate=1000, seconds=seconds)
+        return run_latency(stack, rate=1000, seconds=seconds, others=others)
     finally:
         stack.stop()
         remove_tree(home)

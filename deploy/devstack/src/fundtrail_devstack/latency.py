@@ -8,12 +8,15 @@ the database read path).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import statistics
 import threading
 import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -172,8 +175,78 @@ async def _sse_listener(
                 arrivals.setdefault("v:" + data["triggering_event_id"], data["violation_id"])
 
 
-def run_latency(stack: Stack, rate: int = 1000, seconds: int = 60, poll_sample: int = 50) -> dict[str, Any]:
-    """Publish `rate` events/s for `seconds`; return latency percentiles in milliseconds."""
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _tree(pid: int) -> list[int]:
+    """A process and its descendants (PostgreSQL's backends are the postmaster's children)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def _machine_busy() -> tuple[int, int]:
+    """(busy, total) jiffies of every core since boot."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(values) - values[3] - values[4], sum(values)
+
+
+class CpuMeter:
+    """Where the machine's CPU goes during a run: per component, as a share of one core."""
+
+    def __init__(self, pids: dict[str, int | None], alone: frozenset[str] = frozenset()) -> None:
+        """`pids` count with their descendants, except those named in `alone`."""
+        self._pids = {name: pid for name, pid in pids.items() if pid}
+        self._alone = alone
+        self._start: dict[str, float] = {}
+        self._machine = (0, 0)
+        self._t0 = 0.0
+
+    def _sample(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for name, pid in self._pids.items():
+            total = 0.0
+            for p in [pid] if name in self._alone else _tree(pid):
+                with contextlib.suppress(OSError, ValueError, IndexError):
+                    total += _cpu_seconds(p)
+            out[name] = total
+        return out
+
+    def start(self) -> None:
+        self._start, self._machine, self._t0 = self._sample(), _machine_busy(), time.monotonic()
+
+    def stop(self) -> dict[str, Any]:
+        end, machine, wall = self._sample(), _machine_busy(), time.monotonic() - self._t0
+        busy, total = machine[0] - self._machine[0], machine[1] - self._machine[1]
+        return {
+            "cores_used": {name: round((end[name] - self._start.get(name, 0.0)) / wall, 2) for name in end},
+            "machine_busy_pct": round(100 * busy / total) if total else None,
+        }
+
+
+def run_latency(
+    stack: Stack,
+    rate: int = 1000,
+    seconds: int = 60,
+    poll_sample: int = 50,
+    others: dict[str, int | None] | None = None,
+) -> dict[str, Any]:
+    """Publish `rate` events/s for `seconds`; return latency percentiles in milliseconds, and the CPU
+    each component used meanwhile (`others`: the broker's and PostgreSQL's process ids)."""
     token = stack.token("auditor", "latency-bench")
     fund, project, contract = f"BENCH-{uuid.uuid4().hex[:8]}", f"PB-{uuid.uuid4().hex[:8]}", "CB-1"
     start_at = datetime.now(UTC) - timedelta(days=1)
@@ -210,6 +283,12 @@ def run_latency(stack: Stack, rate: int = 1000, seconds: int = 60, poll_sample: 
     for i in range(1, total + 1):
         ev = payment(fund, project, contract, i, start_at + timedelta(seconds=10, milliseconds=i))
         prepared.append((str(ev.event_id), event_key(ev), ev.model_dump_json().encode()))
+    # This process publishes and listens; the services (and the servers, in `make bench`) are its
+    # children, so it is counted alone.
+    meter = CpuMeter({
+        **{name: svc.pid for name, svc in stack.services.items()}, **(others or {}), "load generator": os.getpid(),
+    }, alone=frozenset({"load generator"}))
+    meter.start()
     t0 = time.monotonic()
     for i, (event_id, key, value) in enumerate(prepared, start=1):
         due = t0 + i / rate
@@ -224,6 +303,7 @@ def run_latency(stack: Stack, rate: int = 1000, seconds: int = 60, poll_sample: 
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not set(sent_at) <= set(arrivals):
         time.sleep(0.2)
+    cpu = meter.stop()
     loop.call_soon_threadsafe(stop.set)
     producer.close()
     latencies = sorted((arrivals[e] - s) * 1000 for e, s in sent_at.items() if e in arrivals)
@@ -239,6 +319,8 @@ def run_latency(stack: Stack, rate: int = 1000, seconds: int = 60, poll_sample: 
         "sse_p99_ms": round(latencies[int(len(latencies) * 0.99) - 1], 1) if latencies else None,
         "sse_max_ms": round(latencies[-1], 1) if latencies else None,
         **poll,
+        "cpu_cores_used": cpu["cores_used"],
+        "machine_busy_pct": cpu["machine_busy_pct"],
     }
 
 
