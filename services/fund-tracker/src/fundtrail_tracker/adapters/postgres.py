@@ -232,20 +232,10 @@ async def trail_frontier(cur: psycopg.AsyncCursor[Any], size: int) -> CompactRan
 # ----------------------------------------------------------------------------- dedup and parking
 
 
-async def processed_ids(cur: psycopg.AsyncCursor[Any], ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
-    """Which of these event ids were already accepted."""
-    return (await seen_ids(cur, ids))[0]
-
-
-async def seen_ids(cur: psycopg.AsyncCursor[Any], ids: Iterable[uuid.UUID]) -> tuple[set[uuid.UUID], set[uuid.UUID]]:
-    """Which of these event ids were already accepted, and which are parked (one round trip)."""
-    return await (await request_seen_ids(cur.connection, ids))()
-
-
 async def request_seen_ids(
     conn: psycopg.AsyncConnection[Any], ids: Iterable[uuid.UUID]
 ) -> Result[tuple[set[uuid.UUID], set[uuid.UUID]]]:
-    """`seen_ids`, sent now and read later."""
+    """Which of these event ids were already accepted, and which are parked (sent now, read later)."""
     wanted = list(set(ids))
     if not wanted:
         return _ready((set(), set()))
@@ -267,15 +257,10 @@ async def request_seen_ids(
     )
 
 
-async def business_keys(cur: psycopg.AsyncCursor[Any], keys: Iterable[str]) -> dict[str, uuid.UUID]:
-    """Business keys already recorded, and the event that recorded each."""
-    return await (await request_business_keys(cur.connection, keys))()
-
-
 async def request_business_keys(
     conn: psycopg.AsyncConnection[Any], keys: Iterable[str]
 ) -> Result[dict[str, uuid.UUID]]:
-    """`business_keys`, sent now and read later."""
+    """Business keys already recorded, and the event that recorded each (sent now, read later)."""
     wanted = list(set(keys))
     if not wanted:
         return _ready({})
@@ -301,15 +286,10 @@ def _parked(rows: Iterable[tuple[Any, ...]]) -> list[ParkedRow]:
     ]
 
 
-async def parked_waiting_for(cur: psycopg.AsyncCursor[Any], waiting: Iterable[str]) -> list[ParkedRow]:
-    """Parked events waiting for any of these references, oldest first."""
-    return await (await request_parked_waiting_for(cur.connection, waiting))()
-
-
 async def request_parked_waiting_for(
     conn: psycopg.AsyncConnection[Any], waiting: Iterable[str]
 ) -> Result[list[ParkedRow]]:
-    """`parked_waiting_for`, sent now and read later."""
+    """Parked events waiting for any of these references, oldest first (sent now, read later)."""
     wanted = list(set(waiting))
     if not wanted:
         return _ready([])
@@ -355,13 +335,8 @@ async def unpark(cur: psycopg.AsyncCursor[Any], ids: Sequence[uuid.UUID]) -> Non
 # ----------------------------------------------------------------------------- the ledger
 
 
-async def load_ledger(cur: psycopg.AsyncCursor[Any], keys: LedgerKeys) -> Ledger:
-    """The rows a batch touches, as a `Ledger` slice."""
-    return await (await request_ledger(cur.connection, keys))()
-
-
 async def request_ledger(conn: psycopg.AsyncConnection[Any], keys: LedgerKeys) -> Result[Ledger]:
-    """`load_ledger`, sent now (one query per table) and read later."""
+    """The rows a batch touches, as a `Ledger` slice (one query per table, sent now, read later)."""
     ledger = Ledger()
     parts: list[Result[None]] = []
 
