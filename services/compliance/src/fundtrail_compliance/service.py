@@ -240,47 +240,7 @@ class ComplianceService:
         # (their results are awaited together), the acknowledgements, then COMMIT.
         async with self.store.pipelined_transaction() as (cur, pipeline):
             done = await self.store.processed(cur, [eid for _, _, eid in decoded])
-            processed: list[tuple[uuid.UUID, int]] = []
-            violations: list[ViolationRaised] = []
-            resolutions: list[tuple[Any, list[tuple[str, bytes]]]] = []
-            if pre is not None:  # checks made due by idle partitions: no record caused them, no trace to carry
-                for v in pre.violations:
-                    violations.append(v)
-                    out.extend(violation_records(v, []))
-                resolutions.extend((r, []) for r in pre.resolutions)
-                for err in pre.errors:
-                    self.metrics.evaluation_errors.labels(err.rule_ref).inc()
-                    log.warning("timer check failed: %s", err)
-            for inb, doc, eid in decoded:
-                if eid in done:
-                    self.metrics.events.labels("duplicate").inc()
-                    continue
-                done.add(eid)
-                carry = trace_headers(inb.headers)
-                t0 = time.perf_counter()
-                try:
-                    outcome = self.engine.process(doc, inb.partition)
-                except (KeyError, TypeError, ValueError, AttributeError, ValidationError) as exc:
-                    # A document the engine cannot read: dead-letter it, count it processed, go on.
-                    log.warning("enriched event %s cannot be evaluated: %r", eid, exc)
-                    out.append(dead_letter(inb, ReasonCode.INVALID_FIELD, f"cannot evaluate: {exc!r}", eid))
-                    processed.append((eid, 0))
-                    self.metrics.events.labels("dead_letter").inc()
-                    continue
-                self.metrics.evaluation_seconds.observe(time.perf_counter() - t0)
-                self.metrics.events.labels("evaluated").inc()
-                processed.append((eid, len(outcome.violations)))
-                if outcome.violations or outcome.resolutions:
-                    # Only events with consequences get a span: what they cause continues their trace.
-                    carry = self._trace_outcome(inb, doc, outcome)
-                for v in outcome.violations:
-                    violations.append(v)
-                    out.extend(violation_records(v, carry))
-                for r in outcome.resolutions:
-                    resolutions.append((r, carry))
-                for err in outcome.errors:
-                    self.metrics.evaluation_errors.labels(err.rule_ref).inc()
-                    out.append(dead_letter(inb, ReasonCode.EVALUATION_ERROR, str(err), eid))
+            processed, violations, resolutions = self._evaluate(decoded, done, pre, out)
             now = now_utc()
             await self.store.write_batch(cur, processed, violations, self.engine.state, now)
             if resolutions:
@@ -295,6 +255,55 @@ class ComplianceService:
         for v in violations:
             self.metrics.violations.labels(v.rule_id, v.department.value).inc()
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
+
+    def _evaluate(
+        self, decoded: list[tuple[Inbound, dict[str, Any], uuid.UUID]], done: set[uuid.UUID], pre: Any,
+        out: list[Outbound],
+    ) -> tuple[list[tuple[uuid.UUID, int]], list[ViolationRaised], list[tuple[Any, list[tuple[str, bytes]]]]]:
+        """Evaluate a batch in order (pure core): the dedup rows, violations and resolutions to write;
+        what to publish is appended to `out`."""
+        processed: list[tuple[uuid.UUID, int]] = []
+        violations: list[ViolationRaised] = []
+        resolutions: list[tuple[Any, list[tuple[str, bytes]]]] = []
+        if pre is not None:  # checks made due by idle partitions: no record caused them, no trace to carry
+            for v in pre.violations:
+                violations.append(v)
+                out.extend(violation_records(v, []))
+            resolutions.extend((r, []) for r in pre.resolutions)
+            for err in pre.errors:
+                self.metrics.evaluation_errors.labels(err.rule_ref).inc()
+                log.warning("timer check failed: %s", err)
+        for inb, doc, eid in decoded:
+            if eid in done:
+                self.metrics.events.labels("duplicate").inc()
+                continue
+            done.add(eid)
+            carry = trace_headers(inb.headers)
+            t0 = time.perf_counter()
+            try:
+                outcome = self.engine.process(doc, inb.partition)
+            except (KeyError, TypeError, ValueError, AttributeError, ValidationError) as exc:
+                # A document the engine cannot read: dead-letter it, count it processed, go on.
+                log.warning("enriched event %s cannot be evaluated: %r", eid, exc)
+                out.append(dead_letter(inb, ReasonCode.INVALID_FIELD, f"cannot evaluate: {exc!r}", eid))
+                processed.append((eid, 0))
+                self.metrics.events.labels("dead_letter").inc()
+                continue
+            self.metrics.evaluation_seconds.observe(time.perf_counter() - t0)
+            self.metrics.events.labels("evaluated").inc()
+            processed.append((eid, len(outcome.violations)))
+            if outcome.violations or outcome.resolutions:
+                # Only events with consequences get a span: what they cause continues their trace.
+                carry = self._trace_outcome(inb, doc, outcome)
+            for v in outcome.violations:
+                violations.append(v)
+                out.extend(violation_records(v, carry))
+            for r in outcome.resolutions:
+                resolutions.append((r, carry))
+            for err in outcome.errors:
+                self.metrics.evaluation_errors.labels(err.rule_ref).inc()
+                out.append(dead_letter(inb, ReasonCode.EVALUATION_ERROR, str(err), eid))
+        return processed, violations, resolutions
 
     def _trace_outcome(self, inb: Inbound, doc: dict[str, Any], outcome: Any) -> list[tuple[str, bytes]]:
         ev = doc["event"]
