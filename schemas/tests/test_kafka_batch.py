@@ -22,6 +22,13 @@ async def _topic(bootstrap: str, partitions: int = 2) -> str:
     return name
 
 
+async def _reader_on_new_topic(bootstrap: str, records: int) -> tuple[str, str, BatchReader]:
+    """A two-partition topic holding `records` records, and a reader in a group of its own."""
+    topic, group = await _topic(bootstrap), f"g-{uuid.uuid4().hex[:6]}"
+    await _produce(bootstrap, topic, 0, records)
+    return topic, group, BatchReader(bootstrap, [topic], group, max_records=1000)
+
+
 async def _produce(bootstrap: str, topic: str, first: int, count: int) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
@@ -53,9 +60,7 @@ async def _until(predicate, seconds: float = 30.0) -> None:  # type: ignore[no-u
 async def test_records_read_during_a_batch_become_the_next_one_in_order_and_are_committed(
     kafka_bootstrap: str,
 ) -> None:
-    topic, group = await _topic(kafka_bootstrap), f"g-{uuid.uuid4().hex[:6]}"
-    await _produce(kafka_bootstrap, topic, 0, 10)
-    reader = BatchReader(kafka_bootstrap, [topic], group, max_records=1000)
+    topic, group, reader = await _reader_on_new_topic(kafka_bootstrap, records=10)
     batches: list[list[int]] = []
     release = asyncio.Event()
 
@@ -92,9 +97,7 @@ async def test_records_read_during_a_batch_become_the_next_one_in_order_and_are_
 async def test_a_failed_batch_stops_the_loop_and_commits_nothing_past_the_last_good_one(
     kafka_bootstrap: str,
 ) -> None:
-    topic, group = await _topic(kafka_bootstrap), f"g-{uuid.uuid4().hex[:6]}"
-    await _produce(kafka_bootstrap, topic, 0, 4)
-    reader = BatchReader(kafka_bootstrap, [topic], group, max_records=1000)
+    topic, group, reader = await _reader_on_new_topic(kafka_bootstrap, records=4)
     calls = 0
 
     async def process(batch: list[Inbound]) -> None:
