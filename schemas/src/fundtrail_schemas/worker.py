@@ -1,4 +1,5 @@
-"""Process-level settings the workers share: a bounded shutdown and the garbage collector's tuning."""
+"""Process-level settings the workers share: a bounded shutdown and the garbage collector's tuning;
+and how much CPU a process used, which the benchmarks report."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import logging
 import os
 import threading
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -97,3 +99,12 @@ async def until_done(handle: Callable[[Any], Awaitable[object]], batch: Any, fir
             log.exception("a batch failed; retrying in %.1fs", delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (Linux /proc), 0 if unavailable."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

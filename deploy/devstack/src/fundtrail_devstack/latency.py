@@ -8,7 +8,6 @@ the database read path).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import statistics
@@ -42,6 +41,7 @@ from fundtrail_schemas.types import (
     ProcurementCategory,
     ProcurementMethod,
 )
+from fundtrail_schemas.worker import cpu_seconds
 
 from .stack import Stack
 
@@ -175,12 +175,6 @@ async def _sse_listener(
                 arrivals.setdefault("v:" + data["triggering_event_id"], data["violation_id"])
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _tree(pid: int) -> list[int]:
     """A process and its descendants (PostgreSQL's backends are the postmaster's children)."""
     children: dict[int, list[int]] = {}
@@ -219,11 +213,8 @@ class CpuMeter:
     def _sample(self) -> dict[str, float]:
         out: dict[str, float] = {}
         for name, pid in self._pids.items():
-            total = 0.0
-            for p in [pid] if name in self._alone else _tree(pid):
-                with contextlib.suppress(OSError, ValueError, IndexError):
-                    total += _cpu_seconds(p)
-            out[name] = total
+            pids = [pid] if name in self._alone else _tree(pid)
+            out[name] = sum(cpu_seconds(p) for p in pids)
         return out
 
     def start(self) -> None:

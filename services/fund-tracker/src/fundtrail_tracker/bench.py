@@ -30,6 +30,7 @@ from typing import Any
 import psycopg
 
 from fundtrail_schemas.merkle import leaf_hash
+from fundtrail_schemas.worker import cpu_seconds
 
 from .adapters import postgres as pg
 from .adapters.trail_store import PgTrailStore
@@ -185,15 +186,6 @@ def _scrape(port: int) -> dict[str, float]:
     return out
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process (Linux /proc), 0 if unavailable."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _backend_pids(conn: psycopg.Connection[Any]) -> list[int]:
     rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE application_name = 'fundtrail-tracker'").fetchall()
     return [r[0] for r in rows]
@@ -225,14 +217,14 @@ def _run_worker(bootstrap: str, url: str, topics: TrackerTopics, n: int, batch_s
         cpu_start: tuple[float, float] | None = None
         while time.monotonic() < deadline:
             if cpu_start is None and (backends := _backend_pids(conn)):
-                cpu_start = (_cpu_seconds(proc.pid), sum(_cpu_seconds(b) for b in backends))
+                cpu_start = (cpu_seconds(proc.pid), sum(cpu_seconds(b) for b in backends))
             if proc.poll() is not None:
                 raise RuntimeError(f"worker exited with {proc.returncode}; see {work / 'worker.log'}")
             # The trail's last sequence number is an index lookup; count(*) would scan and steal CPU.
             row = conn.execute("SELECT coalesce(max(seq) + 1, 0) FROM trail_entry").fetchone()
             if row and row[0] >= n and _end_offsets(bootstrap, topics.enriched) >= n:
                 done_at = time.time()
-                cpu_end = (_cpu_seconds(proc.pid), sum(_cpu_seconds(b) for b in _backend_pids(conn)))
+                cpu_end = (cpu_seconds(proc.pid), sum(cpu_seconds(b) for b in _backend_pids(conn)))
                 break
             time.sleep(0.1)
         processed = conn.execute("SELECT count(*) FROM processed_event").fetchone()
