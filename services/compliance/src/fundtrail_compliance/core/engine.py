@@ -24,6 +24,7 @@ from .evaluator import (
     TypeIndex,
     build_context,
     ensure_leaves,
+    live_context,
     read_values,
     run,
     run_condition,
@@ -44,6 +45,7 @@ REJUDGED_TYPES = frozenset({"ProcurementAwarded"})
 _SWEEP_EVERY = timedelta(days=1)
 # Positions whose newest state is remembered (funds x levels x regions; a year has a few thousand).
 MAX_POSITIONS = 200_000
+COMPUTE: Any = object()  # Engine.process: no plain results given, compute them
 
 
 @dataclass
@@ -121,6 +123,15 @@ class EngineState:
         self.refutables_added, self.refutables_closed = [], []
         return added, closed
 
+    def discard_changes(self) -> None:
+        """Drop what changed since the last drains, unpersisted (a replay keeps state in memory only:
+        kept, the change lists would grow with every event)."""
+        self.windows.drain()
+        self.timers.drain()
+        self.clock.drain()
+        self.reference.drain()
+        self.drain_refutables()
+
 
 @dataclass
 class Outcome:
@@ -158,8 +169,13 @@ class Engine:
 
     # --- one event ----------------------------------------------------------------------------
 
-    def process(self, doc: Mapping[str, Any], partition: int = 0) -> Outcome:
-        """Evaluate one enriched event (read from `partition`); update state; return what to publish."""
+    def process(self, doc: Mapping[str, Any], partition: int = 0, plain_results: Any = COMPUTE) -> Outcome:
+        """Evaluate one enriched event (read from `partition`); update state; return what to publish.
+
+        `plain_results` are the event's plain-condition results computed ahead by `PlainConditions`
+        (a replay's reader process): empty when none fired, None when one failed (run here, one by
+        one, to say which); by default they are computed here.
+        """
         out = Outcome()
         ev = doc["event"]
         et = ev["event_type"]
@@ -181,7 +197,7 @@ class Engine:
         if idx is not None:
             selected = idx.effective(on)
             if selected.plain or selected.windowed:
-                self._evaluate(doc, roots, idx, selected, at, on, out)
+                self._evaluate(doc, roots, idx, selected, at, on, out, plain_results)
         sequence = int(doc.get("sequence") or 0)
         after = doc.get("after") or {}
         newest: list[tuple[str, dict[str, Any]]] = []
@@ -231,6 +247,7 @@ class Engine:
         at: datetime,
         on: date,
         out: Outcome,
+        plain_results: Any = COMPUTE,
     ) -> None:
         ev = roots["event"]
         vendor = None
@@ -239,28 +256,33 @@ class Engine:
             roots["ref"] = {"vendor": self.state.reference.vendor_view(vendor, on)}
             first = len(out.violations)
         et = ev["event_type"]
-        live = self._live.get(et)
-        if live is None:
-            live = self._live[et] = LiveContext(idx.leaves, idx.functions)
-        ctx = live.bind(roots)
         if selected.plain:
-            results: list[Any] | None = None
-            if selected.combined is not None:
-                try:
-                    results = selected.combined.execute(ctx)
-                except (RuntimeError, TypeError, ValueError, OverflowError):
-                    results = None  # one of them failed: run them one by one to say which
+            results = plain_results
+            if results is COMPUTE:
+                results = None
+                if selected.combined is not None:
+                    try:
+                        results = selected.combined.execute(self._plain_context(et, idx, roots))
+                    except (RuntimeError, TypeError, ValueError, OverflowError):
+                        results = None  # one of them failed: run them one by one to say which
             if results is None:
+                ctx = self._plain_context(et, idx, roots)
                 self._plain_results(selected.plain, results, ctx, doc, roots, at, out)
             else:
                 for fired in results:
                     if fired is not False:  # something fired, or a condition returned a non-boolean
-                        self._plain_results(selected.plain, results, ctx, doc, roots, at, out)
+                        self._plain_results(selected.plain, results, None, doc, roots, at, out)
                         break
         for rule in selected.windowed:
+            w = rule.window
+            assert w is not None
             try:
+                # Its own small context: a window value changing in the type's context would make
+                # CEL convert all of that context's variables again for this one condition.
+                live = live_context(self._live, rule.ref, w.leaves, w.functions)
+                ctx = live.bind(roots)
                 window_root = self._window(rule, ctx, roots, ev, at)
-                for name, fld in rule.window.reads if rule.window is not None else ():
+                for name, fld in w.reads:
                     live.set(name, window_root[fld])
                 if run_condition(rule.condition, ctx, rule.ref):
                     out.violations.append(self._violation(rule, doc, {**roots, "window": window_root}, at))
@@ -274,6 +296,9 @@ class Engine:
                 day = days[on] = JudgedDay(view)
             day.view = view
             day.events[str(ev["event_id"])] = Judged(at, doc, {v.violation_id for v in out.violations[first:]})
+
+    def _plain_context(self, et: str, idx: TypeIndex, roots: Mapping[str, Any]) -> Any:
+        return live_context(self._live, et, idx.leaves, idx.functions).bind(roots)
 
     def _rejudge(self, vendor: str, out: Outcome) -> None:
         """Reference data about `vendor` just changed: judge again its events still within the grace
@@ -310,12 +335,14 @@ class Engine:
         self,
         plain: tuple[CompiledRule, ...],
         results: list[Any] | None,
-        ctx: Any,
+        ctx: Any,  # needed when results is None
         doc: Mapping[str, Any],
         roots: Mapping[str, Any],
         at: datetime,
         out: Outcome,
     ) -> None:
+        if results is not None and len(results) != len(plain):
+            raise ValueError(f"{len(results)} plain results for {len(plain)} conditions")
         for n, rule in enumerate(plain):
             if results is not None:
                 fired = results[n]
@@ -535,3 +562,44 @@ class Engine:
         if self._window_days:
             # Kept as long as the longest window needs: a late event may look back that far.
             st.windows.prune(wm - timedelta(days=2 * max(self._window_days.values())))
+
+
+class PlainConditions:
+    """The plain (stateless) conditions of each event, evaluated ahead of an `Engine`.
+
+    They read only the event, its before/after states and the reference data, so a process that
+    reads the same log in the same order, applying the reference events as the engine does, gets
+    the results the engine would: a replay's reader process computes them on the other core and the
+    engine is handed them (`Engine.process(..., plain_results=...)`).
+    """
+
+    def __init__(self, packs: PackSet) -> None:
+        self.packs = packs
+        self.reference = ReferenceData()
+        self._live: dict[str, LiveContext] = {}
+
+    def observe(self, doc: Mapping[str, Any]) -> None:
+        """Take in an event without evaluating it (its reference data, if any)."""
+        ev = doc["event"]
+        if ev["event_type"] in REFERENCE_TYPES:
+            self.reference.apply(ev)
+
+    def results(self, doc: Mapping[str, Any]) -> list[Any] | None:
+        """The results of the event's plain conditions (None: a condition failed)."""
+        self.observe(doc)
+        ev = doc["event"]
+        et = ev["event_type"]
+        on = local_date(parse_time(ev["occurred_at"]))
+        idx = self.packs.by_type.get(et)
+        if idx is None:
+            return []
+        selected = idx.effective(on)
+        if selected.combined is None:
+            return []
+        roots: dict[str, Any] = {"event": ev, "before": doc.get("before"), "after": doc.get("after")}
+        if idx.uses_ref:
+            roots["ref"] = {"vendor": self.reference.vendor_view(event_vendor(ev), on)}
+        try:
+            return list(selected.combined.execute(live_context(self._live, et, idx.leaves, idx.functions).bind(roots)))
+        except (RuntimeError, TypeError, ValueError, OverflowError):
+            return None

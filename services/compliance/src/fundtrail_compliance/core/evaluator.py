@@ -7,6 +7,8 @@ evaluator picks the rules that apply to its type, the version effective on its d
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -62,6 +64,10 @@ class CompiledWindow:
     tolerance_bps: int | None = None
     key_reader: Any = None  # roots -> key tuple, when every key is a bare field (no CEL call)
     reads: tuple[tuple[str, str], ...] = ()  # (flat variable, window field) the condition reads
+    # What the rule's own context holds: the condition's leaves (but the window's) and those of the
+    # key, amount and include expressions that are not bare fields.
+    leaves: tuple[Leaf, ...] = ()
+    functions: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -103,7 +109,8 @@ class Selection:
 
 @dataclass
 class TypeIndex:
-    """What evaluating one event type needs: rule versions by id, the leaves and functions they read."""
+    """What evaluating one event type needs: rule versions by id, the leaves and functions its plain
+    conditions read (window rules have their own, see `CompiledWindow`)."""
 
     groups: list[list[CompiledRule]] = field(default_factory=list)
     leaves: tuple[Leaf, ...] = ()
@@ -197,25 +204,27 @@ class PackSet:
             functions: set[str] = set()
             for versions in idx.groups:
                 for v in versions:
-                    exprs = [v.condition]
-                    if v.window is not None:
-                        # Bare fields (a key or amount that is just a path) are read without CEL.
-                        exprs.extend(e for e in (*v.window.key, v.window.amount) if e.bare is None)
-                        if v.window.include is not None:
-                            exprs.append(v.window.include)
-                    for e in exprs:
-                        functions |= e.functions
-                        for leaf in e.leaves:
-                            if leaf.root != "window":
-                                leaves[leaf.name] = leaf
+                    if v.window is None:
+                        functions |= v.condition.functions
+                        leaves.update((leaf.name, leaf) for leaf in v.condition.leaves)
             idx.leaves = tuple(leaves.values())
             idx.functions = frozenset(functions)
-            idx.uses_ref = any(leaf.root == "ref" for leaf in idx.leaves)
+            idx.uses_ref = any(
+                leaf.root == "ref"
+                for versions in idx.groups
+                for v in versions
+                for leaf in (v.window.leaves if v.window is not None else v.condition.leaves)
+            )
         # The fields of the vendor's reference view some condition reads (what re-judging compares).
         self.ref_fields = frozenset(
             leaf.path[1] for r in self.rules for leaf in r.condition.leaves
             if leaf.root == "ref" and len(leaf.path) > 1
         )
+
+    def fingerprint(self) -> str:
+        """Identifies what the set evaluates: every rule version as written, with its parameters."""
+        parts = sorted(r.rule.model_dump_json() + json.dumps(r.params, sort_keys=True, default=str) for r in self.rules)
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
     def rule_ids(self) -> set[str]:
         """Every rule id loaded (any version)."""
@@ -260,16 +269,22 @@ def _compile_rule(rule: Rule, index: int, path: str, override: Mapping[str, Any]
         keys = tuple(comp("window.key", k, plain) for k in rule.window.key)
         bare_keys = tuple(k.bare for k in keys if k.bare is not None)
         tol_param = rule.window.tolerance_bps_param
+        amount = comp("window.amount", rule.window.amount, plain)
+        include = comp("window.include", rule.window.include, plain) if rule.window.include else None
+        # Bare fields (a key or amount that is just a path) are read without CEL.
+        exprs = [condition, *(e for e in (*keys, amount) if e.bare is None), *([include] if include else [])]
         window = CompiledWindow(
             key=keys,
-            amount=comp("window.amount", rule.window.amount, plain),
-            include=comp("window.include", rule.window.include, plain) if rule.window.include else None,
+            amount=amount,
+            include=include,
             days_param=rule.window.days_param,
             tolerance_bps_param=tol_param,
             days=int(params[rule.window.days_param]),
             tolerance_bps=int(params[tol_param]) if tol_param else None,
             key_reader=make_extractor(bare_keys) if len(bare_keys) == len(keys) else None,
             reads=tuple((leaf.name, leaf.path[0]) for leaf in condition.leaves if leaf.root == "window"),
+            leaves=tuple({leaf.name: leaf for e in exprs for leaf in e.leaves if leaf.root != "window"}.values()),
+            functions=frozenset(f for e in exprs for f in e.functions),
         )
     refutation = None
     if rule.refuted_by is not None:
@@ -324,6 +339,16 @@ class LiveContext:
         """The context holding this event's values."""
         self._binder(roots, self.last, self._add)
         return self.ctx
+
+
+def live_context(
+    cache: dict[str, LiveContext], key: str, leaves: Sequence[Leaf], functions: Iterable[str]
+) -> LiveContext:
+    """The cached live context under `key`, made on first use."""
+    live = cache.get(key)
+    if live is None:
+        live = cache[key] = LiveContext(leaves, functions)
+    return live
 
 
 def ensure_leaves(ctx: Any, have: set[str], leaves: Iterable[Leaf], roots: Mapping[str, Any]) -> None:
