@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -45,7 +47,15 @@ def replay(
     out: Annotated[Path, typer.Option("--out", help="Where to write the JSON report")] = Path("replay-report.json"),
     examples: Annotated[int, typer.Option(help="Examples per rule and kind of difference")] = 3,
     grace_days: Annotated[int, typer.Option(help="Grace period for late evidence, in days")] = 15,
-    parallel_read: Annotated[bool, typer.Option(help="Read the log in a second process (needs a free core)")] = False,
+    parallel: Annotated[
+        bool | None,
+        typer.Option(
+            "--parallel/--serial",
+            help="Read the log, and evaluate the stateless conditions as far as it keeps up, in a second"
+            " process [default: when this process may run on more than one core]",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Re-evaluate history from the enriched log under candidate packs; diff against the recorded verdicts."""
     from datetime import timedelta
@@ -58,7 +68,7 @@ def replay(
     from fundtrail_schemas.worker import tune_gc
 
     from . import replay as rp
-    from .logreader import read_log
+    from .logreader import read_log, read_log_prejudged
     from .packs import load_dir
 
     console = Console()
@@ -69,7 +79,13 @@ def replay(
         raise typer.Exit(1) from exc
     tune_gc()  # a replay evaluates like the worker: same collector settings
     lo, hi = rp.parse_bound(start), rp.parse_bound(end)
-    values, total = read_log(bootstrap, parallel=parallel_read)
+    if parallel is None:
+        parallel = len(os.sched_getaffinity(0)) > 1
+    values: Iterator[bytes] | Iterator[tuple[bytes, bytes]]
+    if parallel:
+        values, total = read_log_prejudged(bootstrap, packs, candidate.fingerprint())
+    else:
+        values, total = read_log(bootstrap)
     with Progress(TextColumn("replaying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as bar:
         task = bar.add_task("replay", total=total)

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import array
 import asyncio
 import contextlib
+import fcntl
 import heapq
-import multiprocessing as mp
+import json
+import os
 import queue
 import re
 import struct
+import subprocess
+import sys
+import termios
 import threading
 from collections import deque
 from collections.abc import Generator, Iterator
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 from fundtrail_schemas.topics import ENRICHED_EVENTS
 
@@ -21,6 +28,8 @@ FETCHES_AHEAD = 16  # fetches of up to POLL_RECORDS records the reader thread ma
 FETCH_MAX_BYTES = 64 * 1024 * 1024
 PARTITION_FETCH_BYTES = 16 * 1024 * 1024
 READER_BATCH = 1000
+PIPE_BYTES = 1 << 20
+CHECK_EVERY = 16  # records between two looks at how far the caller is behind
 
 # `"sequence":` cannot occur inside a JSON string (quotes are escaped there) and no event or ledger
 # field is called so: the first match is the document's own sequence.
@@ -47,71 +56,163 @@ def log_size(bootstrap: str, topic: str) -> tuple[dict[int, int], int]:
         consumer.close()
 
 
-def read_log(bootstrap: str, topic: str = ENRICHED_EVENTS, *, parallel: bool = False) -> tuple[Iterator[bytes], int]:
+def read_log(bootstrap: str, topic: str = ENRICHED_EVENTS) -> tuple[Iterator[bytes], int]:
     """Every record of the topic up to its current end, in acceptance order, and how many there are.
 
     Reading is CPU work (aiokafka parses record batches in C, then each record is a Python object
-    and is merged by `sequence`). With `parallel`, a child process reads and merges while the caller
-    evaluates, records crossing over in framed batches
-    (no pickling): faster only when the machine has a core to spare (the benchmark measures both).
+    and is merged by `sequence`); `read_log_prejudged` does it in a second process.
     """
     ends, total = log_size(bootstrap, topic)
-    if not parallel:
-        return _merged(bootstrap, topic, ends), total
-    ctx = mp.get_context("spawn")
-    receiver, sender = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_reader, args=(bootstrap, topic, ends, sender), daemon=True)
-    proc.start()
-    sender.close()
-    return _receive(receiver, proc), total
+    return _merged(bootstrap, topic, ends), total
 
 
-def _frame(values: list[bytes]) -> bytes:
-    return b"D" + struct.pack(f"<I{len(values)}I", len(values), *map(len, values)) + b"".join(values)
-
-
-def _reader(bootstrap: str, topic: str, ends: dict[int, int], conn: Any) -> None:
-    """Child process: read the log in order and send it in framed batches; b"X" ends, b"E…" reports."""
+def read_log_prejudged(
+    bootstrap: str, packs_dir: Path, fingerprint: str, topic: str = ENRICHED_EVENTS
+) -> tuple[Iterator[tuple[bytes, bytes]], int]:
+    """`read_log` in a child process (`python -m fundtrail_compliance.logreader`) that also evaluates
+    plain conditions (`replay.Prejudge`) for as many records as keep it from falling behind the
+    caller. Records cross over its stdout in framed batches (no pickling), each with its verdict
+    bytes (empty: the caller evaluates it). `fingerprint` is that of the caller's pack set: the child
+    loads `packs_dir` again and must get the same. Faster only with a core to spare.
+    """
+    # A fresh interpreter importing only what it needs (multiprocessing's spawn would import the
+    # caller's __main__ again: seconds for the CLI), started first: its imports take longer than
+    # finding the end offsets here.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", __name__, bootstrap, topic, str(packs_dir)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        bufsize=PIPE_BYTES,
+    )
+    assert proc.stdin is not None
     try:
+        ends, total = log_size(bootstrap, topic)
+        proc.stdin.write(json.dumps(ends).encode() + b"\n")
+        proc.stdin.close()
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    return _from_child(proc, packs_dir, fingerprint), total
+
+
+def _frame(values: list[bytes], verdicts: list[bytes]) -> bytes:
+    n = len(values)
+    header = struct.pack(f"<I{2 * n}I", n, *map(len, values), *map(len, verdicts))
+    return b"D" + header + b"".join(values) + b"".join(verdicts)
+
+
+def _pending(fd: int) -> int:
+    """Bytes written to the pipe and not read yet."""
+    buf = array.array("i", [0])
+    fcntl.ioctl(fd, termios.FIONREAD, buf)
+    return buf[0]
+
+
+def _pipe_size(fd: int) -> int:
+    try:
+        return fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ)
+    except (OSError, AttributeError):
+        return 65536
+
+
+def _child_main(argv: list[str]) -> int:
+    """The reading process: frames on stdout (b"P" the packs' fingerprint, b"D" records, b"X" the
+    end, b"E" a failure)."""
+    from fundtrail_schemas.worker import tune_gc
+
+    bootstrap, topic, packs_dir = argv
+    out = os.fdopen(os.dup(1), "wb", buffering=PIPE_BYTES)
+    os.dup2(2, 1)  # anything else printed goes to stderr, never into the frames
+    tune_gc()
+    try:
+        from .packs import load_dir
+        from .replay import Prejudge
+
+        packs = load_dir(Path(packs_dir))[1]
+        # The end offsets to read up to, from the caller (one line on stdin).
+        ends = {int(p): int(e) for p, e in json.loads(sys.stdin.readline()).items()}
+        prejudge = Prejudge(packs)
+        print_ = packs.fingerprint().encode()
+        out.write(b"P" + struct.pack("<I", len(print_)) + print_)
+        # Frames fit the pipe twice. While anything written waits unread, the caller has work
+        # queued: the records read meanwhile are judged here too; once it has drained the pipe,
+        # they are left to it (the child would be the slower one).
+        with contextlib.suppress(OSError, AttributeError):
+            fcntl.fcntl(out.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)  # fewer wake-ups per frame
+        frame_bytes = _pipe_size(out.fileno()) // 2
+        evaluate = True
         batch: list[bytes] = []
+        verdicts: list[bytes] = []
+        size = 0
         for value in _merged(bootstrap, topic, ends):
+            if not len(batch) % CHECK_EVERY:
+                evaluate = _pending(out.fileno()) > 0
+            verdicts.append(prejudge(value, evaluate))
             batch.append(value)
-            if len(batch) >= READER_BATCH:
-                conn.send_bytes(_frame(batch))
-                batch = []
+            size += len(value)
+            if size >= frame_bytes or len(batch) >= READER_BATCH:
+                out.write(_frame(batch, verdicts))
+                out.flush()
+                batch, verdicts, size = [], [], 0
         if batch:
-            conn.send_bytes(_frame(batch))
-        conn.send_bytes(b"X")
-    except Exception as exc:  # the parent raises it
-        conn.send_bytes(b"E" + f"reading {topic} failed: {exc!r}".encode())
+            out.write(_frame(batch, verdicts))
+        out.write(b"X")
+        return 0
+    except BrokenPipeError:
+        return 0  # the caller stopped reading
+    except Exception as exc:  # the caller raises it
+        message = f"reading {topic} failed: {exc!r}".encode()
+        out.write(b"E" + struct.pack("<I", len(message)) + message)
+        return 1
     finally:
-        conn.close()
+        with contextlib.suppress(BrokenPipeError):
+            out.close()
 
 
-def _receive(conn: Any, proc: Any) -> Iterator[bytes]:
+def _from_child(proc: subprocess.Popen[bytes], packs_dir: Path, fingerprint: str) -> Iterator[tuple[bytes, bytes]]:
+    assert proc.stdout is not None
+    stream = proc.stdout
     try:
         while True:
-            try:
-                msg = conn.recv_bytes()
-            except EOFError as exc:
-                raise RuntimeError(f"the log reader process ended unexpectedly ({proc.exitcode})") from exc
-            tag = msg[:1]
+            tag = stream.read(1)
             if tag == b"X":
                 return
-            if tag == b"E":
-                raise RuntimeError(msg[1:].decode())
-            (n,) = struct.unpack_from("<I", msg, 1)
-            offset = 5 + 4 * n
-            view = memoryview(msg)
-            for size in struct.unpack_from(f"<{n}I", msg, 5):
-                yield bytes(view[offset:offset + size])
+            if tag in (b"E", b"P"):
+                (size,) = struct.unpack("<I", _exactly(stream, 4, proc))
+                text = _exactly(stream, size, proc).decode()
+                if tag == b"E":
+                    raise RuntimeError(text)
+                if text != fingerprint:
+                    raise RuntimeError(f"the packs in {packs_dir} changed while the replay started")
+                continue
+            if tag != b"D":
+                raise RuntimeError(f"the log reader process ended unexpectedly ({proc.wait()})")
+            (n,) = struct.unpack("<I", _exactly(stream, 4, proc))
+            sizes = struct.unpack(f"<{2 * n}I", _exactly(stream, 8 * n, proc))
+            view = memoryview(_exactly(stream, sum(sizes), proc))
+            offset = 0
+            split = offset + sum(sizes[:n])
+            for size, vsize in zip(sizes[:n], sizes[n:], strict=True):
+                yield bytes(view[offset : offset + size]), bytes(view[split : split + vsize])
                 offset += size
+                split += vsize
     finally:
-        conn.close()
-        proc.join(timeout=5)
-        if proc.is_alive():
+        stream.close()
+        if proc.poll() is None:
             proc.terminate()
-            proc.join(timeout=5)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _exactly(stream: IO[bytes], size: int, proc: subprocess.Popen[bytes]) -> bytes:
+    data = stream.read(size)
+    if len(data) != size:
+        raise RuntimeError(f"the log reader process ended unexpectedly ({proc.wait()})")
+    return data
 
 
 def _merged(bootstrap: str, topic: str, ends: dict[int, int]) -> Iterator[bytes]:
@@ -227,3 +328,7 @@ def _fetch_thread(bootstrap: str, topic: str, ends: dict[int, int], out: queue.Q
         asyncio.run(run())
     except BaseException as exc:  # handed to the caller, which raises it
         put(RuntimeError(f"reading {topic} failed: {exc!r}"))
+
+
+if __name__ == "__main__":
+    sys.exit(_child_main(sys.argv[1:]))

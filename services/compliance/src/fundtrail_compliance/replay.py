@@ -15,17 +15,18 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-import psycopg
 
 from fundtrail_schemas.events import ViolationRaised
 
-from .adapters.postgres import Verdict, conninfo
-from .core.engine import Engine
+from .core.engine import COMPUTE, Engine, PlainConditions
 from .core.evaluator import PackSet
 from .core.helpers import parse_time
+
+if TYPE_CHECKING:
+    from .adapters.postgres import Verdict
 
 
 @dataclass
@@ -40,8 +41,57 @@ class ReplayResult:
 
 
 
+class Prejudge:
+    """The reader process's share of a parallel replay (`logreader.read_log_prejudged`).
+
+    Records are decoded and deduplicated as `evaluate` does, and every reference event is applied,
+    so the plain conditions see what the engine would. For the records it is asked to evaluate the
+    verdict is b"0" (none fired), b"!" (one failed: the engine runs them one by one to say which)
+    or the JSON list of results; b"" leaves the record to the engine.
+    """
+
+    def __init__(self, packs: PackSet) -> None:
+        self.conditions = PlainConditions(packs)
+        self.seen: set[str] = set()
+
+    def __call__(self, value: bytes, evaluate: bool) -> bytes:
+        try:
+            doc = orjson.loads(value)
+            eid = str(doc["event"]["event_id"])
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return b""
+        if eid in self.seen:
+            return b""
+        self.seen.add(eid)
+        try:
+            if not evaluate:
+                self.conditions.observe(doc)
+                return b""
+            results = self.conditions.results(doc)
+        except (KeyError, TypeError, ValueError):
+            return b""  # the engine says what is wrong with it
+        if results is None:
+            return b"!"
+        if all(r is False for r in results):
+            return b"0"
+        try:
+            return orjson.dumps(results)
+        except TypeError:
+            return b"!"
+
+
+def _plain_results(verdict: bytes) -> Any:
+    if not verdict:
+        return COMPUTE
+    if verdict == b"0":
+        return ()
+    if verdict == b"!":
+        return None
+    return orjson.loads(verdict)
+
+
 def evaluate(
-    values: Iterator[bytes],
+    values: Iterator[bytes] | Iterator[tuple[bytes, bytes]],
     packs: PackSet,
     *,
     start: datetime | None,
@@ -49,14 +99,24 @@ def evaluate(
     grace: timedelta,
     progress: Callable[[int], None] | None = None,
 ) -> ReplayResult:
-    """Evaluate every record with in-memory state; keep the violations that occurred in [start, end)."""
+    """Evaluate every record with in-memory state; keep the violations that occurred in [start, end).
+
+    `values` are records, or (record, verdict) pairs from `read_log_prejudged` (see `Prejudge`)."""
     engine = Engine(packs, grace=grace)
     seen: set[str] = set()
     res = ReplayResult()
     n = 0
-    for n, value in enumerate(values, 1):
-        if progress is not None and n % 1000 == 0:
-            progress(1000)
+    for n, item in enumerate(values, 1):
+        if n % 1000 == 0:
+            engine.state.discard_changes()
+            if progress is not None:
+                progress(1000)
+        plain = COMPUTE
+        if isinstance(item, tuple):
+            value, verdict = item
+            plain = _plain_results(verdict)
+        else:
+            value = item
         try:
             doc = orjson.loads(value)
             eid = str(doc["event"]["event_id"])
@@ -69,7 +129,7 @@ def evaluate(
         seen.add(eid)
         res.events += 1
         try:
-            outcome = engine.process(doc)
+            outcome = engine.process(doc, plain_results=plain)
         except (KeyError, TypeError, ValueError):
             res.undecodable += 1
             continue
@@ -86,6 +146,10 @@ def evaluate(
 
 def recorded_verdicts(database_url: str, start: datetime | None, end: datetime | None) -> list[Verdict]:
     """The verdicts actually given (the `violation` table) for events that occurred in [start, end)."""
+    import psycopg  # here, not at the top: the replay's reader process imports this module
+
+    from .adapters.postgres import Verdict, conninfo
+
     with psycopg.connect(conninfo(database_url)) as conn:
         rows = conn.execute(
             "SELECT violation_id, rule_id, rule_version, triggering_event_id, severity, status, occurred_at, evidence"

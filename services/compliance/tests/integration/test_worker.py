@@ -18,6 +18,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -435,11 +436,50 @@ def test_replay_reports_changed_verdicts(worker, kafka_bootstrap: str, module_db
     assert "inspection.same_handler_approver" in result.output
 
 
-def test_parallel_reader_reads_the_same_log(worker, kafka_bootstrap: str) -> None:
-    from fundtrail_compliance.logreader import read_log
+def test_parallel_replay_reads_and_judges_as_the_serial_one(worker, kafka_bootstrap: str) -> None:
+    """The reader process hands over the same records in the same order, and the violations of a
+    replay it pre-judges are those of a serial one."""
+    from kafka import KafkaProducer
 
-    serial, total = read_log(kafka_bootstrap)
-    parallel, total_again = read_log(kafka_bootstrap, parallel=True)
-    first, second = list(serial), list(parallel)
-    assert total == len(first) >= 10 and total_again == len(second)
-    assert second[: len(first)] == first  # other suites may append in between; the order is the same
+    from fundtrail_compliance.logreader import read_log, read_log_prejudged
+    from fundtrail_compliance.packs import load_dir
+    from fundtrail_compliance.replay import evaluate
+    from fundtrail_schemas.kafka_admin import ensure_topics
+    from fundtrail_schemas.topics import TopicSpec
+
+    # A copy of the log on a topic of our own: other suites may append to the shared one.
+    topic = f"{ENRICHED_EVENTS}.replay-{uuid.uuid4().hex[:8]}"
+    ensure_topics(kafka_bootstrap, [TopicSpec(topic, 3, "tests", "replay copy")])
+    records = list(read_log(kafka_bootstrap)[0])
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    for i, r in enumerate(records):
+        producer.send(topic, r, key=str(i % 7).encode())
+    producer.flush()
+    producer.close()
+    _, packs = load_dir(RULEPACK_DIR)
+
+    def slowly(items: Iterator[tuple[bytes, bytes]]) -> Iterator[tuple[bytes, bytes]]:
+        for i, item in enumerate(items):
+            if i % 100 == 0:
+                time.sleep(0.05)  # a caller slower than the reader: it judges what it reads meanwhile
+            yield item
+
+    pairs_read, total = read_log_prejudged(kafka_bootstrap, RULEPACK_DIR, packs.fingerprint(), topic)
+    pairs = list(slowly(pairs_read))
+    in_order = list(read_log(kafka_bootstrap, topic)[0])
+    assert total == len(records) >= 10 and [r for r, _ in pairs] == in_order
+    assert sorted(in_order) == sorted(records)
+    assert any(v not in (b"", b"0") for _, v in pairs)  # some conditions fired in the reader
+
+    grace = timedelta(days=15)
+    serial = evaluate(iter(in_order), packs, start=None, end=None, grace=grace)
+    parallel = evaluate(iter(pairs), packs, start=None, end=None, grace=grace)
+    assert len(serial.violations) >= 5
+    assert {k: v.model_dump_json() for k, v in parallel.violations.items()} == {
+        k: v.model_dump_json() for k, v in serial.violations.items()
+    }
+    assert (parallel.events, parallel.duplicates, parallel.errors) == (serial.events, serial.duplicates, serial.errors)
+
+    stale, _ = read_log_prejudged(kafka_bootstrap, RULEPACK_DIR, "packs-as-they-were", topic)
+    with pytest.raises(RuntimeError, match="changed"):
+        next(stale)

@@ -277,3 +277,40 @@ def test_timer_started_behind_the_watermark_fires_at_once(engine: Engine) -> Non
     out = engine.process(sc.enriched(TRANSFER))  # arrives late: its 90 days are already over
     assert [v.rule_id for v in out.violations] == ["audit.idle_funds"]
     assert engine.state.timers.pending == {}
+
+
+def _replay(packs, blobs: list[bytes], verdicts: list[bytes] | None = None):
+    from fundtrail_compliance.replay import evaluate
+
+    values = iter(blobs) if verdicts is None else iter(zip(blobs, verdicts, strict=True))
+    res = evaluate(values, packs, start=None, end=None, grace=timedelta(days=15))
+    return {k: v.model_dump_json() for k, v in res.violations.items()}, dict(res.errors_by_rule)
+
+
+@pytest.mark.parametrize("share", ["all", "every other", "none"])
+def test_prejudged_replay_gives_what_the_engine_alone_gives(packs, share: str) -> None:
+    """A parallel replay's reader process judges the plain conditions of as many records as it keeps
+    up with: whichever records those are, the violations and errors are the same."""
+    import orjson
+
+    from fundtrail_compliance.replay import Prejudge
+
+    bad = payment(900, account_kind="personal", amount_fen=None)  # `> 5000000` on null: an evaluation error
+    cases = [must() for must, _ in CASES.values()] + [near() for _, near in CASES.values()] + [[bad]]
+    judged_here = 0
+    for docs in cases:
+        blobs = [orjson.dumps(d) for d in docs]
+        prejudge = Prejudge(packs)
+        ask = {"all": lambda i: True, "every other": lambda i: i % 2 == 0, "none": lambda i: False}[share]
+        verdicts = [prejudge(b, ask(i)) for i, b in enumerate(blobs)]
+        judged_here += sum(v not in (b"", b"0") for v in verdicts)
+        assert _replay(packs, blobs, verdicts) == _replay(packs, blobs)
+    if share == "none":
+        assert judged_here == 0
+    else:
+        assert judged_here >= 10  # conditions fired (or failed) in the reader, not only in the engine
+    blob = orjson.dumps(bad)
+    verdict = Prejudge(packs)(blob, True)
+    assert verdict == b"!"  # the reader only knows one failed; the engine runs them one by one to name it
+    violations, errors = _replay(packs, [blob], [verdict])
+    assert violations == {} and errors["finance.personal_account_payment@2"] == 1
