@@ -25,8 +25,10 @@ from fundtrail_schemas.topics import ENRICHED_EVENTS
 
 POLL_RECORDS = 5000
 FETCHES_AHEAD = 16  # fetches of up to POLL_RECORDS records the reader thread may run ahead
-FETCH_MAX_BYTES = 64 * 1024 * 1024
-PARTITION_FETCH_BYTES = 16 * 1024 * 1024
+# Moderate fetches: a 64 MiB response is allocated afresh and parsed in one go, which stalls the
+# reader (and the evaluator waiting on it) and cost ~5 % of a parallel replay.
+FETCH_MAX_BYTES = 4 * 1024 * 1024
+PARTITION_FETCH_BYTES = 1024 * 1024
 READER_BATCH = 1000
 PIPE_BYTES = 1 << 20
 CHECK_EVERY = 16  # records between two looks at how far the caller is behind
@@ -127,7 +129,7 @@ def _child_main(argv: list[str]) -> int:
     tune_gc()
     try:
         from .packs import load_dir
-        from .replay import Prejudge
+        from .replay import Prejudge, collector_paused
 
         packs = load_dir(Path(packs_dir))[1]
         # The end offsets to read up to, from the caller (one line on stdin).
@@ -145,16 +147,17 @@ def _child_main(argv: list[str]) -> int:
         batch: list[bytes] = []
         verdicts: list[bytes] = []
         size = 0
-        for value in _merged(bootstrap, topic, ends):
-            if not len(batch) % CHECK_EVERY:
-                evaluate = _pending(out.fileno()) > 0
-            verdicts.append(prejudge(value, evaluate))
-            batch.append(value)
-            size += len(value)
-            if size >= frame_bytes or len(batch) >= READER_BATCH:
-                out.write(_frame(batch, verdicts))
-                out.flush()
-                batch, verdicts, size = [], [], 0
+        with collector_paused():
+            for value in _merged(bootstrap, topic, ends):
+                if not len(batch) % CHECK_EVERY:
+                    evaluate = _pending(out.fileno()) > 0
+                verdicts.append(prejudge(value, evaluate))
+                batch.append(value)
+                size += len(value)
+                if size >= frame_bytes or len(batch) >= READER_BATCH:
+                    out.write(_frame(batch, verdicts))
+                    out.flush()
+                    batch, verdicts, size = [], [], 0
         if batch:
             out.write(_frame(batch, verdicts))
         out.write(b"X")

