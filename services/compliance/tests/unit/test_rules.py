@@ -314,3 +314,17 @@ def test_prejudged_replay_gives_what_the_engine_alone_gives(packs, share: str) -
     assert verdict == b"!"  # the reader only knows one failed; the engine runs them one by one to name it
     violations, errors = _replay(packs, [blob], [verdict])
     assert violations == {} and errors["finance.personal_account_payment@2"] == 1
+
+
+def test_each_window_rule_keeps_its_entries_as_long_as_its_own_window_needs(engine: Engine) -> None:
+    pay, buy = payment(1), award(1, amount_fen=6_000_000, method="inquiry", platform_ref=None)
+    for d in (pay, buy):
+        engine.process(d)
+    by_rule = lambda: {rule for rule, _ in engine.state.windows.entries}  # noqa: E731
+    assert by_rule() == {"finance.similar_payment_review", "trading.split_purchase"}
+    last = max(parse_time(d["event"]["occurred_at"]) for d in (pay, buy))
+    # similar payments look back 30 days (kept 60), split purchases 90 (kept 180)
+    engine.advance(last + timedelta(days=61))
+    assert by_rule() == {"trading.split_purchase"}
+    engine.advance(last + timedelta(days=181))
+    assert by_rule() == set()

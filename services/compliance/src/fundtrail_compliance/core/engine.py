@@ -559,9 +559,10 @@ class Engine:
                 del days[on]
             if not days:
                 del st.judged[vendor]
-        if self._window_days:
-            # Kept as long as the longest window needs: a late event may look back that far.
-            st.windows.prune(wm - timedelta(days=2 * max(self._window_days.values())))
+        # Each rule's entries are kept as long as its longest window needs (a late event may look
+        # back that far); only that rule's views read them.
+        for rule_id, reach in self._window_days.items():
+            st.windows.prune(wm - timedelta(days=2 * reach), rule_id)
 
 
 class PlainConditions:
