@@ -143,7 +143,6 @@ def _child_main(argv: list[str]) -> int:
         with contextlib.suppress(OSError, AttributeError):
             fcntl.fcntl(out.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)  # fewer wake-ups per frame
         frame_bytes = _pipe_size(out.fileno()) // 2
-        evaluate = True
         batch: list[bytes] = []
         verdicts: list[bytes] = []
         size = 0
@@ -194,8 +193,7 @@ def _from_child(proc: subprocess.Popen[bytes], packs_dir: Path, fingerprint: str
             (n,) = struct.unpack("<I", _exactly(stream, 4, proc))
             sizes = struct.unpack(f"<{2 * n}I", _exactly(stream, 8 * n, proc))
             view = memoryview(_exactly(stream, sum(sizes), proc))
-            offset = 0
-            split = offset + sum(sizes[:n])
+            offset, split = 0, sum(sizes[:n])
             for size, vsize in zip(sizes[:n], sizes[n:], strict=True):
                 yield bytes(view[offset : offset + size]), bytes(view[split : split + vsize])
                 offset += size

@@ -57,14 +57,9 @@ class Prejudge:
         self.seen: set[str] = set()
 
     def __call__(self, value: bytes, evaluate: bool) -> bytes:
-        try:
-            doc = orjson.loads(value)
-            eid = str(doc["event"]["event_id"])
-        except (orjson.JSONDecodeError, KeyError, TypeError):
+        doc = _new_event(value, self.seen)
+        if isinstance(doc, str):
             return b""
-        if eid in self.seen:
-            return b""
-        self.seen.add(eid)
         try:
             if not evaluate:
                 self.conditions.observe(doc)
@@ -80,6 +75,23 @@ class Prejudge:
             return orjson.dumps(results)
         except TypeError:
             return b"!"
+
+
+UNDECODABLE, DUPLICATE = "undecodable", "duplicate"
+
+
+def _new_event(value: bytes, seen: set[str]) -> dict[str, Any] | str:
+    """The decoded record, if its event id is new (noted in `seen`); else UNDECODABLE or DUPLICATE.
+    The replay and its reader process must skip exactly the same records."""
+    try:
+        doc = orjson.loads(value)
+        eid = str(doc["event"]["event_id"])
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return UNDECODABLE
+    if eid in seen:
+        return DUPLICATE
+    seen.add(eid)
+    return doc
 
 
 def _plain_results(verdict: bytes) -> Any:
@@ -120,16 +132,13 @@ def evaluate(
                 plain = _plain_results(verdict)
             else:
                 value = item
-            try:
-                doc = orjson.loads(value)
-                eid = str(doc["event"]["event_id"])
-            except (orjson.JSONDecodeError, KeyError, TypeError):
-                res.undecodable += 1
+            doc = _new_event(value, seen)
+            if isinstance(doc, str):
+                if doc == UNDECODABLE:
+                    res.undecodable += 1
+                else:
+                    res.duplicates += 1
                 continue
-            if eid in seen:
-                res.duplicates += 1
-                continue
-            seen.add(eid)
             res.events += 1
             try:
                 outcome = engine.process(doc, plain_results=plain)

@@ -28,6 +28,7 @@ from .evaluator import (
     read_values,
     run,
     run_condition,
+    run_plain,
     select_version,
 )
 from .expr import leaf_value
@@ -247,7 +248,7 @@ class Engine:
         at: datetime,
         on: date,
         out: Outcome,
-        plain_results: Any = COMPUTE,
+        plain_results: Any,
     ) -> None:
         ev = roots["event"]
         vendor = None
@@ -259,12 +260,7 @@ class Engine:
         if selected.plain:
             results = plain_results
             if results is COMPUTE:
-                results = None
-                if selected.combined is not None:
-                    try:
-                        results = selected.combined.execute(self._plain_context(et, idx, roots))
-                    except (RuntimeError, TypeError, ValueError, OverflowError):
-                        results = None  # one of them failed: run them one by one to say which
+                results = run_plain(selected, self._plain_context(et, idx, roots))
             if results is None:
                 ctx = self._plain_context(et, idx, roots)
                 self._plain_results(selected.plain, results, ctx, doc, roots, at, out)
@@ -600,7 +596,4 @@ class PlainConditions:
         roots: dict[str, Any] = {"event": ev, "before": doc.get("before"), "after": doc.get("after")}
         if idx.uses_ref:
             roots["ref"] = {"vendor": self.reference.vendor_view(event_vendor(ev), on)}
-        try:
-            return list(selected.combined.execute(live_context(self._live, et, idx.leaves, idx.functions).bind(roots)))
-        except (RuntimeError, TypeError, ValueError, OverflowError):
-            return None
+        return run_plain(selected, live_context(self._live, et, idx.leaves, idx.functions).bind(roots))

@@ -351,6 +351,17 @@ def live_context(
     return live
 
 
+def run_plain(selected: Selection, ctx: Any) -> list[Any] | None:
+    """The results of a selection's plain conditions in one call, or None when one of them failed
+    (the caller runs them one by one to say which)."""
+    if selected.combined is None:
+        return []
+    try:
+        return list(selected.combined.execute(ctx))
+    except (RuntimeError, TypeError, ValueError, OverflowError):
+        return None
+
+
 def ensure_leaves(ctx: Any, have: set[str], leaves: Iterable[Leaf], roots: Mapping[str, Any]) -> None:
     """Add leaves an expression needs that the context does not hold yet."""
     for leaf in leaves:
