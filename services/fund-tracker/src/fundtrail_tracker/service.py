@@ -395,29 +395,31 @@ class Tracker:
 
         phases.lap("decide")
         frontier = await self._head.load(cur, tree_size)
-        seqs, nodes = await pg.append_trail_entries(cur, frontier, leaves, now)
-        phases.lap("trail")
         rows: list[pg.ProcessedRow] = []
         enriched: list[tuple[bytes, bytes, list[tuple[str, bytes]]]] = []
-        for a, seq, item, span in zip(plan.accepted, seqs, leaves, accepted_spans, strict=True):
-            ev = a.candidate.valid.event
-            after = a.transition.after_json
-            before = a.transition.before_json
-            rows.append(pg.ProcessedRow(
-                event_id=ev.event_id, sequence=seq, event_type=ev.event_type, fund_doc_no=ev.fund_doc_no,
-                project_id=ev.project_id, region_code=ev.region_code, level=ev.level.value,
-                occurred_at=ev.occurred_at, accepted_at=now, payload=a.candidate.valid.payload.decode(),
-                state_after=after.decode(), trace_id=item.trace_id,
-                source_partition=a.candidate.source.partition, source_offset=a.candidate.source.offset,
-                business_key=a.business_key,
-            ))
-            value = enriched_json(a.candidate.valid.payload, seq, now, before, after, item.trace_id)
-            headers = _event_headers(ev.event_type, ev.schema_version) + context_headers(span)
-            enriched.append((event_key(ev), value, headers))
         # The writes a concurrent replica can make fail (unique event id, business key, payment id)
-        # go first: nothing leaves for a batch that is decided again.
-        await pg.insert_processed(cur, rows)
-        await pg.insert_payments(cur, snapshot.ledger)
+        # go first, in one pipeline (one round trip) with the trail entries: nothing leaves for a
+        # batch that is decided again.
+        async with cur.connection.pipeline():
+            seqs, nodes = await pg.append_trail_entries(cur, frontier, leaves, now)
+            phases.lap("trail")
+            for a, seq, item, span in zip(plan.accepted, seqs, leaves, accepted_spans, strict=True):
+                ev = a.candidate.valid.event
+                after = a.transition.after_json
+                before = a.transition.before_json
+                rows.append(pg.ProcessedRow(
+                    event_id=ev.event_id, sequence=seq, event_type=ev.event_type, fund_doc_no=ev.fund_doc_no,
+                    project_id=ev.project_id, region_code=ev.region_code, level=ev.level.value,
+                    occurred_at=ev.occurred_at, accepted_at=now, payload=a.candidate.valid.payload.decode(),
+                    state_after=after.decode(), trace_id=item.trace_id,
+                    source_partition=a.candidate.source.partition, source_offset=a.candidate.source.offset,
+                    business_key=a.business_key,
+                ))
+                value = enriched_json(a.candidate.valid.payload, seq, now, before, after, item.trace_id)
+                headers = _event_headers(ev.event_type, ev.schema_version) + context_headers(span)
+                enriched.append((event_key(ev), value, headers))
+            await pg.insert_processed(cur, rows)
+            await pg.insert_payments(cur, snapshot.ledger)
         phases.lap("write")
 
         out = _Outputs(self._sink)

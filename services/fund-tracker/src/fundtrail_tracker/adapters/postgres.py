@@ -74,26 +74,36 @@ class ProcessedRow:
     business_key: str | None
 
 
-def _copy_field(v: Any) -> str:
-    """One value in PostgreSQL's COPY text format."""
-    if v is None:
-        return "\\N"
-    if isinstance(v, str):
-        if "\\" in v:
-            v = v.replace("\\", "\\\\")
-        if "\t" in v or "\n" in v or "\r" in v:
-            v = v.replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-        return v
-    if isinstance(v, bytes):
-        return "\\\\x" + v.hex()
-    if isinstance(v, datetime):
-        return v.isoformat()
-    return str(v)
+def _unnest_insert(table: str, columns: Sequence[tuple[str, str]]) -> str:
+    """`INSERT … SELECT FROM unnest(arrays)`: a whole batch in one statement which, unlike COPY, can
+    share a pipeline (one round trip) with the batch's other writes. Arrays go in binary (`%b`),
+    which also skips the quoting a text array literal needs."""
+    arrays = ", ".join("%b::text[]::json[]" if t == "json" else f"%b::{t}[]" for _, t in columns)
+    return f"INSERT INTO {table} ({', '.join(name for name, _ in columns)}) SELECT * FROM unnest({arrays})"
 
 
-def copy_text(rows: Iterable[Sequence[Any]]) -> bytes:
-    """Rows in COPY text format (formatting here is several times cheaper than per-row dumping)."""
-    return "".join("\t".join([_copy_field(v) for v in row]) + "\n" for row in rows).encode()
+def _columns(rows: Iterable[Sequence[Any]]) -> list[list[Any]]:
+    """Rows turned into one list per column (the parameters of an `_unnest_insert`)."""
+    return [list(column) for column in zip(*rows, strict=True)]
+
+
+_INSERT_TRAIL_ENTRIES = _unnest_insert("trail_entry", (
+    ("seq", "bigint"), ("entry_kind", "text"), ("entry_id", "uuid"), ("event_type", "text"),
+    ("fund_doc_no", "text"), ("project_id", "text"), ("payment_id", "text"), ("contract_id", "text"),
+    ("vendor_id", "text"), ("violation_id", "uuid"), ("region_code", "text"), ("occurred_at", "timestamptz"),
+    ("appended_at", "timestamptz"), ("leaf_data", "bytea"), ("leaf_hash", "bytea"), ("trace_id", "text"),
+))
+_INSERT_PAYMENTS = _unnest_insert("payment", (
+    ("payment_id", "text"), ("event_id", "uuid"), ("fund_doc_no", "text"), ("project_id", "text"),
+    ("contract_id", "text"), ("payee_vendor_id", "text"), ("invoice_no", "text"), ("amount_fen", "bigint"),
+    ("region_code", "text"), ("paid_at", "timestamptz"),
+))
+_INSERT_PROCESSED = _unnest_insert("processed_event", (
+    ("event_id", "uuid"), ("sequence", "bigint"), ("event_type", "text"), ("fund_doc_no", "text"),
+    ("project_id", "text"), ("region_code", "text"), ("level", "text"), ("occurred_at", "timestamptz"),
+    ("accepted_at", "timestamptz"), ("payload", "json"), ("state_after", "json"), ("trace_id", "text"),
+    ("source_partition", "int"), ("source_offset", "bigint"), ("business_key", "text"),
+))
 
 
 Result = Callable[[], Awaitable[T]]
@@ -157,8 +167,9 @@ async def append_trail(
     cur: psycopg.AsyncCursor[Any], frontier: CompactRange, items: Sequence[TrailItem], appended_at: datetime
 ) -> list[int]:
     """Append entries and their completed subtree hashes; return their sequence numbers."""
-    seqs, nodes = await append_trail_entries(cur, frontier, items, appended_at)
-    await write_trail_nodes(cur, nodes)
+    async with cur.connection.pipeline():
+        seqs, nodes = await append_trail_entries(cur, frontier, items, appended_at)
+        await write_trail_nodes(cur, nodes)
     return seqs
 
 
@@ -168,21 +179,15 @@ TrailNode = tuple[int, int, bytes]
 async def append_trail_entries(
     cur: psycopg.AsyncCursor[Any], frontier: CompactRange, items: Sequence[TrailItem], appended_at: datetime
 ) -> tuple[list[int], list[TrailNode]]:
-    """Append entries (COPY); their sequence numbers, and the subtree hashes they complete, to be
-    written with `write_trail_nodes` in the same transaction."""
+    """Append entries (one statement); their sequence numbers, and the subtree hashes they complete,
+    to be written with `write_trail_nodes` in the same transaction."""
     seqs: list[int] = []
     nodes: list[TrailNode] = []
     for item in items:
         seqs.append(frontier.size)
         nodes.extend(frontier.append(item.leaf_hash))
-    if not items:
-        return seqs, nodes
-    async with cur.copy(
-        "COPY trail_entry (seq, entry_kind, entry_id, event_type, fund_doc_no, project_id, payment_id,"
-        " contract_id, vendor_id, violation_id, region_code, occurred_at, appended_at, leaf_data, leaf_hash,"
-        " trace_id) FROM STDIN"
-    ) as copy:
-        await copy.write(copy_text(
+    if items:
+        await cur.execute(_INSERT_TRAIL_ENTRIES, _columns(
             (seq, it.kind, it.entry_id, it.event_type, it.fund_doc_no, it.project_id, it.payment_id,
              it.contract_id, it.vendor_id, it.violation_id, it.region_code, it.occurred_at, appended_at,
              it.leaf_data, it.leaf_hash, it.trace_id)
@@ -513,29 +518,20 @@ async def write_ledger(cur: psycopg.AsyncCursor[Any], ledger: Ledger) -> None:
 
 
 async def insert_payments(cur: psycopg.AsyncCursor[Any], ledger: Ledger) -> None:
-    """The batch's new payments (COPY; apart from `write_ledger`, whose statements may be pipelined)."""
+    """The batch's new payments (apart from `write_ledger`: a duplicate payment id must fail before
+    any output leaves)."""
     if ledger.new_payments:
-        async with cur.copy(
-            "COPY payment (payment_id, event_id, fund_doc_no, project_id, contract_id, payee_vendor_id, invoice_no,"
-            " amount_fen, region_code, paid_at) FROM STDIN"
-        ) as copy:
-            await copy.write(copy_text(
-                (p.payment_id, p.event_id, p.fund_doc_no, p.project_id, p.contract_id, p.payee_vendor_id,
-                 p.invoice_no, p.amount_fen, p.region_code, p.paid_at)
-                for p in ledger.new_payments
-            ))
+        await cur.execute(_INSERT_PAYMENTS, _columns(
+            (p.payment_id, p.event_id, p.fund_doc_no, p.project_id, p.contract_id, p.payee_vendor_id,
+             p.invoice_no, p.amount_fen, p.region_code, p.paid_at)
+            for p in ledger.new_payments
+        ))
 
 
 async def insert_processed(cur: psycopg.AsyncCursor[Any], rows: Sequence[ProcessedRow]) -> None:
     """Record accepted events; a concurrent duplicate fails the transaction (UniqueViolation)."""
-    if not rows:
-        return
-    async with cur.copy(
-        "COPY processed_event (event_id, sequence, event_type, fund_doc_no, project_id, region_code, level,"
-        " occurred_at, accepted_at, payload, state_after, trace_id, source_partition, source_offset, business_key)"
-        " FROM STDIN"
-    ) as copy:
-        await copy.write(copy_text(
+    if rows:
+        await cur.execute(_INSERT_PROCESSED, _columns(
             (r.event_id, r.sequence, r.event_type, r.fund_doc_no, r.project_id, r.region_code, r.level,
              r.occurred_at, r.accepted_at, r.payload, r.state_after, r.trace_id, r.source_partition,
              r.source_offset, r.business_key)
