@@ -20,6 +20,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -180,14 +181,20 @@ class Tracker:
             conn = self._conns[role] = await pg.connect(self._url)
         return conn
 
-    async def _transaction(self, role: str, work: Callable[[psycopg.AsyncCursor[Any]], Awaitable[T]]) -> T:
-        """Run `work` in one transaction; retry on lost connections, broker errors and concurrent dedup races."""
+    async def _transaction(
+        self, role: str, work: Callable[[psycopg.AsyncCursor[Any]], Awaitable[T]], *, pipelined: bool = False
+    ) -> T:
+        """Run `work` in one transaction; retry on lost connections, broker errors and concurrent dedup races.
+
+        `pipelined`: the transaction runs in pipeline mode, so BEGIN travels with the first
+        statements instead of costing a round trip of its own (`work` must fetch what it reads).
+        """
         delay = 0.2
         unique_failures = 0
         while True:
             try:
                 conn = await self._conn(role)
-                async with conn.transaction(), conn.cursor() as cur:
+                async with conn.pipeline() if pipelined else nullcontext(), conn.transaction(), conn.cursor() as cur:
                     return await work(cur)
             except psycopg.errors.UniqueViolation as exc:
                 # Another replica accepted one of these events first: decide the batch again.
@@ -305,7 +312,7 @@ class Tracker:
             return await self._raw_tx(cur, batch.candidates, batch.rejected, batch.now, batch.spans, frontier_box,
                                       items=batch.items, phases=self.phases)
 
-        result = await self._transaction("raw", work)
+        result = await self._transaction("raw", work, pipelined=True)
         self.phases.lap("commit")
         if frontier_box:
             self._head.adopt(frontier_box[0])

@@ -1,0 +1,134 @@
+"""What a batch does when PostgreSQL refuses one of its writes (real PostgreSQL, real Kafka).
+
+The batch transaction runs in pipeline mode and its writes share round trips, so a refusal surfaces
+at a pipeline sync rather than at the statement. These tests make PostgreSQL refuse with a trigger
+and check that the service still behaves as documented: a unique violation (another replica won
+the race) decides the batch again with nothing sent twice; an event the database refuses is
+dead-lettered alone while the rest of its batch is recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Awaitable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from fundtrail_tracker.adapters.kafka import Headers, Inbound
+from fundtrail_tracker.service import Tracker, TrackerConfig
+from fundtrail_tracker.synthetic import encode, generate, key_of
+
+pytestmark = pytest.mark.integration
+
+BATCH = 12
+
+
+class _AiokafkaSink:
+    """The service's `Sink` over a plain aiokafka producer (the worker's is faust's)."""
+
+    def __init__(self, producer: Any) -> None:
+        self._producer = producer
+
+    async def send(self, topic: str, key: bytes | None, value: bytes, headers: Headers) -> Awaitable[Any]:
+        fut: Awaitable[Any] = await self._producer.send(topic, value=value, key=key, headers=headers)
+        return fut
+
+
+@pytest.fixture
+async def setup(migrated_database_url: str, scenario_factory: Any) -> AsyncIterator[tuple[Any, Tracker, list[Inbound]]]:
+    from aiokafka import AIOKafkaProducer
+
+    scenario = scenario_factory(migrated_database_url)
+    producer = AIOKafkaProducer(bootstrap_servers=scenario.bootstrap, acks="all")
+    await producer.start()
+    tracker = Tracker(migrated_database_url, _AiokafkaSink(producer), config=TrackerConfig(topics=scenario.topics),
+                      signing_key=Ed25519PrivateKey.generate())
+    events = generate(BATCH, seed=3, start=datetime.now(UTC) - timedelta(days=10))
+    messages = [Inbound(scenario.topics.raw, 0, i, key_of(e), encode(e), ()) for i, e in enumerate(events)]
+    try:
+        yield scenario, tracker, messages
+    finally:
+        await tracker.close()
+        await producer.stop()
+
+
+def _sql(url: str, statement: str) -> None:
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://", 1), autocommit=True) as conn:
+        conn.execute(statement)
+
+
+async def test_a_lost_unique_race_decides_the_batch_again_and_sends_nothing_twice(
+    setup: tuple[Any, Tracker, list[Inbound]], kafka_tools: Any
+) -> None:
+    scenario, tracker, messages = setup
+    # The first insert into processed_event fails as if another replica had just recorded the event
+    # (a sequence, not a table, remembers it: the failed transaction's writes are rolled back).
+    _sql(scenario.database_url, """
+        CREATE SEQUENCE race_once;
+        CREATE FUNCTION lose_race_once() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          IF nextval('race_once') = 1 THEN
+            RAISE EXCEPTION 'duplicate key (simulated race)' USING ERRCODE = 'unique_violation';
+          END IF;
+          RETURN NEW;
+        END $$;
+        CREATE TRIGGER lose_race_once BEFORE INSERT ON processed_event
+          FOR EACH STATEMENT EXECUTE FUNCTION lose_race_once();
+    """)
+
+    result = await tracker.handle_raw(messages)
+
+    assert (result.accepted, result.rejected, result.duplicates) == (BATCH, 0, 0)
+    assert scenario.scalar("SELECT nextval('race_once')") == 3  # failed once, then written once
+    assert scenario.scalar("SELECT count(*) FROM processed_event") == BATCH
+    assert scenario.scalar("SELECT count(*) FROM trail_entry") == BATCH
+    enriched = kafka_tools.read_topic(scenario.bootstrap, scenario.topics.enriched)
+    # The outputs leave only after the writes that can race succeeded: each event exactly once.
+    ids = sorted(json.loads(r.value)["event"]["event_id"] for r in enriched)
+    expected = sorted(str(json.loads(m.value)["event_id"]) for m in messages)
+    assert ids == expected
+
+
+async def test_an_event_the_database_refuses_is_dead_lettered_alone(
+    setup: tuple[Any, Tracker, list[Inbound]], kafka_tools: Any
+) -> None:
+    scenario, tracker, messages = setup
+    refused = messages[-1]  # the last event: nothing later in the batch depends on it
+    refused_id = uuid.UUID(json.loads(refused.value)["event_id"])
+    _sql(scenario.database_url, f"""
+        CREATE FUNCTION refuse_one() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          IF NEW.event_id = '{refused_id}' THEN
+            RAISE EXCEPTION 'value out of range (simulated)' USING ERRCODE = 'numeric_value_out_of_range';
+          END IF;
+          RETURN NEW;
+        END $$;
+        CREATE TRIGGER refuse_one BEFORE INSERT ON processed_event FOR EACH ROW EXECUTE FUNCTION refuse_one();
+    """)
+
+    result = await tracker.handle_raw(messages)
+
+    assert (result.accepted, result.rejected) == (BATCH - 1, 1)
+    assert result.rejected_reasons == {"invalid_field": 1}
+    assert scenario.scalar("SELECT count(*) FROM processed_event") == BATCH - 1
+    assert scenario.scalar("SELECT count(*) FROM processed_event WHERE event_id = %s", refused_id) == 0
+    assert scenario.scalar("SELECT count(*) FROM trail_entry") == BATCH - 1
+    dead = kafka_tools.read_topic(scenario.bootstrap, scenario.topics.dead_letters)
+    assert len(dead) == 1
+    letter = json.loads(dead[0].value)
+    assert letter["reason"] == "invalid_field"
+    assert "cannot be stored" in letter["message"]
+    enriched = kafka_tools.read_topic(scenario.bootstrap, scenario.topics.enriched)
+    assert len(enriched) == BATCH - 1
+    assert refused_id not in {uuid.UUID(json.loads(r.value)["event"]["event_id"]) for r in enriched}
+
+    # The connection is usable afterwards: the refused event, once the database accepts it, is recorded.
+    _sql(scenario.database_url, "DROP TRIGGER refuse_one ON processed_event")
+    again = await tracker.handle_raw([refused])
+    assert again.accepted == 1
+    assert scenario.scalar("SELECT count(*) FROM processed_event") == BATCH
