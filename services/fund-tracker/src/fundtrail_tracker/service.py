@@ -569,7 +569,7 @@ class Tracker:
                                rejected_reasons=dict(reasons))
 
         try:
-            result = await self._transaction("trail", work)
+            result = await self._transaction("trail", work, pipelined=True)
         finally:
             for span in spans:
                 span.end()
