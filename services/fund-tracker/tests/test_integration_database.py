@@ -1,10 +1,11 @@
-"""What a batch does when PostgreSQL refuses one of its writes (real PostgreSQL, real Kafka).
+"""The batch transaction against PostgreSQL (real PostgreSQL, real Kafka).
 
-The batch transaction runs in pipeline mode and its writes share round trips, so a refusal surfaces
-at a pipeline sync rather than at the statement. These tests make PostgreSQL refuse with a trigger
-and check that the service still behaves as documented: a unique violation (another replica won
-the race) decides the batch again with nothing sent twice; an event the database refuses is
-dead-lettered alone while the rest of its batch is recorded.
+The transaction runs in pipeline mode and its writes share round trips, so a refusal surfaces at a
+pipeline sync rather than at the statement. Two tests make PostgreSQL refuse with a trigger and
+check that the service still behaves as documented: a unique violation (another replica won the
+race) decides the batch again with nothing sent twice; an event the database refuses is
+dead-lettered alone while the rest of its batch is recorded. A third checks that a batch's lookup
+by a non-unique key does not depend on the table having been analyzed.
 """
 
 from __future__ import annotations
@@ -132,3 +133,21 @@ async def test_an_event_the_database_refuses_is_dead_lettered_alone(
     again = await tracker.handle_raw([refused])
     assert again.accepted == 1
     assert scenario.scalar("SELECT count(*) FROM processed_event") == BATCH
+
+
+def test_invoice_lookups_probe_the_index_before_any_analyze(migrated_database_url: str) -> None:
+    from fundtrail_tracker.adapters.postgres import INVOICE_PAYMENTS_SQL
+
+    with psycopg.connect(migrated_database_url.replace("postgresql+psycopg://", "postgresql://", 1)) as conn:
+        conn.execute("ALTER TABLE payment SET (autovacuum_enabled = off)")  # no statistics, ever
+        conn.execute(
+            "INSERT INTO payment (payment_id, event_id, fund_doc_no, invoice_no, amount_fen, region_code, paid_at)"
+            " SELECT 'P' || i, gen_random_uuid(), 'F', 'INV-' || i, 100, '440703', now()"
+            " FROM generate_series(1, 20000) AS i"
+        )
+        wanted = [f"INV-{i}" for i in range(100, 150)] + ["INV-missing"]
+        plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + INVOICE_PAYMENTS_SQL, (wanted,)).fetchall())
+        rows = conn.execute(INVOICE_PAYMENTS_SQL, (wanted,)).fetchall()
+    assert "Seq Scan on payment" not in plan, plan
+    assert "payment_invoice_no" in plan, plan  # the index on payment.invoice_no
+    assert sorted(r[0] for r in rows) == sorted(wanted[:-1])
