@@ -143,8 +143,8 @@ class ComplianceStore:
         timers = state.timers.drain()
         refs = state.reference.drain()
         added, closed = state.drain_refutables()
-        # The two writes with a row per event (or nearly) are one statement each over arrays: as
-        # many executions as rows cost PostgreSQL more than the rows themselves under light load.
+        # The two writes with a row per event (or nearly) are one statement per batch over arrays,
+        # not one execution per row.
         if processed:
             await cur.execute(
                 "INSERT INTO compliance_processed (event_id, evaluated_at, violations)"

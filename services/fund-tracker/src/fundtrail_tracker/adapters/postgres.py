@@ -1,7 +1,8 @@
 """PostgreSQL adapter: load the slice of the ledger a batch needs, write a batch plan, append the trail.
 
-Every statement is set-based (`= ANY(array)`, `unnest` upserts, COPY), so a batch costs a fixed
-number of round trips whatever its size.
+Every statement is set-based (`= ANY(array)` or `unnest` lookups, `unnest` inserts and upserts) and
+none is COPY, so statements can share pipelines: a batch costs a fixed number of round trips
+whatever its size.
 """
 
 from __future__ import annotations
