@@ -2,7 +2,8 @@
 
 Every statement is set-based (`= ANY(array)` or `unnest` lookups, `unnest` inserts and upserts) and
 none is COPY, so statements can share pipelines: a batch costs a fixed number of round trips
-whatever its size.
+whatever its size. Arrays go in binary (`%b`): psycopg's text array format escapes every quote of
+a JSON state in Python (measured 1.5 ms for 25 states, against 0.08 ms in binary).
 """
 
 from __future__ import annotations
@@ -77,8 +78,7 @@ class ProcessedRow:
 
 def _unnest_insert(table: str, columns: Sequence[tuple[str, str]]) -> str:
     """`INSERT … SELECT FROM unnest(arrays)`: a whole batch in one statement which, unlike COPY, can
-    share a pipeline (one round trip) with the batch's other writes. Arrays go in binary (`%b`),
-    which also skips the quoting a text array literal needs."""
+    share a pipeline (one round trip) with the batch's other writes."""
     arrays = ", ".join("%b::text[]::json[]" if t == "json" else f"%b::{t}[]" for _, t in columns)
     return f"INSERT INTO {table} ({', '.join(name for name, _ in columns)}) SELECT * FROM unnest({arrays})"
 
@@ -112,7 +112,7 @@ _INSERT_PROCESSED = _unnest_insert("processed_event", (
 # batch at 50,000 payments, growing with the table). OFFSET 0 keeps the lateral subquery from being
 # flattened into a hash join with that same scan.
 INVOICE_PAYMENTS_SQL = (
-    "SELECT p.invoice_no, p.payment_id FROM unnest(%s::text[]) AS k(invoice_no) CROSS JOIN LATERAL"
+    "SELECT p.invoice_no, p.payment_id FROM unnest(%b::text[]) AS k(invoice_no) CROSS JOIN LATERAL"
     " (SELECT invoice_no, payment_id FROM payment WHERE invoice_no = k.invoice_no OFFSET 0) AS p"
     " ORDER BY p.payment_id"
 )
@@ -212,7 +212,7 @@ async def write_trail_nodes(cur: psycopg.AsyncCursor[Any], nodes: Sequence[Trail
     """Completed subtree hashes (one statement, so it can share a pipeline with other writes)."""
     if nodes:
         await cur.execute(
-            "INSERT INTO trail_node (level, idx, hash) SELECT * FROM unnest(%s::int[], %s::bigint[], %s::bytea[])",
+            "INSERT INTO trail_node (level, idx, hash) SELECT * FROM unnest(%b::int[], %b::bigint[], %b::bytea[])",
             ([n[0] for n in nodes], [n[1] for n in nodes], [n[2] for n in nodes]),
         )
 
@@ -236,7 +236,7 @@ async def trail_frontier(cur: psycopg.AsyncCursor[Any], size: int) -> CompactRan
     if not ids:
         return CompactRange()
     await cur.execute(
-        "SELECT level, idx, hash FROM trail_node WHERE (level, idx) IN (SELECT * FROM unnest(%s::int[], %s::bigint[]))",
+        "SELECT level, idx, hash FROM trail_node WHERE (level, idx) IN (SELECT * FROM unnest(%b::int[], %b::bigint[]))",
         ([lv for lv, _ in ids], [ix for _, ix in ids]),
     )
     hashes = {(lv, ix): bytes(h) for lv, ix, h in await cur.fetchall()}
@@ -266,7 +266,7 @@ async def request_seen_ids(
 
     return await _request(
         conn,
-        "WITH ids(id) AS (SELECT unnest(%s::uuid[]))"
+        "WITH ids(id) AS (SELECT unnest(%b::uuid[]))"
         " SELECT true, id FROM ids JOIN processed_event p ON p.event_id = ids.id"
         " UNION ALL SELECT false, id FROM ids JOIN parked_event k ON k.event_id = ids.id",
         (wanted,),
@@ -395,7 +395,7 @@ async def request_ledger(conn: psycopg.AsyncConnection[Any], keys: LedgerKeys) -
             conn,
             "SELECT fund_doc_no, level, region_code, received_fen, passed_down_fen, paid_fen, returned_fen,"
             " contracted_fen, first_received_at, last_outflow_at FROM fund_position"
-            " WHERE (fund_doc_no, level, region_code) IN (SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]))",
+            " WHERE (fund_doc_no, level, region_code) IN (SELECT * FROM unnest(%b::text[], %b::text[], %b::text[]))",
             (list(cols[0]), list(cols[1]), list(cols[2])), positions,
         ))
     if keys.projects:
@@ -441,8 +441,8 @@ async def write_ledger(cur: psycopg.AsyncCursor[Any], ledger: Ledger) -> None:
         await cur.execute(
             "INSERT INTO fund (fund_doc_no, title, purpose_category, allocated_fen, deadline, allocated_at,"
             " region_code, provenance)"
-            " SELECT f, t, pc, a, d, at, r, p::jsonb FROM unnest(%s::text[], %s::text[], %s::text[], %s::bigint[],"
-            " %s::date[], %s::timestamptz[], %s::text[], %s::text[]) AS u(f, t, pc, a, d, at, r, p)"
+            " SELECT f, t, pc, a, d, at, r, p::jsonb FROM unnest(%b::text[], %b::text[], %b::text[], %b::bigint[],"
+            " %b::date[], %b::timestamptz[], %b::text[], %b::text[]) AS u(f, t, pc, a, d, at, r, p)"
             " ON CONFLICT (fund_doc_no) DO UPDATE SET title = EXCLUDED.title,"
             " purpose_category = EXCLUDED.purpose_category, allocated_fen = EXCLUDED.allocated_fen,"
             " deadline = EXCLUDED.deadline, allocated_at = EXCLUDED.allocated_at,"
@@ -464,8 +464,8 @@ async def write_ledger(cur: psycopg.AsyncCursor[Any], ledger: Ledger) -> None:
         await cur.execute(
             "INSERT INTO fund_position (fund_doc_no, level, region_code, received_fen, passed_down_fen, paid_fen,"
             " returned_fen, contracted_fen, first_received_at, last_outflow_at)"
-            " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::bigint[], %s::bigint[], %s::bigint[],"
-            " %s::bigint[], %s::bigint[], %s::timestamptz[], %s::timestamptz[])"
+            " SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::bigint[], %b::bigint[], %b::bigint[],"
+            " %b::bigint[], %b::bigint[], %b::timestamptz[], %b::timestamptz[])"
             " ON CONFLICT (fund_doc_no, level, region_code) DO UPDATE SET received_fen = EXCLUDED.received_fen,"
             " passed_down_fen = EXCLUDED.passed_down_fen, paid_fen = EXCLUDED.paid_fen,"
             " returned_fen = EXCLUDED.returned_fen, contracted_fen = EXCLUDED.contracted_fen,"
@@ -482,8 +482,8 @@ async def write_ledger(cur: psycopg.AsyncCursor[Any], ledger: Ledger) -> None:
         prs = [ledger.projects[p] for p in pids]
         await cur.execute(
             "INSERT INTO project (project_id, fund_doc_no, state, region_code, settlement_amount_fen, provenance)"
-            " SELECT p, f, s::jsonb, r, sa, pv::jsonb FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[],"
-            " %s::bigint[], %s::text[]) AS u(p, f, s, r, sa, pv)"
+            " SELECT p, f, s::jsonb, r, sa, pv::jsonb FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[],"
+            " %b::bigint[], %b::text[]) AS u(p, f, s, r, sa, pv)"
             " ON CONFLICT (project_id) DO UPDATE SET fund_doc_no = EXCLUDED.fund_doc_no, state = EXCLUDED.state,"
             " region_code = EXCLUDED.region_code, settlement_amount_fen = EXCLUDED.settlement_amount_fen,"
             " provenance = EXCLUDED.provenance",
@@ -501,7 +501,7 @@ async def write_ledger(cur: psycopg.AsyncCursor[Any], ledger: Ledger) -> None:
         crs = [ledger.contracts[c] for c in cids]
         await cur.execute(
             "INSERT INTO contract (contract_id, project_id, fund_doc_no, vendor_id, state)"
-            " SELECT c, p, f, v, s::jsonb FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[])"
+            " SELECT c, p, f, v, s::jsonb FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[])"
             " AS u(c, p, f, v, s)"
             " ON CONFLICT (contract_id) DO UPDATE SET project_id = EXCLUDED.project_id,"
             " fund_doc_no = EXCLUDED.fund_doc_no, vendor_id = EXCLUDED.vendor_id, state = EXCLUDED.state",
@@ -518,7 +518,7 @@ async def write_ledger(cur: psycopg.AsyncCursor[Any], ledger: Ledger) -> None:
         vs = [ledger.vendors[v] for v in vids]
         await cur.execute(
             "INSERT INTO vendor_stats (vendor_id, awards_count, awarded_fen, paid_fen)"
-            " SELECT * FROM unnest(%s::text[], %s::int[], %s::bigint[], %s::bigint[])"
+            " SELECT * FROM unnest(%b::text[], %b::int[], %b::bigint[], %b::bigint[])"
             " ON CONFLICT (vendor_id) DO UPDATE SET awards_count = EXCLUDED.awards_count,"
             " awarded_fen = EXCLUDED.awarded_fen, paid_fen = EXCLUDED.paid_fen",
             (vids, [v.awards_count for v in vs], [v.awarded_fen for v in vs], [v.paid_fen for v in vs]),
