@@ -21,6 +21,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fundtrail_tracker.adapters.kafka import Headers, Inbound
+from fundtrail_tracker.adapters.postgres import conninfo
 from fundtrail_tracker.service import Tracker, TrackerConfig
 from fundtrail_tracker.synthetic import encode, generate, key_of
 
@@ -58,18 +59,14 @@ async def setup(migrated_database_url: str, scenario_factory: Any) -> AsyncItera
         await producer.stop()
 
 
-def _sql(url: str, statement: str) -> None:
-    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://", 1), autocommit=True) as conn:
-        conn.execute(statement)
-
-
 async def test_a_lost_unique_race_decides_the_batch_again_and_sends_nothing_twice(
     setup: tuple[Any, Tracker, list[Inbound]], kafka_tools: Any
 ) -> None:
     scenario, tracker, messages = setup
     # The first insert into processed_event fails as if another replica had just recorded the event
     # (a sequence, not a table, remembers it: the failed transaction's writes are rolled back).
-    _sql(scenario.database_url, """
+    with scenario.db() as conn:
+        conn.execute("""
         CREATE SEQUENCE race_once;
         CREATE FUNCTION lose_race_once() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
@@ -101,7 +98,8 @@ async def test_an_event_the_database_refuses_is_dead_lettered_alone(
     scenario, tracker, messages = setup
     refused = messages[-1]  # the last event: nothing later in the batch depends on it
     refused_id = uuid.UUID(json.loads(refused.value)["event_id"])
-    _sql(scenario.database_url, f"""
+    with scenario.db() as conn:
+        conn.execute(f"""
         CREATE FUNCTION refuse_one() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
           IF NEW.event_id = '{refused_id}' THEN
@@ -129,7 +127,8 @@ async def test_an_event_the_database_refuses_is_dead_lettered_alone(
     assert refused_id not in {uuid.UUID(json.loads(r.value)["event"]["event_id"]) for r in enriched}
 
     # The connection is usable afterwards: the refused event, once the database accepts it, is recorded.
-    _sql(scenario.database_url, "DROP TRIGGER refuse_one ON processed_event")
+    with scenario.db() as conn:
+        conn.execute("DROP TRIGGER refuse_one ON processed_event")
     again = await tracker.handle_raw([refused])
     assert again.accepted == 1
     assert scenario.scalar("SELECT count(*) FROM processed_event") == BATCH
@@ -138,7 +137,7 @@ async def test_an_event_the_database_refuses_is_dead_lettered_alone(
 def test_invoice_lookups_probe_the_index_before_any_analyze(migrated_database_url: str) -> None:
     from fundtrail_tracker.adapters.postgres import INVOICE_PAYMENTS_SQL
 
-    with psycopg.connect(migrated_database_url.replace("postgresql+psycopg://", "postgresql://", 1)) as conn:
+    with psycopg.connect(conninfo(migrated_database_url)) as conn:
         conn.execute("ALTER TABLE payment SET (autovacuum_enabled = off)")  # no statistics, ever
         conn.execute(
             "INSERT INTO payment (payment_id, event_id, fund_doc_no, invoice_no, amount_fen, region_code, paid_at)"
