@@ -11,7 +11,7 @@ from fundtrail_compliance import scenario as sc
 from fundtrail_compliance.core import cases
 from fundtrail_compliance.core.engine import Engine
 from fundtrail_compliance.core.expr import ExpressionError, compile_expr
-from fundtrail_compliance.core.helpers import days_between
+from fundtrail_compliance.core.helpers import LOCAL_TZ, days_between, local_date, parse_time
 from fundtrail_compliance.core.reference import ReferenceData
 from fundtrail_compliance.core.timers import EventClock, Timer, TimerWheel
 from fundtrail_compliance.core.violations import format_pct, format_yuan, render, violation_id
@@ -170,6 +170,21 @@ def test_templates_and_money_formatting() -> None:
 def test_days_between_uses_china_dates() -> None:
     assert days_between("2026-03-20", "2026-04-10") == 21
     assert days_between("2026-03-01T16:30:00Z", "2026-03-02T15:00:00Z") == 0
+
+
+def test_local_date_matches_the_zone_on_both_sides_of_the_fixed_offset() -> None:
+    # The fast path adds +8 h from 1992 on; 1986-1991 had summer time (+9 h), which only the zone knows.
+    start = datetime(1985, 1, 1, tzinfo=UTC)
+    for hours in range(0, 60 * 365 * 24, 997):
+        at = start + timedelta(hours=hours)
+        assert local_date(at) == at.astimezone(LOCAL_TZ).date(), at
+    assert local_date(datetime(1990, 7, 1, 15, 30, tzinfo=UTC)) == date(1990, 7, 2)  # +9 h that summer
+    assert local_date(datetime(2026, 7, 1, 15, 30, tzinfo=UTC)) == date(2026, 7, 1)
+    assert local_date("2026-07-01T23:30:00+08:00") == date(2026, 7, 1)
+    assert parse_time("2026-07-01T23:30:00+08:00") == datetime(2026, 7, 1, 15, 30, tzinfo=UTC)
+    assert parse_time("2026-07-01T15:30:00Z").tzinfo is UTC
+    with pytest.raises(ValueError, match="no timezone"):
+        parse_time("2026-07-01T15:30:00")
 
 
 def test_expression_string_literals_are_not_rewritten() -> None:

@@ -11,6 +11,7 @@ when its own fund sees no new event. Tests drive the clock by feeding events (or
 
 from __future__ import annotations
 
+import functools
 import heapq
 import uuid
 from collections.abc import Iterable
@@ -26,6 +27,7 @@ def subject_key(fund_doc_no: str, level: str, region_code: str) -> str:
     return f"{fund_doc_no}|{level}|{region_code}"
 
 
+@functools.lru_cache(maxsize=65_536)  # a position's every inflow asks again (uuid5 hashes with SHA-1)
 def timer_id(rule_id: str, subject: str) -> uuid.UUID:
     """One timer per rule and watched position, whatever happens later."""
     return uuid.uuid5(TIMER_NAMESPACE, f"{rule_id}\x1f{subject}")
