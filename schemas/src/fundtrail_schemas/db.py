@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,20 @@ async def connect_worker(database_url: str, application_name: str) -> psycopg.As
     await conn.execute("SET plan_cache_mode = force_custom_plan")
     await conn.commit()
     return conn
+
+
+def unnest_insert(table: str, columns: Sequence[tuple[str, str]]) -> str:
+    """`INSERT … SELECT FROM unnest(arrays)`: a whole batch in one statement which, unlike COPY or
+    executemany (a Bind/Execute and psycopg's per-row work for each row), shares a pipeline with the
+    batch's other writes. Every array goes in binary (`%b`): psycopg's text arrays quote each JSON
+    document in Python. JSON columns take text (already serialized) cast by PostgreSQL."""
+    arrays = ", ".join(f"%b::text[]::{t}[]" if t in ("json", "jsonb") else f"%b::{t}[]" for _, t in columns)
+    return f"INSERT INTO {table} ({', '.join(name for name, _ in columns)}) SELECT * FROM unnest({arrays})"
+
+
+def columns(rows: Iterable[Sequence[Any]]) -> list[list[Any]]:
+    """Rows turned into one list per column (the parameters of an `unnest_insert`)."""
+    return [list(column) for column in zip(*rows, strict=True)]
 
 
 def sync_engine(url: str, **kwargs: object) -> Engine:

@@ -1,6 +1,7 @@
 """PostgreSQL adapter: the dedup table, violations, case history, engine state and rule history.
 
-One transaction per batch; statements are batched with executemany (psycopg pipelines them).
+One transaction per batch, pipelined; a batch's rows go in one statement per table over arrays
+(`unnest_insert`), not one execution per row.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 import psycopg
 from psycopg.types.json import Jsonb
 
-from fundtrail_schemas.db import connect_worker
+from fundtrail_schemas.db import columns, connect_worker, unnest_insert
 from fundtrail_schemas.db import conninfo as conninfo  # re-exported: callers import it from here
 from fundtrail_schemas.events import ViolationRaised
 from fundtrail_schemas.rulepack import Rule
@@ -143,8 +145,6 @@ class ComplianceStore:
         timers = state.timers.drain()
         refs = state.reference.drain()
         added, closed = state.drain_refutables()
-        # The two writes with a row per event (or nearly) are one statement per batch over arrays,
-        # not one execution per row.
         if processed:
             await cur.execute(
                 "INSERT INTO compliance_processed (event_id, evaluated_at, violations)"
@@ -153,47 +153,34 @@ class ComplianceStore:
                 (now, [eid for eid, _ in processed], [n for _, n in processed]),
             )
         if violations:
-            await cur.executemany(_INSERT_VIOLATION, [_violation_row(v, now) for v in violations])
+            await cur.execute(_INSERT_VIOLATIONS, columns(_violation_row(v, now) for v in violations))
         if windows:
-            await cur.execute(
-                "INSERT INTO compliance_window_entry (rule_id, window_key, event_id, at, amount_fen)"
-                " SELECT * FROM unnest(%b::text[], %b::text[], %b::uuid[], %b::timestamptz[], %b::bigint[])"
-                " ON CONFLICT DO NOTHING",
-                (
-                    [rid for rid, _, _ in windows],
-                    [json.dumps(list(key), ensure_ascii=False) for _, key, _ in windows],
-                    [uuid.UUID(e.event_id) for _, _, e in windows],
-                    [e.at for _, _, e in windows],
-                    [e.amount_fen for _, _, e in windows],
-                ),
-            )
-        if timers:
-            await cur.executemany(_UPSERT_TIMER, [_timer_row(t) for t in timers])
+            await cur.execute(_INSERT_WINDOW_ENTRIES, (
+                [rid for rid, _, _ in windows],
+                [json.dumps(list(key), ensure_ascii=False) for _, key, _ in windows],
+                [uuid.UUID(e.event_id) for _, _, e in windows],
+                [e.at for _, _, e in windows],
+                [e.amount_fen for _, _, e in windows],
+            ))
+        if timers:  # drained by id: no timer twice in the statement (ON CONFLICT would refuse it)
+            await cur.execute(_UPSERT_TIMERS, columns(_timer_row(t) for t in timers))
         if refs:
-            await cur.executemany(
-                "INSERT INTO compliance_reference (event_id, kind, vendor_id, occurred_at, record)"
-                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (event_id) DO NOTHING",
-                [(uuid.UUID(str(e["event_id"])), kind, e["vendor_id"], parse_time(e["occurred_at"]), Jsonb(e))
-                 for kind, e in refs],
-            )
+            await cur.execute(_INSERT_REFERENCE, columns(
+                (uuid.UUID(str(e["event_id"])), kind, e["vendor_id"], parse_time(e["occurred_at"]), _json(e))
+                for kind, e in refs
+            ))
         if added:
-            await cur.executemany(
-                "INSERT INTO compliance_refutable (violation_id, rule_ref, fund_doc_no, occurred_at, deadline,"
-                " evidence) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (violation_id) DO NOTHING",
-                [(r.violation_id, r.rule_ref, r.fund_doc_no, r.occurred_at, r.deadline, Jsonb(r.values))
-                 for r in added],
-            )
+            await cur.execute(_INSERT_REFUTABLES, columns(
+                (r.violation_id, r.rule_ref, r.fund_doc_no, r.occurred_at, r.deadline, _json(r.values))
+                for r in added
+            ))
         if closed:
-            await cur.execute("DELETE FROM compliance_refutable WHERE violation_id = ANY(%s)", (closed,))
+            await cur.execute("DELETE FROM compliance_refutable WHERE violation_id = ANY(%b::uuid[])", (closed,))
         clocks = [(f"{PARTITION_CLOCK}{p}", at) for p, at in sorted(state.clock.drain().items())]
         if state.clock.watermark is not None:
             clocks.append((WATERMARK, state.clock.watermark))
         if clocks:
-            await cur.executemany(
-                "INSERT INTO compliance_watermark (name, at) VALUES (%s, %s) ON CONFLICT (name)"
-                " DO UPDATE SET at = GREATEST(compliance_watermark.at, EXCLUDED.at)",
-                clocks,
-            )
+            await cur.execute(_UPSERT_CLOCKS, columns(clocks))
 
     # --- cases --------------------------------------------------------------------------------
 
@@ -297,31 +284,52 @@ class ComplianceStore:
             return [Verdict(*r) for r in await cur.fetchall()]
 
 
-_INSERT_VIOLATION = (
-    "INSERT INTO violation (violation_id, rule_id, rule_version, department, severity, status, triggering_event_id,"
-    " fund_doc_no, project_id, region_code, occurred_at, raised_at, status_changed_at, explanation_zh,"
-    " explanation_en, legal_basis, evidence, payload, trace_id) VALUES (%s, %s, %s, %s, %s, 'raised', %s, %s, %s,"
-    " %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (violation_id) DO NOTHING"
-)
-
-_UPSERT_TIMER = (
-    "INSERT INTO compliance_timer (timer_id, rule_id, rule_ref, subject, fund_doc_no, level, region_code,"
-    " trigger_event_id, started_at, due_at, days, snapshot, trace_id, status) VALUES (%s, %s, %s, %s, %s, %s, %s,"
-    " %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (timer_id) DO UPDATE SET snapshot = EXCLUDED.snapshot,"
+_INSERT_VIOLATIONS = unnest_insert("violation", (
+    ("violation_id", "uuid"), ("rule_id", "text"), ("rule_version", "int"), ("department", "text"),
+    ("severity", "text"), ("status", "text"), ("triggering_event_id", "uuid"), ("fund_doc_no", "text"),
+    ("project_id", "text"), ("region_code", "text"), ("occurred_at", "timestamptz"), ("raised_at", "timestamptz"),
+    ("status_changed_at", "timestamptz"), ("explanation_zh", "text"), ("explanation_en", "text"),
+    ("legal_basis", "text"), ("evidence", "jsonb"), ("payload", "jsonb"), ("trace_id", "text"),
+)) + " ON CONFLICT (violation_id) DO NOTHING"
+_INSERT_WINDOW_ENTRIES = unnest_insert("compliance_window_entry", (
+    ("rule_id", "text"), ("window_key", "text"), ("event_id", "uuid"), ("at", "timestamptz"), ("amount_fen", "bigint"),
+)) + " ON CONFLICT DO NOTHING"
+_UPSERT_TIMERS = unnest_insert("compliance_timer", (
+    ("timer_id", "uuid"), ("rule_id", "text"), ("rule_ref", "text"), ("subject", "text"), ("fund_doc_no", "text"),
+    ("level", "text"), ("region_code", "text"), ("trigger_event_id", "uuid"), ("started_at", "timestamptz"),
+    ("due_at", "timestamptz"), ("days", "int"), ("snapshot", "jsonb"), ("trace_id", "text"), ("status", "text"),
+)) + (
+    " ON CONFLICT (timer_id) DO UPDATE SET snapshot = EXCLUDED.snapshot,"
     " status = CASE WHEN compliance_timer.status = 'fired' THEN 'fired' ELSE EXCLUDED.status END"
 )
+_INSERT_REFERENCE = unnest_insert("compliance_reference", (
+    ("event_id", "uuid"), ("kind", "text"), ("vendor_id", "text"), ("occurred_at", "timestamptz"), ("record", "jsonb"),
+)) + " ON CONFLICT (event_id) DO NOTHING"
+_INSERT_REFUTABLES = unnest_insert("compliance_refutable", (
+    ("violation_id", "uuid"), ("rule_ref", "text"), ("fund_doc_no", "text"), ("occurred_at", "timestamptz"),
+    ("deadline", "timestamptz"), ("evidence", "jsonb"),
+)) + " ON CONFLICT (violation_id) DO NOTHING"
+# A partition's clock and the watermark only move forward, whatever order batches commit in.
+_UPSERT_CLOCKS = unnest_insert("compliance_watermark", (("name", "text"), ("at", "timestamptz"))) + (
+    " ON CONFLICT (name) DO UPDATE SET at = GREATEST(compliance_watermark.at, EXCLUDED.at)"
+)
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
 
 
 def _violation_row(v: ViolationRaised, now: datetime) -> tuple[Any, ...]:
     return (
-        v.violation_id, v.rule_id, v.rule_version, v.department.value, v.severity.value, v.triggering_event_id,
-        v.fund_doc_no, v.project_id, v.region_code, v.occurred_at, now, now, v.explanation_zh, v.explanation_en,
-        v.legal_basis, Jsonb(v.evidence.model_dump(mode="json")), Jsonb(v.model_dump(mode="json")), v.trace_id,
+        v.violation_id, v.rule_id, v.rule_version, v.department.value, v.severity.value, "raised",
+        v.triggering_event_id, v.fund_doc_no, v.project_id, v.region_code, v.occurred_at, now, now,
+        v.explanation_zh, v.explanation_en, v.legal_basis, v.evidence.model_dump_json(), v.model_dump_json(),
+        v.trace_id,
     )
 
 
 def _timer_row(t: Timer) -> tuple[Any, ...]:
     return (
         t.timer_id, t.rule_id, t.rule_ref, t.subject, t.fund_doc_no, t.level, t.region_code, t.trigger_event_id,
-        t.started_at, t.due_at, t.days, Jsonb(t.snapshot), t.trace_id, t.status,
+        t.started_at, t.due_at, t.days, _json(t.snapshot), t.trace_id, t.status,
     )

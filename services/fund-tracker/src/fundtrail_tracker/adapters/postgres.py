@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg.types.json import Jsonb
 
-from fundtrail_schemas.db import connect_worker
+from fundtrail_schemas.db import columns, connect_worker, unnest_insert
 from fundtrail_schemas.db import conninfo as conninfo  # re-exported: callers import it from here
 from fundtrail_schemas.merkle import CompactRange, node_id, range_decomposition
 from fundtrail_schemas.types import Category, Level
@@ -76,30 +76,18 @@ class ProcessedRow:
     business_key: str | None
 
 
-def _unnest_insert(table: str, columns: Sequence[tuple[str, str]]) -> str:
-    """`INSERT … SELECT FROM unnest(arrays)`: a whole batch in one statement which, unlike COPY, can
-    share a pipeline (one round trip) with the batch's other writes."""
-    arrays = ", ".join("%b::text[]::json[]" if t == "json" else f"%b::{t}[]" for _, t in columns)
-    return f"INSERT INTO {table} ({', '.join(name for name, _ in columns)}) SELECT * FROM unnest({arrays})"
-
-
-def _columns(rows: Iterable[Sequence[Any]]) -> list[list[Any]]:
-    """Rows turned into one list per column (the parameters of an `_unnest_insert`)."""
-    return [list(column) for column in zip(*rows, strict=True)]
-
-
-_INSERT_TRAIL_ENTRIES = _unnest_insert("trail_entry", (
+_INSERT_TRAIL_ENTRIES = unnest_insert("trail_entry", (
     ("seq", "bigint"), ("entry_kind", "text"), ("entry_id", "uuid"), ("event_type", "text"),
     ("fund_doc_no", "text"), ("project_id", "text"), ("payment_id", "text"), ("contract_id", "text"),
     ("vendor_id", "text"), ("violation_id", "uuid"), ("region_code", "text"), ("occurred_at", "timestamptz"),
     ("appended_at", "timestamptz"), ("leaf_data", "bytea"), ("leaf_hash", "bytea"), ("trace_id", "text"),
 ))
-_INSERT_PAYMENTS = _unnest_insert("payment", (
+_INSERT_PAYMENTS = unnest_insert("payment", (
     ("payment_id", "text"), ("event_id", "uuid"), ("fund_doc_no", "text"), ("project_id", "text"),
     ("contract_id", "text"), ("payee_vendor_id", "text"), ("invoice_no", "text"), ("amount_fen", "bigint"),
     ("region_code", "text"), ("paid_at", "timestamptz"),
 ))
-_INSERT_PROCESSED = _unnest_insert("processed_event", (
+_INSERT_PROCESSED = unnest_insert("processed_event", (
     ("event_id", "uuid"), ("sequence", "bigint"), ("event_type", "text"), ("fund_doc_no", "text"),
     ("project_id", "text"), ("region_code", "text"), ("level", "text"), ("occurred_at", "timestamptz"),
     ("accepted_at", "timestamptz"), ("payload", "json"), ("state_after", "json"), ("trace_id", "text"),
@@ -199,7 +187,7 @@ async def append_trail_entries(
         seqs.append(frontier.size)
         nodes.extend(frontier.append(item.leaf_hash))
     if items:
-        await cur.execute(_INSERT_TRAIL_ENTRIES, _columns(
+        await cur.execute(_INSERT_TRAIL_ENTRIES, columns(
             (seq, it.kind, it.entry_id, it.event_type, it.fund_doc_no, it.project_id, it.payment_id,
              it.contract_id, it.vendor_id, it.violation_id, it.region_code, it.occurred_at, appended_at,
              it.leaf_data, it.leaf_hash, it.trace_id)
@@ -529,7 +517,7 @@ async def insert_payments(cur: psycopg.AsyncCursor[Any], ledger: Ledger) -> None
     """The batch's new payments (apart from `write_ledger`: a duplicate payment id must fail before
     any output leaves)."""
     if ledger.new_payments:
-        await cur.execute(_INSERT_PAYMENTS, _columns(
+        await cur.execute(_INSERT_PAYMENTS, columns(
             (p.payment_id, p.event_id, p.fund_doc_no, p.project_id, p.contract_id, p.payee_vendor_id,
              p.invoice_no, p.amount_fen, p.region_code, p.paid_at)
             for p in ledger.new_payments
@@ -539,7 +527,7 @@ async def insert_payments(cur: psycopg.AsyncCursor[Any], ledger: Ledger) -> None
 async def insert_processed(cur: psycopg.AsyncCursor[Any], rows: Sequence[ProcessedRow]) -> None:
     """Record accepted events; a concurrent duplicate fails the transaction (UniqueViolation)."""
     if rows:
-        await cur.execute(_INSERT_PROCESSED, _columns(
+        await cur.execute(_INSERT_PROCESSED, columns(
             (r.event_id, r.sequence, r.event_type, r.fund_doc_no, r.project_id, r.region_code, r.level,
              r.occurred_at, r.accepted_at, r.payload, r.state_after, r.trace_id, r.source_partition,
              r.source_offset, r.business_key)

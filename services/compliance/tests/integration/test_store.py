@@ -1,0 +1,110 @@
+"""The store against real PostgreSQL: a batch's state written in one statement per table comes back
+whole after a restart, and the upserts keep their rules (a fired timer stays fired, a clock never
+moves back)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+
+from fundtrail_compliance import scenario as sc
+from fundtrail_compliance.adapters.postgres import ComplianceStore, conninfo
+from fundtrail_compliance.core.engine import Engine, EngineState
+from fundtrail_compliance.core.evaluator import PackSet
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
+
+
+def _batch(engine: Engine) -> tuple[list[tuple[uuid.UUID, int]], list]:
+    """Golden events that leave every kind of state: reference data, a timer, window entries, a
+    refutable violation (a payment without contract) and a plain one."""
+    g = sc.golden()
+    pay = sc.variant(g["PaymentDisbursed"], 1, handler_id=g["PaymentDisbursed"]["approver_id"])
+    before, _ = sc.normal_states(pay)
+    docs = [
+        sc.enriched(g["VendorRegistered"]),
+        sc.enriched(g["FundTransferred"]),
+        sc.enriched(g["ProcurementAwarded"]),
+        sc.enriched(pay, before={**before, "contract": None}),
+    ]
+    processed, violations = [], []
+    for n, doc in enumerate(docs):
+        out = engine.process(doc, partition=n % 2)
+        violations += out.violations
+        processed.append((uuid.UUID(doc["event"]["event_id"]), len(out.violations)))
+    return processed, violations
+
+
+async def _write(url: str, processed, violations, state: EngineState) -> None:
+    store = ComplianceStore(url)
+    try:
+        async with store.pipelined_transaction() as (cur, _):
+            await store.write_batch(cur, processed, violations, state, NOW)
+    finally:
+        await store.close()
+
+
+async def _load(url: str) -> EngineState:
+    state = EngineState()
+    store = ComplianceStore(url)
+    try:
+        await store.load_state(state)
+    finally:
+        await store.close()
+    return state
+
+
+async def test_a_batch_written_as_arrays_comes_back_after_a_restart(packs: PackSet, migrated_database_url: str) -> None:
+    url = migrated_database_url
+    engine = Engine(packs)
+    processed, violations = _batch(engine)
+    st = engine.state
+    assert st.timers.pending and st.windows.entries and st.refutables and len(violations) >= 2
+    await _write(url, processed, violations, st)
+
+    loaded = await _load(url)
+    assert {tid: (t.due_at, t.snapshot, t.status) for tid, t in loaded.timers.pending.items()} == {
+        tid: (t.due_at, t.snapshot, t.status) for tid, t in st.timers.pending.items()
+    }
+    assert {k: dict(b.ids) for k, b in loaded.windows.entries.items()} == {
+        k: dict(b.ids) for k, b in st.windows.entries.items()
+    }
+    assert {f: set(b) for f, b in loaded.refutables.items()} == {f: set(b) for f, b in st.refutables.items()}
+    vendor = sc.golden()["VendorRegistered"]["vendor_id"]
+    on = NOW.date()
+    assert loaded.reference.vendor_view(vendor, on) == st.reference.vendor_view(vendor, on)
+    assert loaded.clock.watermark == st.clock.watermark
+
+    with psycopg.connect(conninfo(url)) as conn:
+        rows = conn.execute("SELECT violation_id, status, payload, evidence FROM violation").fetchall()
+        assert {r[0]: (r[1], r[2], r[3]) for r in rows} == {
+            v.violation_id: ("raised", v.model_dump(mode="json"), v.evidence.model_dump(mode="json"))
+            for v in violations
+        }
+        assert dict(conn.execute("SELECT event_id, violations FROM compliance_processed").fetchall()) == dict(processed)
+
+    # The timer fires; a stale copy of it written later as pending (an older batch retried) stays fired.
+    later = st.clock.watermark + timedelta(days=400)
+    for partition in (0, 1):  # the watermark is the slowest partition's clock
+        engine.advance(later, partition)
+    fired = dict(st.timers.dirty)  # written by the next batch
+    assert fired and {t.status for t in fired.values()} == {"fired"}
+    await _write(url, [], [], st)
+    stale = EngineState()
+    for t in fired.values():
+        stale.timers.schedule(t.__class__(**{**t.__dict__, "status": "pending", "snapshot": {"stale": True}}))
+    stale.clock.observe(datetime(2020, 1, 1, tzinfo=UTC), partition=0)  # a clock behind the stored one
+    await _write(url, [], [], stale)
+    with psycopg.connect(conninfo(url)) as conn:
+        timers = conn.execute("SELECT timer_id, status, snapshot FROM compliance_timer").fetchall()
+        assert {r[0]: r[1] for r in timers} == {tid: "fired" for tid in fired}
+        assert all(r[2] == {"stale": True} for r in timers)  # the snapshot is the latest written
+        clocks = dict(conn.execute("SELECT name, at FROM compliance_watermark").fetchall())
+    assert clocks["event_time"] == st.clock.watermark
+    assert clocks["partition/0"] > datetime(2020, 1, 1, tzinfo=UTC)
+    assert (await _load(url)).timers.pending == {}
