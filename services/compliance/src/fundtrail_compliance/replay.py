@@ -141,7 +141,7 @@ def evaluate(
                 continue
             res.events += 1
             try:
-                outcome = engine.process(doc, plain_results=plain)
+                outcome = engine.process(doc, plain_results=plain, raw=value)
             except (KeyError, TypeError, ValueError):
                 res.undecodable += 1
                 continue

@@ -281,7 +281,7 @@ class ComplianceService:
             carry = trace_headers(inb.headers)
             t0 = time.perf_counter()
             try:
-                outcome = self.engine.process(doc, inb.partition)
+                outcome = self.engine.process(doc, inb.partition, raw=inb.value)
             except (KeyError, TypeError, ValueError, AttributeError, ValidationError) as exc:
                 # A document the engine cannot read: dead-letter it, count it processed, go on.
                 log.warning("enriched event %s cannot be evaluated: %r", eid, exc)

@@ -6,9 +6,13 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import orjson
+import pytest
+
 from fundtrail_compliance import scenario as sc
 from fundtrail_compliance.core.engine import Engine, EngineState
 from fundtrail_compliance.core.helpers import parse_time
+from fundtrail_compliance.core.reference import event_vendor
 from fundtrail_compliance.core.timers import EventClock
 
 G = sc.golden()
@@ -165,6 +169,35 @@ def test_a_debarment_read_after_the_award_judges_it_as_if_read_first(packs: Any)
     assert [v.model_dump() for v in late] == [v.model_dump() for v in expected]
     # Judged once: more reference data about the vendor raises nothing again.
     assert bulk.process(reference("VendorRegistered", 2)).violations == []
+
+
+@pytest.mark.parametrize("event_type", ["ProcurementAwarded", "ContractSigned", "PaymentDisbursed"])
+@pytest.mark.parametrize("keep", ["record", "document"])
+def test_every_event_a_reference_rule_judges_is_judged_again_when_the_debarment_is_read_late(
+    packs: Any, event_type: str, keep: str
+) -> None:
+    judged = sc.enriched(sc.variant(G[event_type], 1))
+    assert event_vendor(judged["event"]) == VENDOR
+    debarment = reference("VendorDebarred", 1)
+    ordered = Engine(packs)
+    ordered.process(debarment)
+    expected = [v for v in ordered.process(judged).violations if v.rule_id == "discipline.debarred_vendor"]
+    assert len(expected) == 1
+    bulk = Engine(packs)
+    raw = orjson.dumps(judged) if keep == "record" else None
+    assert "discipline.debarred_vendor" not in {v.rule_id for v in bulk.process(judged, raw=raw).violations}
+    (day,) = bulk.state.judged[VENDOR].values()
+    assert isinstance(day.events[judged["event"]["event_id"]].doc, bytes if raw else dict)
+    late = [v for v in bulk.process(debarment).violations if v.rule_id == "discipline.debarred_vendor"]
+    assert [v.model_dump() for v in late] == [v.model_dump() for v in expected]
+
+
+def test_a_relation_declared_late_is_found_for_a_payment(engine: Engine) -> None:
+    pay = sc.enriched(sc.variant(G["PaymentDisbursed"], 1))
+    engine.process(pay, raw=orjson.dumps(pay))
+    out = engine.process(reference("RelationDeclared", 1, official_id=pay["event"]["approver_id"]))
+    assert [v.rule_id for v in out.violations] == ["inspection.related_vendor"]
+    assert str(out.violations[0].triggering_event_id) == pay["event"]["event_id"]
 
 
 def test_a_relation_declared_late_is_found(engine: Engine) -> None:

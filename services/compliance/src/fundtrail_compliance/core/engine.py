@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
+import orjson
+
 from fundtrail_schemas.events import ViolationRaised, ViolationResolved
 
 from .evaluator import (
@@ -39,10 +41,6 @@ from .violations import build_resolution, build_violation, jsonable, violation_i
 from .windows import WindowEntry, Windows
 
 TIMER_BUREAU = "fundtrail-compliance"
-# Events kept to be judged again when their vendor's reference data arrives late: awards, whose
-# vendor registry, debarment and relations travel on other partitions. (Payments are many more: kept
-# too, they would cost a large share of evaluation time and memory for the grace period.)
-REJUDGED_TYPES = frozenset({"ProcurementAwarded"})
 _SWEEP_EVERY = timedelta(days=1)
 # Positions whose newest state is remembered (funds x levels x regions; a year has a few thousand).
 MAX_POSITIONS = 200_000
@@ -66,8 +64,13 @@ class Judged:
     """An event some rule judged against the reference data of its vendor, and what it raised."""
 
     at: datetime
-    doc: Mapping[str, Any]
+    # The record as read when the caller has it: ~3 KB kept for the grace period where the parsed
+    # document would hold several times that (payments are most events); parsed again if re-judged.
+    doc: Mapping[str, Any] | bytes
     raised: set[uuid.UUID]
+
+    def document(self) -> Mapping[str, Any]:
+        return orjson.loads(self.doc) if isinstance(self.doc, bytes) else self.doc
 
 
 @dataclass
@@ -170,12 +173,15 @@ class Engine:
 
     # --- one event ----------------------------------------------------------------------------
 
-    def process(self, doc: Mapping[str, Any], partition: int = 0, plain_results: Any = COMPUTE) -> Outcome:
+    def process(
+        self, doc: Mapping[str, Any], partition: int = 0, plain_results: Any = COMPUTE, raw: bytes | None = None
+    ) -> Outcome:
         """Evaluate one enriched event (read from `partition`); update state; return what to publish.
 
         `plain_results` are the event's plain-condition results computed ahead by `PlainConditions`
         (a replay's reader process): empty when none fired, None when one failed (run here, one by
-        one, to say which); by default they are computed here.
+        one, to say which); by default they are computed here. `raw`, the record `doc` was decoded
+        from, is what is kept when the event may be judged again (see `Judged`).
         """
         out = Outcome()
         ev = doc["event"]
@@ -198,7 +204,7 @@ class Engine:
         if idx is not None:
             selected = idx.effective(on)
             if selected.plain or selected.windowed:
-                self._evaluate(doc, roots, idx, selected, at, on, out, plain_results)
+                self._evaluate(doc, roots, idx, selected, at, on, out, plain_results, raw)
         sequence = int(doc.get("sequence") or 0)
         after = doc.get("after") or {}
         newest: list[tuple[str, dict[str, Any]]] = []
@@ -249,6 +255,7 @@ class Engine:
         on: date,
         out: Outcome,
         plain_results: Any,
+        raw: bytes | None,
     ) -> None:
         ev = roots["event"]
         vendor = None
@@ -284,14 +291,18 @@ class Engine:
                     out.violations.append(self._violation(rule, doc, {**roots, "window": window_root}, at))
             except EvaluationError as exc:
                 out.errors.append(exc)
-        if vendor is not None and selected.reads_ref and et in REJUDGED_TYPES:
+        # Kept to be judged again when the vendor's registry, debarment or relations (other
+        # partitions) are read late: every event a reference-reading rule judged.
+        if vendor is not None and selected.reads_ref:
             view = roots["ref"]["vendor"]
             days = self.state.judged.setdefault(vendor, {})
             day = days.get(on)
             if day is None:
                 day = days[on] = JudgedDay(view)
             day.view = view
-            day.events[str(ev["event_id"])] = Judged(at, doc, {v.violation_id for v in out.violations[first:]})
+            day.events[str(ev["event_id"])] = Judged(
+                at, doc if raw is None else raw, {v.violation_id for v in out.violations[first:]}
+            )
 
     def _plain_context(self, et: str, idx: TypeIndex, roots: Mapping[str, Any]) -> Any:
         return live_context(self._live, et, idx.leaves, idx.functions).bind(roots)
@@ -308,11 +319,14 @@ class Engine:
             if all(old.get(f) == view.get(f) for f in self.packs.ref_fields):
                 continue
             for eid, j in day.events.items():
-                idx = self.packs.by_type.get(j.doc["event"]["event_type"])
-                if idx is None or (horizon is not None and j.at < horizon):
+                if horizon is not None and j.at < horizon:
                     continue  # past the grace period (the daily sweep has not dropped it yet)
+                doc = j.document()
+                idx = self.packs.by_type.get(doc["event"]["event_type"])
+                if idx is None:
+                    continue
                 roots: dict[str, Any] = {
-                    "event": j.doc["event"], "before": j.doc.get("before"), "after": j.doc.get("after"),
+                    "event": doc["event"], "before": doc.get("before"), "after": doc.get("after"),
                     "ref": {"vendor": view},
                 }
                 for rule in idx.effective(on).reads_ref:
@@ -322,7 +336,7 @@ class Engine:
                     try:
                         ctx = build_context(rule.condition.leaves, roots, rule.condition.functions)
                         if run_condition(rule.condition, ctx, rule.ref):
-                            out.violations.append(self._violation(rule, j.doc, roots, j.at))
+                            out.violations.append(self._violation(rule, doc, roots, j.at))
                             j.raised.add(vid)
                     except EvaluationError as exc:
                         out.errors.append(exc)
