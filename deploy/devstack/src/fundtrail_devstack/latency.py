@@ -173,6 +173,8 @@ async def _sse_listener(
                 data = json.loads(line[5:])
                 arrivals.setdefault(data["triggering_event_id"], time.monotonic())
                 arrivals.setdefault("v:" + data["triggering_event_id"], data["violation_id"])
+                # When fund-tracker's batch accepted the event (its wall clock, same machine).
+                arrivals.setdefault("t:" + data["triggering_event_id"], data["published_at"])
 
 
 def _tree(pid: int) -> list[int]:
@@ -271,6 +273,7 @@ def run_latency(
         producer.send(RAW_EVENTS, key=event_key(ev), value=ev.model_dump_json().encode())
     producer.flush()
     sent_at: dict[str, float] = {}
+    sent_wall: dict[str, float] = {}
     total = rate * seconds
     # Encoded up front: the harness shares the machine's two cores with the system it measures.
     prepared = []
@@ -291,6 +294,7 @@ def run_latency(
             time.sleep(delay)
         if i % VIOLATION_EVERY == 0:
             sent_at[event_id] = time.monotonic()
+            sent_wall[event_id] = time.time()
         producer.send(RAW_EVENTS, key=key, value=value, headers=inject_headers())
     producer.flush()
     publish_seconds = time.monotonic() - t0
@@ -302,6 +306,14 @@ def run_latency(
     producer.close()
     latencies = sorted((arrivals[e] - s) * 1000 for e, s in sent_at.items() if e in arrivals)
     poll = _poll_visibility(stack, token, arrivals, sent_at, poll_sample)
+    # Where the time goes: publish → fund-tracker's batch start (linger, broker, fetch, the batch
+    # before it) and from there → the SSE client (the tracker's batch, compliance, the gateway).
+    to_tracker, from_tracker = [], []
+    for e, s in sent_at.items():
+        if e in arrivals:
+            accepted = datetime.fromisoformat(arrivals["t:" + e]).timestamp()
+            to_tracker.append((accepted - sent_wall[e]) * 1000)
+            from_tracker.append((arrivals[e] - s) * 1000 - to_tracker[-1])
     return {
         "rate_per_s": rate,
         "seconds": seconds,
@@ -309,12 +321,21 @@ def run_latency(
         "achieved_publish_rate": round(total / publish_seconds, 1),
         "violations_expected": len(sent_at),
         "violations_seen_sse": len(latencies),
-        "sse_p50_ms": round(statistics.median(latencies), 1) if latencies else None,
-        "sse_p99_ms": round(latencies[int(len(latencies) * 0.99) - 1], 1) if latencies else None,
+        **_percentiles("sse", latencies),
         "sse_max_ms": round(latencies[-1], 1) if latencies else None,
+        **_percentiles("publish_to_tracker", to_tracker),
+        **_percentiles("tracker_to_sse", from_tracker),
         **poll,
         "cpu_cores_used": cpu["cores_used"],
         "machine_busy_pct": cpu["machine_busy_pct"],
+    }
+
+
+def _percentiles(name: str, values: list[float]) -> dict[str, float | None]:
+    values = sorted(values)
+    return {
+        f"{name}_p50_ms": round(statistics.median(values), 1) if values else None,
+        f"{name}_p99_ms": round(values[int(len(values) * 0.99) - 1], 1) if values else None,
     }
 
 
