@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import uuid
 from dataclasses import asdict
@@ -192,6 +193,33 @@ def test_unknown_project_is_not_parked() -> None:
     assert len(p.accepted) == 2
     after = p.accepted[1].transition.after
     assert after.project is not None and not after.project.approved
+
+
+def test_an_event_parked_and_redelivered_is_released_once() -> None:
+    # Parked by an earlier batch, redelivered (the offset was not committed) into the batch that
+    # brings its allocation: it waits here and comes back from the database too.
+    back = cand(TRANSFER, 9, parked_at=NOW - timedelta(minutes=5))
+    p = plan([cand(TRANSFER), cand(ALLOC, 1)], Snapshot(Ledger(), parked={TRANSFER.event_id}),
+             released={FUND: [back]})
+    assert [a.candidate.event_id for a in p.accepted] == [ALLOC.event_id, TRANSFER.event_id]
+    assert p.duplicates == 1 and p.unpark == [TRANSFER.event_id]
+
+
+def test_a_decided_batch_is_freed_by_reference_counting_alone() -> None:
+    # Reference cycles in the plan would keep every batch alive until the cyclic collector walks
+    # them: pauses of tens of milliseconds in the worker (see plan_batch).
+    cands = [cand(TRANSFER), cand(APPROVAL, 1), cand(ALLOC, 2), cand(PAYMENT_EV, 3)]
+    gc.collect()
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        p = plan(cands)
+        assert len(p.accepted) == 4
+        del p
+        assert gc.collect() == 0
+    finally:
+        if was:
+            gc.enable()
 
 
 @settings(max_examples=100, deadline=None)

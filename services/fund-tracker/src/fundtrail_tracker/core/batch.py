@@ -128,13 +128,15 @@ def plan_batch(
             unparked.add(eid)
             plan.unpark.append(eid)
 
-    def handle(c: Candidate) -> None:
+    def handle(c: Candidate) -> list[Candidate]:
+        """Decide one event; what an allocation releases (the events waiting for its fund) is
+        returned, to be decided right after it."""
         eid = c.event_id
         if eid in seen or eid in snapshot.processed:
             plan.duplicates += 1
             if eid in snapshot.processed:
                 settle_parking(eid)
-            return
+            return []
         seen.add(eid)
         ev = c.valid.event
         bk = business_key(ev)
@@ -143,27 +145,46 @@ def plan_batch(
             if owner is not None and owner != eid:
                 plan.rejected.append(Rejected(c.source, duplicate_fact(ev, bk[1], owner), eid))
                 settle_parking(eid)
-                return
+                return []
         fund = needs_fund(c)
         if fund is not None and not ledger.fund_known(fund):
             waiting[fund].append(c)
-            return
+            return []
         if bk is not None:
             keys[bk[0]] = eid
         plan.accepted.append(Accepted(c, ledger.apply(ev), bk[0] if bk else None))
         settle_parking(eid)
         if isinstance(ev, FundAllocated):
+            released: dict[uuid.UUID, Candidate] = {}
+            # An event parked earlier and redelivered into this batch waits twice: decided once.
             for w in waiting.pop(ev.fund_doc_no, []) + from_db.pop(ev.fund_doc_no, []):
-                seen.discard(w.event_id)
-                handle(w)
+                if w.event_id in released:
+                    plan.duplicates += 1
+                else:
+                    released[w.event_id] = w
+            return list(released.values())
+        return []
+
+    def decide(c: Candidate) -> None:
+        # Depth-first, as a recursion would, but without one: a nested function calling itself is a
+        # reference cycle (function -> closure cell -> function) holding the whole batch (its events,
+        # transitions, ledger) until the cyclic collector walks it: 30-65 ms pauses at 1,000 events/s.
+        stack = [iter(handle(c))]
+        while stack:
+            w = next(stack[-1], None)
+            if w is None:
+                stack.pop()
+                continue
+            seen.discard(w.event_id)
+            stack.append(iter(handle(w)))
 
     for c in candidates:
-        handle(c)
+        decide(c)
     # Parked events loaded for an allocation that turned out to be a duplicate: the fund may be
     # known already (then they go through now), otherwise they wait on.
     for parked_from_db in list(from_db.values()):
         for c in parked_from_db:
-            handle(c)
+            decide(c)
     from_db.clear()
 
     for fund, cs in waiting.items():
