@@ -51,6 +51,21 @@ def bound_shutdown(worker: Any, seconds: float) -> Any:
     return worker
 
 
+def use_uvloop() -> None:
+    """Run on uvloop when it is installed: the workers are asyncio-bound (faust schedules several
+    callbacks per record; psycopg and aiokafka each make a socket write per request).
+
+    Must run before the faust app is built: the app takes the event loop current then, and the
+    worker runs the app's loop (called afterwards, this silently kept asyncio's own loop).
+    """
+    try:
+        import uvloop
+    except ImportError:
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    asyncio.set_event_loop(asyncio.new_event_loop())
+
+
 def tune_gc() -> None:
     """Keep the cyclic collector off the long-lived heap (the app, packs, windows, timers, ledger caches).
 

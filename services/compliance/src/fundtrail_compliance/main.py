@@ -15,7 +15,7 @@ def run_worker() -> None:
     from fundtrail_schemas.db import upgrade
     from fundtrail_schemas.kafka_admin import ensure_topics
     from fundtrail_schemas.telemetry import setup_tracing
-    from fundtrail_schemas.worker import bound_shutdown, tune_gc
+    from fundtrail_schemas.worker import bound_shutdown, tune_gc, use_uvloop
 
     from .adapters.metrics import Metrics
     from .app import build_app
@@ -32,6 +32,7 @@ def run_worker() -> None:
         start_http_server(settings.metrics_port, addr="127.0.0.1")
         log.info("metrics on http://127.0.0.1:%d/metrics", settings.metrics_port)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    use_uvloop()  # before the app: it keeps the loop current when it is built
     app = build_app(settings, metrics)
     tune_gc()
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)

@@ -110,9 +110,9 @@ def _faust_passthrough_main(bootstrap: str, source: str, target: str, n: int, ba
     """Child process: the worker's faust set-up (noack_take, ack, produce, await acks) doing no work."""
     import faust
 
-    from .main import fast_event_loop
+    from fundtrail_schemas.worker import use_uvloop
 
-    fast_event_loop()
+    use_uvloop()
     app = faust.App(
         f"{source}-faust-passthrough", broker=[f"kafka://{h}" for h in bootstrap.split(",")],
         key_serializer="raw", value_serializer="raw", web_enabled=False, topic_disable_leader=True,
