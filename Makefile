@@ -50,8 +50,8 @@ fmt: install ## Fix what ruff can fix
 schemas: install ## Export JSON Schema files and golden examples from the models
 	$(RUN) fundtrail schemas
 
-migration: install ## Regenerate the initial alembic revision from the models (pre-release only)
-	$(RUN) fundtrail-devstack migration
+migration: install ## Generate the next alembic revision from the models: make migration MESSAGE="..."
+	$(RUN) fundtrail-devstack migration "$(MESSAGE)"
 
 manifests: install ## Regenerate deploy/k8s topic resources from the topic registry
 	$(RUN) python deploy/k8s/gen_topics.py

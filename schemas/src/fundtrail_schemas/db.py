@@ -45,9 +45,30 @@ def unnest_insert(table: str, columns: Sequence[tuple[str, str]]) -> str:
     """`INSERT … SELECT FROM unnest(arrays)`: a whole batch in one statement which, unlike COPY or
     executemany (a Bind/Execute and psycopg's per-row work for each row), shares a pipeline with the
     batch's other writes. Every array goes in binary (`%b`): psycopg's text arrays quote each JSON
-    document in Python. JSON columns take text (already serialized) cast by PostgreSQL."""
-    arrays = ", ".join(f"%b::text[]::{t}[]" if t in ("json", "jsonb") else f"%b::{t}[]" for _, t in columns)
-    return f"INSERT INTO {table} ({', '.join(name for name, _ in columns)}) SELECT * FROM unnest({arrays})"
+    document in Python. JSON columns take text (already serialized) cast by PostgreSQL; so do array
+    columns (`uuid[]`: each row's array as its literal, see `array_literal`), because unnest would
+    flatten an array of arrays."""
+    arrays, picks = [], []
+    for n, (_, t) in enumerate(columns):
+        if t in ("json", "jsonb"):
+            arrays.append(f"%b::text[]::{t}[]")
+            picks.append(f"c{n}")
+        elif t.endswith("[]"):
+            arrays.append("%b::text[]")
+            picks.append(f"c{n}::{t}")
+        else:
+            arrays.append(f"%b::{t}[]")
+            picks.append(f"c{n}")
+    names = ", ".join(f"c{n}" for n in range(len(columns)))
+    return (
+        f"INSERT INTO {table} ({', '.join(name for name, _ in columns)})"
+        f" SELECT {', '.join(picks)} FROM unnest({', '.join(arrays)}) AS u({names})"
+    )
+
+
+def array_literal(values: Iterable[Any]) -> str:
+    """A PostgreSQL array literal of values whose text needs no quoting (uuids, numbers)."""
+    return "{" + ",".join(str(v) for v in values) + "}"
 
 
 def columns(rows: Iterable[Sequence[Any]]) -> list[list[Any]]:

@@ -200,12 +200,12 @@ def kafka_jars(home: HomeOpt = None) -> None:
 
 
 @app.command("migration")
-def migration() -> None:
-    """Regenerate the initial alembic revision from the models (pre-release only)."""
-    from .migration import regenerate_initial_revision
+def migration(message: str = typer.Argument(..., help="What the revision changes (its file name)")) -> None:
+    """Generate the next alembic revision from what the models add to the current head."""
+    from .migration import new_revision
 
-    path = _guard(regenerate_initial_revision)
-    console.print(f"wrote {path}")
+    path = _guard(lambda: new_revision(message))
+    console.print(f"wrote {path}; read it before committing (autogenerate misses renames)")
 
 
 @app.command("run")

@@ -1,11 +1,12 @@
-"""Regenerate the single initial alembic revision from the SQLModel tables (pre-release only).
+"""Generate the next alembic revision from the SQLModel tables.
 
-Until the first release the schema has one revision; it is rebuilt from the models against a
-throw-away PostgreSQL so that autogenerate sees an empty database.
+Autogenerate compares the models with a database at the current head, so the existing revisions
+are applied to a throw-away PostgreSQL first; the new revision must then apply cleanly on top.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 from pathlib import Path
 
@@ -13,28 +14,31 @@ from alembic import command
 
 from .testing import remove_tree, start_test_postgres, world_traversable_tmpdir
 
-INITIAL_REV = "0001"
+
+def next_revision_id(versions: Path) -> str:
+    """Revisions are numbered 0001, 0002, ... (the file names start with the number)."""
+    numbers = [int(m.group(1)) for p in versions.glob("*.py") if (m := re.match(r"(\d{4})_", p.name))]
+    return f"{max(numbers, default=0) + 1:04d}"
 
 
-def regenerate_initial_revision() -> Path:
-    """Rewrite migrations/versions/0001_initial.py from the current models; return its path."""
+def new_revision(message: str) -> Path:
+    """Write migrations/versions/NNNN_<message>.py for what the models add; return its path."""
     from fundtrail_schemas.db import MIGRATIONS_DIR, alembic_config, upgrade
 
     versions = MIGRATIONS_DIR / "versions"
     versions.mkdir(exist_ok=True)
-    for old in versions.glob(f"{INITIAL_REV}_*.py"):
-        old.unlink()
+    rev = next_revision_id(versions)
     home = world_traversable_tmpdir("fundtrail-migration-")
     try:
         node = start_test_postgres(home)
         try:
             url = node.create_database(f"m_{uuid.uuid4().hex[:12]}")
-            cfg = alembic_config(url)
-            command.revision(cfg, message="initial", autogenerate=True, rev_id=INITIAL_REV)
+            upgrade(url)
+            command.revision(alembic_config(url), message=message, autogenerate=True, rev_id=rev)
             upgrade(url)  # the new revision must apply cleanly
         finally:
             node.stop()
     finally:
         remove_tree(home)
-    (path,) = versions.glob(f"{INITIAL_REV}_*.py")
+    (path,) = versions.glob(f"{rev}_*.py")
     return path

@@ -6,8 +6,8 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, Text, UniqueConstraint
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import BigInteger, Column, Date, DateTime, Index, LargeBinary, Text, UniqueConstraint, Uuid
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlmodel import Field, SQLModel
 
 TZ = DateTime(timezone=True)
@@ -147,6 +147,22 @@ class ComplianceRefutable(SQLModel, table=True):
     occurred_at: datetime = Field(sa_column=Column(TZ, nullable=False))
     deadline: datetime = Field(sa_column=Column(TZ, nullable=False))
     evidence: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+
+
+class ComplianceJudged(SQLModel, table=True):
+    """An event a reference-reading rule judged, kept for the grace period: reference data about its
+    vendor read later judges it again, also after a restart."""
+
+    __tablename__ = "compliance_judged"
+
+    event_id: uuid.UUID = Field(primary_key=True)
+    vendor_id: str = Field(max_length=128)
+    day: date = Field(sa_column=Column(Date, nullable=False, index=True), description="local date of occurred_at")
+    occurred_at: datetime = Field(sa_column=Column(TZ, nullable=False))
+    record: bytes = Field(sa_column=Column(LargeBinary, nullable=False), description="the enriched record as read")
+    raised: list[uuid.UUID] = Field(
+        sa_column=Column(ARRAY(Uuid), nullable=False), description="violations raised on it so far"
+    )
 
 
 class RuleVersion(SQLModel, table=True):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import orjson
 import psycopg
 import pytest
 
@@ -14,6 +15,7 @@ from fundtrail_compliance import scenario as sc
 from fundtrail_compliance.adapters.postgres import ComplianceStore, conninfo
 from fundtrail_compliance.core.engine import Engine, EngineState
 from fundtrail_compliance.core.evaluator import PackSet
+from fundtrail_compliance.core.reference import event_vendor
 
 pytestmark = pytest.mark.integration
 
@@ -108,3 +110,47 @@ async def test_a_batch_written_as_arrays_comes_back_after_a_restart(packs: PackS
     assert clocks["event_time"] == st.clock.watermark
     assert clocks["partition/0"] > datetime(2020, 1, 1, tzinfo=UTC)
     assert (await _load(url)).timers.pending == {}
+
+
+async def test_events_judged_before_a_restart_are_judged_again_by_reference_data_read_after_it(
+    packs: PackSet, migrated_database_url: str
+) -> None:
+    url = migrated_database_url
+    g = sc.golden()
+    pay = sc.enriched(sc.variant(g["PaymentDisbursed"], 1))
+    vendor = str(event_vendor(pay["event"]))
+    debarment = sc.enriched(sc.variant(g["VendorDebarred"], 1, vendor_id=vendor))
+    rule = "discipline.debarred_vendor"
+    ordered = Engine(packs)
+    ordered.process(debarment)
+    expected = [v for v in ordered.process(pay).violations if v.rule_id == rule]
+    assert len(expected) == 1
+
+    first = Engine(packs)
+    out = first.process(pay, raw=orjson.dumps(pay))
+    assert rule not in {v.rule_id for v in out.violations}
+    await _write(url, [(uuid.UUID(pay["event"]["event_id"]), len(out.violations))], out.violations, first.state)
+
+    # Restarted: the debarment read now judges the payment again, as if it had been read first.
+    second = Engine(packs, await _load(url))
+    late = second.process(debarment)
+    assert [v.model_dump() for v in late.violations] == [v.model_dump() for v in expected]
+    await _write(url, [(uuid.UUID(debarment["event"]["event_id"]), len(late.violations))], late.violations,
+                 second.state)
+    with psycopg.connect(conninfo(url)) as conn:
+        (raised,) = conn.execute("SELECT raised FROM compliance_judged").fetchone()  # type: ignore[misc]
+    assert expected[0].violation_id in raised
+
+    # Restarted again: what was raised is remembered, so more reference data raises nothing twice.
+    third = Engine(packs, await _load(url))
+    assert third.process(sc.enriched(sc.variant(g["VendorRegistered"], 2, vendor_id=vendor))).violations == []
+
+    # Past the grace period the judged rows are deleted with the batch that moved the clock there.
+    later = sc.shift(pay["event"]["occurred_at"], days=16)
+    third.process(sc.enriched(sc.variant(g["VendorRegistered"], 9, occurred_at=later, published_at=later),
+                              sc.ledger(), sc.ledger()))
+    assert third.state.judged == {}
+    await _write(url, [], [], third.state)
+    with psycopg.connect(conninfo(url)) as conn:
+        assert conn.execute("SELECT count(*) FROM compliance_judged").fetchone() == (0,)
+    assert (await _load(url)).judged == {}

@@ -215,3 +215,15 @@ def test_reference_data_after_the_grace_period_judges_nothing_again(engine: Engi
                                sc.ledger(), sc.ledger()))
     assert engine.state.judged == {}
     assert engine.process(reference("VendorDebarred", 1)).violations == []
+
+
+def test_what_is_judged_and_raised_later_is_handed_to_the_store_once_per_batch(engine: Engine) -> None:
+    pay = sc.enriched(sc.variant(G["PaymentDisbursed"], 1))
+    eid = pay["event"]["event_id"]
+    engine.process(pay, raw=orjson.dumps(pay))
+    (changed,), kept_from = engine.state.drain_judged()
+    assert changed[2] == eid and changed[3].doc == orjson.dumps(pay) and kept_from is not None
+    assert engine.state.drain_judged() == ([], None)
+    out = engine.process(reference("RelationDeclared", 1, official_id=pay["event"]["approver_id"]))
+    ((_, _, again, j),), _ = engine.state.drain_judged()
+    assert again == eid and out.violations[0].violation_id in j.raised

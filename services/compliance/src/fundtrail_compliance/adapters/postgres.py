@@ -19,12 +19,12 @@ import orjson
 import psycopg
 from psycopg.types.json import Jsonb
 
-from fundtrail_schemas.db import columns, connect_worker, unnest_insert
+from fundtrail_schemas.db import array_literal, columns, connect_worker, unnest_insert
 from fundtrail_schemas.db import conninfo as conninfo  # re-exported: callers import it from here
 from fundtrail_schemas.events import ViolationRaised
 from fundtrail_schemas.rulepack import Rule
 
-from ..core.engine import EngineState, Refutable
+from ..core.engine import EngineState, Judged, Refutable
 from ..core.helpers import parse_time
 from ..core.timers import Timer
 from ..core.windows import WindowEntry
@@ -124,6 +124,11 @@ class ComplianceStore:
             )
             for r in await cur.fetchall():
                 state.add_refutable(Refutable(*r), record=False)
+            # After the reference data: each day's view is rebuilt from it (the view a judged event
+            # was last judged on is the one committed with it).
+            await cur.execute("SELECT vendor_id, day, event_id, occurred_at, record, raised FROM compliance_judged")
+            for vendor, on, eid, at, record, raised in await cur.fetchall():
+                state.note_judged(vendor, on, str(eid), Judged(at, record, set(raised)), record=False)
 
     async def processed(self, cur: psycopg.AsyncCursor[Any], event_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
         """Which of these events were evaluated already."""
@@ -145,6 +150,7 @@ class ComplianceStore:
         timers = state.timers.drain()
         refs = state.reference.drain()
         added, closed = state.drain_refutables()
+        judged, judged_kept_from = state.drain_judged()
         if processed:
             await cur.execute(
                 "INSERT INTO compliance_processed (event_id, evaluated_at, violations)"
@@ -176,6 +182,14 @@ class ComplianceStore:
             ))
         if closed:
             await cur.execute("DELETE FROM compliance_refutable WHERE violation_id = ANY(%b::uuid[])", (closed,))
+        if judged:
+            await cur.execute(_UPSERT_JUDGED, columns(
+                (uuid.UUID(eid), vendor, on, j.at, j.doc if isinstance(j.doc, bytes) else orjson.dumps(j.doc),
+                 array_literal(j.raised))
+                for vendor, on, eid, j in judged
+            ))
+        if judged_kept_from is not None:
+            await cur.execute("DELETE FROM compliance_judged WHERE day < %b", (judged_kept_from,))
         clocks = [(f"{PARTITION_CLOCK}{p}", at) for p, at in sorted(state.clock.drain().items())]
         if state.clock.watermark is not None:
             clocks.append((WATERMARK, state.clock.watermark))
@@ -309,6 +323,11 @@ _INSERT_REFUTABLES = unnest_insert("compliance_refutable", (
     ("violation_id", "uuid"), ("rule_ref", "text"), ("fund_doc_no", "text"), ("occurred_at", "timestamptz"),
     ("deadline", "timestamptz"), ("evidence", "jsonb"),
 )) + " ON CONFLICT (violation_id) DO NOTHING"
+# A judged event is written when first judged and again when a late re-judging raised more on it.
+_UPSERT_JUDGED = unnest_insert("compliance_judged", (
+    ("event_id", "uuid"), ("vendor_id", "text"), ("day", "date"), ("occurred_at", "timestamptz"),
+    ("record", "bytea"), ("raised", "uuid[]"),
+)) + " ON CONFLICT (event_id) DO UPDATE SET raised = EXCLUDED.raised"
 # A partition's clock and the watermark only move forward, whatever order batches commit in.
 _UPSERT_CLOCKS = unnest_insert("compliance_watermark", (("name", "text"), ("at", "timestamptz"))) + (
     " ON CONFLICT (name) DO UPDATE SET at = GREATEST(compliance_watermark.at, EXCLUDED.at)"

@@ -104,8 +104,40 @@ class EngineState:
             del self.positions[next(iter(self.positions))]
         return True
     # Events judged against reference data, by vendor, kept for the grace period: reference data
-    # read later (another partition, a bulk load) re-judges them. In memory: a restart forgets them.
+    # read later (another partition, a bulk load) re-judges them. Persisted like the rest of the
+    # state: what changed since the last drain, by event id, and the first day still kept.
     judged: dict[str, dict[date, JudgedDay]] = field(default_factory=dict)
+    judged_changed: dict[str, tuple[str, date, Judged]] = field(default_factory=dict)
+    judged_kept_from: date | None = None
+
+    def note_judged(
+        self, vendor: str, on: date, event_id: str, j: Judged, view: Mapping[str, Any] | None = None,
+        *, record: bool = True,
+    ) -> None:
+        """Keep a judged event; `view` is the reference view it was judged on (default: the day's now)."""
+        if view is None:
+            view = self.reference.vendor_view(vendor, on)
+        days = self.judged.setdefault(vendor, {})
+        day = days.get(on)
+        if day is None:
+            day = days[on] = JudgedDay(view)
+        day.view = view
+        day.events[event_id] = j
+        if record:
+            self.judged_changed[event_id] = (vendor, on, j)
+
+    def drop_judged_before(self, first_kept: date) -> None:
+        for vendor, days in list(self.judged.items()):
+            for on in [on for on in days if on < first_kept]:
+                del days[on]
+            if not days:
+                del self.judged[vendor]
+        self.judged_kept_from = first_kept
+
+    def drain_judged(self) -> tuple[list[tuple[str, date, str, Judged]], date | None]:
+        changed = [(vendor, on, eid, j) for eid, (vendor, on, j) in self.judged_changed.items()]
+        kept_from, self.judged_changed, self.judged_kept_from = self.judged_kept_from, {}, None
+        return changed, kept_from
 
     def add_refutable(self, r: Refutable, *, record: bool = True) -> None:
         bucket = self.refutables.setdefault(r.fund_doc_no, {})
@@ -135,6 +167,7 @@ class EngineState:
         self.clock.drain()
         self.reference.drain()
         self.drain_refutables()
+        self.drain_judged()
 
 
 @dataclass
@@ -294,15 +327,9 @@ class Engine:
         # Kept to be judged again when the vendor's registry, debarment or relations (other
         # partitions) are read late: every event a reference-reading rule judged.
         if vendor is not None and selected.reads_ref:
-            view = roots["ref"]["vendor"]
-            days = self.state.judged.setdefault(vendor, {})
-            day = days.get(on)
-            if day is None:
-                day = days[on] = JudgedDay(view)
-            day.view = view
-            day.events[str(ev["event_id"])] = Judged(
+            self.state.note_judged(vendor, on, str(ev["event_id"]), Judged(
                 at, doc if raw is None else raw, {v.violation_id for v in out.violations[first:]}
-            )
+            ), roots["ref"]["vendor"])
 
     def _plain_context(self, et: str, idx: TypeIndex, roots: Mapping[str, Any]) -> Any:
         return live_context(self._live, et, idx.leaves, idx.functions).bind(roots)
@@ -338,6 +365,7 @@ class Engine:
                         if run_condition(rule.condition, ctx, rule.ref):
                             out.violations.append(self._violation(rule, doc, roots, j.at))
                             j.raised.add(vid)
+                            self.state.judged_changed[eid] = (vendor, on, j)
                     except EvaluationError as exc:
                         out.errors.append(exc)
 
@@ -563,12 +591,7 @@ class Engine:
                 if r.deadline < wm:
                     st.close_refutable(r)
         # Whole days past the grace period (an event of an earlier day is older than its start).
-        horizon_day = local_date(wm - self.grace)
-        for vendor, days in list(st.judged.items()):
-            for on in [on for on in days if on < horizon_day]:
-                del days[on]
-            if not days:
-                del st.judged[vendor]
+        st.drop_judged_before(local_date(wm - self.grace))
         # Each rule's entries are kept as long as its longest window needs (a late event may look
         # back that far); only that rule's views read them.
         for rule_id, reach in self._window_days.items():
