@@ -19,7 +19,7 @@ import faust
 
 from fundtrail_schemas.kafka_batch import BatchReader, from_faust_event
 from fundtrail_schemas.topics import CASES, ENRICHED_EVENTS, RULE_PACKS
-from fundtrail_schemas.worker import faust_options, until_done
+from fundtrail_schemas.worker import faust_options, thaw_if_due, until_done
 
 from .adapters.kafka import ProducerSink
 from .adapters.metrics import Metrics
@@ -109,11 +109,15 @@ def build_app(settings: ComplianceSettings, metrics: Metrics) -> faust.App:
         except Exception:
             log.exception("idle-partition tick failed; the next one retries")
 
+    def after_batch(lags: dict[tuple[str, int], int]) -> None:
+        metrics.record_lag(lags)
+        thaw_if_due()  # the collector's periodic whole pass, between batches (see CollectorPauses)
+
     @app.task
     async def enriched_events() -> None:
         # The hot path reads with aiokafka directly (fundtrail_schemas.kafka_batch says why); offsets
         # are committed only after the service returned, so a failed batch is redelivered.
-        await reader.run(list, lambda batch: until_done(service.handle_enriched, batch, 0.5), metrics.record_lag)
+        await reader.run(list, lambda batch: until_done(service.handle_enriched, batch, 0.5), after_batch)
 
     @app.agent(cases_topic, concurrency=1)
     async def case_actions(stream: faust.StreamT) -> None:

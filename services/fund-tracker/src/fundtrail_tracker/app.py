@@ -18,7 +18,7 @@ import faust
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fundtrail_schemas.kafka_batch import BatchReader, from_faust_event
-from fundtrail_schemas.worker import faust_options, until_done
+from fundtrail_schemas.worker import faust_options, thaw_if_due, until_done
 
 from .adapters.kafka import ProducerSink
 from .adapters.metrics import Metrics
@@ -89,6 +89,7 @@ def build_app(settings: TrackerSettings, signing_key: Ed25519PrivateKey, metrics
     def raw_lag(lags: dict[tuple[str, int], int]) -> None:
         for (topic, partition), lag in lags.items():
             metrics.consumer_lag.labels(topic, str(partition)).set(lag)
+        thaw_if_due()  # the collector's periodic whole pass, between batches (see CollectorPauses)
 
     @app.task
     async def raw_events() -> None:
