@@ -4,6 +4,8 @@ cyclic garbage frozen meanwhile, and every pause is counted per generation for P
 from __future__ import annotations
 
 import gc
+import subprocess
+import sys
 import weakref
 from collections.abc import Iterator
 
@@ -77,3 +79,24 @@ def test_pauses_are_exported_as_a_histogram_per_generation(pauses: CollectorPaus
     assert 'fundtrail_gc_pause_seconds_count{generation="2"} 1.0' in text
     assert 'fundtrail_gc_pause_seconds_count{generation="0"} 1.0' in text
     assert 'fundtrail_gc_pause_seconds_bucket{generation="1",le="+Inf"} 0.0' in text
+
+
+def test_a_worker_installs_it_once_and_exports_it_on_the_default_registry() -> None:
+    # In a child process: installed here it would freeze this test session's garbage for good.
+    script = """
+import gc
+import subprocess
+import sys
+from prometheus_client import REGISTRY, generate_latest
+from fundtrail_schemas.worker import freeze_survivors, tune_gc
+tune_gc()
+first, second = freeze_survivors(), freeze_survivors()
+assert first is second and gc.callbacks.count(first) == 1
+before = gc.get_freeze_count()
+kept = [[n] for n in range(5000)]
+gc.collect(0)
+assert gc.get_freeze_count() >= before + len(kept)
+print(generate_latest(REGISTRY).decode())
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert 'fundtrail_gc_pause_seconds_count{generation="0"}' in out

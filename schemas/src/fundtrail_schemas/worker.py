@@ -134,19 +134,23 @@ class CollectorPauses:
 _pauses: CollectorPauses | None = None
 
 
-def tune_gc(registry: Any = None) -> CollectorPauses:
+def tune_gc() -> None:
     """Keep the cyclic collector off the long-lived heap (the app, packs, windows, timers, ledger caches).
 
     With the default thresholds the collector runs every 700 allocations and keeps re-walking that
     heap: measured ~5 % of compliance's evaluation and ~15 % of fund-tracker's batch time. Nothing
     relies on prompt cycle collection: events and batches are acyclic and freed by reference count.
-    Every collection freezes its survivors (`CollectorPauses`: call `thaw_if_due` between batches);
-    the pauses are exported to `registry` (prometheus_client's default when None) once per process.
     """
-    global _pauses
     gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 50, 100)
+
+
+def freeze_survivors(registry: Any = None) -> CollectorPauses:
+    """For a worker's process (once): every collection freezes its survivors and is timed
+    (`CollectorPauses`; the worker calls `thaw_if_due` between batches). The pauses are exported
+    to `registry` (prometheus_client's default when None)."""
+    global _pauses
     if _pauses is None:
         _pauses = CollectorPauses()
         gc.callbacks.append(_pauses)

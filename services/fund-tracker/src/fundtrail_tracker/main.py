@@ -15,7 +15,7 @@ def run_worker() -> None:
     from fundtrail_schemas.db import upgrade
     from fundtrail_schemas.kafka_admin import ensure_topics
     from fundtrail_schemas.telemetry import setup_tracing
-    from fundtrail_schemas.worker import bound_shutdown, tune_gc, use_uvloop
+    from fundtrail_schemas.worker import bound_shutdown, freeze_survivors, tune_gc, use_uvloop
 
     from .adapters.metrics import Metrics
     from .app import build_app
@@ -41,5 +41,6 @@ def run_worker() -> None:
     app = build_app(settings, key, metrics)
     # Start-up objects (modules, models, the app) live forever: keep the collector from rescanning them.
     tune_gc()
+    freeze_survivors()  # and keep what the worker accumulates off the collector's walks too
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
     bound_shutdown(worker, settings.shutdown_timeout).execute_from_commandline()
