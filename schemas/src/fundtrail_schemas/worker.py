@@ -124,9 +124,9 @@ class CollectorPauses:
         family = HistogramMetricFamily(
             "fundtrail_gc_pause_seconds", "Pauses of the cyclic garbage collector", labels=["generation"]
         )
+        bounds = [str(b) for b in PAUSE_BUCKETS] + ["+Inf"]
         for generation in range(3):
             counts = list(itertools.accumulate(self.buckets[generation]))
-            bounds = [str(b) for b in PAUSE_BUCKETS] + ["+Inf"]
             family.add_metric([str(generation)], list(zip(bounds, counts, strict=True)), self.sums[generation])
         yield family
 
@@ -146,18 +146,24 @@ def tune_gc() -> None:
     gc.set_threshold(20_000, 50, 100)
 
 
-def freeze_survivors(registry: Any = None) -> CollectorPauses:
+def freeze_survivors() -> CollectorPauses:
     """For a worker's process (once): every collection freezes its survivors and is timed
     (`CollectorPauses`; the worker calls `thaw_if_due` between batches). The pauses are exported
-    to `registry` (prometheus_client's default when None)."""
+    on prometheus_client's default registry."""
     global _pauses
     if _pauses is None:
-        _pauses = CollectorPauses()
-        gc.callbacks.append(_pauses)
         from prometheus_client import REGISTRY
 
-        (REGISTRY if registry is None else registry).register(_pauses)
+        _pauses = CollectorPauses()
+        gc.callbacks.append(_pauses)
+        REGISTRY.register(_pauses)
     return _pauses
+
+
+def thaw_if_due() -> None:
+    """Between two batches: the periodic whole collection of `freeze_survivors` (no-op without it)."""
+    if _pauses is not None:
+        _pauses.thaw_if_due()
 
 
 def faust_options(
@@ -206,8 +212,3 @@ def cpu_seconds(pid: int) -> float:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-
-def thaw_if_due() -> None:
-    """Between two batches: the periodic whole collection of `CollectorPauses` (no-op without it)."""
-    if _pauses is not None:
-        _pauses.thaw_if_due()

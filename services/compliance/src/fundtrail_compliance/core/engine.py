@@ -115,13 +115,12 @@ class EngineState:
         *, record: bool = True,
     ) -> None:
         """Keep a judged event; `view` is the reference view it was judged on (default: the day's now)."""
-        if view is None:
-            view = self.reference.vendor_view(vendor, on)
         days = self.judged.setdefault(vendor, {})
         day = days.get(on)
         if day is None:
-            day = days[on] = JudgedDay(view)
-        day.view = view
+            day = days[on] = JudgedDay(self.reference.vendor_view(vendor, on) if view is None else view)
+        elif view is not None:
+            day.view = view
         day.events[event_id] = j
         if record:
             self.judged_changed[event_id] = (vendor, on, j)
