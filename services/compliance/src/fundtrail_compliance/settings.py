@@ -28,6 +28,9 @@ class ComplianceSettings(CommonSettings):
         timedelta(days=15), description="How long late evidence (e.g. the contract) may still refute a violation"
     )
     batch_size: int = Field(500, ge=1, le=20_000, description="Most enriched events per batch (one DB transaction)")
+    commit_interval: float = Field(
+        0.25, gt=0, le=60, description="Most seconds between offset commits of the hot topic (what a crash redelivers)"
+    )
     batch_timeout: float = Field(
         0.2, gt=0, description="Seconds a faust agent (trail inputs, case actions) waits to fill a batch"
     )

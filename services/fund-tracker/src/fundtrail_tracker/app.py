@@ -83,7 +83,7 @@ def build_app(settings: TrackerSettings, signing_key: Ed25519PrivateKey, metrics
     reader = BatchReader(
         settings.kafka_bootstrap_servers, [topics.raw], f"{settings.app_id}-raw", max_records=settings.batch_size,
         client_id=settings.app_id, session_timeout_ms=int(settings.session_timeout * 1000),
-        heartbeat_interval_ms=int(settings.heartbeat_interval * 1000),
+        heartbeat_interval_ms=int(settings.heartbeat_interval * 1000), commit_interval=settings.commit_interval,
     )
 
     def raw_lag(lags: dict[tuple[str, int], int]) -> None:

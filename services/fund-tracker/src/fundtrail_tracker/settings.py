@@ -46,6 +46,9 @@ class TrackerSettings(CommonSettings):
         30.0, ge=6, description="Seconds before the group drops a silent (crashed) worker and rebalances"
     )
     heartbeat_interval: float = Field(3.0, gt=0, description="Seconds between consumer-group heartbeats")
+    commit_interval: float = Field(
+        0.25, gt=0, le=60, description="Most seconds between offset commits of the hot topic (what a crash redelivers)"
+    )
     shutdown_timeout: float = Field(
         15.0, gt=0, description="Seconds an orderly stop (SIGTERM) may take before the worker exits anyway"
     )
