@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,6 +20,7 @@ from fundtrail_schemas.kafka_batch import BatchReader, from_faust_event
 from fundtrail_schemas.topics import CASES, ENRICHED_EVENTS, RULE_PACKS
 from fundtrail_schemas.worker import faust_options, thaw_if_due, until_done
 
+from .adapters.idle import IdlePartitions
 from .adapters.kafka import ProducerSink
 from .adapters.metrics import Metrics
 from .packs import latest_topic_docs, load_dir
@@ -45,16 +45,16 @@ def build_app(settings: ComplianceSettings, metrics: Metrics) -> faust.App:
         max_records=settings.batch_size, client_id=settings.app_id, commit_interval=settings.commit_interval,
     )
 
-    quiet_since: dict[int, tuple[int, float]] = {}  # partition -> (end offset, since when caught up at it)
+    watch = IdlePartitions(reader.end_offsets, idle_after=settings.idle_after, refresh=settings.tick_seconds)
 
     async def enriched_partitions(processed: Mapping[int, int]) -> tuple[set[int], set[int]]:
-        """The enriched-topic partitions assigned here, and those read up to their high watermark
-        (the next offset processed, or the consumer's position for one not processed yet)."""
+        """The enriched-topic partitions assigned here, and the idle ones among those read up to
+        their high watermark (the next offset processed, or the consumer's position for one not
+        processed yet)."""
         consumer = reader.consumer
         assigned: set[int] = set()
         if consumer is None:  # not started yet: nothing is assigned
             return assigned, set()
-        idle: set[int] = set()
         maybe: dict[Any, int] = {}
         for tp in consumer.assignment():
             if tp.topic != ENRICHED_EVENTS:
@@ -68,24 +68,7 @@ def build_app(settings: ComplianceSettings, metrics: Metrics) -> faust.App:
                 nxt = await consumer.position(tp)
             if nxt is not None and nxt >= high:
                 maybe[tp] = nxt
-        if maybe:
-            # The fetcher's high watermark is as old as its last fetch of that partition: records
-            # written since (a bulk load still arriving) would be skipped by the clock. Ask the broker
-            # (on the reader's side connection, which no held-open fetch delays).
-            ends = await reader.end_offsets(list(maybe))
-            now = time.monotonic()
-            for tp, nxt in maybe.items():
-                end = ends.get(tp)
-                if end is None or nxt < end:
-                    continue
-                # Caught up is not idle: upstream (fund-tracker) may still be writing this partition's
-                # share of a bulk load. Idle means caught up and quiet for `idle_after` seconds.
-                quiet = quiet_since.get(tp.partition)
-                if quiet is None or quiet[0] != end:
-                    quiet_since[tp.partition] = (end, now)
-                elif now - quiet[1] >= settings.idle_after:
-                    idle.add(tp.partition)
-        return assigned, idle
+        return assigned, await watch.idle(maybe)
 
     service = ComplianceService(
         settings.database_url, ProducerSink(app.producer), docs, packs, grace=settings.grace_period, metrics=metrics,
