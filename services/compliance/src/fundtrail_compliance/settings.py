@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from fundtrail_schemas.kafka_batch import COMMIT_INTERVAL_SECONDS
 from fundtrail_schemas.settings import CommonSettings
 
 ENV_PREFIX = "FUNDTRAIL_COMPLIANCE_"
@@ -29,7 +30,8 @@ class ComplianceSettings(CommonSettings):
     )
     batch_size: int = Field(500, ge=1, le=20_000, description="Most enriched events per batch (one DB transaction)")
     commit_interval: float = Field(
-        0.25, gt=0, le=60, description="Most seconds between offset commits of the hot topic (what a crash redelivers)"
+        COMMIT_INTERVAL_SECONDS, gt=0, le=60,
+        description="Most seconds between offset commits of the hot topic (what a crash redelivers)",
     )
     batch_timeout: float = Field(
         0.2, gt=0, description="Seconds a faust agent (trail inputs, case actions) waits to fill a batch"

@@ -13,6 +13,7 @@ from typing import Annotated
 from pydantic import AliasChoices, BeforeValidator, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from fundtrail_schemas.kafka_batch import COMMIT_INTERVAL_SECONDS
 from fundtrail_schemas.settings import CommonSettings
 
 ENV_PREFIX = "FUNDTRAIL_TRACKER_"
@@ -47,7 +48,8 @@ class TrackerSettings(CommonSettings):
     )
     heartbeat_interval: float = Field(3.0, gt=0, description="Seconds between consumer-group heartbeats")
     commit_interval: float = Field(
-        0.25, gt=0, le=60, description="Most seconds between offset commits of the hot topic (what a crash redelivers)"
+        COMMIT_INTERVAL_SECONDS, gt=0, le=60,
+        description="Most seconds between offset commits of the hot topic (what a crash redelivers)",
     )
     shutdown_timeout: float = Field(
         15.0, gt=0, description="Seconds an orderly stop (SIGTERM) may take before the worker exits anyway"

@@ -50,23 +50,20 @@ class IdlePartitions:
             end = self._ends.get(tp)
             if end is None or nxt < end:
                 continue
-            # Caught up is not idle: upstream (fund-tracker) may still be writing this partition's
-            # share of a bulk load. Idle means caught up and quiet for `idle_after` seconds.
-            quiet = self._quiet_since.get(tp)
-            if quiet is None or quiet[0] != end:
-                self._quiet_since[tp] = (end, now)
-            elif now - quiet[1] >= self._idle_after:
+            if self._quiet_long_enough(tp, nxt, now):
                 idle.add(tp)
+            elif self._quiet_since.get(tp, (None,))[0] != end:
+                self._quiet_since[tp] = (end, now)
         self._idle = idle
         return {tp.partition for tp in idle}
 
+    def _quiet_long_enough(self, tp: Any, nxt: int, now: float) -> bool:
+        # Caught up is not idle: upstream (fund-tracker) may still be writing this partition's share
+        # of a bulk load. Idle means caught up with the same end offset for `idle_after` seconds.
+        end, quiet = self._ends.get(tp), self._quiet_since.get(tp)
+        return (end is not None and nxt >= end and quiet is not None and quiet[0] == end
+                and now - quiet[1] >= self._idle_after)
+
     def _turning_idle(self, caught_up: Mapping[Any, int], now: float) -> bool:
         """Whether the cached ends would make a partition idle that was not: only fresh ones may."""
-        for tp, nxt in caught_up.items():
-            if tp in self._idle:
-                continue
-            end, quiet = self._ends.get(tp), self._quiet_since.get(tp)
-            if end is not None and nxt >= end and quiet is not None and quiet[0] == end \
-                    and now - quiet[1] >= self._idle_after:
-                return True
-        return False
+        return any(tp not in self._idle and self._quiet_long_enough(tp, nxt, now) for tp, nxt in caught_up.items())
