@@ -95,7 +95,7 @@ def main(out: Path, only: list[str] | None = None, latency_seconds: int = 60) ->
     suites: dict[str, Callable[[], dict[str, Any]]] = {
         "trail (Merkle log)": lambda: run_in_process("fundtrail_schemas.bench_merkle", "run", n_leaves=1_000_000),
         "fund-tracker": lambda: run_in_process("fundtrail_tracker.bench", "run", bootstrap=kafka.bootstrap,
-                                               database_url=fresh_db()),
+                                               database_url=fresh_db(), broker_pid=kafka.running_pid()),
         "compliance": lambda: run_in_process("fundtrail_compliance.bench", "run", bootstrap=kafka.bootstrap),
         "gateway": lambda: run_in_process("fundtrail_gateway.bench", "run", database_url=fresh_db()),
         "end-to-end latency": lambda: _latency(kafka.bootstrap, fresh_db(), latency_seconds,

@@ -70,7 +70,8 @@ def _publish(bootstrap: str, topic: str, events: list[dict[str, Any]]) -> float:
     return time.perf_counter() - started
 
 
-async def _passthrough(bootstrap: str, source: str, target: str, n: int, batch_size: int) -> float:
+async def _passthrough(bootstrap: str, source: str, target: str, n: int, batch_size: int) -> tuple[float, float]:
+    """Seconds from the first record read to the last acknowledged, and this process's CPU seconds meanwhile."""
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
     consumer = AIOKafkaConsumer(source, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
@@ -89,12 +90,12 @@ async def _passthrough(bootstrap: str, source: str, target: str, n: int, batch_s
             if not records:
                 continue
             if started is None:
-                started = time.perf_counter()
+                started, cpu = time.perf_counter(), time.process_time()
             futures = [await producer.send(target, r.value, key=r.key, headers=list(r.headers)) for r in records]
             await asyncio.gather(*futures)
             seen += len(records)
         assert started is not None
-        return time.perf_counter() - started
+        return time.perf_counter() - started, time.process_time() - cpu
     finally:
         await producer.stop()
         await consumer.stop()
@@ -192,7 +193,7 @@ def _backend_pids(conn: psycopg.Connection[Any]) -> list[int]:
 
 
 def _run_worker(bootstrap: str, url: str, topics: TrackerTopics, n: int, batch_size: int, work: Path,
-                timeout: float) -> dict[str, Any]:
+                timeout: float, broker_pid: int | None = None) -> dict[str, Any]:
     metrics_port = _free_port()
     env = {
         **os.environ,
@@ -214,17 +215,18 @@ def _run_worker(bootstrap: str, url: str, topics: TrackerTopics, n: int, batch_s
     try:
         deadline = time.monotonic() + timeout
         done_at: float | None = None
-        cpu_start: tuple[float, float] | None = None
+        cpu_start: tuple[float, float, float] | None = None
+        broker = (lambda: cpu_seconds(broker_pid)) if broker_pid else (lambda: 0.0)
         while time.monotonic() < deadline:
             if cpu_start is None and (backends := _backend_pids(conn)):
-                cpu_start = (cpu_seconds(proc.pid), sum(cpu_seconds(b) for b in backends))
+                cpu_start = (cpu_seconds(proc.pid), sum(cpu_seconds(b) for b in backends), broker())
             if proc.poll() is not None:
                 raise RuntimeError(f"worker exited with {proc.returncode}; see {work / 'worker.log'}")
             # The trail's last sequence number is an index lookup; count(*) would scan and steal CPU.
             row = conn.execute("SELECT coalesce(max(seq) + 1, 0) FROM trail_entry").fetchone()
             if row and row[0] >= n and _end_offsets(bootstrap, topics.enriched) >= n:
                 done_at = time.time()
-                cpu_end = (cpu_seconds(proc.pid), sum(cpu_seconds(b) for b in _backend_pids(conn)))
+                cpu_end = (cpu_seconds(proc.pid), sum(cpu_seconds(b) for b in _backend_pids(conn)), broker())
                 break
             time.sleep(0.1)
         processed = conn.execute("SELECT count(*) FROM processed_event").fetchone()
@@ -250,10 +252,12 @@ def _run_worker(bootstrap: str, url: str, topics: TrackerTopics, n: int, batch_s
     in_batches = metrics.get("fundtrail_tracker_batch_seconds_sum", 0.0)
     worker_cpu = cpu_end[0] - cpu_start[0] if cpu_start else None
     pg_cpu = cpu_end[1] - cpu_start[1] if cpu_start else None
+    broker_cpu = cpu_end[2] - cpu_start[2] if cpu_start and broker_pid else None
     return {
         "seconds": seconds,
         "worker_cpu_us_per_event": round(worker_cpu * 1e6 / n) if worker_cpu is not None else None,
         "postgres_cpu_us_per_event": round(pg_cpu * 1e6 / n) if pg_cpu is not None else None,
+        "broker_cpu_us_per_event": round(broker_cpu * 1e6 / n) if broker_cpu is not None else None,
         "phase_seconds": {k: round(v, 3) for k, v in phases.items()},
         "batches": int(batches),
         "mean_batch_size": round(n / batches, 1) if batches else None,
@@ -337,8 +341,21 @@ def _proofs(url: str, size: int, samples: int = 50) -> dict[str, Any]:
     }
 
 
+def _ceiling(passthrough_cpu_us: float, postgres_cpu_us: float | None, broker_cpu_us: float | None = None
+             ) -> float | None:
+    """The most events/s any worker could reach here if everything it does beyond moving records
+    (validation, ledger, trail, its own PostgreSQL client work) cost nothing: the machine's cores
+    divided by the CPU per event of what remains, all measured in this run: the Kafka client work
+    of the pass-through (consume, produce, acks), PostgreSQL's work for the worker's writes, and
+    the broker's work while the worker ran (left out when unknown, which raises the ceiling)."""
+    if postgres_cpu_us is None:
+        return None
+    per_event = passthrough_cpu_us + postgres_cpu_us + (broker_cpu_us or 0.0)
+    return (os.cpu_count() or 1) * 1e6 / per_event if per_event > 0 else None
+
+
 def run(bootstrap: str, database_url: str, n: int = 50_000, *, batch_size: int = 1000,
-        trail_leaves: int = 1_000_000, timeout: float = 900.0) -> dict[str, Any]:
+        trail_leaves: int = 1_000_000, timeout: float = 900.0, broker_pid: int | None = None) -> dict[str, Any]:
     """Measure worker throughput vs an aiokafka pass-through and the trail append rate; return the numbers."""
     from fundtrail_schemas.db import upgrade
     from fundtrail_schemas.kafka_admin import ensure_topics
@@ -357,11 +374,11 @@ def run(bootstrap: str, database_url: str, n: int = 50_000, *, batch_size: int =
         upgrade(url)
         events = generate(n, seed=int(run_id, 16), start=datetime.now(UTC) - timedelta(days=30))
         publish_seconds = _publish(bootstrap, topics.raw, events)
-        pass_seconds = asyncio.run(_passthrough(bootstrap, topics.raw, passthrough_topic, n, batch_size))
+        pass_seconds, pass_cpu = asyncio.run(_passthrough(bootstrap, topics.raw, passthrough_topic, n, batch_size))
         with tempfile.TemporaryDirectory(prefix="fundtrail-bench-") as tmp:
             faust_seconds = _faust_passthrough(bootstrap, topics.raw, f"{passthrough_topic}-faust", n, batch_size,
                                                Path(tmp), timeout)
-            worker = _run_worker(bootstrap, url, topics, n, batch_size, Path(tmp), timeout)
+            worker = _run_worker(bootstrap, url, topics, n, batch_size, Path(tmp), timeout, broker_pid)
         trail_seconds = asyncio.run(_trail_append(url, trail_leaves, batch_size))
         proofs = _proofs(url, n + trail_leaves)
     finally:
@@ -370,6 +387,8 @@ def run(bootstrap: str, database_url: str, n: int = 50_000, *, batch_size: int =
     worker_rate = n / worker["seconds"]
     pass_rate = n / pass_seconds
     leaves_rate = trail_leaves / trail_seconds
+    pass_cpu_us = pass_cpu * 1e6 / n
+    ceiling = _ceiling(pass_cpu_us, worker["postgres_cpu_us_per_event"], worker["broker_cpu_us_per_event"])
     return {
         "events": n,
         "batch_size": batch_size,
@@ -379,6 +398,9 @@ def run(bootstrap: str, database_url: str, n: int = 50_000, *, batch_size: int =
         "worker_events_per_s": round(worker_rate),
         "worker_vs_passthrough": round(worker_rate / pass_rate, 3),
         "worker_vs_faust_passthrough": round(worker_rate * faust_seconds / n, 3),
+        "passthrough_cpu_us_per_event": round(pass_cpu_us),
+        "ceiling_events_per_s": round(ceiling) if ceiling else None,
+        "ceiling_vs_passthrough": round(ceiling / pass_rate, 3) if ceiling else None,
         "worker": worker,
         "trail_leaves": trail_leaves,
         "trail_leaves_per_s": round(leaves_rate),
