@@ -32,3 +32,48 @@ def test_busy_descendants_count_and_sleepers_do_not() -> None:
     assert used["busy alone"] < 0.1  # the parent only waits
     assert used["idle"] < 0.1
     assert 0 < result["machine_busy_pct"] <= 100
+
+
+def test_batching_is_read_from_the_workers_metrics_for_the_hot_topic_only() -> None:
+    from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+    from fundtrail_devstack.latency import batch_counters, batch_stats
+    from fundtrail_schemas.topics import RAW_EVENTS
+
+    registry = CollectorRegistry()
+    seconds = Histogram("fundtrail_tracker_batch_seconds", "s", ["topic"], registry=registry)
+    size = Histogram("fundtrail_tracker_batch_size", "n", ["topic"], registry=registry)
+    seconds.labels(RAW_EVENTS).observe(0.5)
+    size.labels(RAW_EVENTS).observe(100)
+    before = batch_counters(generate_latest(registry).decode(), "tracker")
+    for _ in range(4):  # four batches of 20 in 10 ms each on the raw topic...
+        seconds.labels(RAW_EVENTS).observe(0.01)
+        size.labels(RAW_EVENTS).observe(20)
+    seconds.labels("fundtrail.violations").observe(3.0)  # ...and one on another topic, not counted
+    size.labels("fundtrail.violations").observe(500)
+    after = batch_counters(generate_latest(registry).decode(), "tracker")
+    assert after[0] - before[0] == 4
+    stats = batch_stats("tracker", before, after, wall=2.0, cores=0.1)
+    assert stats == {
+        "tracker_batches_per_s": 2.0,
+        "tracker_mean_batch_ms": 10.0,
+        "tracker_cpu_ms_per_batch": 50.0,  # 0.1 of a core for 2 s over 4 batches
+        "tracker_mean_batch_size": 20.0,
+    }
+    assert batch_stats("tracker", after, after, wall=2.0, cores=0.1) == {}
+
+
+def test_compliance_batching_has_no_size_and_no_topic_label() -> None:
+    from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+    from fundtrail_devstack.latency import batch_counters, batch_stats
+
+    registry = CollectorRegistry()
+    seconds = Histogram("fundtrail_compliance_batch_seconds", "s", registry=registry)
+    before = batch_counters(generate_latest(registry).decode(), "compliance")
+    seconds.observe(0.02)
+    seconds.observe(0.04)
+    after = batch_counters(generate_latest(registry).decode(), "compliance")
+    assert batch_stats("compliance", before, after, wall=1.0, cores=None) == {
+        "compliance_batches_per_s": 2.0, "compliance_mean_batch_ms": 30.0, "compliance_cpu_ms_per_batch": None,
+    }

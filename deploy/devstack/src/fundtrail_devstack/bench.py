@@ -76,7 +76,8 @@ def _table(result: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
-def main(out: Path, only: list[str] | None = None, latency_seconds: int = 60) -> dict[str, Any]:
+def main(out: Path, only: list[str] | None = None, latency_seconds: int = 60, latency_rate: int = 1000
+         ) -> dict[str, Any]:
     """Run the benchmarks and write the report."""
     kafka_home = world_traversable_tmpdir("fundtrail-bench-kafka-")
     pg_home = world_traversable_tmpdir("fundtrail-bench-pg-")
@@ -99,7 +100,7 @@ def main(out: Path, only: list[str] | None = None, latency_seconds: int = 60) ->
         "compliance": lambda: run_in_process("fundtrail_compliance.bench", "run", bootstrap=kafka.bootstrap),
         "gateway": lambda: run_in_process("fundtrail_gateway.bench", "run", database_url=fresh_db()),
         "end-to-end latency": lambda: _latency(kafka.bootstrap, fresh_db(), latency_seconds,
-                                               {"kafka": kafka.running_pid(), "postgresql": pg.pid()}),
+                                               {"kafka": kafka.running_pid(), "postgresql": pg.pid()}, latency_rate),
     }
     try:
         for name, fn in suites.items():
@@ -122,7 +123,8 @@ def main(out: Path, only: list[str] | None = None, latency_seconds: int = 60) ->
     return results
 
 
-def _latency(bootstrap: str, database_url: str, seconds: int, others: dict[str, int | None]) -> dict[str, Any]:
+def _latency(bootstrap: str, database_url: str, seconds: int, others: dict[str, int | None], rate: int = 1000
+             ) -> dict[str, Any]:
     from .latency import run_latency
 
     home = world_traversable_tmpdir("fundtrail-bench-stack-")
@@ -131,7 +133,7 @@ def _latency(bootstrap: str, database_url: str, seconds: int, others: dict[str, 
         stack.prepare()
         stack.start()
         stack.wait_ready(timeout=180)
-        return run_latency(stack, rate=1000, seconds=seconds, others=others)
+        return run_latency(stack, rate=rate, seconds=seconds, others=others)
     finally:
         stack.stop()
         remove_tree(home)

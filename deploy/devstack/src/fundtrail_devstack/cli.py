@@ -224,9 +224,10 @@ def run_cmd(
 def bench_cmd(
     out: Path = typer.Option(Path("docs/benchmarks.md"), help="Markdown report to write"),
     only: list[str] = typer.Option(None, help="Run only suites whose name contains this (repeatable)"),
-    latency_seconds: int = typer.Option(60, help="Duration of the 1,000 events/s latency run"),
+    latency_seconds: int = typer.Option(60, help="Duration of the latency run"),
+    latency_rate: int = typer.Option(1000, min=1, help="Events a second in the latency run (the target is for 1,000)"),
 ) -> None:
     """Run every benchmark on fresh local servers and write the report."""
     from .bench import main
 
-    _guard(lambda: main(out, only or None, latency_seconds))
+    _guard(lambda: main(out, only or None, latency_seconds, latency_rate))

@@ -239,6 +239,49 @@ class CpuMeter:
         }
 
 
+# Per worker: its batch-duration histogram on the measured hot path, and (fund-tracker only) the
+# batch-size histogram, with the label that picks the hot path's topic (None: no label).
+_BATCH_METRICS: dict[str, tuple[str, str | None, str | None]] = {
+    "tracker": ("fundtrail_tracker_batch_seconds", "fundtrail_tracker_batch_size", RAW_EVENTS),
+    "compliance": ("fundtrail_compliance_batch_seconds", None, None),
+}
+
+
+def batch_counters(text: str, worker: str) -> tuple[float, float, float]:
+    """(batches, seconds in them, records in them) so far, from a worker's Prometheus text."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    seconds_name, size_name, topic = _BATCH_METRICS[worker]
+    found = {"seconds_count": 0.0, "seconds_sum": 0.0, "size_sum": 0.0}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if topic is not None and sample.labels.get("topic") != topic:
+                continue
+            for base, kind in ((seconds_name, "seconds"), (size_name, "size")):
+                if base is not None and sample.name in (f"{base}_count", f"{base}_sum"):
+                    key = f"{kind}_{sample.name.rsplit('_', 1)[1]}"
+                    if key in found:
+                        found[key] += sample.value
+    return found["seconds_count"], found["seconds_sum"], found["size_sum"]
+
+
+def batch_stats(worker: str, before: tuple[float, float, float], after: tuple[float, float, float], wall: float,
+                cores: float | None) -> dict[str, float | None]:
+    """How a worker batched during the run: batches a second, their mean size and duration, and its
+    CPU per batch. Under light load the per-batch part of the cost decides the CPU a worker needs."""
+    batches, seconds, records = (a - b for a, b in zip(after, before, strict=True))
+    if batches <= 0 or wall <= 0:
+        return {}
+    out: dict[str, float | None] = {
+        f"{worker}_batches_per_s": round(batches / wall, 1),
+        f"{worker}_mean_batch_ms": round(seconds / batches * 1000, 1),
+        f"{worker}_cpu_ms_per_batch": round(cores * wall / batches * 1000, 1) if cores is not None else None,
+    }
+    if records > 0:
+        out[f"{worker}_mean_batch_size"] = round(records / batches, 1)
+    return out
+
+
 def run_latency(
     stack: Stack,
     rate: int = 1000,
@@ -309,6 +352,13 @@ def run_latency(
     meter = CpuMeter({
         **{name: svc.pid for name, svc in stack.services.items()}, **(others or {}), "load generator": os.getpid(),
     }, alone=frozenset({"load generator"}))
+    metrics_ports = {"tracker": stack.tracker_metrics_port, "compliance": stack.compliance_metrics_port}
+
+    def counters() -> dict[str, tuple[float, float, float]]:
+        return {w: batch_counters(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text, w)
+                for w, port in metrics_ports.items()}
+
+    counted = counters()
     meter.start()
     t0 = time.monotonic()
     publish(prepared[warmup:], measured=True)
@@ -318,6 +368,11 @@ def run_latency(
     while time.monotonic() < deadline and not set(sent_at) <= set(arrivals):
         time.sleep(0.2)
     cpu = meter.stop()
+    batching: dict[str, float | None] = {}
+    wall = time.monotonic() - t0
+    for worker, after in counters().items():
+        service = "fund-tracker" if worker == "tracker" else worker
+        batching |= batch_stats(worker, counted[worker], after, wall, cpu["cores_used"].get(service))
     loop.call_soon_threadsafe(stop.set)
     producer.close()
     latencies = sorted((arrivals[e] - s) * 1000 for e, s in sent_at.items() if e in arrivals)
@@ -345,6 +400,7 @@ def run_latency(
         **poll,
         "cpu_cores_used": cpu["cores_used"],
         "machine_busy_pct": cpu["machine_busy_pct"],
+        **batching,
     }
 
 
