@@ -77,3 +77,21 @@ def test_compliance_batching_has_no_size_and_no_topic_label() -> None:
     assert batch_stats("compliance", before, after, wall=1.0, cores=None) == {
         "compliance_batches_per_s": 2.0, "compliance_mean_batch_ms": 30.0, "compliance_cpu_ms_per_batch": None,
     }
+
+
+def test_the_trackers_cpu_per_batch_is_split_by_phase_and_the_rest_is_other() -> None:
+    from prometheus_client import CollectorRegistry, Counter, generate_latest
+
+    from fundtrail_devstack.latency import phase_cpu, phase_split
+
+    registry = CollectorRegistry()
+    cpu = Counter("fundtrail_tracker_phase_cpu_seconds", "c", ["phase"], registry=registry)
+    cpu.labels("decode").inc(1.0)
+    before = phase_cpu(generate_latest(registry).decode())
+    cpu.labels("decode").inc(0.02)  # two batches: 10 ms of decode and 20 ms of write each
+    cpu.labels("write").inc(0.04)
+    after = phase_cpu(generate_latest(registry).decode())
+    assert phase_split(before, after, batches=2, cpu_ms_per_batch=50.0) == {
+        "decode": 10.0, "write": 20.0, "other": 20.0,
+    }
+    assert phase_split(before, after, batches=0, cpu_ms_per_batch=50.0) == {}

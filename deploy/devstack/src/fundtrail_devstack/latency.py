@@ -265,6 +265,30 @@ def batch_counters(text: str, worker: str) -> tuple[float, float, float]:
     return found["seconds_count"], found["seconds_sum"], found["size_sum"]
 
 
+def phase_cpu(text: str) -> dict[str, float]:
+    """fund-tracker's CPU seconds so far per batch phase, from its Prometheus text."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "fundtrail_tracker_phase_cpu_seconds_total":
+                out[sample.labels["phase"]] = sample.value
+    return out
+
+
+def phase_split(before: dict[str, float], after: dict[str, float], batches: float, cpu_ms_per_batch: float | None
+                ) -> dict[str, float]:
+    """fund-tracker's CPU per batch by phase in milliseconds; `other` is what its thread spent outside
+    the phases (fetching, offset commits, trail inputs, timers)."""
+    if batches <= 0:
+        return {}
+    split = {phase: round((v - before.get(phase, 0.0)) / batches * 1000, 2) for phase, v in after.items()}
+    if cpu_ms_per_batch is not None:
+        split["other"] = round(cpu_ms_per_batch - sum(split.values()), 2)
+    return split
+
+
 def batch_stats(worker: str, before: tuple[float, float, float], after: tuple[float, float, float], wall: float,
                 cores: float | None) -> dict[str, float | None]:
     """How a worker batched during the run: batches a second, their mean size and duration, and its
@@ -354,11 +378,11 @@ def run_latency(
     }, alone=frozenset({"load generator"}))
     metrics_ports = {"tracker": stack.tracker_metrics_port, "compliance": stack.compliance_metrics_port}
 
-    def counters() -> dict[str, tuple[float, float, float]]:
-        return {w: batch_counters(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text, w)
-                for w, port in metrics_ports.items()}
+    def counters() -> tuple[dict[str, tuple[float, float, float]], dict[str, float]]:
+        texts = {w: httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text for w, port in metrics_ports.items()}
+        return {w: batch_counters(text, w) for w, text in texts.items()}, phase_cpu(texts["tracker"])
 
-    counted = counters()
+    counted, phases_before = counters()
     meter.start()
     t0 = time.monotonic()
     publish(prepared[warmup:], measured=True)
@@ -368,11 +392,15 @@ def run_latency(
     while time.monotonic() < deadline and not set(sent_at) <= set(arrivals):
         time.sleep(0.2)
     cpu = meter.stop()
-    batching: dict[str, float | None] = {}
+    batching: dict[str, Any] = {}
     wall = time.monotonic() - t0
-    for worker, after in counters().items():
+    counted_after, phases_after = counters()
+    for worker, after in counted_after.items():
         service = "fund-tracker" if worker == "tracker" else worker
         batching |= batch_stats(worker, counted[worker], after, wall, cpu["cores_used"].get(service))
+    batching["tracker_cpu_ms_per_batch_by_phase"] = phase_split(
+        phases_before, phases_after, counted_after["tracker"][0] - counted["tracker"][0],
+        batching.get("tracker_cpu_ms_per_batch"))
     loop.call_soon_threadsafe(stop.set)
     producer.close()
     latencies = sorted((arrivals[e] - s) * 1000 for e, s in sent_at.items() if e in arrivals)

@@ -41,6 +41,12 @@ class Metrics:
             ["phase"],
             registry=registry,
         )
+        self.phase_cpu_seconds = Counter(
+            "fundtrail_tracker_phase_cpu_seconds",
+            "The worker thread's CPU by batch phase (decode, read, decide, trail, write, produce, commit)",
+            ["phase"],
+            registry=registry,
+        )
         self.checkpoints = Counter(
             "fundtrail_tracker_checkpoints_total", "Signed trail checkpoints written", registry=registry
         )
