@@ -252,17 +252,16 @@ def batch_counters(text: str, worker: str) -> tuple[float, float, float]:
     from prometheus_client.parser import text_string_to_metric_families
 
     seconds_name, size_name, topic = _BATCH_METRICS[worker]
-    found = {"seconds_count": 0.0, "seconds_sum": 0.0, "size_sum": 0.0}
+    slot = {f"{seconds_name}_count": 0, f"{seconds_name}_sum": 1}
+    if size_name is not None:
+        slot[f"{size_name}_sum"] = 2
+    totals = [0.0, 0.0, 0.0]
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            if topic is not None and sample.labels.get("topic") != topic:
-                continue
-            for base, kind in ((seconds_name, "seconds"), (size_name, "size")):
-                if base is not None and sample.name in (f"{base}_count", f"{base}_sum"):
-                    key = f"{kind}_{sample.name.rsplit('_', 1)[1]}"
-                    if key in found:
-                        found[key] += sample.value
-    return found["seconds_count"], found["seconds_sum"], found["size_sum"]
+            i = slot.get(sample.name)
+            if i is not None and (topic is None or sample.labels.get("topic") == topic):
+                totals[i] += sample.value
+    return totals[0], totals[1], totals[2]
 
 
 def phase_cpu(text: str) -> dict[str, float]:

@@ -253,10 +253,7 @@ class Tracker:
         return await self.commit_raw(self.prepare_raw(messages))
 
     def prepare_raw(self, messages: Sequence[Inbound]) -> PreparedBatch:
-        """The CPU-only first stage: spans, validation and trail leaves (needs no database).
-
-        Separate so the worker can prepare the next batch while this one's transaction is in flight.
-        """
+        """The CPU-only first stage: spans, validation and trail leaves (needs no database)."""
         started, cpu = time.perf_counter(), time.thread_time()
         now = self._clock()
         batch = PreparedBatch(list(messages), now, started)
