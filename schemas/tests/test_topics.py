@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 
 from fundtrail_schemas.kafka_admin import ensure_topics
-from fundtrail_schemas.topics import TOPICS, TOPICS_BY_NAME, Cleanup, department_topic
+from fundtrail_schemas.topics import TOPICS, TOPICS_BY_NAME, Cleanup, TopicSpec, department_topic
 from fundtrail_schemas.types import Department
 
 
@@ -37,5 +39,19 @@ def test_ensure_topics_is_idempotent_and_matches_the_registry(kafka_bootstrap: s
         configs = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, n) for n in compacted])
         text = repr(configs)
         assert "compact" in text
+    finally:
+        admin.close()
+
+
+@pytest.mark.integration
+def test_ensure_topics_returns_once_new_topics_are_in_the_metadata(kafka_bootstrap: str) -> None:
+    # A fresh client asks the broker right after the call: the topics must already be listed.
+    run = uuid.uuid4().hex[:8]
+    specs = [TopicSpec(f"fundtrail.test-visible-{run}-{i}", 3, "tests", "visibility") for i in range(6)]
+    assert ensure_topics(kafka_bootstrap, specs) == [s.name for s in specs]
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    try:
+        assert {s.name for s in specs} <= set(admin.list_topics())
+        admin.delete_topics([s.name for s in specs])
     finally:
         admin.close()

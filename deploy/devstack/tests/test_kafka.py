@@ -66,16 +66,14 @@ def test_missing_mvn_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.Monkey
 @pytest.mark.integration
 async def test_produce_with_kafka_python_consume_with_aiokafka(kafka_bootstrap: str) -> None:
     from aiokafka import AIOKafkaConsumer
-    from kafka import KafkaAdminClient, KafkaProducer
-    from kafka.admin import NewTopic
+    from kafka import KafkaProducer
+
+    from fundtrail_schemas.kafka_admin import ensure_topics
+    from fundtrail_schemas.topics import TopicSpec
 
     topic = f"devstack.roundtrip.{uuid.uuid4().hex[:8]}"
-    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    try:
-        admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
-        assert topic in admin.list_topics()
-    finally:
-        admin.close()
+    # ensure_topics returns once the broker lists the topic (CreateTopics answers a moment before).
+    assert ensure_topics(kafka_bootstrap, [TopicSpec(topic, 3, "tests", "round trip")]) == [topic]
 
     sent = {
         f"key-{i}".encode(): (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 
 from kafka.admin import KafkaAdminClient, NewTopic
@@ -13,8 +14,16 @@ from .topics import TOPICS, TopicSpec
 log = logging.getLogger(__name__)
 
 
-def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec] = TOPICS) -> list[str]:
-    """Create missing topics; return the names created."""
+def ensure_topics(
+    bootstrap: str, specs: Iterable[TopicSpec] = TOPICS, *, visible_within_s: float = 30.0
+) -> list[str]:
+    """Create missing topics; return the names created.
+
+    Returns only once every topic in `specs` appears in the broker's metadata: a KRaft broker
+    publishes a new topic to its metadata cache a moment after CreateTopics answers, and a
+    consumer or producer started in that gap sees UNKNOWN_TOPIC_OR_PARTITION.
+    """
+    specs = list(specs)
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="fundtrail-admin")
     try:
         existing = set(admin.list_topics())
@@ -29,6 +38,16 @@ def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec] = TOPICS) -> list[s
             except TopicAlreadyExistsError:
                 # Another service created it between list and create.
                 log.debug("topic %s already exists", spec.name)
+        if wanted:
+            _wait_visible(admin, {s.name for s in wanted}, visible_within_s)
         return created
     finally:
         admin.close()
+
+
+def _wait_visible(admin: KafkaAdminClient, names: set[str], within_s: float) -> None:
+    deadline = time.monotonic() + within_s
+    while missing := names - set(admin.list_topics()):
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"topics not in the broker's metadata after {within_s:g} s: {sorted(missing)}")
+        time.sleep(0.1)
