@@ -239,6 +239,29 @@ def test_violations_reach_both_topics_and_the_database(worker, kafka_bootstrap: 
                  uuid.UUID(ev["event_id"])) == [(1,)]
 
 
+def test_violations_continue_the_trace_of_their_event_when_nothing_exports(
+    worker, kafka_bootstrap: str, module_db: str
+) -> None:
+    # The worker runs without OTEL_* variables: no span is recorded, but the trace goes on.
+    from kafka import KafkaProducer
+
+    trace_id, parent = uuid.uuid4().hex, uuid.uuid4().hex[:16]
+    ev = payment(0, handler_id=PAY["approver_id"])
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    try:
+        producer.send(ENRICHED_EVENTS, orjson.dumps(enriched(ev)), key=FUND.encode(),
+                      headers=[("traceparent", f"00-{trace_id}-{parent}-01".encode())])
+        producer.flush()
+    finally:
+        producer.close()
+    wait_for("the violation row", lambda: _violation_rows(module_db, ev["event_id"]))
+    for topic in (VIOLATIONS, department_topic("inspection")):
+        [record] = wait_for(topic, lambda topic=topic: violations_on(kafka_bootstrap, topic, ev["event_id"]))
+        version, tid, span, flags = dict(record.headers)["traceparent"].decode().split("-")
+        assert (version, tid, flags) == ("00", trace_id, "01")
+        assert span != parent and int(span, 16) != 0
+
+
 def test_redelivery_raises_nothing_twice(worker, kafka_bootstrap: str, module_db: str) -> None:
     ev = payment(1, handler_id=PAY["approver_id"])
     doc = enriched(ev)
