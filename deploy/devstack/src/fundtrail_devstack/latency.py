@@ -164,16 +164,12 @@ def payment(fund: str, project: str, contract: str, i: int, at: datetime) -> Pay
     )
 
 
-async def _sse_listener(
-    url: str, token: str, arrivals: dict[str, float], ready: threading.Event, stop: asyncio.Event
-) -> None:
+async def _sse_listener(url: str, token: str, arrivals: dict[str, float], ready: threading.Event) -> None:
     headers = {"Authorization": f"Bearer {token}", "Accept": "text/event-stream"}
     async with httpx.AsyncClient(timeout=None) as client, client.stream("GET", url, headers=headers) as resp:
         resp.raise_for_status()
         event = None
         async for line in resp.aiter_lines():
-            if stop.is_set():
-                return
             if line.startswith("event:"):
                 event = line[6:].strip()
                 if event == "ready":
@@ -184,6 +180,16 @@ async def _sse_listener(
                 arrivals.setdefault("v:" + data["triggering_event_id"], data["violation_id"])
                 # When fund-tracker's batch accepted the event (its wall clock, same machine).
                 arrivals.setdefault("t:" + data["triggering_event_id"], data["published_at"])
+
+
+def _listen(loop: asyncio.AbstractEventLoop, task: asyncio.Task[None]) -> None:
+    """The SSE listener's thread: runs until the task ends or is cancelled, then closes its loop."""
+    try:
+        loop.run_until_complete(task)
+    except asyncio.CancelledError:
+        pass
+    finally:
+        loop.close()
 
 
 def _tree(pid: int) -> list[int]:
@@ -330,17 +336,11 @@ def run_latency(
     )
     arrivals: dict[str, Any] = {}
     ready = threading.Event()
-    stop = asyncio.Event()
     loop = asyncio.new_event_loop()
-    listener = threading.Thread(
-        target=loop.run_until_complete,
-        args=(
-            _sse_listener(
-                f"{stack.gateway_url}/v1/violations/stream?department=inspection", token, arrivals, ready, stop
-            ),
-        ),
-        daemon=True,
+    listening = loop.create_task(
+        _sse_listener(f"{stack.gateway_url}/v1/violations/stream?department=inspection", token, arrivals, ready)
     )
+    listener = threading.Thread(target=_listen, args=(loop, listening), daemon=True)
     listener.start()
     if not ready.wait(30):
         raise RuntimeError("the SSE stream did not become ready")
@@ -408,7 +408,8 @@ def run_latency(
     batching["tracker_cpu_ms_per_batch_by_phase"] = phase_split(
         phases_before, phases_after, counted_after["tracker"][0] - counted["tracker"][0],
         batching.get("tracker_cpu_ms_per_batch"))
-    loop.call_soon_threadsafe(stop.set)
+    loop.call_soon_threadsafe(listening.cancel)
+    listener.join(10)
     producer.close()
     latencies = sorted((arrivals[e] - s) * 1000 for e, s in sent_at.items() if e in arrivals)
     poll = _poll_visibility(stack, token, arrivals, sent_at, poll_sample)

@@ -61,10 +61,10 @@ def decode_message(
         obj = _loads(raw)
     except _JSON_ERRORS as exc:
         return Rejection(ReasonCode.MALFORMED_JSON, f"not valid UTF-8 JSON: {exc}"), None
-    hint = _event_id_hint(obj)
     result = parse_object(obj, source_only=source_only)
     if isinstance(result, Rejection):
-        return result, hint
+        # Only a rejection needs it: an accepted event's id is parsed already.
+        return result, _event_id_hint(obj)
     return check_event(result, now=now, max_future_skew=max_future_skew), result.event_id
 
 
