@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,7 +20,7 @@ import psycopg
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from fundtrail_tracker.adapters.kafka import Headers, Inbound
+from fundtrail_tracker.adapters.kafka import AiokafkaSink, Inbound
 from fundtrail_tracker.adapters.postgres import conninfo
 from fundtrail_tracker.service import Tracker, TrackerConfig
 from fundtrail_tracker.synthetic import encode, generate, key_of
@@ -30,17 +30,6 @@ pytestmark = pytest.mark.integration
 BATCH = 12
 
 
-class _AiokafkaSink:
-    """The service's `Sink` over a plain aiokafka producer (the worker's is faust's)."""
-
-    def __init__(self, producer: Any) -> None:
-        self._producer = producer
-
-    async def send(self, topic: str, key: bytes | None, value: bytes, headers: Headers) -> Awaitable[Any]:
-        fut: Awaitable[Any] = await self._producer.send(topic, value=value, key=key, headers=headers)
-        return fut
-
-
 @pytest.fixture
 async def setup(migrated_database_url: str, scenario_factory: Any) -> AsyncIterator[tuple[Any, Tracker, list[Inbound]]]:
     from aiokafka import AIOKafkaProducer
@@ -48,7 +37,7 @@ async def setup(migrated_database_url: str, scenario_factory: Any) -> AsyncItera
     scenario = scenario_factory(migrated_database_url)
     producer = AIOKafkaProducer(bootstrap_servers=scenario.bootstrap, acks="all")
     await producer.start()
-    tracker = Tracker(migrated_database_url, _AiokafkaSink(producer), config=TrackerConfig(topics=scenario.topics),
+    tracker = Tracker(migrated_database_url, AiokafkaSink(producer), config=TrackerConfig(topics=scenario.topics),
                       signing_key=Ed25519PrivateKey.generate())
     events = generate(BATCH, seed=3, start=datetime.now(UTC) - timedelta(days=10))
     messages = [Inbound(scenario.topics.raw, 0, i, key_of(e), encode(e), ()) for i, e in enumerate(events)]

@@ -44,7 +44,7 @@ from fundtrail_schemas.events import (
 from fundtrail_schemas.topics import HEADER_EVENT_TYPE, HEADER_SCHEMA_VERSION
 
 from .adapters import postgres as pg
-from .adapters.kafka import Inbound, Sink, trace_headers
+from .adapters.kafka import Inbound, Record, Sink, trace_headers
 from .adapters.metrics import Metrics
 from .adapters.tracing import context_headers, process_span, publish_span, span_trace_id
 from .core.batch import Candidate, Rejected, Snapshot, Source, plan_batch, waiting_key
@@ -139,12 +139,20 @@ class _Outputs:
 
     def __init__(self, sink: Sink) -> None:
         self._sink = sink
+        self._queued: list[Record] = []
         self._pending: list[Awaitable[Any]] = []
 
     async def send(self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> None:
-        self._pending.append(await self._sink.send(topic, key, value, headers))
+        self._queued.append((topic, key, value, headers))
+
+    async def flush(self) -> None:
+        """Hand what is queued to the producer (record batches, in order); delivery is awaited later."""
+        if self._queued:
+            records, self._queued = self._queued, []
+            self._pending += await self._sink.send_many(records)
 
     async def delivered(self) -> None:
+        await self.flush()
         if self._pending:
             await asyncio.gather(*self._pending)
 
@@ -443,6 +451,7 @@ class Tracker:
             for r in rejected:
                 await self._dead_letter(out, r, now)
                 reasons[r.rejection.reason.value] += 1
+            await out.flush()
             phases.lap("produce")
             # The broker replicates and acknowledges while the remaining writes run, all in one
             # pipeline (one round trip). If one of them fails, the retry recomputes the same outputs
