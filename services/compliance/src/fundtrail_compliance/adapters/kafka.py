@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from fundtrail_schemas.events import Envelope
-from fundtrail_schemas.kafka_batch import Inbound as Inbound  # re-exported: the service names records by it
-from fundtrail_schemas.topics import HEADER_EVENT_TYPE, HEADER_SCHEMA_VERSION, HEADER_TRACEPARENT, HEADER_TRACESTATE
 
-Headers = list[tuple[str, bytes]]
+# Re-exported: the service names records and sinks by these.
+from fundtrail_schemas.kafka_batch import Inbound as Inbound
+from fundtrail_schemas.kafka_sink import Headers as Headers
+from fundtrail_schemas.kafka_sink import ProducerSink as ProducerSink
+from fundtrail_schemas.kafka_sink import Sink as Sink
+from fundtrail_schemas.topics import HEADER_EVENT_TYPE, HEADER_SCHEMA_VERSION, HEADER_TRACEPARENT, HEADER_TRACESTATE
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,28 +24,10 @@ class Outbound:
     headers: Headers
 
 
-class Sink(Protocol):
-    """Something that sends a record and returns a future of its delivery."""
-
-    async def send(self, topic: str, key: bytes | None, value: bytes, headers: Headers) -> Awaitable[Any]:
-        """Queue a record; await the returned future for the broker's acknowledgement."""
-        ...
-
-
-class ProducerSink:
-    """A `Sink` over faust's producer (aiokafka underneath; acks=all from the app settings)."""
-
-    def __init__(self, producer: Any) -> None:
-        self._producer = producer
-
-    async def send(self, topic: str, key: bytes | None, value: bytes, headers: Headers) -> Awaitable[Any]:
-        """Queue a record on the shared producer."""
-        return await self._producer.send(topic, key, value, None, None, headers)
-
-
 async def send(sink: Sink, records: Iterable[Outbound]) -> list[Awaitable[Any]]:
-    """Queue records in order; the broker's acknowledgements, to await."""
-    return [await sink.send(r.topic, r.key, r.value, r.headers) for r in records]
+    """Queue records in order (as record batches); the broker's acknowledgements, to await."""
+    batch = [(r.topic, r.key, r.value, r.headers) for r in records]
+    return await sink.send_many(batch) if batch else []
 
 
 async def send_all(sink: Sink, records: Iterable[Outbound]) -> None:

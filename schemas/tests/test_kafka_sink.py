@@ -10,8 +10,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
 from fundtrail_schemas.kafka_admin import ensure_topics
+from fundtrail_schemas.kafka_sink import AiokafkaSink, Record
 from fundtrail_schemas.topics import TopicSpec
-from fundtrail_tracker.adapters.kafka import AiokafkaSink, Record
 
 pytestmark = pytest.mark.integration
 
