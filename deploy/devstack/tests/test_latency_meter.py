@@ -79,7 +79,7 @@ def test_compliance_batching_has_no_size_and_no_topic_label() -> None:
     }
 
 
-def test_the_trackers_cpu_per_batch_is_split_by_phase_and_the_rest_is_other() -> None:
+def test_a_workers_cpu_per_batch_is_split_by_phase_and_the_rest_is_other() -> None:
     from prometheus_client import CollectorRegistry, Counter, generate_latest
 
     from fundtrail_devstack.latency import phase_cpu, phase_split
@@ -95,3 +95,9 @@ def test_the_trackers_cpu_per_batch_is_split_by_phase_and_the_rest_is_other() ->
         "decode": 10.0, "write": 20.0, "other": 20.0,
     }
     assert phase_split(before, after, batches=0, cpu_ms_per_batch=50.0) == {}
+    # Each worker's phases come from its own counter.
+    other = Counter("fundtrail_compliance_phase_cpu_seconds", "c", ["phase"], registry=registry)
+    other.labels("evaluate").inc(0.5)
+    text = generate_latest(registry).decode()
+    assert phase_cpu(text, "compliance") == {"evaluate": 0.5}
+    assert phase_cpu(text) == phase_cpu(text, "tracker") == after

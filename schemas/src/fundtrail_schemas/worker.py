@@ -1,5 +1,5 @@
 """Process-level settings the workers share: a bounded shutdown and the garbage collector's tuning;
-and how much CPU a process used, which the benchmarks report."""
+how much CPU a process used, which the benchmarks report; and where a batch's time goes."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -211,4 +211,38 @@ def cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class BatchPhases:
+    """Where a worker's batch time goes: seconds per phase, wall and this thread's CPU, accumulated
+    (also added to the two counters, labelled by phase, when given). A phase's CPU includes whatever
+    else the event loop ran while the phase awaited (the fetcher, the producer's sender): the
+    worker's cost of that phase."""
+
+    def __init__(self, phases: Iterable[str], seconds: Any = None, cpu_seconds: Any = None) -> None:
+        self.seconds: dict[str, float] = dict.fromkeys(phases, 0.0)
+        self.cpu: dict[str, float] = dict.fromkeys(self.seconds, 0.0)
+        self._counters = (seconds, cpu_seconds) if seconds is not None and cpu_seconds is not None else None
+        self._mark = time.perf_counter()
+        self._cpu_mark = time.thread_time()
+
+    def start(self) -> None:
+        """Begin timing (what came before belongs to no phase)."""
+        self._mark = time.perf_counter()
+        self._cpu_mark = time.thread_time()
+
+    def lap(self, phase: str) -> None:
+        """Charge the time since the last mark to `phase`."""
+        now, cpu_now = time.perf_counter(), time.thread_time()
+        seconds, cpu = now - self._mark, cpu_now - self._cpu_mark
+        self._mark, self._cpu_mark = now, cpu_now
+        self.add(phase, seconds, cpu)
+
+    def add(self, phase: str, seconds: float, cpu: float) -> None:
+        """Charge measured time to `phase`."""
+        self.seconds[phase] += seconds
+        self.cpu[phase] += cpu
+        if self._counters is not None:
+            self._counters[0].labels(phase).inc(seconds)
+            self._counters[1].labels(phase).inc(cpu)
 

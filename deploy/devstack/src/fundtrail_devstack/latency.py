@@ -271,22 +271,23 @@ def batch_counters(text: str, worker: str) -> tuple[float, float, float]:
     return totals[0], totals[1], totals[2]
 
 
-def phase_cpu(text: str) -> dict[str, float]:
-    """fund-tracker's CPU seconds so far per batch phase, from its Prometheus text."""
+def phase_cpu(text: str, worker: str = "tracker") -> dict[str, float]:
+    """A worker's CPU seconds so far per batch phase, from its Prometheus text."""
     from prometheus_client.parser import text_string_to_metric_families
 
+    name = f"fundtrail_{worker}_phase_cpu_seconds_total"
     out: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            if sample.name == "fundtrail_tracker_phase_cpu_seconds_total":
+            if sample.name == name:
                 out[sample.labels["phase"]] = sample.value
     return out
 
 
 def phase_split(before: dict[str, float], after: dict[str, float], batches: float, cpu_ms_per_batch: float | None
                 ) -> dict[str, float]:
-    """fund-tracker's CPU per batch by phase in milliseconds; `other` is what its thread spent outside
-    the phases (fetching, offset commits, trail inputs, timers)."""
+    """A worker's CPU per batch by phase in milliseconds; `other` is what its thread spent outside
+    the phases (fetching, offset commits, fund-tracker's trail inputs, timers, idle ticks)."""
     if batches <= 0:
         return {}
     split = {phase: round((v - before.get(phase, 0.0)) / batches * 1000, 2) for phase, v in after.items()}
@@ -385,9 +386,10 @@ def run_latency(
     }, alone=frozenset({"load generator"}))
     metrics_ports = {"tracker": stack.tracker_metrics_port, "compliance": stack.compliance_metrics_port}
 
-    def counters() -> tuple[dict[str, tuple[float, float, float]], dict[str, float]]:
+    def counters() -> tuple[dict[str, tuple[float, float, float]], dict[str, dict[str, float]]]:
         texts = {w: httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text for w, port in metrics_ports.items()}
-        return {w: batch_counters(text, w) for w, text in texts.items()}, phase_cpu(texts["tracker"])
+        return ({w: batch_counters(text, w) for w, text in texts.items()},
+                {w: phase_cpu(text, w) for w, text in texts.items()})
 
     counted, phases_before = counters()
     meter.start()
@@ -405,9 +407,9 @@ def run_latency(
     for worker, after in counted_after.items():
         service = "fund-tracker" if worker == "tracker" else worker
         batching |= batch_stats(worker, counted[worker], after, wall, cpu["cores_used"].get(service))
-    batching["tracker_cpu_ms_per_batch_by_phase"] = phase_split(
-        phases_before, phases_after, counted_after["tracker"][0] - counted["tracker"][0],
-        batching.get("tracker_cpu_ms_per_batch"))
+        batching[f"{worker}_cpu_ms_per_batch_by_phase"] = phase_split(
+            phases_before[worker], phases_after[worker], after[0] - counted[worker][0],
+            batching.get(f"{worker}_cpu_ms_per_batch"))
     loop.call_soon_threadsafe(listening.cancel)
     listener.join(10)
     producer.close()

@@ -41,9 +41,10 @@ from fundtrail_schemas.telemetry import (
     propagating_span,
 )
 from fundtrail_schemas.topics import CASES, ENRICHED_EVENTS, VIOLATIONS, VIOLATIONS_DLQ, department_topic
+from fundtrail_schemas.worker import BatchPhases
 
 from .adapters.kafka import Inbound, Outbound, Sink, event_headers, fund_key, send, send_all, trace_headers
-from .adapters.metrics import Metrics
+from .adapters.metrics import PHASES, Metrics
 from .adapters.postgres import ComplianceStore
 from .core import cases
 from .core.engine import Engine, EngineState
@@ -142,6 +143,7 @@ class ComplianceService:
         self.docs = dict(docs)
         self.engine = Engine(packs, grace=grace)
         self.metrics = metrics
+        self.phases = BatchPhases(PHASES, metrics.phase_seconds, metrics.phase_cpu_seconds)
         self._lock = asyncio.Lock()
         self.ready = asyncio.Event()
 
@@ -223,11 +225,14 @@ class ComplianceService:
 
     async def _handle_enriched_batch(self, batch: Sequence[Inbound]) -> None:
         started = time.perf_counter()
+        phases = self.phases
+        phases.start()
         pre = await self._refresh_partitions()
         if not batch and (pre is None or not (pre.violations or pre.resolutions or pre.errors)) and not (
             self.engine.state.timers.dirty or self.engine.state.clock.changed
         ):
             return  # an idle tick: nothing to write
+        phases.lap("partitions")
         out: list[Outbound] = []
         decoded: list[tuple[Inbound, dict[str, Any], uuid.UUID]] = []
         for inb in batch:
@@ -238,19 +243,27 @@ class ComplianceService:
                 self.metrics.events.labels("dead_letter").inc()
                 continue
             decoded.append((inb, doc, uuid.UUID(str(doc["event"]["event_id"]))))
+        phases.lap("decode")
         # One pipelined transaction: the dedup read with BEGIN, the writes with the outputs' sends
         # (their results are awaited together), the acknowledgements, then COMMIT.
         async with self.store.pipelined_transaction() as (cur, pipeline):
             done = await self.store.processed(cur, [eid for _, _, eid in decoded])
+            phases.lap("read")
             processed, violations, resolutions = self._evaluate(decoded, done, pre, out)
+            phases.lap("evaluate")
             now = now_utc()
             await self.store.write_batch(cur, processed, violations, self.engine.state, now)
             if resolutions:
                 out.extend(await self._apply_resolutions(cur, resolutions, now))
+            phases.lap("write")
             acks = await send(self.sink, out)
+            phases.lap("produce")
             await pipeline.sync()
+            phases.lap("write")
             for ack in acks:  # every output acknowledged before the dedup rows commit
                 await ack
+            phases.lap("produce")
+        phases.lap("commit")
         for inb in batch:
             if inb.offset >= self._next_offset.get(inb.partition, 0):
                 self._next_offset[inb.partition] = inb.offset + 1

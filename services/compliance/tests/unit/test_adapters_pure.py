@@ -92,3 +92,17 @@ def test_range_bounds_are_china_dates() -> None:
     assert parse_bound("2026-01-01") == datetime(2025, 12, 31, 16, 0, tzinfo=UTC)
     assert parse_bound("2026-01-01T00:00:00Z") == datetime(2026, 1, 1, tzinfo=UTC)
     assert parse_bound(None) is None
+
+
+def test_batch_phases_are_exported_under_the_names_the_latency_report_reads() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from fundtrail_compliance.adapters.metrics import PHASES, Metrics
+    from fundtrail_schemas.worker import BatchPhases
+
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+    phases = BatchPhases(PHASES, metrics.phase_seconds, metrics.phase_cpu_seconds)
+    phases.add("evaluate", 0.2, 0.15)
+    assert registry.get_sample_value("fundtrail_compliance_phase_cpu_seconds_total", {"phase": "evaluate"}) == 0.15
+    assert registry.get_sample_value("fundtrail_compliance_phase_seconds_total", {"phase": "evaluate"}) == 0.2

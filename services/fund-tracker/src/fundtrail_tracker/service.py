@@ -42,6 +42,7 @@ from fundtrail_schemas.events import (
     now_utc,
 )
 from fundtrail_schemas.topics import HEADER_EVENT_TYPE, HEADER_SCHEMA_VERSION
+from fundtrail_schemas.worker import BatchPhases
 
 from .adapters import postgres as pg
 from .adapters.kafka import Inbound, Record, Sink, trace_headers
@@ -104,34 +105,11 @@ class TrackerConfig:
 PHASES = ("decode", "read", "decide", "trail", "write", "produce", "commit")
 
 
-class Phases:
-    """Where batch time goes: seconds per phase, wall and this thread's CPU, accumulated (also
-    exported as metrics). A phase's CPU includes whatever else the event loop ran while the phase
-    awaited (the fetcher, the producer's sender): the worker's cost of that phase."""
+class Phases(BatchPhases):
+    """fund-tracker's batch phases, exported as `fundtrail_tracker_phase_{,cpu_}seconds_total`."""
 
     def __init__(self, metrics: Metrics | None) -> None:
-        self.seconds: dict[str, float] = dict.fromkeys(PHASES, 0.0)
-        self.cpu: dict[str, float] = dict.fromkeys(PHASES, 0.0)
-        self._metrics = metrics
-        self._mark = time.perf_counter()
-        self._cpu_mark = time.thread_time()
-
-    def start(self) -> None:
-        self._mark = time.perf_counter()
-        self._cpu_mark = time.thread_time()
-
-    def lap(self, phase: str) -> None:
-        now, cpu_now = time.perf_counter(), time.thread_time()
-        seconds, cpu = now - self._mark, cpu_now - self._cpu_mark
-        self._mark, self._cpu_mark = now, cpu_now
-        self.add(phase, seconds, cpu)
-
-    def add(self, phase: str, seconds: float, cpu: float) -> None:
-        self.seconds[phase] += seconds
-        self.cpu[phase] += cpu
-        if self._metrics is not None:
-            self._metrics.phase_seconds.labels(phase).inc(seconds)
-            self._metrics.phase_cpu_seconds.labels(phase).inc(cpu)
+        super().__init__(PHASES, *((metrics.phase_seconds, metrics.phase_cpu_seconds) if metrics else ()))
 
 
 class _Outputs:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
+# A batch: which partitions are idle, decode, the dedup read (with BEGIN), rule evaluation, the
+# database writes, the outputs handed to the producer and their acknowledgements, COMMIT.
+PHASES = ("partitions", "decode", "read", "evaluate", "write", "produce", "commit")
+
 
 class Metrics:
     """Violations per rule and department, evaluation latency, outcomes of events, cases and packs."""
@@ -39,6 +43,14 @@ class Metrics:
         self.consumer_lag = Gauge(
             "fundtrail_compliance_consumer_lag", "Enriched events behind the high watermark", ["topic", "partition"],
             registry=registry,
+        )
+        self.phase_seconds = Counter(
+            "fundtrail_compliance_phase_seconds", f"Batch time by phase ({', '.join(PHASES)})", ["phase"],
+            registry=registry,
+        )
+        self.phase_cpu_seconds = Counter(
+            "fundtrail_compliance_phase_cpu_seconds", f"The worker thread's CPU by batch phase ({', '.join(PHASES)})",
+            ["phase"], registry=registry,
         )
         self.pack_loads = Counter(
             "fundtrail_compliance_pack_loads_total", "Rule-pack loads by status (accepted, refused)", ["status"],
