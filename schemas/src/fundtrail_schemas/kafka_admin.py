@@ -23,7 +23,6 @@ def ensure_topics(
     publishes a new topic to its metadata cache a moment after CreateTopics answers, and a
     consumer or producer started in that gap sees UNKNOWN_TOPIC_OR_PARTITION.
     """
-    specs = list(specs)
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="fundtrail-admin")
     try:
         existing = set(admin.list_topics())

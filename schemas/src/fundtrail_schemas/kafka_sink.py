@@ -21,10 +21,6 @@ Record = tuple[str, bytes | None, bytes, Headers]  # topic, key, value, headers
 class Sink(Protocol):
     """Something that sends records and returns futures of their delivery."""
 
-    async def send(self, topic: str, key: bytes | None, value: bytes, headers: Headers) -> Awaitable[Any]:
-        """Queue a record; await the returned future for the broker's acknowledgement."""
-        ...
-
     async def send_many(self, records: Sequence[Record]) -> list[Awaitable[Any]]:
         """Queue records in order; await every returned future for the broker's acknowledgements."""
         ...
@@ -43,11 +39,6 @@ class AiokafkaSink:
     def aiokafka(self) -> Any:
         """The aiokafka producer records go through."""
         return self._producer
-
-    async def send(self, topic: str, key: bytes | None, value: bytes, headers: Headers) -> Awaitable[Any]:
-        """Queue one record."""
-        fut: Awaitable[Any] = await self.aiokafka().send(topic, value=value, key=key, headers=headers)
-        return fut
 
     async def send_many(self, records: Sequence[Record]) -> list[Awaitable[Any]]:
         """Queue records as one record batch per partition (more when one fills), in order."""
@@ -87,11 +78,6 @@ class AiokafkaSink:
 
 class ProducerSink(AiokafkaSink):
     """A `Sink` over faust's producer (aiokafka underneath; acks=all from the app settings)."""
-
-    async def send(self, topic: str, key: bytes | None, value: bytes, headers: Headers) -> Awaitable[Any]:
-        """Queue a record on the shared producer."""
-        fut: Awaitable[Any] = await self._producer.send(topic, key, value, None, None, headers)
-        return fut
 
     def aiokafka(self) -> Any:
         """faust's aiokafka producer (started with the app; `send_many` builds batches on it directly)."""

@@ -26,8 +26,7 @@ class Outbound:
 
 async def send(sink: Sink, records: Iterable[Outbound]) -> list[Awaitable[Any]]:
     """Queue records in order (as record batches); the broker's acknowledgements, to await."""
-    batch = [(r.topic, r.key, r.value, r.headers) for r in records]
-    return await sink.send_many(batch) if batch else []
+    return await sink.send_many([(r.topic, r.key, r.value, r.headers) for r in records])
 
 
 async def send_all(sink: Sink, records: Iterable[Outbound]) -> None:
