@@ -15,7 +15,8 @@ import pytest
 
 from fundtrail_devstack import DevstackError, KafkaNode, free_ports
 from fundtrail_devstack._util import pid_alive
-from fundtrail_devstack.kafka import STAMP_NAME, java_version
+from fundtrail_devstack.kafka import JVM_OPTIONS, STAMP_NAME, java_version
+from fundtrail_devstack.settings import DevstackSettings
 
 
 def test_rendered_config_is_a_single_loopback_kraft_node(tmp_path: Path) -> None:
@@ -48,6 +49,24 @@ def test_invalid_arguments(tmp_path: Path) -> None:
         KafkaNode(tmp_path, 9092, 9092)
     with pytest.raises(ValueError):
         KafkaNode(tmp_path, 9092, 9093, heap="lots")
+    for bad in ("kafka.Kafka", "-cp", "-Xmx8g"):
+        with pytest.raises(ValueError, match="JVM options"):
+            KafkaNode(tmp_path, 9092, 9093, jvm_options=[bad])
+
+
+def test_broker_command_line_carries_the_jvm_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cmd = KafkaNode(tmp_path, 19092, 19093, heap="256m").command("java")
+    assert cmd[0] == "java"
+    assert cmd[-2:] == ["kafka.Kafka", str(tmp_path / "server.properties")]
+    assert {"-Xms256m", "-Xmx256m", *JVM_OPTIONS} <= set(cmd)
+    own = KafkaNode(tmp_path, 19092, 19093, jvm_options=["-XX:+UseG1GC"]).command("java")
+    assert "-XX:+UseG1GC" in own and not set(JVM_OPTIONS) & set(own)
+    # Settings: unset means the devstack's flags, an empty string the JVM's defaults.
+    assert DevstackSettings().kafka_jvm_flags == JVM_OPTIONS
+    monkeypatch.setenv("FUNDTRAIL_DEVSTACK_KAFKA_JVM_OPTIONS", "")
+    assert DevstackSettings().kafka_jvm_flags == ()
+    monkeypatch.setenv("FUNDTRAIL_DEVSTACK_KAFKA_JVM_OPTIONS", "-XX:+UseG1GC  -XX:MaxGCPauseMillis=20")
+    assert DevstackSettings().kafka_jvm_flags == ("-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20")
 
 
 def test_java_is_17_or_newer() -> None:

@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from kafka import KafkaProducer
-from kafka.partitioner.default import murmur2
+from aiokafka import AIOKafkaProducer
 
 from fundtrail_schemas.events import (
     ContractSigned,
@@ -32,6 +31,7 @@ from fundtrail_schemas.events import (
     ProjectApproved,
     event_key,
 )
+from fundtrail_schemas.kafka_sink import AiokafkaSink, Record
 from fundtrail_schemas.telemetry import inject_headers
 from fundtrail_schemas.topics import RAW_EVENTS
 from fundtrail_schemas.types import (
@@ -47,9 +47,9 @@ from fundtrail_schemas.worker import cpu_seconds
 from .stack import Stack
 
 VIOLATION_EVERY = 10  # one payment in ten is handled and approved by the same person
-# The publisher is paced in ticks of the producer's linger, not per event: the rate is the same over
-# any 5 ms, but a sleep per event woke kafka-python's sender per event, which cost this process 0.21
-# and the broker 0.22 of a core at 1,000/s (ticks: 0.15 and 0.08), CPU the measured services share.
+# The publisher is paced in ticks, one produce request each, not per event: the rate is the same over
+# any 5 ms, but a request per event cost this process 0.21 and the broker 0.22 of a core at 1,000/s
+# (ticks: 0.15 and 0.08), CPU the measured services share.
 TICK_SECONDS = 0.005
 # Published at the same rate before the measured run, not counted: freshly started services spend
 # their first second on first-time work (query preparation, rule contexts, connections), which is
@@ -180,6 +180,16 @@ async def _sse_listener(url: str, token: str, arrivals: dict[str, float], ready:
                 arrivals.setdefault("v:" + data["triggering_event_id"], data["violation_id"])
                 # When fund-tracker's batch accepted the event (its wall clock, same machine).
                 arrivals.setdefault("t:" + data["triggering_event_id"], data["published_at"])
+
+
+async def _start_producer(bootstrap: str) -> Any:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    await producer.start()
+    return producer
+
+
+async def _delivered(sink: AiokafkaSink, records: list[Record]) -> None:
+    await asyncio.gather(*await sink.send_many(records))
 
 
 def _listen(loop: asyncio.AbstractEventLoop, task: asyncio.Task[None]) -> None:
@@ -325,16 +335,13 @@ def run_latency(
     token = stack.token("auditor", "latency-bench")
     fund, project, contract = f"BENCH-{uuid.uuid4().hex[:8]}", f"PB-{uuid.uuid4().hex[:8]}", "CB-1"
     start_at = datetime.now(UTC) - timedelta(days=1)
-    producer = KafkaProducer(
-        bootstrap_servers=stack.bootstrap,
-        acks="all",
-        enable_idempotence=True,
-        # 5 ms rather than 2: each produce request costs this process and the broker CPU that the
-        # measured services share on two cores (2 ms: 0.29 cores for this process, 5 ms: 0.23).
-        # The linger itself is inside the measured time.
-        linger_ms=5,
-        max_in_flight_requests_per_connection=5,
-    )
+    # The load generator is not what is measured, but it shares the two cores with what is: it
+    # fills one record batch per tick (aiokafka's create_batch/send_batch, as the workers' sinks do).
+    # kafka-python's producer (linger 5 ms) cost 0.27 of a core at 1,000/s alone on the machine,
+    # this 0.17, the same 200 produce requests a second reaching the broker.
+    publishing = asyncio.new_event_loop()
+    producer = publishing.run_until_complete(_start_producer(stack.bootstrap))
+    sink = AiokafkaSink(producer)
     arrivals: dict[str, Any] = {}
     ready = threading.Event()
     loop = asyncio.new_event_loop()
@@ -345,38 +352,40 @@ def run_latency(
     listener.start()
     if not ready.wait(30):
         raise RuntimeError("the SSE stream did not become ready")
-    for ev in setup_events(fund, project, contract, start_at):
-        producer.send(RAW_EVENTS, key=event_key(ev), value=ev.model_dump_json().encode())
-    producer.flush()
+    setup: list[Record] = [(RAW_EVENTS, event_key(ev), ev.model_dump_json().encode(), []) for ev in
+             setup_events(fund, project, contract, start_at)]
+    publishing.run_until_complete(_delivered(sink, setup))
     sent_at: dict[str, float] = {}
     sent_wall: dict[str, float] = {}
     total = rate * seconds
     warmup = rate * WARMUP_SECONDS
-    # Encoded and placed up front: the harness shares the machine's two cores with the system it
-    # measures. The partition is the one kafka-python's default partitioner picks for the key: its
-    # pure-Python murmur2 and the trace-context injection, per send, cost the publishing thread
-    # ~30 % of its CPU (76-85 against 51-52 µs a send, measured at 1,000/s).
-    partitions = sorted(producer.partitions_for(RAW_EVENTS))
+    # Encoded up front: the harness shares the machine's two cores with the system it measures.
     headers = inject_headers()
     prepared = []
     for i in range(1, warmup + total + 1):
         ev = payment(fund, project, contract, i, start_at + timedelta(seconds=10, milliseconds=i))
-        key = event_key(ev)
-        partition = partitions[(murmur2(key) & 0x7FFFFFFF) % len(partitions)]
-        prepared.append((str(ev.event_id), key, ev.model_dump_json().encode(), partition))
+        prepared.append((str(ev.event_id), event_key(ev), ev.model_dump_json().encode()))
     per_tick = max(1, round(rate * TICK_SECONDS))
 
-    def publish(events: list[tuple[str, bytes, bytes, int]], measured: bool) -> None:
+    async def publish_async(events: list[tuple[str, bytes, bytes]], measured: bool) -> None:
         t0 = time.monotonic()
-        for i, (event_id, key, value, partition) in enumerate(events, start=1):
-            if i % per_tick == 1 or per_tick == 1:  # the first event of a tick waits for it
-                delay = t0 + (i - 1) / rate - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-            if measured and i % VIOLATION_EVERY == 0:
-                sent_at[event_id] = time.monotonic()
-                sent_wall[event_id] = time.time()
-            producer.send(RAW_EVENTS, key=key, value=value, headers=headers, partition=partition)
+        pending: list[Any] = []
+        for first in range(0, len(events), per_tick):
+            delay = t0 + first / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tick = events[first:first + per_tick]
+            if measured:
+                sent, wall = time.monotonic(), time.time()
+                for i, (event_id, _, _) in enumerate(tick, start=first + 1):
+                    if i % VIOLATION_EVERY == 0:
+                        sent_at[event_id] = sent
+                        sent_wall[event_id] = wall
+            pending += await sink.send_many([(RAW_EVENTS, key, value, headers) for _, key, value in tick])
+        await asyncio.gather(*pending)
+
+    def publish(events: list[tuple[str, bytes, bytes]], measured: bool) -> None:
+        publishing.run_until_complete(publish_async(events, measured))
 
     publish(prepared[:warmup], measured=False)
     # This process publishes and listens; the services (and the servers, in `make bench`) are its
@@ -395,7 +404,6 @@ def run_latency(
     meter.start()
     t0 = time.monotonic()
     publish(prepared[warmup:], measured=True)
-    producer.flush()
     publish_seconds = time.monotonic() - t0
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not set(sent_at) <= set(arrivals):
@@ -412,7 +420,8 @@ def run_latency(
             batching.get(f"{worker}_cpu_ms_per_batch"))
     loop.call_soon_threadsafe(listening.cancel)
     listener.join(10)
-    producer.close()
+    publishing.run_until_complete(producer.stop())
+    publishing.close()
     latencies = sorted((arrivals[e] - s) * 1000 for e, s in sent_at.items() if e in arrivals)
     poll = _poll_visibility(stack, token, arrivals, sent_at, poll_sample)
     # Where the time goes: publish → fund-tracker's batch start (linger, broker, fetch, the batch

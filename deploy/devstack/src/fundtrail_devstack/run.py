@@ -63,7 +63,8 @@ def run(seed: int = 7, size: float = 1.0, gateway_port: int = 8080) -> None:
     """Start everything, load the demo, print where to look, stop cleanly on Ctrl-C."""
     settings = DevstackSettings()
     home = Path(settings.home).resolve()
-    kafka = KafkaNode(settings.kafka_home, settings.kafka_port, settings.kafka_controller_port, settings.kafka_heap)
+    kafka = KafkaNode(settings.kafka_home, settings.kafka_port, settings.kafka_controller_port, settings.kafka_heap,
+                      jvm_options=settings.kafka_jvm_flags)
     pg = PostgresNode(settings.pg_home, settings.pg_port, os_user=settings.pg_os_user)
     started: list[str] = []
     stack: Stack | None = None

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ._util import DEFAULT_HOME
+from .kafka import JVM_OPTIONS
 
 __all__ = ["DevstackSettings"]
 
@@ -19,10 +21,19 @@ class DevstackSettings(BaseSettings):
     kafka_port: int = 9092
     kafka_controller_port: int = 9093
     kafka_heap: str = "512m"
+    kafka_jvm_options: str | None = None
+    """Extra JVM flags for the broker, space-separated; unset: C1 only and the serial collector
+    (see ``fundtrail_devstack.kafka.JVM_OPTIONS``), an empty string: the JVM's own defaults."""
     pg_port: int = 55432
     pg_database: str = "fundtrail"
     pg_os_user: str = "fundtrail"
     """Unprivileged system account PostgreSQL runs as when the devstack runs as root."""
+
+    @property
+    def kafka_jvm_flags(self) -> tuple[str, ...]:
+        if self.kafka_jvm_options is None:
+            return JVM_OPTIONS
+        return tuple(shlex.split(self.kafka_jvm_options))
 
     @property
     def kafka_home(self) -> Path:
