@@ -101,3 +101,14 @@ def test_a_workers_cpu_per_batch_is_split_by_phase_and_the_rest_is_other() -> No
     text = generate_latest(registry).decode()
     assert phase_cpu(text, "compliance") == {"evaluate": 0.5}
     assert phase_cpu(text) == phase_cpu(text, "tracker") == after
+
+
+def test_the_target_is_met_only_at_full_rate_with_every_violation_seen() -> None:
+    from fundtrail_devstack.latency import latency_targets
+
+    assert latency_targets(1000, 79.0, True)["met"] == {"sse_p99_ms": True}
+    assert latency_targets(1000, 100.0, True)["met"] == {"sse_p99_ms": True}
+    assert latency_targets(1000, 100.1, True)["met"] == {"sse_p99_ms": False}
+    assert latency_targets(300, 50.0, True)["met"] == {"sse_p99_ms": False}
+    assert latency_targets(1000, 50.0, False)["met"] == {"sse_p99_ms": False}
+    assert latency_targets(1000, None, False)["targets"] == {"rate_per_s": 1000, "sse_p99_ms": 100.0}
