@@ -62,6 +62,7 @@ def test_broker_command_line_carries_the_jvm_options(tmp_path: Path, monkeypatch
     own = KafkaNode(tmp_path, 19092, 19093, jvm_options=["-XX:+UseG1GC"]).command("java")
     assert "-XX:+UseG1GC" in own and not set(JVM_OPTIONS) & set(own)
     # Settings: unset means the devstack's flags, an empty string the JVM's defaults.
+    monkeypatch.delenv("FUNDTRAIL_DEVSTACK_KAFKA_JVM_OPTIONS", raising=False)
     assert DevstackSettings().kafka_jvm_flags == JVM_OPTIONS
     monkeypatch.setenv("FUNDTRAIL_DEVSTACK_KAFKA_JVM_OPTIONS", "")
     assert DevstackSettings().kafka_jvm_flags == ()

@@ -22,8 +22,8 @@ class DevstackSettings(BaseSettings):
     kafka_controller_port: int = 9093
     kafka_heap: str = "512m"
     kafka_jvm_options: str | None = None
-    """Extra JVM flags for the broker, space-separated; unset: C1 only and the serial collector
-    (see ``fundtrail_devstack.kafka.JVM_OPTIONS``), an empty string: the JVM's own defaults."""
+    """The broker's JVM flags (besides class path and heap), space-separated, in place of the
+    devstack's; unset: ``fundtrail_devstack.kafka.JVM_OPTIONS``, an empty string: the JVM's defaults."""
     pg_port: int = 55432
     pg_database: str = "fundtrail"
     pg_os_user: str = "fundtrail"
