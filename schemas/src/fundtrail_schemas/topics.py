@@ -37,6 +37,7 @@ VIOLATIONS = "fundtrail.violations"
 CASES = "fundtrail.cases"
 RULE_PACKS = "fundtrail.rules"
 VIOLATIONS_DLQ = "fundtrail.violations.dlq"
+TRAIL_COSIGNATURES = "fundtrail.trail.cosignatures"
 
 # A fund's events must stay ordered: partitions by fund document number. Six partitions let up
 # to six workers share the load and keep rebalances cheap on a single broker.
@@ -64,6 +65,8 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(RULE_PACKS, 1, "department", "Rule-pack documents; the latest per department is live",
               cleanup=Cleanup.COMPACT),
     TopicSpec(VIOLATIONS_DLQ, 1, "original key", "Enriched events the compliance service could not evaluate"),
+    TopicSpec(TRAIL_COSIGNATURES, 1, "log origin",
+              "Witness cosignatures of trail checkpoints, verified by the gateway; stored by fund-tracker"),
 )
 
 TOPICS_BY_NAME = {t.name: t for t in TOPICS}

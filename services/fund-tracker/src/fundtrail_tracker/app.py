@@ -106,6 +106,27 @@ def build_app(settings: TrackerSettings, signing_key: Ed25519PrivateKey, metrics
                 await stream.ack(e)
             record_lag(events)
 
+    cosignature_topic = app.topic(topics.cosignatures, key_type=bytes, value_type=bytes)
+
+    @app.agent(cosignature_topic, concurrency=1)
+    async def cosignatures(stream: Any) -> None:
+        # Witness cosignatures the gateway verified and published (it writes only through Kafka).
+        async for events in stream.noack_take(100, within=settings.batch_timeout):
+            await until_done(tracker.store_cosignatures, [from_faust_event(e).value for e in events])
+            for e in events:
+                await stream.ack(e)
+
+    @app.task
+    async def resign_legacy_checkpoints() -> None:
+        # Checkpoints stored before migration 0006 have no C2SP note; sign them once in the new format.
+        try:
+            done = await tracker.resign_legacy_checkpoints()
+        except Exception:
+            log.exception("re-signing old-format checkpoints failed; the next start retries")
+            return
+        if done:
+            log.info("re-signed %d old-format checkpoints as C2SP notes", done)
+
     @app.timer(interval=settings.checkpoint_interval)
     async def checkpoint() -> None:
         try:

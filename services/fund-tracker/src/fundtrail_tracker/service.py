@@ -15,6 +15,7 @@ duplicates that change nothing.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import time
 import uuid
@@ -28,8 +29,10 @@ from typing import Any, TypeVar
 import psycopg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from opentelemetry.trace import Span, Status, StatusCode
+from pydantic import ValidationError
 
 from fundtrail_schemas.checkpoint import Checkpoint, sign_checkpoint
+from fundtrail_schemas.cosignatures import CheckpointCosigned
 from fundtrail_schemas.decode import FieldError, ReasonCode, Rejection
 from fundtrail_schemas.events import (
     FundAllocated,
@@ -41,6 +44,7 @@ from fundtrail_schemas.events import (
     event_key,
     now_utc,
 )
+from fundtrail_schemas.note import NoteError
 from fundtrail_schemas.topics import HEADER_EVENT_TYPE, HEADER_SCHEMA_VERSION
 from fundtrail_schemas.worker import BatchPhases
 
@@ -601,7 +605,7 @@ class Tracker:
             cp = sign_checkpoint(key, self._config.log_id, size, frontier.root(), self._clock())
             stored = await pg.insert_checkpoint(
                 cur, tree_size=cp.tree_size, root_hash=cp.root_hash, signed_at=cp.timestamp, log_id=cp.log_id,
-                key_id=cp.key_id, signature=cp.signature,
+                **_note_columns(cp),
             )
             return cp if stored else None
 
@@ -609,6 +613,67 @@ class Tracker:
         if cp is not None and self._metrics is not None:
             self._metrics.checkpoints.inc()
         return cp
+
+    async def resign_legacy_checkpoints(self) -> int:
+        """Sign, as C2SP notes, the checkpoints stored before migration 0006; returns how many.
+
+        Each stored root is first recomputed from the Merkle nodes: the key only ever signs a root
+        the log itself holds. A mismatch is logged and that row is left without a note (not served).
+        """
+        if self._key is None:
+            raise RuntimeError("no signing key configured")
+        key = self._key
+
+        async def work(cur: psycopg.AsyncCursor[Any]) -> int:
+            done = 0
+            for size, root_hash, old_log_id in await pg.checkpoints_without_note(cur):
+                root = (await pg.trail_frontier(cur, size)).root()
+                if root.hex() != root_hash:
+                    log.error("checkpoint %d (log %s) stores root %s but the nodes give %s: not re-signed",
+                              size, old_log_id, root_hash, root.hex())
+                    continue
+                cp = sign_checkpoint(key, self._config.log_id, size, root, self._clock())
+                await pg.set_checkpoint_note(cur, tree_size=size, log_id=cp.log_id, **_note_columns(cp))
+                done += 1
+            return done
+
+        return await self._transaction("checkpoint", work)
+
+    async def store_cosignatures(self, records: Sequence[bytes]) -> int:
+        """Store witness cosignature records (published by the gateway); malformed ones are logged and skipped."""
+        parsed: list[CheckpointCosigned] = []
+        for raw in records:
+            try:
+                record = CheckpointCosigned.model_validate_json(raw)
+                record.signature()
+            except (ValidationError, NoteError) as exc:
+                log.error("skipping a malformed cosignature record: %s", exc)
+                continue
+            parsed.append(record)
+        if not parsed:
+            return 0
+        now = self._clock()
+
+        async def work(cur: psycopg.AsyncCursor[Any]) -> int:
+            stored = 0
+            for r in parsed:
+                stored += await pg.insert_cosignature(
+                    cur, tree_size=r.tree_size, witness_name=r.witness_name, key_hash=r.key_hash,
+                    cosigned_at=r.cosigned_at, line=r.line, recorded_at=now,
+                )
+            return stored
+
+        return await self._transaction("checkpoint", work)
+
+
+def _note_columns(cp: Checkpoint) -> dict[str, str]:
+    """The note and, for the old columns, its log signature's key hash and base64 signature."""
+    sig = cp.parsed_note().signatures[0]
+    return {
+        "key_id": f"{sig.key_hash:08x}",
+        "signature": base64.b64encode(sig.signature).decode("ascii"),
+        "note": cp.note,
+    }
 
 
 async def _request_reads(

@@ -57,7 +57,11 @@ class TrackerSettings(CommonSettings):
     checkpoint_interval: float = Field(30.0, gt=0, description="Seconds between signed trail checkpoints")
     signing_key_path: Path = Field(description="Ed25519 private key (PKCS#8 PEM) that signs checkpoints")
     dev_mode: bool = Field(False, description="Generate a signing key if the file is missing (never in production)")
-    trail_log_id: str = Field("fundtrail/trail", description="Log id written into every signed checkpoint")
+    trail_log_id: str = Field(
+        "fundtrail.example/jiangmen/trail",
+        pattern=r"^[^\x00-\x20\x7f+]+$",
+        description="Checkpoint origin (C2SP tlog-checkpoint first line) and the log key's name; no spaces or '+'",
+    )
     max_future_skew: Duration = Field(
         timedelta(minutes=10), description="Reject events dated further ahead of the tracker's clock (seconds)"
     )
