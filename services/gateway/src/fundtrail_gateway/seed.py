@@ -8,7 +8,6 @@ table contract describes: contract events, RFC 9162 leaves and nodes, signed che
 from __future__ import annotations
 
 import base64
-
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
