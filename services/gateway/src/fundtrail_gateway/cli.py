@@ -22,6 +22,7 @@ from fundtrail_schemas.checkpoint import (
     verify_bundle_json,
     verify_checkpoint,
 )
+from fundtrail_schemas.note import SIG_COSIGNATURE_V1, Note, NoteError, NoteVerifier, verify_cosignature
 
 from .core.auth import Role
 
@@ -146,9 +147,32 @@ def _get(client: Any, path: str, **params: Any) -> Any:
     return response.json()
 
 
+def check_witnesses(client: Any, current: Checkpoint, witnesses: list[NoteVerifier]) -> list[CheckResult]:
+    """One check per required witness: a valid cosignature/v1 of exactly this checkpoint."""
+    response = client.get(f"/v1/checkpoints/{current.tree_size}/note")
+    if response.status_code != 200:
+        raise RuntimeError(f"GET /v1/checkpoints/{current.tree_size}/note answered {response.status_code}")
+    try:
+        note = Note.parse(response.text)
+    except NoteError as exc:
+        return [CheckResult(name="witness.note", passed=False, reason=f"the cosigned note is malformed: {exc}")]
+    same = note.text.encode() == current.signed_bytes()
+    checks = [CheckResult(name="witness.note", passed=same,
+                          reason="the cosigned note is the verified checkpoint" if same
+                          else "the cosigned note is of another checkpoint")]
+    for w in witnesses:
+        times = [t for s in note.signatures if (t := verify_cosignature(w, s, note.text)) is not None]
+        checks.append(CheckResult(
+            name=f"witness.{w.name}", passed=same and bool(times),
+            reason=(f"cosigned by {w.name} at {datetime.fromtimestamp(max(times), UTC).isoformat()}" if times
+                    else f"no valid cosignature from {w.name}+{w.key_hash:08x}: this checkpoint was not witnessed"),
+        ))
+    return checks
+
+
 def verify_online(
     api: str, token_value: str | None, public_key: Any, entry: int | None, state_path: Path,
-    expected_log_id: str | None, transport: Any = None,
+    expected_log_id: str | None, transport: Any = None, witnesses: list[NoteVerifier] | None = None,
 ) -> VerificationReport:
     """Fetch the latest checkpoint, prove growth since the remembered one, prove an entry; remember on success."""
     import httpx
@@ -159,9 +183,11 @@ def verify_online(
         current = Checkpoint.model_validate(_get(client, "/v1/proofs/checkpoint"))
         checks.append(CheckResult(
             name="checkpoint.signature", passed=verify_checkpoint(current, public_key),
-            reason=f"log {current.log_id!r} size {current.tree_size} root {current.root_hash[:16]}… signed "
-            f"{current.timestamp.isoformat()} by key {current.key_id}",
+            reason=f"origin {current.log_id!r} size {current.tree_size} root {current.root_hash[:16]}… "
+            f"(recorded {current.timestamp.isoformat()})",
         ))
+        if witnesses:
+            checks.extend(check_witnesses(client, current, witnesses))
         if expected_log_id is not None:
             checks.append(CheckResult(name="checkpoint.log_id", passed=current.log_id == expected_log_id,
                                       reason=f"log id is {current.log_id!r}"))
@@ -235,8 +261,32 @@ def verify_offline(
     return final
 
 
+def _log_key(public_key: Path | None, log_key: str | None) -> Any:
+    if log_key:
+        return NoteVerifier.from_vkey(log_key)
+    if public_key is not None:
+        return load_public_key(public_key)
+    raise ValueError("give --log-key VKEY (from GET /v1/log/key) or --public-key PEM")
+
+
+def _witness_keys(vkeys: list[str]) -> list[NoteVerifier]:
+    keys = [NoteVerifier.from_vkey(v) for v in vkeys]
+    for k in keys:
+        if k.sig_type != SIG_COSIGNATURE_V1:
+            raise ValueError(f"--witness {k.name}: not a cosignature/v1 key (type 0x04)")
+    return keys
+
+
 def verify(
-    public_key: Annotated[Path, typer.Option(help="The log's Ed25519 public key (PEM)")],
+    public_key: Annotated[
+        Path | None, typer.Option(help="The log's Ed25519 public key (PEM); its key name is the origin")
+    ] = None,
+    log_key: Annotated[
+        str | None, typer.Option(envvar="FUNDTRAIL_LOG_KEY", help="The log's note verifier key (vkey)")
+    ] = None,
+    witness: Annotated[
+        list[str] | None, typer.Option(help="Require a valid cosignature from this witness vkey (repeatable)")
+    ] = None,
     api: Annotated[str | None, typer.Option(envvar="FUNDTRAIL_API_URL", help="Gateway base URL")] = None,
     token_value: Annotated[
         str | None, typer.Option("--token", envvar="FUNDTRAIL_TOKEN", help="Bearer token (auditor)")
@@ -247,12 +297,20 @@ def verify(
     log_id: Annotated[str | None, typer.Option(help="Expected log id")] = None,
 ) -> None:
     """Check that an entry is in the log and that the log only grew since the last check."""
-    key = load_public_key(public_key)
+    try:
+        key = _log_key(public_key, log_key)
+        witnesses = _witness_keys(witness or [])
+    except (ValueError, OSError) as exc:
+        err.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from exc
     try:
         if bundle is not None:
+            if witnesses:
+                err.print("[red]--witness needs --api: cosignatures are fetched from the gateway[/]")
+                raise typer.Exit(2)
             report = verify_offline(bundle, key, state, log_id)
         elif api is not None:
-            report = verify_online(api, token_value, key, entry, state, log_id)
+            report = verify_online(api, token_value, key, entry, state, log_id, witnesses=witnesses)
         else:
             err.print("[red]give --api URL (with --token) or --bundle FILE[/]")
             raise typer.Exit(2)

@@ -12,6 +12,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from fundtrail_schemas.settings import CommonSettings
 
+from .core.checkpoints import LogKeys
+
 ENV_PREFIX = "FUNDTRAIL_GATEWAY_"
 # Repository layout default: services/compliance/rulepacks next to this service.
 DEFAULT_RULEPACK_DIR = Path(__file__).resolve().parents[3] / "compliance" / "rulepacks"
@@ -108,3 +110,17 @@ class GatewaySettings(AuthSettings, CommonSettings):
     ensure_topics: bool = Field(True, description="Create missing topics of the registry at start-up")
     enable_tracing: bool = True
     log_level: str = "INFO"
+    trail_vkey: str | None = Field(
+        None,
+        description="The trail log's note verifier key (<origin>+<hash>+<key>), served at /v1/log/key; "
+        "fund-tracker signs with the matching private key",
+    )
+    witness_vkeys: list[str] = Field(
+        default_factory=list,
+        description="JSON list of witness cosigner vkeys (type 0x04) whose cosignatures are accepted and served",
+    )
+
+    @model_validator(mode="after")
+    def _log_keys_parse(self) -> GatewaySettings:
+        LogKeys.parse(self.trail_vkey, self.witness_vkeys)
+        return self

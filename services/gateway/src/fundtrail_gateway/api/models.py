@@ -331,3 +331,41 @@ class Health(_Out):
 class Readiness(_Out):
     status: Literal["ready"]
     checks: dict[str, Literal["ok"]] = Field(description="Each dependency checked: postgresql, kafka")
+
+
+class CosignatureOut(_Out):
+    witness: str = Field(description="The witness's key name")
+    key_hash: str = Field(description="Signed-note key hash, 8 hex digits")
+    timestamp: datetime = Field(description="The signed time of the cosignature (tlog-cosignature/v1)")
+
+
+class CheckpointEntryOut(Checkpoint):
+    """A stored checkpoint; `note` carries the log's signature and every valid configured witness cosignature."""
+
+    cosignatures: list[CosignatureOut]
+    links: dict[str, str]
+
+
+class CheckpointsPage(_Out):
+    items: list[CheckpointEntryOut]
+    next: str | None = Field(description="Link to the next page (larger tree sizes), or null")
+
+
+class LogKeyOut(_Out):
+    """Where and how to verify this log's checkpoints."""
+
+    origin: str | None = Field(description="The checkpoint origin line, also the log key's name")
+    vkey: str | None = Field(description="Note verifier key <name>+<key hash>+<base64(0x01 || Ed25519 key)>")
+    key_hash: str | None
+    public_key: str | None = Field(description="The raw 32-byte Ed25519 public key, base64")
+    witnesses: list[str] = Field(description="Cosigner vkeys (type 0x04) whose cosignatures are served")
+    checkpoints: str
+    latest_note: str
+
+
+class CosignaturesAccepted(_Out):
+    """The cosignatures verified and were published; they are served once fund-tracker stored them."""
+
+    tree_size: int
+    accepted: list[CosignatureOut]
+    topic: str

@@ -35,15 +35,14 @@ SizeQuery = Annotated[int | None, Query(ge=1, le=MAX_SIZE, description="Tree siz
 LeafPath = Annotated[int, Path(ge=0, le=MAX_SIZE - 1, description="Leaf index (trail entry `leaf_index`)")]
 
 
-def checkpoint_model(row: Any) -> Checkpoint:
-    """A stored tree head as the contract model."""
+def checkpoint_model(row: Any, note: str | None = None) -> Checkpoint:
+    """A stored tree head as the contract model (``note``: the cosigned note instead of the stored one)."""
     return Checkpoint(
         log_id=row.log_id,
         tree_size=row.tree_size,
         root_hash=row.root_hash,
         timestamp=row.signed_at,
-        signature=row.signature,
-        key_id=row.key_id,
+        note=note or row.note,
     )
 
 
