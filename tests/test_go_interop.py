@@ -17,25 +17,16 @@ import subprocess
 import threading
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from fundtrail_gateway.core.auth import Role
-from fundtrail_gateway.core.tokens import TokenCodec
-from fundtrail_gateway.main import create_app
-from fundtrail_gateway.seed import COUNTIES, LOG_ID, World, seed_world
-from fundtrail_gateway.settings import GatewaySettings
-from fundtrail_gateway.testing import SAMPLE_RULEPACK, serve_in_thread
-from fundtrail_schemas.db import sync_engine
-from fundtrail_schemas.note import NoteVerifier
+from fundtrail_gateway.seed import COUNTIES, LOG_ID, World
+from fundtrail_gateway.testing import seeded_gateway
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -55,47 +46,12 @@ def go_verifier(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def log_key() -> Ed25519PrivateKey:
-    return Ed25519PrivateKey.generate()
-
-
-@pytest.fixture(scope="module")
 def gateway(
-    pg_node: Any, migrated_template: str, log_key: Ed25519PrivateKey, tmp_path_factory: pytest.TempPathFactory
+    pg_node: Any, migrated_template: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, World, str, str]]:
     """(base URL, seeded world, auditor token, log vkey) of a gateway serving a seeded database."""
-    import psycopg
-
-    name = f"go_{uuid.uuid4().hex}"
-    admin = pg_node.url("postgres").replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{migrated_template}"')
-    url = pg_node.url(name)
-    engine = sync_engine(url)
-    try:
-        world = seed_world(engine, log_key)
-    finally:
-        engine.dispose()
-    d = tmp_path_factory.mktemp("go-gw")
-    jwt_key = Ed25519PrivateKey.generate()
-    (d / "jwt.pub.pem").write_bytes(jwt_key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
-    (d / "inspection.yaml").write_text(SAMPLE_RULEPACK, encoding="utf-8")
-    vkey = NoteVerifier.ed25519(LOG_ID, log_key.public_key()).vkey
-    settings = GatewaySettings(
-        database_url=url, kafka_bootstrap_servers="127.0.0.1:9", environment="test", jwt_algorithm="EdDSA",
-        jwt_public_key_file=d / "jwt.pub.pem", rulepack_dir=d, ensure_topics=False, enable_tracing=False,
-        rate_limit_per_second=1000.0, rate_limit_burst=10_000, trail_vkey=vkey,
-    )
-    codec = TokenCodec("EdDSA", jwt_key.public_key(), signing_key=jwt_key, audience="fundtrail-gateway",
-                       issuer="fundtrail")
-    token = codec.issue("go-auditor", [Role.AUDITOR], None, now=datetime.now(UTC), ttl=timedelta(hours=2))
-    try:
-        with serve_in_thread(create_app(settings)) as base:
-            yield base, world, token, vkey
-    finally:
-        with contextlib.suppress(Exception):
-            pg_node.drop_database(name, force=True)
+    with seeded_gateway(pg_node, migrated_template, Ed25519PrivateKey.generate(), tmp_path_factory.mktemp("gw")) as gw:
+        yield gw.base_url, gw.world, gw.auditor_token, gw.log_vkey
 
 
 @contextlib.contextmanager
