@@ -148,7 +148,8 @@ def print_where_to_look(stack: Stack, expected: list[dict[str, object]]) -> None
         console.print(f"where is the money:     {base}/v1/funds/{quote(fund, safe='')}")
     console.print(f"violations:             {base}/v1/violations?department=finance")
     console.print(f"violation stream (SSE): {base}/v1/violations/stream?department=audit")
-    console.print(f"latest checkpoint:      {base}/v1/proofs/checkpoint")
+    console.print(f"latest checkpoint:      {base}/v1/checkpoints/latest/note  (all: {base}/v1/checkpoints)")
+    console.print(f"log verifier key:       {stack.trail_vkey}  (also {base}/v1/log/key)")
     console.print("tokens (valid 12 h):")
     for role, token in tokens.items():
         console.print(f"  {role}:\n    {token}", soft_wrap=True)

@@ -77,6 +77,10 @@ class ServiceProcess:
             return "(no log)"
 
 
+# The devstack's checkpoint origin (C2SP tlog-checkpoint first line), also the log key's name.
+TRAIL_ORIGIN = "fundtrail.example/jiangmen/trail"
+
+
 @dataclass
 class Stack:
     """Kafka + PostgreSQL locations plus the three services' processes and keys."""
@@ -104,6 +108,14 @@ class Stack:
     @property
     def checkpoint_public_key(self) -> Path:
         return self.keys_dir / "checkpoint.pub.pem"
+
+    @property
+    def trail_vkey(self) -> str:
+        """The trail's note verifier key: the checkpoint public key under the origin (ensure_keys first)."""
+        from fundtrail_schemas.checkpoint import load_public_key
+        from fundtrail_schemas.note import NoteVerifier
+
+        return NoteVerifier.ed25519(TRAIL_ORIGIN, load_public_key(self.checkpoint_public_key)).vkey
 
     @property
     def jwt_key(self) -> Path:
@@ -155,6 +167,7 @@ class Stack:
                 FUNDTRAIL_TRACKER_METRICS_PORT=str(self.tracker_metrics_port),
                 FUNDTRAIL_TRACKER_DATA_DIR=str(self.home / "tracker"),
                 FUNDTRAIL_TRACKER_CHECKPOINT_INTERVAL="2",
+                FUNDTRAIL_TRACKER_TRAIL_LOG_ID=TRAIL_ORIGIN,
             )
         elif name == "compliance":
             env.update(
@@ -170,6 +183,7 @@ class Stack:
                 FUNDTRAIL_GATEWAY_RULEPACK_DIR=str(RULEPACK_DIR),
                 FUNDTRAIL_GATEWAY_RATE_LIMIT_PER_SECOND="5000",
                 FUNDTRAIL_GATEWAY_RATE_LIMIT_BURST="10000",
+                FUNDTRAIL_GATEWAY_TRAIL_VKEY=self.trail_vkey,
             )
         env.update(self.extra_env.get(name, {}))
         return env
