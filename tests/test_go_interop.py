@@ -40,7 +40,7 @@ def go_verifier(tmp_path_factory: pytest.TempPathFactory) -> Path:
     go = shutil.which("go")
     assert go is not None, "the Go toolchain is required (go 1.26): `make test` runs the Go interop test"
     out = tmp_path_factory.mktemp("go") / "go-verifier"
-    env = {**os.environ, "GOFLAGS": "-mod=readonly"}
+    env = {**os.environ, "GOFLAGS": f"{os.environ.get('GOFLAGS', '')} -mod=readonly".strip()}
     subprocess.run([go, "build", "-o", str(out), "."], cwd=GO_DIR, env=env, check=True, timeout=600)
     return out
 

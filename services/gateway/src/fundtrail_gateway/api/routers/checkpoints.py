@@ -18,7 +18,7 @@ from fastapi import APIRouter, Path, Request
 from starlette.responses import Response
 
 from fundtrail_schemas.cosignatures import CheckpointCosigned
-from fundtrail_schemas.note import NoteError
+from fundtrail_schemas.note import Note, NoteError
 from fundtrail_schemas.topics import TRAIL_COSIGNATURES
 
 from ...adapters import repository
@@ -54,7 +54,7 @@ async def _entry(session: SessionDep, settings: SettingsDep, rows: list[Any]) ->
     lines = await repository.cosignature_lines(session, [int(r.tree_size) for r in rows]) if witnesses else {}
     out = []
     for row in rows:
-        text = row.note[: row.note.index("\n\n") + 1]
+        text = Note.parse(row.note).text
         cosigs = valid_lines(text, lines.get(int(row.tree_size), []), witnesses)
         cp = checkpoint_model(row, cosigned_note(row.note, cosigs))
         body = cp.model_dump(mode="json")
