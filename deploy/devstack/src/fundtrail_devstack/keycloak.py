@@ -99,7 +99,8 @@ def ensure_keycloak_dist(project_dir: Path = KEYCLOAK_PROJECT_DIR) -> tuple[Path
         result = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=project_dir)
         if result.returncode != 0:
             raise DevstackError(
-                f"`{' '.join(cmd)}` failed with exit code {result.returncode}:\n{(result.stdout + result.stderr)[-4000:]}"
+                f"`{' '.join(cmd)}` failed with exit code {result.returncode}:\n"
+                f"{(result.stdout + result.stderr)[-4000:]}"
             )
         homes = sorted(p for p in dist.glob("keycloak-*") if (p / "bin" / "kc.sh").is_file())
         if len(homes) != 1:
@@ -269,10 +270,16 @@ class KeycloakNode:
             if r.status_code != 201:
                 raise DevstackError(f"importing {realm_file.name} failed: {r.status_code} {r.text[:500]}")
 
-    def password_token(self, username: str, password: str = DEMO_PASSWORD, client_id: str = "fundtrail-dev-cli") -> str:
-        """An access token for a realm user (resource-owner password grant: development and tests only)."""
+    def password_token(
+        self, username: str, password: str = DEMO_PASSWORD, client_id: str = "fundtrail-dev-cli",
+        host: str | None = None,
+    ) -> str:
+        """An access token for a realm user (resource-owner password grant: development and tests only).
+
+        `host` sends another Host header: dev-mode Keycloak then issues the token under that host's issuer."""
         r = httpx.post(
             self.token_endpoint,
+            headers={"Host": host} if host else None,
             data={"grant_type": "password", "client_id": client_id, "username": username, "password": password,
                   "scope": "openid"},
             timeout=30,

@@ -13,7 +13,6 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.rsa import generate_private_key
@@ -83,11 +82,7 @@ async def test_wrong_audience_and_issuer_refused(
     other_app = keycloak.password_token("compliance-xinhui", client_id="fundtrail-other-app")
     # The same realm and key reached under another host name: Keycloak (dev mode) issues it as
     # http://localhost:PORT/realms/fundtrail, which is not the issuer the gateway trusts.
-    r = httpx.post(keycloak.token_endpoint, headers={"Host": f"localhost:{keycloak.port}"}, timeout=30, data={
-        "grant_type": "password", "client_id": "fundtrail-dev-cli", "username": "compliance-xinhui",
-        "password": "fundtrail-demo-password"})
-    r.raise_for_status()
-    other_issuer = r.json()["access_token"]
+    other_issuer = keycloak.password_token("compliance-xinhui", host=f"localhost:{keycloak.port}")
     assert jwt.decode(other_issuer, options={"verify_signature": False})["iss"].startswith("http://localhost:")
     async with running(create_app(oidc_settings())) as client:
         for token, reason in ((other_app, "wrong-audience"), (other_issuer, "wrong-issuer")):

@@ -102,7 +102,7 @@ class OidcKeySource:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Discover the provider and load its keys, retrying until the start-up timeout; then refresh in the background."""
+        """Discover the provider and load its keys (retried until the start-up timeout); then refresh them."""
         self._client = httpx.AsyncClient(
             timeout=self.settings.oidc_http_timeout_seconds, transport=self._transport, follow_redirects=False
         )

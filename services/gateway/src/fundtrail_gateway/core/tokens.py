@@ -98,7 +98,7 @@ class Verifier(Protocol):
 def key_thumbprint(algorithm: str, key: Any) -> str:
     """RFC 7638 JWK thumbprint (SHA-256, base64url): a key id both the CLI and the server derive alike."""
     public = key.public_key() if hasattr(key, "public_key") else key
-    jwk: dict[str, Any] = get_default_algorithms()[algorithm].to_jwk(public, as_dict=True)  # type: ignore[attr-defined]
+    jwk: dict[str, Any] = get_default_algorithms()[algorithm].to_jwk(public, as_dict=True)
     members = _THUMBPRINT_MEMBERS[jwk["kty"]]
     canonical = json.dumps({m: jwk[m] for m in members}, separators=(",", ":"), sort_keys=True)
     return base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()
