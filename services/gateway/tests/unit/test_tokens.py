@@ -7,6 +7,7 @@ import hmac
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import jwt
 import pytest
@@ -246,3 +247,27 @@ def test_hs256_codec_round_trip() -> None:
     # An EdDSA-pinned codec refuses an HS256 token whatever the key.
     with pytest.raises(TokenError):
         codec().decode(sign(claims(), secret, "HS256"))
+
+
+def test_token_cli_signs_with_kid_and_refuses_long_ttl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from fundtrail_gateway.cli import token
+
+    pem = tmp_path / "jwt.pem"
+    pem.write_bytes(KEY.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()))
+    for name in ("FUNDTRAIL_GATEWAY_OIDC_ISSUER", "FUNDTRAIL_GATEWAY_JWT_KEY_ID", "FUNDTRAIL_GATEWAY_JWT_ALGORITHM"):
+        monkeypatch.delenv(name, raising=False)
+    app = typer.Typer()
+    app.command()(token)
+    ok = CliRunner().invoke(app, ["--role", "auditor", "--subject", "cli", "--department", "audit",
+                                  "--private-key", str(pem)])
+    assert ok.exit_code == 0, ok.output
+    issued = ok.stdout.strip().splitlines()[-1]
+    assert jwt.get_unverified_header(issued)["kid"] == KID
+    assert codec().decode(issued).department == "audit"
+    too_long = CliRunner().invoke(app, ["--role", "auditor", "--subject", "cli", "--ttl", str(13 * HOUR),
+                                        "--private-key", str(pem)])
+    assert too_long.exit_code == 2 and "maximum token lifetime" in too_long.output
