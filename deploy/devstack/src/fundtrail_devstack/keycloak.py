@@ -32,7 +32,7 @@ from typing import Any
 
 import httpx
 
-from ._util import REPO_ROOT, DevstackError, pid_alive, port_accepts, tail, wait_for_exit
+from ._util import REPO_ROOT, DevstackError, pid_alive, pid_cmdline, port_accepts, tail, wait_for_exit
 from .kafka import MIN_JAVA, _find_java, java_version
 
 __all__ = ["KEYCLOAK_PROJECT_DIR", "REALM", "REALM_FILE", "KeycloakNode", "ensure_keycloak_dist"]
@@ -232,6 +232,11 @@ class KeycloakNode:
         """SIGTERM the process group we started, SIGKILL after ``timeout``. True if one was running."""
         pid = self._read_pid()
         if pid is None:
+            return False
+        started_here = self._proc is not None and self._proc.pid == pid
+        if not started_here and not any(arg.endswith("/kc.sh") for arg in pid_cmdline(pid)):
+            # A stale pid file (the number may belong to another process by now): signal nothing.
+            self.pid_file.unlink(missing_ok=True)
             return False
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGTERM)
