@@ -46,8 +46,8 @@ DEMO_PASSWORD = "fundtrail-demo-password"  # the realm file's users; development
 STAMP_NAME = ".fundtrail-dist.json"
 # A modest heap: the machine is shared with Kafka, PostgreSQL and the services.
 DEFAULT_HEAP = "-Xms128m -Xmx512m"
-# C1 only, as for the devstack broker: start-up is mostly compilation, and a development IdP never
-# needs C2's peak speed. (Measured start-up: see docs/operations.md, "Identity".)
+# C1 only, as for the devstack broker: on the loaded 2-core machine start-up took 59-80 s with it and
+# 134-172 s without (docs/operations.md section 10); a development IdP never needs C2's peak speed.
 JVM_APPEND = "-XX:TieredStopAtLevel=1"
 
 
