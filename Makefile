@@ -23,9 +23,10 @@ $(UV):
 	python3 -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install -q --disable-pip-version-check uv==$(UV_VERSION)
 
-install: $(UV) ## Create .venv from uv.lock (all services, dev tools) and fetch the Kafka jars
+install: $(UV) ## Create .venv from uv.lock (all services, dev tools) and fetch the Kafka jars and Keycloak
 	$(UV) sync --frozen --all-packages
 	$(RUN) fundtrail-devstack kafka jars
+	$(RUN) fundtrail-devstack keycloak dist
 
 run: install ## Start Kafka, PostgreSQL and the three services, load the demo, print where to look
 	$(RUN) fundtrail-devstack run

@@ -28,6 +28,7 @@ import pytest
 
 if TYPE_CHECKING:
     from fundtrail_devstack import KafkaNode
+    from fundtrail_devstack.keycloak import KeycloakNode
     from fundtrail_devstack.testing import PostgresServer
 
 KAFKA_BOOTSTRAP_ENV = "FUNDTRAIL_TEST_KAFKA_BOOTSTRAP"
@@ -122,3 +123,14 @@ def migrated_database_url(pg_node: PostgresServer, migrated_template: str) -> It
     finally:
         with contextlib.suppress(Exception):
             pg_node.drop_database(name, force=True)
+
+
+@pytest.fixture(scope="session")
+def keycloak(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KeycloakNode]:
+    from fundtrail_devstack.testing import start_test_keycloak
+
+    node = start_test_keycloak(tmp_path_factory.mktemp("keycloak"))
+    try:
+        yield node
+    finally:
+        node.stop()

@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sqlalchemy import text
 
 from .kafka import KafkaNode
+from .keycloak import DEMO_PASSWORD, KeycloakNode
 from .postgres import PostgresNode
 from .settings import DevstackSettings
 from .stack import Stack, publish_file
@@ -68,6 +69,7 @@ def run(seed: int = 7, size: float = 1.0, gateway_port: int = 8080) -> None:
     pg = PostgresNode(settings.pg_home, settings.pg_port, os_user=settings.pg_os_user)
     started: list[str] = []
     stack: Stack | None = None
+    idp = KeycloakNode(settings.keycloak_home, settings.keycloak_port) if settings.idp == "keycloak" else None
     stop = threading.Event()
     # SIGTERM (make, a supervisor) and SIGHUP (the terminal went away) stop everything at any
     # stage, exactly like Ctrl-C: the services run in their own sessions and would outlive us.
@@ -89,8 +91,23 @@ def run(seed: int = 7, size: float = 1.0, gateway_port: int = 8080) -> None:
         database_url = pg.url(settings.pg_database)
         console.print(f"[green]PostgreSQL[/] {database_url}")
 
+        if idp is not None:
+            with console.status("starting Keycloak (FUNDTRAIL_DEVSTACK_IDP=keycloak; a minute or more)..."):
+                idp.start()
+                started.append("keycloak")
+                idp.import_realm()
+            console.print(f"[green]Keycloak[/] {idp.issuer} (admin {idp.admin_user} / {idp.admin_password})")
+
         stack = Stack(home=home / "stack", bootstrap=kafka.bootstrap, database_url=database_url,
                       gateway_port=gateway_port, tracker_metrics_port=9464, compliance_metrics_port=9465)
+        if idp is not None:
+            # Development: the realm's users and the printed demo tokens both work (the kid picks the key).
+            stack.extra_env["gateway"] = {
+                "FUNDTRAIL_GATEWAY_OIDC_ISSUER": idp.issuer,
+                "FUNDTRAIL_GATEWAY_OIDC_ROLE_CLAIM": "realm_access.roles",
+                "FUNDTRAIL_GATEWAY_OIDC_CONSOLE_CLIENT_ID": "fundtrail-console",
+                "FUNDTRAIL_GATEWAY_OIDC_ACCEPT_DEV_TOKENS": "true",
+            }
         with console.status("migrations, topics, keys..."):
             stack.prepare()
         with console.status("starting fund-tracker, compliance and gateway..."):
@@ -107,6 +124,11 @@ def run(seed: int = 7, size: float = 1.0, gateway_port: int = 8080) -> None:
         recorded = wait_processed(database_url, total, timeout=600)
         console.print(f"recorded {recorded} of {total} events")
         print_where_to_look(stack, expected)
+        if idp is not None:
+            console.print(f"sign in (Keycloak users bureau-xinhui, compliance-xinhui, auditor-inspection, rule-admin; "
+                          f"password {DEMO_PASSWORD}):\n  curl -d grant_type=password -d client_id=fundtrail-dev-cli "
+                          f"-d username=auditor-inspection -d password={DEMO_PASSWORD} {idp.token_endpoint}",
+                          soft_wrap=True)
         console.print("\n[bold]Ctrl-C stops everything this command started.[/]")
         while not stop.is_set():
             for name, svc in stack.services.items():
@@ -122,6 +144,8 @@ def run(seed: int = 7, size: float = 1.0, gateway_port: int = 8080) -> None:
             signal.signal(sig, signal.SIG_IGN)
         if stack is not None:
             stack.stop()
+        if idp is not None and "keycloak" in started:
+            idp.stop()
         if "postgres" in started:
             pg.stop()
         if "kafka" in started:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
+from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -28,6 +29,10 @@ class DevstackSettings(BaseSettings):
     pg_database: str = "fundtrail"
     pg_os_user: str = "fundtrail"
     """Unprivileged system account PostgreSQL runs as when the devstack runs as root."""
+    idp: Literal["none", "keycloak"] = "none"
+    """``keycloak``: ``make run`` also starts Keycloak with the demo realm and the gateway trusts it
+    (besides the locally signed demo tokens: development only)."""
+    keycloak_port: int = 8180
 
     @property
     def kafka_jvm_flags(self) -> tuple[str, ...]:
@@ -38,6 +43,10 @@ class DevstackSettings(BaseSettings):
     @property
     def kafka_home(self) -> Path:
         return self.home / "kafka"
+
+    @property
+    def keycloak_home(self) -> Path:
+        return self.home / "keycloak"
 
     @property
     def pg_home(self) -> Path:

@@ -37,11 +37,12 @@ def token(
     subject: Annotated[str, typer.Option(help="Who the token names (user id)")],
     region: Annotated[str | None, typer.Option(help="Region code the token is scoped to")] = None,
     ttl: Annotated[int | None, typer.Option(help="Lifetime in seconds (default from settings)")] = None,
+    department: Annotated[str | None, typer.Option(help="Department claim (inspection, finance, ...)")] = None,
     private_key: Annotated[
         Path | None, typer.Option(help="PEM private key (default FUNDTRAIL_GATEWAY_JWT_PRIVATE_KEY_FILE)")
     ] = None,
 ) -> None:
-    """Issue a development/demo bearer token signed with the gateway's key from settings."""
+    """Issue a development/demo bearer token signed with the gateway's key from settings (header kid included)."""
     from .adapters.keys import token_codec
     from .settings import AuthSettings
 
@@ -50,11 +51,15 @@ def token(
         settings = AuthSettings(**overrides)
         codec = token_codec(settings, signing=True)
         issued = codec.issue(
-            subject, role, region, now=datetime.now(UTC), ttl=timedelta(seconds=ttl or settings.token_ttl_seconds)
+            subject, role, region, now=datetime.now(UTC), ttl=timedelta(seconds=ttl or settings.token_ttl_seconds),
+            department=department,
         )
     except ValueError as exc:
         err.print(f"[red]cannot issue a token:[/] {exc}")
         raise typer.Exit(2) from exc
+    if not settings.local_key_accepted:
+        err.print("[yellow]note:[/] FUNDTRAIL_GATEWAY_OIDC_ISSUER is set: a gateway with these settings accepts "
+                  "only the identity provider's tokens, not this one")
     typer.echo(issued)
 
 

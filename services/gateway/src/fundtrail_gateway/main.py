@@ -15,7 +15,7 @@ from fundtrail_schemas.kafka_admin import ensure_topics
 from fundtrail_schemas.telemetry import setup_tracing
 
 from .adapters.database import make_engine, make_sessionmaker
-from .adapters.keys import token_codec
+from .adapters.keys import server_verifier
 from .adapters.publisher import KafkaPublisher
 from .adapters.rulepacks import load_packs
 from .adapters.trails import TrailStore
@@ -57,9 +57,11 @@ TAGS = [
 
 
 def _runtime(settings: GatewaySettings) -> Runtime:
+    verifier, key_source = server_verifier(settings)
     return Runtime(
         settings=settings,
-        codec=token_codec(settings),
+        codec=verifier,
+        key_source=key_source,
         publisher=KafkaPublisher(settings.kafka_bootstrap_servers, send_timeout=settings.kafka_send_timeout_seconds),
         limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
         recent_ids=ExpiringMap(settings.recent_ids_ttl_seconds, settings.recent_ids_max),
@@ -85,6 +87,9 @@ def create_app(settings: GatewaySettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if runtime.key_source is not None:
+            # Discovery and the first JWKS fetch: without keys no request could be authenticated.
+            await runtime.key_source.start()
         runtime.packs = load_packs(settings.rulepack_dir)
         runtime.engine = make_engine(settings)
         runtime.sessions = make_sessionmaker(runtime.engine)
@@ -99,6 +104,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             yield
         finally:
             gc.unfreeze()
+            if runtime.key_source is not None:
+                await runtime.key_source.stop()
             await runtime.trails.close()
             await runtime.engine.dispose()
             runtime.engine = runtime.sessions = runtime.trails = None

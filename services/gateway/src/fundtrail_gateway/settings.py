@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from fundtrail_schemas.settings import CommonSettings
 
 from .core.checkpoints import LogKeys
+from .core.tokens import ASYMMETRIC_ALGORITHMS
 
 ENV_PREFIX = "FUNDTRAIL_GATEWAY_"
 # Repository layout default: services/compliance/rulepacks next to this service.
@@ -47,9 +48,74 @@ class AuthSettings(BaseSettings):
     jwt_issuer: str = "fundtrail"
     jwt_leeway_seconds: int = Field(30, ge=0, le=300, description="Clock skew tolerated on exp/nbf/iat")
     token_ttl_seconds: int = Field(3600, gt=0, description="Default lifetime of tokens the CLI issues")
+    jwt_key_id: str | None = Field(
+        None, description="kid of the local key; default its RFC 7638 thumbprint (CLI and server derive the same)"
+    )
+    token_max_lifetime_seconds: int = Field(
+        12 * 3600, ge=60, le=7 * 24 * 3600, description="Longest accepted exp - iat of any token (both modes)"
+    )
+    token_max_bytes: int = Field(
+        8192, ge=1024, le=65536, description="Largest accepted bearer token; checked before any parsing"
+    )
+    # OpenID Connect: setting the issuer switches the gateway to tokens of that identity provider.
+    oidc_issuer: str | None = Field(
+        None, description="Issuer URL of the OpenID Connect provider; set, it enables OIDC mode (discovery + JWKS)"
+    )
+    oidc_audience: str = Field("fundtrail-gateway", description="aud every provider token must name")
+    oidc_role_claim: str = Field(
+        "scope", description="Dotted path of the roles claim, e.g. realm_access.roles (Keycloak) or fundtrail_role"
+    )
+    oidc_region_claim: str = Field("region", description="Dotted path of the region code claim")
+    oidc_department_claim: str | None = Field("department", description="Dotted path of the department claim")
+    oidc_console_client_id: str | None = Field(
+        None, description="Public client id of the browser console (Authorization Code + PKCE)"
+    )
+    oidc_algorithms: list[str] = Field(
+        ["RS256", "PS256", "ES256", "EdDSA"],
+        description="Allow-list; the accepted algorithms are these that the provider also advertises",
+    )
+    oidc_jwks_refresh_seconds: float = Field(300.0, gt=0, description="Background JWKS refresh interval (TTL)")
+    oidc_jwks_min_refresh_interval_seconds: float = Field(
+        30.0, ge=0, description="An unknown kid refetches the JWKS at most this often"
+    )
+    oidc_http_timeout_seconds: float = Field(5.0, gt=0, le=60, description="Timeout of each discovery/JWKS request")
+    oidc_startup_timeout_seconds: float = Field(
+        30.0, ge=0, description="How long start-up retries an unreachable provider before giving up"
+    )
+    oidc_accept_dev_tokens: bool = Field(
+        False, description="Development only: accept locally signed tokens (the JWT_* key) besides the provider's"
+    )
+
+    @property
+    def oidc_enabled(self) -> bool:
+        """True when tokens come from an identity provider."""
+        return bool(self.oidc_issuer)
+
+    @property
+    def local_key_accepted(self) -> bool:
+        """True when locally signed tokens (`fundtrail token`) are accepted by the server."""
+        return not self.oidc_enabled or self.oidc_accept_dev_tokens
+
+    @model_validator(mode="after")
+    def _oidc_fits_environment(self) -> AuthSettings:
+        if not self.oidc_enabled:
+            return self
+        assert self.oidc_issuer is not None
+        if self.oidc_accept_dev_tokens and self.environment is not Environment.DEVELOPMENT:
+            raise ValueError(f"{ENV_PREFIX}OIDC_ACCEPT_DEV_TOKENS is allowed only in the development environment")
+        if not self.oidc_issuer.startswith("https://") and self.environment is Environment.PRODUCTION:
+            raise ValueError(f"{ENV_PREFIX}OIDC_ISSUER must be an https URL in production")
+        bad = [a for a in self.oidc_algorithms if a not in ASYMMETRIC_ALGORITHMS]
+        if bad or not self.oidc_algorithms:
+            raise ValueError(
+                f"{ENV_PREFIX}OIDC_ALGORITHMS may name only {', '.join(sorted(ASYMMETRIC_ALGORITHMS))}; got {bad}"
+            )
+        return self
 
     @model_validator(mode="after")
     def _keys_fit_algorithm(self) -> AuthSettings:
+        if not self.local_key_accepted and self.jwt_private_key_file is None:
+            return self  # OIDC only: no local key needed by the server
         if self.jwt_algorithm == "HS256":
             if self.jwt_secret is None:
                 raise ValueError(f"{ENV_PREFIX}JWT_SECRET is required for HS256")
