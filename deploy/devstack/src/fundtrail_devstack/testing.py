@@ -19,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ._util import free_port, free_ports
 from .kafka import KafkaNode
+from .kafka_auth import BrokerSecurity, apply_principals
 from .postgres import PostgresNode
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "ExternalPostgres",
     "PostgresServer",
     "dedicated_test_kafka",
+    "start_secure_test_kafka",
     "start_test_kafka",
     "start_test_postgres",
     "world_traversable_tmpdir",
@@ -105,6 +107,20 @@ def start_test_kafka(home: Path, heap: str = "512m") -> KafkaNode:
     port, controller_port = free_ports(2)
     node = KafkaNode(home, port, controller_port, heap=heap)
     node.start(detach=False)
+    return node
+
+
+def start_secure_test_kafka(home: Path, heap: str = "512m") -> KafkaNode:
+    """Start a SASL/SCRAM + ACL node on free ports with every principal of the registry and its ACLs
+    (passwords in ``home/users``; ``node.security.client(user)`` gives a user's client settings)."""
+    port, controller_port = free_ports(2)
+    node = KafkaNode(home, port, controller_port, heap=heap, security=BrokerSecurity(home / "users"))
+    node.start(detach=False)
+    try:
+        apply_principals(node.bootstrap, node.security)  # type: ignore[arg-type]
+    except BaseException:
+        node.stop()
+        raise
     return node
 
 
