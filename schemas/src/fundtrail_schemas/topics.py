@@ -117,3 +117,5 @@ HEADER_EVENT_TYPE = "fundtrail-event-type"
 HEADER_SCHEMA_VERSION = "fundtrail-schema-version"
 HEADER_TRACEPARENT = "traceparent"
 HEADER_TRACESTATE = "tracestate"
+# On an enriched event: the raw topic it was published on (whose ACLs say who could write it).
+HEADER_SOURCE_TOPIC = "fundtrail-source-topic"

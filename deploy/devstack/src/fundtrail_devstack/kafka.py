@@ -30,7 +30,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .kafka_auth import BrokerSecurity
 from ._util import (
     KAFKA_PROJECT_DIR,
     DevstackError,
@@ -40,6 +39,7 @@ from ._util import (
     tail,
     wait_for_exit,
 )
+from .kafka_auth import BrokerSecurity
 
 __all__ = ["JVM_OPTIONS", "MIN_JAVA", "KafkaNode", "KafkaStatus", "java_version"]
 
