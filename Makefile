@@ -25,6 +25,9 @@ $(UV):
 
 install: $(UV) ## Create .venv from uv.lock (all services, dev tools) and fetch the Kafka jars
 	$(UV) sync --frozen --all-packages
+	@# kcat: an independent Kafka client the ACL tests check the broker with (Debian/Ubuntu package)
+	@command -v kcat >/dev/null || { command -v apt-get >/dev/null && (apt-get update -qq && apt-get install -y -qq kcat) >/dev/null \
+		|| echo "kcat is not installed (apt-get install kcat); the kcat ACL tests need it"; }
 	$(RUN) fundtrail-devstack kafka jars
 
 run: install ## Start Kafka, PostgreSQL and the three services, load the demo, print where to look

@@ -73,6 +73,7 @@ def _kafka_node(port: int | None, controller_port: int | None, heap: str | None,
         controller_port if controller_port is not None else s.kafka_controller_port,
         heap or s.kafka_heap,
         jvm_options=s.kafka_jvm_flags,
+        security=s.kafka_security,
     )
 
 
