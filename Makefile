@@ -56,7 +56,7 @@ schemas: install ## Export JSON Schema files and golden examples from the models
 migration: install ## Generate the next alembic revision from the models: make migration MESSAGE="..."
 	$(RUN) fundtrail-devstack migration "$(MESSAGE)"
 
-manifests: install ## Regenerate deploy/k8s topic resources from the topic registry
+manifests: install ## Regenerate deploy/k8s topic and user (ACL) resources from the registries
 	$(RUN) python deploy/k8s/gen_topics.py
 
 topics: install ## Create the registry's topics on the local broker
