@@ -797,7 +797,8 @@ def test_kafka_users_match_the_principals_and_their_acls_exactly() -> None:
         assert user["metadata"]["labels"]["strimzi.io/cluster"] == kafka["metadata"]["name"]
         assert user["spec"]["authentication"] == {"type": "scram-sha-512"}
         if p.super_user:
-            assert "authorization" not in user["spec"] and p.name in kafka["spec"]["kafka"]["authorization"]["superUsers"]
+            assert "authorization" not in user["spec"]
+            assert p.name in kafka["spec"]["kafka"]["authorization"]["superUsers"]
             continue
         acls = {(a["resource"]["type"], a["resource"]["name"], a["resource"]["patternType"], op)
                 for a in user["spec"]["authorization"]["acls"] for op in a["operations"]}
@@ -814,9 +815,11 @@ def test_kafka_user_acls_are_least_privilege() -> None:
     assert acls("bureau-440705") == {("topic", "fundtrail.events.raw.440705", "prefixed", "Write")}
     assert acls("auditor-agriculture") == {
         ("topic", "fundtrail.violations.agriculture", "literal", "Read"),
-        ("group", "auditor-agriculture-", "prefixed", "Read"), ("group", "auditor-agriculture-", "prefixed", "Describe"),
+        ("group", "auditor-agriculture-", "prefixed", "Read"),
+        ("group", "auditor-agriculture-", "prefixed", "Describe"),
     }
-    writers = {u["metadata"]["name"] for u in _kind("KafkaUser") for a in u["spec"].get("authorization", {}).get("acls", [])
+    writers = {u["metadata"]["name"] for u in _kind("KafkaUser")
+               for a in u["spec"].get("authorization", {}).get("acls", [])
                if "Write" in a["operations"] and a["resource"]["name"] in ("fundtrail.violations", "fundtrail.cases")}
     assert writers == {"compliance", "gateway"}
 
