@@ -452,7 +452,7 @@ class KafkaNode:
                             client_id="fundtrail-devstack-probe",
                             request_timeout_ms=5000,
                             bootstrap_timeout_ms=3000,
-                            **self.client_options(),  # type: ignore[arg-type]
+                            **self.client_options(),
                         )
                         try:
                             cluster = admin.describe_cluster()
