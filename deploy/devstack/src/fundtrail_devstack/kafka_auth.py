@@ -150,16 +150,15 @@ def write_client_configs(directory: Path, bootstrap: str, security: BrokerSecuri
 
     Returns {user: (java properties, kcat config)}; `kcat -F <kcat config> -L` lists what the user may see.
     """
-    from fundtrail_schemas.kafka_acl import auditor_group, principal
+    from fundtrail_schemas.kafka_acl import principal
 
     directory.mkdir(parents=True, exist_ok=True)
     out: dict[str, tuple[Path, Path]] = {}
     for user in users:
         password = security.password(user)
-        # Auditors may only use consumer groups named after them: give their tools one.
-        who = principal(user) if user != OPERATOR_USER else None
-        group = f"group.id={auditor_group(who.name.removeprefix('auditor-'))}console\n" if (
-            who is not None and who.role == "auditor") else ""
+        # A user may join only the consumer groups its ACLs name (a prefix): give its tools one.
+        prefixes = [g.name for g in principal(user).grants if g.resource is Resource.GROUP]
+        group = f"group.id={prefixes[0].rstrip('-')}-console\n" if prefixes else ""
         java = directory / f"{user}.properties"
         kcat = directory / f"{user}.kcat.conf"
         _write_private(java, (

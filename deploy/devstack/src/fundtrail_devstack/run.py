@@ -178,7 +178,8 @@ def print_kafka_clients(bootstrap: str, security: BrokerSecurity, directory: Pat
         ("bureau of 新会区, writes its region's raw topics", "bureau-440705", "produce", raw_topic("440705")),
         ("agriculture auditors, read their violations", "auditor-agriculture", "consume",
          department_topic("agriculture")),
-        ("fund-tracker (services: compliance, gateway alike)", "fund-tracker", "consume", raw_topic("440705")),
+        ("fund-tracker (compliance alike; the gateway reads without a group)", "fund-tracker", "consume",
+         raw_topic("440705")),
         ("operator: topics, users, ACLs", "operator", "consume", department_topic("finance")),
     )
     for what, user, op, topic in rows:
