@@ -59,7 +59,10 @@ migration: install ## Generate the next alembic revision from the models: make m
 manifests: install ## Regenerate deploy/k8s topic and user (ACL) resources from the registries
 	$(RUN) python deploy/k8s/gen_topics.py
 
-topics: install ## Create the registry's topics on the local broker
+topics: install ## Create the registry's topics on the local broker (as the operator when it has SASL)
+	@if [ -f .devstack/kafka/users/operator.password ] && [ -z "$${KAFKA_SECURITY_PROTOCOL:-}" ]; then \
+		export KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT KAFKA_SASL_USERNAME=operator \
+			KAFKA_SASL_PASSWORD_FILE=$(CURDIR)/.devstack/kafka/users/operator.password; fi; \
 	KAFKA_BOOTSTRAP_SERVERS=$${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:9092} $(RUN) fundtrail topics
 
 kafka-up: install ## Start the local Kafka broker (127.0.0.1:9092)
