@@ -25,6 +25,9 @@ $(UV):
 
 install: $(UV) ## Create .venv from uv.lock (all services, dev tools) and fetch the Kafka jars and Keycloak
 	$(UV) sync --frozen --all-packages
+	@# kcat: an independent Kafka client the ACL tests check the broker with (Debian/Ubuntu package)
+	@command -v kcat >/dev/null || { command -v apt-get >/dev/null && (apt-get update -qq && apt-get install -y -qq kcat) >/dev/null \
+		|| echo "kcat is not installed (apt-get install kcat); the kcat ACL tests need it"; }
 	$(RUN) fundtrail-devstack kafka jars
 	$(RUN) fundtrail-devstack keycloak dist
 
@@ -54,10 +57,13 @@ schemas: install ## Export JSON Schema files and golden examples from the models
 migration: install ## Generate the next alembic revision from the models: make migration MESSAGE="..."
 	$(RUN) fundtrail-devstack migration "$(MESSAGE)"
 
-manifests: install ## Regenerate deploy/k8s topic resources from the topic registry
+manifests: install ## Regenerate deploy/k8s topic and user (ACL) resources from the registries
 	$(RUN) python deploy/k8s/gen_topics.py
 
-topics: install ## Create the registry's topics on the local broker
+topics: install ## Create the registry's topics on the local broker (as the operator when it has SASL)
+	@if [ -f .devstack/kafka/users/operator.password ] && [ -z "$${KAFKA_SECURITY_PROTOCOL:-}" ]; then \
+		export KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT KAFKA_SASL_USERNAME=operator \
+			KAFKA_SASL_PASSWORD_FILE=$(CURDIR)/.devstack/kafka/users/operator.password; fi; \
 	KAFKA_BOOTSTRAP_SERVERS=$${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:9092} $(RUN) fundtrail topics
 
 kafka-up: install ## Start the local Kafka broker (127.0.0.1:9092)

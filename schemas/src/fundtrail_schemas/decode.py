@@ -28,6 +28,7 @@ class ReasonCode(StrEnum):
     FUTURE_TIMESTAMP = "future_timestamp"
     UNKNOWN_REFERENCE = "unknown_reference"
     REGION_FORBIDDEN = "region_forbidden"
+    PROVENANCE = "provenance"  # on a region's raw topic, an event of a region outside it
     # compliance (topic fundtrail.violations.dlq)
     EVALUATION_ERROR = "evaluation_error"
     INVALID_TRANSITION = "invalid_transition"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from .regions import CITY, counties, towns
 from .types import Department
 
 
@@ -71,8 +73,52 @@ TOPICS: tuple[TopicSpec, ...] = (
 
 TOPICS_BY_NAME = {t.name: t for t in TOPICS}
 
+# Bureaus publish on raw topics of their own region, `fundtrail.events.raw.<region code>`: a
+# PREFIXED write ACL on a county's name also covers its towns' topics (440705 -> 440705101), so a
+# Kafka principal can only write where its region lies; fund-tracker checks that each event's
+# region lies in its topic's (docs/architecture.md, "Kafka identities"). The unscoped raw topic
+# above stays for the gateway, which authenticates bureaus itself, and for operators.
+RAW_REGION_PARTITIONS = {"city": 3, "county": 3, "town": 1}
+
+
+def raw_topic(region_code: str) -> str:
+    """The raw topic a bureau of `region_code` publishes on."""
+    if not region_code.isdigit():
+        raise ValueError(f"not a region code: {region_code!r}")
+    return f"{RAW_EVENTS}.{region_code}"
+
+
+def raw_topic_region(topic: str, prefix: str = "") -> str | None:
+    """The region a raw topic is scoped to; None for the unscoped raw topic (or any other topic)."""
+    head = f"{prefix}{RAW_EVENTS}."
+    if topic.startswith(head) and topic[len(head):].isdigit():
+        return topic[len(head):]
+    return None
+
+
+def raw_topic_pattern(prefix: str = "") -> str:
+    """A regular expression matching the unscoped raw topic and every region's (consumers subscribe to it)."""
+    return "^" + re.escape(prefix + RAW_EVENTS) + r"(\.[0-9]+)?$"
+
+
+def region_raw_topics() -> tuple[TopicSpec, ...]:
+    """The raw topic of every publishing bureau's region: the city, its counties and its towns."""
+    return tuple(
+        TopicSpec(raw_topic(r.code), RAW_REGION_PARTITIONS[r.level.value],
+                  "fund_doc_no (vendor:<id> for reference data)",
+                  f"Events published by the bureaus of {r.name} ({r.code}) and the regions inside it")
+        for r in (CITY, *counties(), *towns())
+    )
+
+
+def registry_topics() -> tuple[TopicSpec, ...]:
+    """Every topic an installation creates: the fixed ones and the regions' raw topics."""
+    return TOPICS + region_raw_topics()
+
 # Kafka headers carried on every message we produce.
 HEADER_EVENT_TYPE = "fundtrail-event-type"
 HEADER_SCHEMA_VERSION = "fundtrail-schema-version"
 HEADER_TRACEPARENT = "traceparent"
 HEADER_TRACESTATE = "tracestate"
+# On an enriched event: the raw topic it was published on (whose ACLs say who could write it).
+HEADER_SOURCE_TOPIC = "fundtrail-source-topic"

@@ -77,6 +77,7 @@ def _kafka_node(port: int | None, controller_port: int | None, heap: str | None,
         controller_port if controller_port is not None else s.kafka_controller_port,
         heap or s.kafka_heap,
         jvm_options=s.kafka_jvm_flags,
+        security=s.kafka_security,
     )
 
 
@@ -114,6 +115,14 @@ def kafka_up(
             f"started in {t2 - t1:.1f}s{extra}); data and logs in {node.home}"
         )
     console.print(f"KAFKA_BOOTSTRAP_SERVERS={node.bootstrap}", highlight=False, soft_wrap=True)
+    if node.security is not None:
+        from .kafka_auth import apply_principals
+
+        users = _guard(lambda: apply_principals(node.bootstrap, node.security))  # type: ignore[arg-type]
+        console.print(f"SASL/SCRAM-SHA-512 with ACLs: {len(users)} users (passwords in "
+                      f"{node.security.credentials_dir}); as the operator:", soft_wrap=True)
+        for name, value in node.security.env("operator").items():
+            console.print(f"{name}={value}", highlight=False, soft_wrap=True)
 
 
 @kafka_app.command("down")

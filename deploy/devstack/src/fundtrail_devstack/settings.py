@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ._util import DEFAULT_HOME
 from .kafka import JVM_OPTIONS
+from .kafka_auth import BrokerSecurity
 
 __all__ = ["DevstackSettings"]
 
@@ -25,6 +26,9 @@ class DevstackSettings(BaseSettings):
     kafka_jvm_options: str | None = None
     """The broker's JVM flags (besides class path and heap), space-separated, in place of the
     devstack's; unset: ``fundtrail_devstack.kafka.JVM_OPTIONS``, an empty string: the JVM's defaults."""
+    kafka_sasl: bool = True
+    """SASL/SCRAM-SHA-512 with ACLs (every service, bureau and auditor its own user); false: plaintext,
+    no authorization (a broker formatted one way must be removed to start the other)."""
     pg_port: int = 55432
     pg_database: str = "fundtrail"
     pg_os_user: str = "fundtrail"
@@ -47,6 +51,16 @@ class DevstackSettings(BaseSettings):
     @property
     def keycloak_home(self) -> Path:
         return self.home / "keycloak"
+
+    @property
+    def kafka_security(self) -> BrokerSecurity | None:
+        """The broker's security (users' passwords in ``home/kafka/users``), None when SASL is off."""
+        return BrokerSecurity(self.kafka_home / "users") if self.kafka_sasl else None
+
+    @property
+    def kafka_clients_dir(self) -> Path:
+        """Where `make run` writes a client configuration per Kafka user (Java properties, kcat)."""
+        return self.home / "kafka-clients"
 
     @property
     def pg_home(self) -> Path:

@@ -19,6 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ._util import DevstackError, free_port
+from .kafka_auth import BrokerSecurity
+
+# The Kafka user each service runs as (fundtrail_schemas.kafka_acl) when the broker has ACLs.
+SERVICE_PRINCIPALS = {"fund-tracker": "fund-tracker", "compliance": "compliance", "gateway": "gateway"}
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
 RULEPACK_DIR = REPO_ROOT / "services" / "compliance" / "rulepacks"
@@ -94,6 +98,8 @@ class Stack:
     otlp_endpoint: str | None = None
     group_suffix: str = ""
     extra_env: dict[str, dict[str, str]] = field(default_factory=dict)
+    kafka_security: BrokerSecurity | None = None
+    """Set when the broker has SASL + ACLs: each service then authenticates as its own user."""
     services: dict[str, ServiceProcess] = field(default_factory=dict)
 
     # --- keys ---------------------------------------------------------------------------
@@ -147,7 +153,13 @@ class Stack:
         )
         if self.otlp_endpoint:
             env.update(OTEL_EXPORTER_OTLP_ENDPOINT=self.otlp_endpoint, OTEL_BSP_SCHEDULE_DELAY="200")
+        if service in SERVICE_PRINCIPALS:
+            env.update(self.kafka_env(SERVICE_PRINCIPALS[service]))
         return env
+
+    def kafka_env(self, user: str) -> dict[str, str]:
+        """The Kafka client settings of `user` (nothing on a plaintext broker)."""
+        return self.kafka_security.env(user) if self.kafka_security else {}
 
     def auth_env(self) -> dict[str, str]:
         """What the gateway and `fundtrail token` need to verify / issue tokens."""
@@ -190,13 +202,19 @@ class Stack:
 
     # --- lifecycle ----------------------------------------------------------------------
     def prepare(self) -> None:
-        """Keys, migrations and topics, before any service starts."""
+        """Keys, migrations, Kafka users and ACLs, and topics (as the operator), before any service starts."""
         from fundtrail_schemas.db import upgrade
         from fundtrail_schemas.kafka_admin import ensure_topics
+        from fundtrail_schemas.topics import registry_topics
+
+        from .kafka_auth import apply_principals
 
         self.ensure_keys()
         upgrade(self.database_url)
-        ensure_topics(self.bootstrap)
+        if self.kafka_security is not None:
+            apply_principals(self.bootstrap, self.kafka_security)
+        ensure_topics(self.bootstrap, registry_topics(),
+                      security=self.kafka_security.client() if self.kafka_security else None)
 
     def process(self, name: str) -> ServiceProcess:
         argv = {

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ._util import free_port, free_ports
 from .kafka import KafkaNode
+from .kafka_auth import BrokerSecurity, apply_principals
 from .keycloak import KeycloakNode
 from .postgres import PostgresNode
 
@@ -28,6 +29,7 @@ __all__ = [
     "ExternalPostgres",
     "PostgresServer",
     "dedicated_test_kafka",
+    "start_secure_test_kafka",
     "start_test_kafka",
     "start_test_keycloak",
     "start_test_postgres",
@@ -117,6 +119,20 @@ def start_test_keycloak(home: Path) -> KeycloakNode:
     node.start()
     try:
         node.import_realm()
+    except BaseException:
+        node.stop()
+        raise
+    return node
+
+
+def start_secure_test_kafka(home: Path, heap: str = "512m") -> KafkaNode:
+    """Start a SASL/SCRAM + ACL node on free ports with every principal of the registry and its ACLs
+    (passwords in ``home/users``; ``node.security.client(user)`` gives a user's client settings)."""
+    port, controller_port = free_ports(2)
+    node = KafkaNode(home, port, controller_port, heap=heap, security=BrokerSecurity(home / "users"))
+    node.start(detach=False)
+    try:
+        apply_principals(node.bootstrap, node.security)  # type: ignore[arg-type]
     except BaseException:
         node.stop()
         raise

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fundtrail_schemas.kafka_security import client_security
 from fundtrail_schemas.rulepack import RulePack, RulePackError, parse_pack
 
 from .core.evaluator import PackSet
@@ -57,7 +58,8 @@ def latest_topic_docs(bootstrap: str, topic: str) -> list[Any]:
 
     from .adapters.kafka import Inbound
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                             **client_security("kafka-python"))
     try:
         tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         if not tps:

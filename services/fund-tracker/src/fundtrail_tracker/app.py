@@ -18,6 +18,7 @@ import faust
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fundtrail_schemas.kafka_batch import BatchReader, from_faust_event
+from fundtrail_schemas.topics import raw_topic_pattern
 from fundtrail_schemas.worker import faust_options, thaw_if_due, until_done
 
 from .adapters.kafka import ProducerSink
@@ -82,6 +83,7 @@ def build_app(settings: TrackerSettings, signing_key: Ed25519PrivateKey, metrics
 
     reader = BatchReader(
         settings.kafka_bootstrap_servers, [topics.raw], f"{settings.app_id}-raw", max_records=settings.batch_size,
+        pattern=raw_topic_pattern(topics.prefix),  # the unscoped raw topic and every region's
         client_id=settings.app_id, session_timeout_ms=int(settings.session_timeout * 1000),
         heartbeat_interval_ms=int(settings.heartbeat_interval * 1000), commit_interval=settings.commit_interval,
     )

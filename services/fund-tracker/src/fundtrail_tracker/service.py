@@ -45,7 +45,7 @@ from fundtrail_schemas.events import (
     now_utc,
 )
 from fundtrail_schemas.note import NoteError
-from fundtrail_schemas.topics import HEADER_EVENT_TYPE, HEADER_SCHEMA_VERSION
+from fundtrail_schemas.topics import HEADER_EVENT_TYPE, HEADER_SCHEMA_VERSION, HEADER_SOURCE_TOPIC, raw_topic_region
 from fundtrail_schemas.worker import BatchPhases
 
 from .adapters import postgres as pg
@@ -55,6 +55,7 @@ from .adapters.tracing import context_headers, process_span, publish_span, span_
 from .core.batch import Candidate, Rejected, Snapshot, Source, plan_batch, waiting_key
 from .core.ledger import Ledger, keys_of
 from .core.outputs import dead_letter_json, enriched_json
+from .core.provenance import check_provenance
 from .core.trail import TrailItem, case_item, event_item, violation_item
 from .core.validation import Valid, business_key, decode_message
 from .topics import TrackerTopics
@@ -252,6 +253,9 @@ class Tracker:
             source = Source(m.topic, m.partition, m.offset, m.key, m.value, headers)
             span = batch.spans[id(source)] = process_span(m.topic, m.partition, m.offset, headers)
             result, hint = decode_message(m.value, now=now, max_future_skew=self._config.max_future_skew)
+            if not isinstance(result, Rejection):
+                hint = result.event.event_id
+                result = check_provenance(result, raw_topic_region(m.topic, self._topics.prefix))
             if isinstance(result, Rejection):
                 batch.rejected.append(Rejected(source, result, hint))
                 span.set_status(Status(StatusCode.ERROR, result.reason.value))
@@ -316,9 +320,11 @@ class Tracker:
         return result
 
     def _from_parking(self, row: pg.ParkedRow, now: datetime) -> Candidate | Rejected:
+        headers = dict(row.trace_headers or {})
+        topic = headers.pop(HEADER_SOURCE_TOPIC, self._topics.raw)  # parked with its headers (below)
         source = Source(
-            self._topics.raw, row.source_partition or 0, row.source_offset or 0, row.raw_key, row.raw,
-            dict(row.trace_headers or {}), parked_at=row.parked_at,
+            topic, row.source_partition or 0, row.source_offset or 0, row.raw_key, row.raw, headers,
+            parked_at=row.parked_at,
         )
         decoded, hint = decode_message(row.raw, now=now, max_future_skew=_NO_SKEW_LIMIT)
         if isinstance(decoded, Rejection):
@@ -419,6 +425,7 @@ class Tracker:
                 ))
                 value = enriched_json(a.candidate.valid.payload, seq, now, before, after, item.trace_id)
                 headers = _event_headers(ev.event_type, ev.schema_version) + context_headers(span)
+                headers.append((HEADER_SOURCE_TOPIC, a.candidate.source.topic.encode()))  # its provenance
                 enriched.append((event_key(ev), value, headers))
             await pg.insert_processed(cur, rows)
             await pg.insert_payments(cur, snapshot.ledger)
@@ -446,7 +453,7 @@ class Tracker:
                     pg.ParkedRow(
                         p.candidate.event_id, p.waiting_for, p.candidate.source.value, p.candidate.source.key, now,
                         p.candidate.source.partition, p.candidate.source.offset,
-                        p.candidate.source.trace_headers or None,
+                        {**p.candidate.source.trace_headers, HEADER_SOURCE_TOPIC: p.candidate.source.topic},
                     )
                     for p in plan.to_park
                 ])

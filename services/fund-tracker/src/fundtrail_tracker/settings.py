@@ -92,3 +92,8 @@ class PublisherSettings(BaseSettings):
     )
     client_id: str = Field("fundtrail-publisher", description="Kafka client id of the publisher")
     topic_prefix: str = Field("", description="Namespace prepended to the raw topic's name; usually empty")
+    publish_region: str | None = Field(
+        None, pattern=r"^[0-9]{6}([0-9]{3})?$",
+        description="Publish on this region's raw topic (fundtrail.events.raw.<code>), the one a bureau's Kafka "
+                    "user may write; unset: the unscoped raw topic (gateway, operators)",
+    )
