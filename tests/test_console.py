@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import time
 import uuid
@@ -39,7 +40,8 @@ def _rows(stack: Stack, sql: str, **params: Any) -> list[Any]:
     engine = sync_engine(stack.database_url)
     try:
         with engine.begin() as conn:
-            return list(conn.execute(text(sql), params).all())
+            result = conn.execute(text(sql), params)
+            return list(result.all()) if result.returns_rows else []
     finally:
         engine.dispose()
 
@@ -110,9 +112,9 @@ def open_as(browser: Any, demo_stack: Stack) -> Iterator[Any]:
         ctx.close()
 
 
-def shot(page: Any, name: str) -> None:
+def shot(page: Any, name: str, full_page: bool = False) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=False)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=full_page)
 
 
 def _department_counts(page: Any) -> dict[str, int]:
@@ -141,6 +143,27 @@ def test_inbox_lists_the_demo_violations_per_department(open_as: Any, demo_stack
 
 def expect_live(page: Any) -> None:
     page.wait_for_selector('[data-testid="live"][data-live="true"]', timeout=30_000)
+
+
+def test_a_new_violation_appears_live_with_a_marker(open_as: Any, demo_stack: Stack, tmp_path: Path) -> None:
+    page = open_as("demo-auditor", "inbox")
+    page.wait_for_selector('[data-testid="inbox-table"] .el-table__row')
+    expect_live(page)
+    assert page.locator('[data-testid="new-marker"]').count() == 0
+    # A bureau publishes a payment to a personal account above the limit (rule 8) while the page is open.
+    template = _rows(demo_stack, "select payload::text from processed_event where event_type = 'PaymentDisbursed' "
+                     "and region_code like :p order by sequence limit 1", p=f"{XINHUI}%")[0][0]
+    run = uuid.uuid4().hex[:8]
+    event = {**json.loads(template), "event_id": str(uuid.uuid4()), "payment_id": f"ZF-LIVE-{run}",
+             "invoice_no": f"FP-LIVE-{run}", "account_kind": "personal", "payee_account": f"6217{run}",
+             "amount_fen": 8_800_000}
+    path = tmp_path / "live.jsonl"
+    path.write_text(json.dumps(event, ensure_ascii=False) + "\n", encoding="utf-8")
+    result = publish_file(path, demo_stack.bootstrap, tmp_path / "publisher")
+    assert result.returncode == 0, result.stdout + result.stderr
+    page.wait_for_selector('[data-testid="new-marker"]', timeout=120_000)
+    assert page.locator('[data-testid="new-count"]').is_visible()
+    shot(page, "inbox-live")
 
 
 def test_a_county_user_sees_only_its_county(open_as: Any, demo_stack: Stack) -> None:
@@ -211,7 +234,7 @@ def test_every_verified_mark_of_a_demo_fund_is_green_and_a_tampered_leaf_turns_r
     marks = _settled(page)
     assert len(marks) >= 5 and set(marks.values()) == {"ok"}, marks
     assert page.locator('[data-testid="sankey"] svg').count() == 1
-    shot(page, "fund")
+    shot(page, "fund", full_page=True)
 
     # Alter one leaf's stored bytes behind the gateway's back (this test's own database), then look again.
     leaf = sorted(marks)[len(marks) // 2]

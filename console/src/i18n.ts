@@ -30,7 +30,7 @@ const zh = {
     values: '规则读取的数值', timeline: '处理记录', actions: '可执行操作', raised: '发现', note: '备注', dueDate: '整改期限',
     reason: '排除理由', document: '整改材料 SHA-256', submit: '提交', cancel: '取消', trace: '追踪编号',
     noActions: '当前身份无可执行操作', pending: '已提交，等待合规服务记录…', region: '地区', fund: '资金', trail: '查看资金轨迹',
-    assignee: '负责人', unassigned: '未指派', back: '返回收件箱',
+    assignee: '负责人', unassigned: '未指派', back: '返回收件箱', eventType: '事件类型', amount: '金额',
   },
   fund: {
     title: '资金去向', pick: '选择资金', flow: '资金流向（市 → 区县 → 镇街 → 村 → 收款方）', received: '收到',
@@ -87,7 +87,8 @@ const en: typeof zh = {
     values: 'Values the rule read', timeline: 'Case timeline', actions: 'Actions', raised: 'Raised', note: 'Note', dueDate: 'Due date',
     reason: 'Reason', document: 'Document SHA-256', submit: 'Submit', cancel: 'Cancel', trace: 'Trace id',
     noActions: 'No action is open to you', pending: 'Submitted; waiting for compliance to record it…', region: 'Region', fund: 'Fund',
-    trail: 'Fund trail', assignee: 'Assignee', unassigned: 'Unassigned', back: 'Back to the inbox',
+    trail: 'Fund trail', assignee: 'Assignee', unassigned: 'Unassigned', back: 'Back to the inbox', eventType: 'Event type',
+    amount: 'Amount',
   },
   fund: {
     title: 'Where is the money', pick: 'Fund', flow: 'Flow (city → county → town → village → payee)', received: 'Received',
