@@ -23,7 +23,8 @@ OUT = Path(__file__).resolve().parents[1] / "src" / "verify.vectors.json"
 SEED = bytes(range(32))
 
 
-def main() -> None:
+def vectors() -> dict[str, object]:
+    """The vectors, exactly as the file holds them."""
     key = Ed25519PrivateKey.from_private_bytes(SEED)
     raw_public = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     leaves = [f'{{"entry":{i},"text":"江门 {i}"}}'.encode() for i in range(13)]
@@ -41,12 +42,17 @@ def main() -> None:
                 "leaf_data": base64.b64encode(leaves[index]).decode("ascii"),
                 "inclusion_proof": InclusionProof.from_hashes(index, size, proof).model_dump(mode="json"),
             })
-    OUT.write_text(json.dumps({
+    return {
         "public_key": base64.b64encode(raw_public).decode("ascii"),
         "empty_root": merkle.EMPTY_ROOT.hex(),
         "cases": cases,
-    }, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-    print(f"wrote {len(cases)} cases to {OUT}")
+    }
+
+
+def main() -> None:
+    data = vectors()
+    OUT.write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    print(f"wrote {len(data['cases'])} cases to {OUT}")  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":

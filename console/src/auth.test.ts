@@ -18,3 +18,25 @@ describe('sign-in helpers', () => {
     expect(who.subject).toBe('u1')
   })
 })
+
+describe('OIDC request', () => {
+  it('is an authorization-code request with a PKCE S256 challenge', async () => {
+    const { OidcClient, InMemoryWebStorage, WebStorageStateStore } = await import('oidc-client-ts')
+    const client = new OidcClient({
+      ...oidcSettings({ issuer: 'https://idp.example/realms/fundtrail', client_id: 'console' }, 'https://ft.example'),
+      metadata: {
+        issuer: 'https://idp.example/realms/fundtrail',
+        authorization_endpoint: 'https://idp.example/realms/fundtrail/auth',
+        token_endpoint: 'https://idp.example/realms/fundtrail/token',
+      },
+      stateStore: new WebStorageStateStore({ store: new InMemoryWebStorage() }),
+    })
+    const req = await client.createSigninRequest({})
+    const url = new URL(req.url)
+    expect(url.origin + url.pathname).toBe('https://idp.example/realms/fundtrail/auth')
+    expect(url.searchParams.get('response_type')).toBe('code')
+    expect(url.searchParams.get('code_challenge_method')).toBe('S256')
+    expect(url.searchParams.get('code_challenge')).toMatch(/^[A-Za-z0-9_-]{43}$/)
+    expect(url.searchParams.get('redirect_uri')).toBe('https://ft.example/console/callback')
+  })
+})
