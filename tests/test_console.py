@@ -96,7 +96,8 @@ def demo_stack(console_stack: Stack, tmp_path_factory: pytest.TempPathFactory) -
         result = publish_file(work / name, console_stack.bootstrap, work / "publisher")
         assert result.returncode == 0, result.stdout + result.stderr
         wait_for_zero_lag(console_stack.bootstrap, timeout=300)
-    _wait_until(lambda: _rows(console_stack, "select count(*) from processed_event")[0][0] >= total, 300, "demo recorded")
+    _wait_until(lambda: _rows(console_stack, "select count(*) from processed_event")[0][0] >= total, 300,
+                "demo recorded")
     _wait_until(lambda: _rows(console_stack, "select count(*) from violation")[0][0] >= len(expected), 180,
                 "demo violations raised")
     # Late verdicts (timers, windows) settle before the pages are compared with the database.
@@ -139,9 +140,11 @@ def open_as(browser: Any, demo_stack: Stack) -> Iterator[Any]:
         ctx.close()
 
 
-def shot(page: Any, name: str, full_page: bool = False) -> None:
+def shot(page: Any, name: str, height: int | None = None) -> None:
+    """Save the viewport, or the top `height` pixels of the whole page."""
     SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=full_page)
+    clip = {"x": 0, "y": 0, "width": 1280, "height": height} if height else None
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=height is not None, clip=clip)
 
 
 def _department_counts(page: Any) -> dict[str, int]:
@@ -262,7 +265,7 @@ def test_every_verified_mark_of_a_demo_fund_is_green_and_a_tampered_leaf_turns_r
     marks = _settled(page)
     assert len(marks) >= 5 and set(marks.values()) == {"ok"}, marks
     assert page.locator('[data-testid="sankey"] svg').count() == 1
-    shot(page, "fund", full_page=True)
+    shot(page, "fund", height=1500)
 
     # Alter one leaf's stored bytes behind the gateway's back (this test's own database), then look again.
     leaf = sorted(marks)[len(marks) // 2]
