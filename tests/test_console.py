@@ -154,7 +154,7 @@ def _department_counts(page: Any) -> dict[str, int]:
 
 def test_inbox_lists_the_demo_violations_per_department(open_as: Any, demo_stack: Stack) -> None:
     page = open_as("demo-auditor", "inbox")
-    page.wait_for_selector('[data-testid="inbox-table"] .el-table__row')
+    page.wait_for_selector('[data-testid="inbox-table"] tbody tr[data-row]')
     in_db = dict(_rows(demo_stack, "select department, count(*) from violation group by department"))
     assert len(in_db) >= 5
     _wait_until(lambda: {d: n for d, n in _department_counts(page).items() if n} == in_db, 30,
@@ -164,9 +164,9 @@ def test_inbox_lists_the_demo_violations_per_department(open_as: Any, demo_stack
     finance = in_db.get("finance", 0)
     assert finance > 0
     page.locator('[data-testid="department-counts"] [data-department="finance"]').click()
-    page.wait_for_function("() => [...document.querySelectorAll('[data-testid=inbox-table] .el-table__row "
+    page.wait_for_function("() => [...document.querySelectorAll('[data-testid=inbox-table] tbody "
                            "[data-department]')].every(e => e.dataset.department === 'finance')")
-    rows = page.locator('[data-testid="inbox-table"] .el-table__row')
+    rows = page.locator('[data-testid="inbox-table"] tbody tr[data-row]')
     assert rows.count() == min(finance, 50)
     expect_live(page)
     shot(page, "inbox")
@@ -178,7 +178,7 @@ def expect_live(page: Any) -> None:
 
 def test_a_new_violation_appears_live_with_a_marker(open_as: Any, demo_stack: Stack, tmp_path: Path) -> None:
     page = open_as("demo-auditor", "inbox")
-    page.wait_for_selector('[data-testid="inbox-table"] .el-table__row')
+    page.wait_for_selector('[data-testid="inbox-table"] tbody tr[data-row]')
     expect_live(page)
     assert page.locator('[data-testid="new-marker"]').count() == 0
     # A bureau publishes a payment to a personal account above the limit (rule 8) while the page is open.
@@ -199,7 +199,7 @@ def test_a_new_violation_appears_live_with_a_marker(open_as: Any, demo_stack: St
 
 def test_a_county_user_sees_only_its_county(open_as: Any, demo_stack: Stack) -> None:
     page = open_as("demo-compliance-440705", "inbox")
-    page.wait_for_selector('[data-testid="inbox-table"] .el-table__row')
+    page.wait_for_selector('[data-testid="inbox-table"] tbody tr[data-row]')
     in_db = _rows(demo_stack, "select count(*) from violation where region_code like :p", p=f"{XINHUI}%")[0][0]
     assert in_db > 0
     _wait_until(lambda: page.locator('[data-testid="total"]').inner_text() == str(in_db), 30, "the county's total")
@@ -346,7 +346,7 @@ def test_english_switch_and_keyboard_sign_in(browser: Any, demo_stack: Stack) ->
         assert page.locator("h1").inner_text() == "Sign in"
         page.locator('button[data-subject="demo-auditor"]').focus()
         page.keyboard.press("Enter")
-        page.wait_for_selector('[data-testid="inbox-table"] .el-table__row')
+        page.wait_for_selector('[data-testid="inbox-table"] tbody tr[data-row]')
         assert page.locator("h1").inner_text() == "Violation inbox"
         shot(page, "inbox-en")
     finally:

@@ -23,6 +23,8 @@ export async function loadNames(codes: string[]): Promise<void> {
   for (let i = 0; i < missing.length; i += 200) {
     const got = await getJson<Record<string, { name: string }>>('/v1/regions/names', { code: missing.slice(i, i + 200) })
     for (const [code, v] of Object.entries(got)) names[code] = v.name
+    // Codes the registry does not know keep their digits; asking again would not change that.
+    for (const code of missing.slice(i, i + 200)) if (!(code in names)) names[code] = code
   }
 }
 

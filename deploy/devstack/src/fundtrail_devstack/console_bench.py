@@ -32,9 +32,9 @@ _INSERT = text("""
 insert into violation (violation_id, rule_id, rule_version, department, severity, status, triggering_event_id,
   fund_doc_no, project_id, region_code, occurred_at, raised_at, status_changed_at, explanation_zh, explanation_en,
   legal_basis, evidence, payload, trace_id)
-select gen_random_uuid(), (array[:d])[1 + i % 9] || '.bench_rule', 1, (array[:d])[1 + i % 9],
-  (array[:s])[1 + i % 4], 'raised', gen_random_uuid(), 'BENCH-' || (i % 200), null,
-  (array[:c])[1 + i % 7] || lpad((100 + i % 12)::text, 3, '0'),
+select gen_random_uuid(), (cast(:d as text[]))[1 + i % 9] || '.bench_rule', 1, (cast(:d as text[]))[1 + i % 9],
+  (cast(:s as text[]))[1 + i % 4], 'raised', gen_random_uuid(), 'BENCH-' || (i % 200), null,
+  (cast(:c as text[]))[1 + i % 7] || lpad((100 + i % 12)::text, 3, '0'),
   now() - make_interval(mins => i), now() - make_interval(mins => i), now() - make_interval(mins => i),
   '基准测试违规 ' || i || '：支付金额超过合同金额。', 'Benchmark violation ' || i || ': paid more than the contract.',
   '《财政部关于加强乡村振兴资金管理的通知》', jsonb_build_object('event_ids', '[]'::jsonb,
@@ -104,12 +104,11 @@ def measure(stack: Stack, pages: int = 20, loads: int = 5) -> dict[str, Any]:
             page = ctx.new_page()
             page.goto(f"{stack.console_url}signin")
             page.locator('button[data-subject="demo-auditor"]').click()
-            page.wait_for_selector('[data-testid="inbox-table"] .el-table__row')
+            page.wait_for_selector('[data-testid="inbox-table"] tbody tr[data-row]')
             for n in range(2, pages + 2):
                 t0 = time.perf_counter()
                 page.locator('[data-testid="next"]').click()
-                page.wait_for_function(f"() => document.querySelector('[data-testid=page-no]').innerText === '{n}' "
-                                       "&& !document.querySelector('[data-testid=inbox-table] .el-loading-mask')")
+                page.wait_for_function(f"() => document.querySelector('[data-testid=page-no]').innerText === '{n}'")
                 page_ms.append((time.perf_counter() - t0) * 1000)
             ctx.close()
         finally:
