@@ -342,6 +342,7 @@ def test_english_switch_and_keyboard_sign_in(browser: Any, demo_stack: Stack) ->
         page = ctx.new_page()
         page.goto(f"{demo_stack.console_url}signin")
         page.wait_for_selector('button[data-subject="demo-auditor"]')
+        shot(page, "signin")
         page.get_by_role("button", name="English").click()
         assert page.locator("h1").inner_text() == "Sign in"
         page.locator('button[data-subject="demo-auditor"]').focus()
