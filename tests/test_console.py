@@ -237,6 +237,27 @@ def test_a_case_action_reaches_compliance_and_comes_back_in_the_timeline(open_as
     shot(page, "violation")
 
 
+def test_bulk_acknowledge_from_the_inbox(open_as: Any, demo_stack: Stack) -> None:
+    page = open_as("demo-compliance-440705", "inbox")
+    page.wait_for_selector('[data-testid="inbox-table"] tbody tr[data-row]')
+    raised = page.locator('[data-testid="inbox-table"] tbody tr[data-row]', has_text="待处理")
+    assert raised.count() >= 2
+    ids = [raised.nth(i).locator("input[type=checkbox]").get_attribute("aria-label") for i in range(2)]
+    for i in range(2):
+        raised.nth(i).locator("input[type=checkbox]").check()
+    page.locator('[data-testid="bulk-ack"]').click()
+    page.wait_for_selector(".el-message--success", timeout=60_000)
+
+    def recorded() -> bool:
+        rows = _rows(demo_stack, "select violation_id::text from case_action where violation_id::text = any(:ids)",
+                     ids=ids)
+        return {r[0] for r in rows} == set(ids)
+
+    _wait_until(recorded, 120, "both acknowledgements recorded by compliance")
+    statuses = _rows(demo_stack, "select status from violation where violation_id::text = any(:ids)", ids=ids)
+    assert {s[0] for s in statuses} == {"acknowledged"}
+
+
 def _demo_fund(stack: Stack) -> str:
     return _rows(stack, "select fund_doc_no from trail_entry where fund_doc_no is not null group by fund_doc_no "
                  "order by count(*) desc limit 1")[0][0]
