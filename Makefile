@@ -9,8 +9,11 @@ RUN := $(UV) run --frozen
 PYTEST_ARGS ?=
 
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/.venv
+# The console's browser tests drive Debian's Chromium; nothing downloads a browser of its own.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
+CONSOLE_SOURCES := $(shell find console/src console/index.html console/vite.config.ts console/tsconfig.json -type f 2>/dev/null)
 
-.PHONY: help install run test test-unit bench lint fmt schemas migration topics kafka-up kafka-down kafka-status \
+.PHONY: help install console chromium run test test-unit bench lint fmt schemas migration topics kafka-up kafka-down kafka-status \
 	db-up db-down db-status manifests demo clean
 
 help: ## List the targets
@@ -23,13 +26,25 @@ $(UV):
 	python3 -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install -q --disable-pip-version-check uv==$(UV_VERSION)
 
-install: $(UV) ## Create .venv from uv.lock (all services, dev tools) and fetch the Kafka jars and Keycloak
+install: $(UV) console chromium ## Create .venv from uv.lock (all services, dev tools), fetch the Kafka jars and Keycloak, build the console
 	$(UV) sync --frozen --all-packages
 	@# kcat: an independent Kafka client the ACL tests check the broker with (Debian/Ubuntu package)
 	@command -v kcat >/dev/null || { command -v apt-get >/dev/null && (apt-get update -qq && apt-get install -y -qq kcat) >/dev/null \
 		|| echo "kcat is not installed (apt-get install kcat); the kcat ACL tests need it"; }
 	$(RUN) fundtrail-devstack kafka jars
 	$(RUN) fundtrail-devstack keycloak dist
+
+console: console/dist/index.html ## Build the web console (npm ci + vite build; skipped when up to date)
+
+console/node_modules/.package-lock.json: console/package-lock.json
+	@command -v npm >/dev/null || { echo "Node.js 20.19+ with npm is required to build the console"; exit 1; }
+	cd console && npm ci --no-audit --no-fund
+
+console/dist/index.html: console/node_modules/.package-lock.json console/package.json $(CONSOLE_SOURCES)
+	cd console && npm run build
+
+chromium: ## Debian's Chromium and CJK fonts for the console's browser tests (apt, as root)
+	@command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium fonts-noto-cjk)
 
 run: install ## Start Kafka, PostgreSQL and the three services, load the demo, print where to look
 	$(RUN) fundtrail-devstack run

@@ -16,7 +16,7 @@ from .kafka_auth import BrokerSecurity, write_client_configs
 from .keycloak import DEMO_PASSWORD, KeycloakNode
 from .postgres import PostgresNode
 from .settings import DevstackSettings
-from .stack import Stack, publish_file
+from .stack import REPO_ROOT, Stack, publish_file
 
 console = Console()
 
@@ -171,6 +171,10 @@ def print_where_to_look(stack: Stack, expected: list[dict[str, object]]) -> None
     }
     fund = next((str(e.get("fund_doc_no")) for e in expected if e.get("fund_doc_no")), None)
     console.rule("[bold]fundtrail is running")
+    if (REPO_ROOT / "console" / "dist" / "index.html").is_file():
+        console.print(f"[bold]web console:            {stack.console_url}[/]  (sign in by picking a demo role)")
+    else:
+        console.print("web console:            not built (make install builds it; needs Node 20+)")
     console.print(f"API docs (OpenAPI):     {base}/docs")
     if fund:
         from urllib.parse import quote

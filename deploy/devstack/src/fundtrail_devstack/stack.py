@@ -196,6 +196,9 @@ class Stack:
                 FUNDTRAIL_GATEWAY_RATE_LIMIT_PER_SECOND="5000",
                 FUNDTRAIL_GATEWAY_RATE_LIMIT_BURST="10000",
                 FUNDTRAIL_GATEWAY_TRAIL_VKEY=self.trail_vkey,
+                # The console's role picker over the demo identities, and the key its browser checks with.
+                FUNDTRAIL_GATEWAY_DEV_SIGN_IN="true",
+                FUNDTRAIL_GATEWAY_LOG_PUBLIC_KEY_FILE=str(self.checkpoint_public_key),
             )
         env.update(self.extra_env.get(name, {}))
         return env
@@ -275,6 +278,10 @@ class Stack:
     @property
     def gateway_url(self) -> str:
         return f"http://127.0.0.1:{self.gateway_port}"
+
+    @property
+    def console_url(self) -> str:
+        return f"{self.gateway_url}/console/"
 
     def token(self, role: str, subject: str, region: str | None = None, ttl: int = 12 * 3600) -> str:
         """Issue a bearer token with the gateway's CLI (the same path a developer uses)."""

@@ -19,10 +19,25 @@ from .adapters.keys import server_verifier
 from .adapters.publisher import KafkaPublisher
 from .adapters.rulepacks import load_packs
 from .adapters.trails import TrailStore
+from .api.console_static import install_console
 from .api.errors import install_error_handlers
 from .api.fastpath import TrailFastPath
 from .api.openapi import install_openapi
-from .api.routers import checkpoints, events, funds, health, imports, proofs, rules, trails, violations
+from .api.routers import (
+    checkpoints,
+    console,
+    dev,
+    events,
+    exports,
+    funds,
+    health,
+    imports,
+    proofs,
+    rules,
+    stats,
+    trails,
+    violations,
+)
 from .core.pagecache import PageCache
 from .core.ratelimit import RateLimiter
 from .core.recent import ExpiringMap
@@ -122,9 +137,14 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.state.runtime = runtime
     app.state.metrics = GatewayMetrics()
     install_error_handlers(app)
-    for module in (events, imports, trails, funds, violations, proofs, checkpoints, rules, health):
+    for module in (events, imports, trails, funds, violations, proofs, checkpoints, rules, health, console, stats,
+                   exports):
         app.include_router(module.router)
+    if settings.dev_sign_in:
+        app.state.dev_signer = token_codec(settings, signing=True)
+        app.include_router(dev.router)
     install_openapi(app)
+    install_console(app, settings.console_dir)
     # Inside the metrics (and tracing) middleware: answers from the page cache are counted and traced too.
     trail_routes = {r.path.split("/")[2]: r for r in trails.router.routes if isinstance(r, APIRoute)}
     app.add_middleware(TrailFastPath, routes=trail_routes)

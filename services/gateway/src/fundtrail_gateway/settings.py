@@ -18,6 +18,8 @@ from .core.tokens import ASYMMETRIC_ALGORITHMS
 ENV_PREFIX = "FUNDTRAIL_GATEWAY_"
 # Repository layout default: services/compliance/rulepacks next to this service.
 DEFAULT_RULEPACK_DIR = Path(__file__).resolve().parents[3] / "compliance" / "rulepacks"
+# The web console's production build (console/dist at the repository root), served at /console/.
+DEFAULT_CONSOLE_DIR = Path(__file__).resolve().parents[4] / "console" / "dist"
 
 # Secrets that appear in docs and examples; never acceptable outside development.
 PLACEHOLDER_SECRETS = frozenset({"changethis", "changeme", "secret", "dev", "development", "fundtrail-dev-secret"})
@@ -189,4 +191,18 @@ class GatewaySettings(AuthSettings, CommonSettings):
     @model_validator(mode="after")
     def _log_keys_parse(self) -> GatewaySettings:
         LogKeys.parse(self.trail_vkey, self.witness_vkeys)
+        return self
+
+    console_dir: Path = Field(DEFAULT_CONSOLE_DIR, description="Built web console served at /console/ (if present)")
+    log_public_key_file: Path | None = Field(
+        None, description="The trail log's Ed25519 public key (PEM), offered to the console for its own checks"
+    )
+    dev_sign_in: bool = Field(
+        False, description="Role picker with demo identities (/v1/dev/*); refused unless ENVIRONMENT=development"
+    )
+
+    @model_validator(mode="after")
+    def _dev_sign_in_only_in_development(self) -> GatewaySettings:
+        if self.dev_sign_in and self.environment is not Environment.DEVELOPMENT:
+            raise ValueError(f"{ENV_PREFIX}DEV_SIGN_IN mints tokens for anyone: only with ENVIRONMENT=development")
         return self
