@@ -15,7 +15,7 @@ from fundtrail_schemas.kafka_admin import ensure_topics
 from fundtrail_schemas.telemetry import setup_tracing
 
 from .adapters.database import make_engine, make_sessionmaker
-from .adapters.keys import server_verifier
+from .adapters.keys import server_verifier, token_codec
 from .adapters.publisher import KafkaPublisher
 from .adapters.rulepacks import load_packs
 from .adapters.trails import TrailStore

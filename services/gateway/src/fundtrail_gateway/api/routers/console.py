@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import base64
 import functools
-from pathlib import Path
 from typing import Annotated, Any
 
-from cryptography.hazmat.primitives import serialization
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
-from fundtrail_schemas.checkpoint import key_id, load_public_key
+from fundtrail_schemas.note import NoteVerifier
 from fundtrail_schemas.regions import CITY, counties, full_name, is_known, region, towns
 
 from ...core.problems import not_found
@@ -63,20 +61,19 @@ async def region_names(
     return json_response({c: {"name": region(c).name, "full_name": full_name(c)} for c in known})
 
 
-@functools.cache
-def _log_key(path: Path) -> dict[str, str]:
-    key = load_public_key(path)
-    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return {"algorithm": "Ed25519", "public_key": base64.b64encode(raw).decode("ascii"), "key_id": key_id(key)}
+def _log_key(vkey: str) -> dict[str, str]:
+    verifier = NoteVerifier.from_vkey(vkey)
+    return {"algorithm": "Ed25519", "public_key": base64.b64encode(verifier.public_key).decode("ascii"),
+            "key_id": f"{verifier.key_hash:08x}", "key_name": verifier.name, "vkey": vkey}
 
 
 @router.get("/v1/console/log-key", responses=problem_responses(404), summary="The trail log's public key")
 async def log_key(principal: AnyRole, settings: SettingsDep) -> Response:
-    """The Ed25519 key checkpoints are signed with (raw 32 bytes, base64), as configured on this gateway.
+    """The Ed25519 key checkpoints are signed with (raw 32 bytes, base64) and its signed-note key hash.
 
     A browser that takes the key from the server it checks only detects a log altered behind the
-    gateway's back; an auditor pins the key out of band (`fundtrail verify --public-key`).
+    gateway's back; an auditor pins the key out of band (`fundtrail verify --log-key`).
     """
-    if settings.log_public_key_file is None:
-        raise not_found("this gateway is not configured with the log's public key")
-    return json_response(_log_key(settings.log_public_key_file))
+    if settings.trail_vkey is None:
+        raise not_found("this gateway is not configured with the log's verifier key (TRAIL_VKEY)")
+    return json_response(_log_key(settings.trail_vkey))
