@@ -24,6 +24,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
 
+from fundtrail_schemas import cases
 from fundtrail_schemas.decode import ReasonCode
 from fundtrail_schemas.enriched import DeadLetter
 from fundtrail_schemas.events import EVENT_TYPES, ViolationRaised, case_event_adapter, now_utc
@@ -46,11 +47,9 @@ from fundtrail_schemas.worker import BatchPhases
 from .adapters.kafka import Inbound, Outbound, Sink, event_headers, fund_key, send, send_all, trace_headers
 from .adapters.metrics import PHASES, Metrics
 from .adapters.postgres import ComplianceStore
-from .core import cases
 from .core.engine import Engine, EngineState
 from .core.evaluator import PackSet
 from .core.helpers import parse_time
-from .core.violations import COMPLIANCE_ACTOR
 from .packs import PackDoc, compile_docs, read_dir
 
 log = logging.getLogger(__name__)
@@ -342,10 +341,10 @@ class ComplianceService:
         out: list[Outbound] = []
         statuses = await self.store.lock_statuses(cur, [r.violation_id for r, _ in resolutions])
         for r, carry in resolutions:
-            d = cases.decide(statuses.get(r.violation_id), r.event_type)
+            d = cases.decide(statuses.get(r.violation_id), r.event_type, r.actor_role)
             outcome = "applied" if d.applied else "rejected"
-            await self.store.record_case(cur, r, cases.ACTIONS[r.event_type], outcome, d.from_status, d.to_status,
-                                         d.reason, now, None)
+            await self.store.record_case(cur, r, cases.ACTION_OF_EVENT[r.event_type], outcome, d.from_status,
+                                         d.to_status, d.reason, now, None)
             self.metrics.case_actions.labels("resolved", outcome).inc()
             value = r.model_dump_json().encode()
             if d.applied:
@@ -377,14 +376,17 @@ class ComplianceService:
                 if e.event_id in known:
                     continue
                 known.add(e.event_id)
-                if e.event_type == "ViolationResolved" and e.actor == COMPLIANCE_ACTOR:
+                if e.event_type == "ViolationResolved" and e.actor == cases.SYSTEM_ACTOR \
+                        and e.actor_role == cases.CaseRole.SYSTEM:
                     continue  # applied where it was produced, with the evaluation (see _apply_resolutions)
-                d = cases.decide(statuses.get(e.violation_id), e.event_type)
+                # The contract's table decides, the same one the gateway refused or accepted it by.
+                d = cases.decide(statuses.get(e.violation_id), e.event_type, e.actor_role)
                 outcome = "applied" if d.applied else "rejected"
+                action = cases.ACTION_OF_EVENT[e.event_type]
                 await self.case_store.record_case(
-                    cur, e, cases.ACTIONS[e.event_type], outcome, d.from_status, d.to_status, d.reason, now, None
+                    cur, e, action, outcome, d.from_status, d.to_status, d.reason, now, None
                 )
-                self.metrics.case_actions.labels(cases.ACTIONS[e.event_type], outcome).inc()
+                self.metrics.case_actions.labels(action, outcome).inc()
                 if d.applied:
                     statuses[e.violation_id] = d.to_status or ""
                 else:

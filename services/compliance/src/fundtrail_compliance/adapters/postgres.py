@@ -227,11 +227,16 @@ class ComplianceStore:
             (event.event_id, event.violation_id, action, event.actor, event.occurred_at,
              Jsonb(event.model_dump(mode="json")), trace_id, outcome, from_status, to_status, reason, now),
         )
-        if outcome == "applied":
-            await cur.execute(
-                "UPDATE violation SET status = %s, status_changed_at = %s WHERE violation_id = %s",
-                (to_status, event.occurred_at, event.violation_id),
-            )
+        if outcome != "applied":
+            return
+        # Assignee and due date come with an assignment, or optionally with an acknowledgement.
+        assignee, due = getattr(event, "assignee", None), getattr(event, "due_date", None)
+        await cur.execute(
+            "UPDATE violation SET status_changed_at = CASE WHEN status = %s THEN status_changed_at ELSE %s END,"
+            " status = %s, assignee = COALESCE(%s, assignee), due_date = COALESCE(%s, due_date)"
+            " WHERE violation_id = %s",
+            (to_status, event.occurred_at, to_status, assignee, due, event.violation_id),
+        )
 
     # --- rule history -------------------------------------------------------------------------
 
