@@ -41,16 +41,33 @@ from fundtrail_schemas.telemetry import (
     inject_headers,
     propagating_span,
 )
-from fundtrail_schemas.topics import CASES, ENRICHED_EVENTS, VIOLATIONS, VIOLATIONS_DLQ, department_topic
+from fundtrail_schemas.topics import (
+    CASES,
+    ENRICHED_EVENTS,
+    TOPICS_BY_NAME,
+    VIOLATIONS,
+    VIOLATIONS_DLQ,
+    department_topic,
+)
 from fundtrail_schemas.worker import BatchPhases
 
-from .adapters.kafka import Inbound, Outbound, Sink, event_headers, fund_key, send, send_all, trace_headers
+from .adapters.kafka import (
+    Inbound,
+    Outbound,
+    Sink,
+    event_headers,
+    fund_key,
+    partition_of,
+    send,
+    send_all,
+    trace_headers,
+)
 from .adapters.metrics import PHASES, Metrics
 from .adapters.postgres import ComplianceStore
 from .core.engine import Engine, EngineState
 from .core.evaluator import PackSet
 from .core.helpers import parse_time
-from .packs import PackDoc, compile_docs, read_dir
+from .packs import PackDoc, compile_docs, read_dir, set_version
 
 log = logging.getLogger(__name__)
 SERVICE = "compliance"
@@ -137,10 +154,15 @@ class ComplianceService:
         # (None: not known, every partition seen counts); asked with the next offset processed per partition.
         self._partitions = partitions
         self._next_offset: dict[int, int] = {}
+        # The enriched-topic partitions whose funds' state (clocks, timers, refutable violations) is
+        # loaded: none until the consumer's first assignment is known (None: every fund, no consumer).
+        self._owned: frozenset[int] | None = None if partitions is None else frozenset()
         self.case_store = ComplianceStore(database_url)
         self.sink = sink
         self.docs = dict(docs)
         self.engine = Engine(packs, grace=grace)
+        # Verdicts record the pack set they were judged with; an event is judged once per set.
+        self.pack_version = set_version(packs)
         self.metrics = metrics
         self.phases = BatchPhases(PHASES, metrics.phase_seconds, metrics.phase_cpu_seconds)
         self._lock = asyncio.Lock()
@@ -162,22 +184,28 @@ class ComplianceService:
                 await self._record_refused(source, exc, text)
                 continue
             self.docs = docs
-            self.engine.replace_packs(packs)
+            self._replace_packs(packs)
         await self._check_history(self.docs)  # a set that rewrites history stops start-up, loudly
         for doc in self.docs.values():
             await self._record_load(doc, "accepted", None)
         self.ready.set()
-        log.info("compliance ready: %d rule versions, watermark %s", len(self.engine.packs.rules),
-                 self.engine.state.clock.watermark)
+        log.info("compliance ready: %d rule versions (set version %s), watermark %s", len(self.engine.packs.rules),
+                 self.pack_version, self.engine.state.clock.watermark)
 
     async def close(self) -> None:
         await self.store.close()
         await self.case_store.close()
 
     async def reset_state(self) -> None:
-        """Throw the in-memory state away and reload it from the database."""
+        """Throw the in-memory state away and reload it from the database: per-fund state only for
+        the funds on the partitions this worker owns (another replica fires the others' timers)."""
         state = EngineState()
-        await self.store.load_state(state)
+        owned = self._owned
+        if owned is None:
+            await self.store.load_state(state)
+        else:
+            n = TOPICS_BY_NAME[ENRICHED_EVENTS].partitions
+            await self.store.load_state(state, owned, lambda fund: partition_of(fund.encode(), n) in owned)
         self.engine.state = state
 
     # --- enriched events ------------------------------------------------------------------------
@@ -220,6 +248,14 @@ class ComplianceService:
         except Exception:  # the consumer is between assignments: keep the clock as it is
             log.warning("partition status unavailable; the event-time clock stays", exc_info=True)
             return None
+        if frozenset(assigned) != self._owned:
+            # A rebalance: state follows partition ownership. Revoked funds' state is dropped and
+            # assigned funds' state (and what other replicas wrote meanwhile) is read again.
+            self._owned = frozenset(assigned)
+            started = time.perf_counter()
+            await self.reset_state()
+            self._next_offset = {p: o for p, o in self._next_offset.items() if p in assigned}
+            log.info("partitions %s owned; state reloaded in %.2f s", sorted(assigned), time.perf_counter() - started)
         return self.engine.assign(assigned, idle)
 
     async def _handle_enriched_batch(self, batch: Sequence[Inbound]) -> None:
@@ -246,12 +282,12 @@ class ComplianceService:
         # One pipelined transaction: the dedup read with BEGIN, the writes with the outputs' sends
         # (their results are awaited together), the acknowledgements, then COMMIT.
         async with self.store.pipelined_transaction() as (cur, pipeline):
-            done = await self.store.processed(cur, [eid for _, _, eid in decoded])
+            done = await self.store.processed(cur, [eid for _, _, eid in decoded], self.pack_version)
             phases.lap("read")
             processed, violations, resolutions = self._evaluate(decoded, done, pre, out)
             phases.lap("evaluate")
             now = now_utc()
-            await self.store.write_batch(cur, processed, violations, self.engine.state, now)
+            await self.store.write_batch(cur, processed, violations, self.engine.state, now, self.pack_version)
             if resolutions:
                 out.extend(await self._apply_resolutions(cur, resolutions, now))
             phases.lap("write")
@@ -442,11 +478,16 @@ class ComplianceService:
         async with self._lock:
             changed = [d for k, d in docs.items() if self.docs.get(k) is None or self.docs[k].text != d.text]
             self.docs = docs
-            self.engine.replace_packs(packs)
+            self._replace_packs(packs)
         for d in changed:
             await self._record_load(d, "accepted", None)
         self.metrics.pack_loads.labels("accepted").inc()
-        log.info("rule packs live: %d rule versions (%d pack(s) changed)", len(packs.rules), len(changed))
+        log.info("rule packs live: %d rule versions (%d pack(s) changed), set version %s", len(packs.rules),
+                 len(changed), self.pack_version)
+
+    def _replace_packs(self, packs: PackSet) -> None:
+        self.engine.replace_packs(packs)
+        self.pack_version = set_version(packs)
 
     async def _record_load(self, doc: PackDoc, status: str, error: str | None) -> None:
         await self.store.record_pack_load(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -29,7 +29,6 @@ from ..core.helpers import parse_time
 from ..core.timers import Timer
 from ..core.windows import WindowEntry
 
-WATERMARK = "event_time"
 # One row per partition of the enriched topic: its latest event time (see core/timers.py).
 PARTITION_CLOCK = "partition/"
 # Window entries older than this before the watermark are not loaded (no window is that long).
@@ -93,19 +92,25 @@ class ComplianceStore:
 
     # --- state --------------------------------------------------------------------------------
 
-    async def load_state(self, state: EngineState) -> None:
-        """Fill an empty engine state from the database (start-up, or after a failed batch)."""
+    async def load_state(
+        self, state: EngineState, owned: Collection[int] | None = None, owns: Callable[[str], bool] | None = None
+    ) -> None:
+        """Fill an empty engine state from the database (start-up, a new assignment, a failed batch).
+
+        With `owned` (the enriched-topic partitions this worker holds) only their clocks are read and
+        the watermark is their minimum; with `owns` (is this fund on an owned partition) only those
+        funds' timers and refutable violations: another replica fires and refutes the others.
+        """
         async with self.transaction() as cur:
-            await cur.execute("SELECT name, at FROM compliance_watermark")
-            clocks = {name: at for name, at in await cur.fetchall()}
-            state.clock.restore(clocks.get(WATERMARK), {
-                int(name[len(PARTITION_CLOCK):]): at for name, at in clocks.items() if name.startswith(PARTITION_CLOCK)
-            })
+            await cur.execute("SELECT name, at FROM compliance_watermark WHERE name LIKE %s", (PARTITION_CLOCK + "%",))
+            clocks = {int(name[len(PARTITION_CLOCK):]): at for name, at in await cur.fetchall()}
+            state.clock.restore(None, {p: at for p, at in clocks.items() if owned is None or p in owned})
+            state.clock.assign(owned)  # the minimum over those partitions, never a maximum over replicas
             await cur.execute(
                 "SELECT timer_id, rule_id, rule_ref, subject, fund_doc_no, level, region_code, trigger_event_id,"
                 " started_at, due_at, days, snapshot, trace_id, status FROM compliance_timer WHERE status = 'pending'"
             )
-            state.timers.load(Timer(*r) for r in await cur.fetchall())
+            state.timers.load(Timer(*r) for r in await cur.fetchall() if owns is None or owns(r[4]))
             since = (state.clock.watermark - WINDOW_HORIZON) if state.clock.watermark else None
             await cur.execute(
                 "SELECT rule_id, window_key, event_id, at, amount_fen FROM compliance_window_entry"
@@ -123,18 +128,24 @@ class ComplianceStore:
                 "SELECT violation_id, rule_ref, fund_doc_no, occurred_at, deadline, evidence FROM compliance_refutable"
             )
             for r in await cur.fetchall():
-                state.add_refutable(Refutable(*r), record=False)
+                if owns is None or owns(r[2]):
+                    state.add_refutable(Refutable(*r), record=False)
             # After the reference data: each day's view is rebuilt from it (the view a judged event
             # was last judged on is the one committed with it).
             await cur.execute("SELECT vendor_id, day, event_id, occurred_at, record, raised FROM compliance_judged")
             for vendor, on, eid, at, record, raised in await cur.fetchall():
                 state.note_judged(vendor, on, str(eid), Judged(at, record, set(raised)), record=False)
 
-    async def processed(self, cur: psycopg.AsyncCursor[Any], event_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
-        """Which of these events were evaluated already."""
+    async def processed(
+        self, cur: psycopg.AsyncCursor[Any], event_ids: Sequence[uuid.UUID], pack_version: str
+    ) -> set[uuid.UUID]:
+        """Which of these events were evaluated already under this rule-pack set."""
         if not event_ids:
             return set()
-        await cur.execute("SELECT event_id FROM compliance_processed WHERE event_id = ANY(%s)", (list(event_ids),))
+        await cur.execute(
+            "SELECT event_id FROM compliance_processed WHERE event_id = ANY(%s) AND pack_version = %s",
+            (list(event_ids), pack_version),
+        )
         return {r[0] for r in await cur.fetchall()}
 
     async def write_batch(
@@ -144,6 +155,7 @@ class ComplianceStore:
         violations: Sequence[ViolationRaised],
         state: EngineState,
         now: datetime,
+        pack_version: str = "",
     ) -> None:
         """Dedup rows, violations and every state change of a batch (inside the caller's transaction)."""
         windows = state.windows.drain()
@@ -153,13 +165,13 @@ class ComplianceStore:
         judged, judged_kept_from = state.drain_judged()
         if processed:
             await cur.execute(
-                "INSERT INTO compliance_processed (event_id, evaluated_at, violations)"
-                " SELECT e, %b::timestamptz, n FROM unnest(%b::uuid[], %b::int[]) AS u(e, n)"
-                " ON CONFLICT (event_id) DO NOTHING",
-                (now, [eid for eid, _ in processed], [n for _, n in processed]),
+                "INSERT INTO compliance_processed (event_id, pack_version, evaluated_at, violations)"
+                " SELECT e, %b, %b::timestamptz, n FROM unnest(%b::uuid[], %b::int[]) AS u(e, n)"
+                " ON CONFLICT (event_id, pack_version) DO NOTHING",
+                (pack_version, now, [eid for eid, _ in processed], [n for _, n in processed]),
             )
         if violations:
-            await cur.execute(_INSERT_VIOLATIONS, columns(_violation_row(v, now) for v in violations))
+            await cur.execute(_INSERT_VIOLATIONS, columns(_violation_row(v, now, pack_version) for v in violations))
         if windows:
             await cur.execute(_INSERT_WINDOW_ENTRIES, (
                 [rid for rid, _, _ in windows],
@@ -190,9 +202,8 @@ class ComplianceStore:
             ))
         if judged_kept_from is not None:
             await cur.execute("DELETE FROM compliance_judged WHERE day < %b", (judged_kept_from,))
+        # Only the partitions' clocks: a watermark saved by each replica would be a maximum over them.
         clocks = [(f"{PARTITION_CLOCK}{p}", at) for p, at in sorted(state.clock.drain().items())]
-        if state.clock.watermark is not None:
-            clocks.append((WATERMARK, state.clock.watermark))
         if clocks:
             await cur.execute(_UPSERT_CLOCKS, columns(clocks))
 
@@ -309,6 +320,7 @@ _INSERT_VIOLATIONS = unnest_insert("violation", (
     ("project_id", "text"), ("region_code", "text"), ("occurred_at", "timestamptz"), ("raised_at", "timestamptz"),
     ("status_changed_at", "timestamptz"), ("explanation_zh", "text"), ("explanation_en", "text"),
     ("legal_basis", "text"), ("evidence", "jsonb"), ("payload", "jsonb"), ("trace_id", "text"),
+    ("pack_version", "text"),
 )) + " ON CONFLICT (violation_id) DO NOTHING"
 _INSERT_WINDOW_ENTRIES = unnest_insert("compliance_window_entry", (
     ("rule_id", "text"), ("window_key", "text"), ("event_id", "uuid"), ("at", "timestamptz"), ("amount_fen", "bigint"),
@@ -343,12 +355,12 @@ def _json(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def _violation_row(v: ViolationRaised, now: datetime) -> tuple[Any, ...]:
+def _violation_row(v: ViolationRaised, now: datetime, pack_version: str) -> tuple[Any, ...]:
     return (
         v.violation_id, v.rule_id, v.rule_version, v.department.value, v.severity.value, "raised",
         v.triggering_event_id, v.fund_doc_no, v.project_id, v.region_code, v.occurred_at, now, now,
         v.explanation_zh, v.explanation_en, v.legal_basis, v.evidence.model_dump_json(), v.model_dump_json(),
-        v.trace_id,
+        v.trace_id, pack_version or None,
     )
 
 
