@@ -10,6 +10,7 @@ from fundtrail_schemas.cases import (
     ACTION_OF_EVENT,
     INVALID_TRANSITION,
     NOT_PERMITTED,
+    RECORDED_AS,
     UNKNOWN_ACTION,
     UNKNOWN_VIOLATION,
     CaseAction,
@@ -79,3 +80,9 @@ def test_overdue_is_judged_on_the_shanghai_date_for_open_cases() -> None:
     assert not overdue("raised", due, same_day)
     assert not overdue("rectified", due, late) and not overdue("dismissed", due, late)
     assert not overdue("resolved", due, late) and not overdue("raised", None, late)
+
+
+def test_every_case_event_has_a_history_name() -> None:
+    names = {ev.model_fields["event_type"].default for ev in CASE_EVENTS}
+    assert set(RECORDED_AS) == names == set(ACTION_OF_EVENT)
+    assert RECORDED_AS["ViolationRectified"] == "rectified" and RECORDED_AS["ViolationAssigned"] == "assigned"

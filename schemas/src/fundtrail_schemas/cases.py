@@ -83,6 +83,10 @@ LIFECYCLE: dict[CaseAction, Step] = {
     )
 }
 ACTION_OF_EVENT: dict[str, CaseAction] = {s.event_type: s.action for s in LIFECYCLE.values()}
+# How a step is named in the case history (`case_action.action`): the past tense of its action.
+_PAST = {CaseAction.ACKNOWLEDGE: "acknowledged", CaseAction.RECTIFY: "rectified", CaseAction.DISMISS: "dismissed",
+         CaseAction.ASSIGN: "assigned", CaseAction.RESOLVE: "resolved"}
+RECORDED_AS: dict[str, str] = {s.event_type: _PAST[s.action] for s in LIFECYCLE.values()}
 EVENT_TYPE_OF: dict[CaseAction, str] = {s.action: s.event_type for s in LIFECYCLE.values()}
 
 # Whether an action compliance refuses is still appended to the trail. Yes: the trail is the record

@@ -379,7 +379,7 @@ class ComplianceService:
         for r, carry in resolutions:
             d = cases.decide(statuses.get(r.violation_id), r.event_type, r.actor_role)
             outcome = "applied" if d.applied else "rejected"
-            await self.store.record_case(cur, r, cases.ACTION_OF_EVENT[r.event_type], outcome, d.from_status,
+            await self.store.record_case(cur, r, cases.RECORDED_AS[r.event_type], outcome, d.from_status,
                                          d.to_status, d.reason, now, None)
             self.metrics.case_actions.labels("resolved", outcome).inc()
             value = r.model_dump_json().encode()
@@ -418,7 +418,7 @@ class ComplianceService:
                 # The contract's table decides, the same one the gateway refused or accepted it by.
                 d = cases.decide(statuses.get(e.violation_id), e.event_type, e.actor_role)
                 outcome = "applied" if d.applied else "rejected"
-                action = cases.ACTION_OF_EVENT[e.event_type]
+                action = cases.RECORDED_AS[e.event_type]
                 await self.case_store.record_case(
                     cur, e, action, outcome, d.from_status, d.to_status, d.reason, now, None
                 )

@@ -561,3 +561,30 @@ def test_re_evaluation_under_a_new_pack_set_re_judges_events(
         module_db, "SELECT count(*) FROM compliance_processed WHERE pack_version = %s", first[0][0])[0][0], 120)
     assert query(module_db, "SELECT count(*) FROM violation WHERE rule_id <> 'finance.personal_account_payment'"
                  " OR rule_version <> %s", new_version)[0][0] == earlier
+
+
+def test_a_pack_published_on_the_topic_reaches_every_replica(
+    worker, kafka_bootstrap: str, module_db: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The rules topic is broadcast (read outside the consumer group): with two workers in one
+    group, both take the document, not only the one a group would give its partition to."""
+    from kafka import KafkaProducer
+
+    data = tmp_path_factory.mktemp("compliance-data-2")
+    second = WorkerProcess({**worker.env, "FUNDTRAIL_COMPLIANCE_DATA_DIR": str(data)}, data / "worker.log")
+    second.start(module_db)
+    try:
+        doc = yaml.safe_load((RULEPACK_DIR / "agriculture.yaml").read_text(encoding="utf-8"))
+        doc["description"] = f"republished {uuid.uuid4().hex[:6]}"  # same rules, a new document
+        producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+        try:
+            meta = producer.send(RULE_PACKS, yaml.safe_dump(doc, allow_unicode=True).encode(),
+                                 key=b"agriculture").get(timeout=30)
+        finally:
+            producer.close()
+        source = f"{RULE_PACKS}/{meta.partition}@{meta.offset}"
+        loads = wait_for("both replicas to take the document", lambda: (rows := query(
+            module_db, "SELECT status FROM rule_pack_load WHERE source = %s", source)) and len(rows) >= 2 and rows)
+        assert [r[0] for r in loads] == ["accepted", "accepted"]
+    finally:
+        second.stop()
