@@ -6,7 +6,19 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Date, DateTime, Index, LargeBinary, String, Text, UniqueConstraint, Uuid
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Date,
+    DateTime,
+    Index,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+    text,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlmodel import Field, SQLModel
 
@@ -136,12 +148,18 @@ class ComplianceReference(SQLModel, table=True):
     """Reference data events (VendorRegistered, VendorDebarred, RelationDeclared), never overwritten."""
 
     __tablename__ = "compliance_reference"
+    __table_args__ = (Index("ix_compliance_reference_txid", "txid"),)
 
     event_id: uuid.UUID = Field(primary_key=True)
     kind: str = Field(max_length=32)
     vendor_id: str = Field(max_length=128, index=True)
     occurred_at: datetime = Field(sa_column=Column(TZ, nullable=False))
     record: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    txid: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger, nullable=False, server_default=text("(pg_current_xact_id())::text::bigint")),
+        description="The writing transaction: other replicas read what committed since their last look",
+    )
 
 
 class ComplianceRefutable(SQLModel, table=True):

@@ -64,7 +64,7 @@ from .adapters.kafka import (
 )
 from .adapters.metrics import PHASES, Metrics
 from .adapters.postgres import ComplianceStore
-from .core.engine import Engine, EngineState
+from .core.engine import Engine, EngineState, Outcome
 from .core.evaluator import PackSet
 from .core.helpers import parse_time
 from .packs import PackDoc, compile_docs, read_dir, set_version
@@ -263,10 +263,11 @@ class ComplianceService:
         phases = self.phases
         phases.start()
         pre = await self._refresh_partitions()
+        st = self.engine.state
         if not batch and (pre is None or not (pre.violations or pre.resolutions or pre.errors)) and not (
-            self.engine.state.timers.dirty or self.engine.state.clock.changed
+            st.timers.dirty or st.clock.changed or (st.judged and self._owned)
         ):
-            return  # an idle tick: nothing to write
+            return  # an idle tick: nothing to write, and no judged event another replica's data could concern
         phases.lap("partitions")
         out: list[Outbound] = []
         decoded: list[tuple[Inbound, dict[str, Any], uuid.UUID]] = []
@@ -282,9 +283,12 @@ class ComplianceService:
         # One pipelined transaction: the dedup read with BEGIN, the writes with the outputs' sends
         # (their results are awaited together), the acknowledgements, then COMMIT.
         async with self.store.pipelined_transaction() as (cur, pipeline):
+            # Reference data other replicas committed is taken in before this batch is judged.
+            shared = await self.store.reference_since()
             done = await self.store.processed(cur, [eid for _, _, eid in decoded], self.pack_version)
+            caught_up = self._catch_up(await shared())
             phases.lap("read")
-            processed, violations, resolutions = self._evaluate(decoded, done, pre, out)
+            processed, violations, resolutions = self._evaluate(decoded, done, pre, out, caught_up)
             phases.lap("evaluate")
             now = now_utc()
             await self.store.write_batch(cur, processed, violations, self.engine.state, now, self.pack_version)
@@ -306,23 +310,38 @@ class ComplianceService:
             self.metrics.violations.labels(v.rule_id, v.department.value).inc()
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
 
+    def _catch_up(self, records: list[dict[str, Any]]) -> Outcome | None:
+        """Reference data read from the store: what re-judging the events judged here raised."""
+        if not records:
+            return None
+        out = Outcome()
+        for rec in records:
+            got = self.engine.apply_reference(rec)
+            out.violations += got.violations
+            out.errors += got.errors
+        return out
+
     def _evaluate(
         self, decoded: list[tuple[Inbound, dict[str, Any], uuid.UUID]], done: set[uuid.UUID], pre: Any,
-        out: list[Outbound],
+        out: list[Outbound], caught_up: Outcome | None = None,
     ) -> tuple[list[tuple[uuid.UUID, int]], list[ViolationRaised], list[tuple[Any, list[tuple[str, bytes]]]]]:
         """Evaluate a batch in order (pure core): the dedup rows, violations and resolutions to write;
         what to publish is appended to `out`."""
         processed: list[tuple[uuid.UUID, int]] = []
         violations: list[ViolationRaised] = []
         resolutions: list[tuple[Any, list[tuple[str, bytes]]]] = []
-        if pre is not None:  # checks made due by idle partitions: no record caused them, no trace to carry
-            for v in pre.violations:
+        # Checks made due by idle partitions and events judged again on shared reference data: no
+        # record of this batch caused them, no trace to carry.
+        for early in (pre, caught_up):
+            if early is None:
+                continue
+            for v in early.violations:
                 violations.append(v)
                 out.extend(violation_records(v, []))
-            resolutions.extend((r, []) for r in pre.resolutions)
-            for err in pre.errors:
+            resolutions.extend((r, []) for r in early.resolutions)
+            for err in early.errors:
                 self.metrics.evaluation_errors.labels(err.rule_ref).inc()
-                log.warning("timer check failed: %s", err)
+                log.warning("check without a record failed: %s", err)
         for inb, doc, eid in decoded:
             if eid in done:
                 self.metrics.events.labels("duplicate").inc()

@@ -191,3 +191,45 @@ async def test_events_judged_before_a_restart_are_judged_again_by_reference_data
     with psycopg.connect(conninfo(url)) as conn:
         assert conn.execute("SELECT count(*) FROM compliance_judged").fetchone() == (0,)
     assert (await _load(url)).judged == {}
+
+
+async def test_reference_data_another_replica_read_re_judges_what_this_one_judged(
+    packs: PackSet, migrated_database_url: str
+) -> None:
+    """Two replicas over one database: A reads a debarment, B has judged a payment to that vendor.
+    B's next batch reads what A committed and raises what an ordered load raises, once."""
+    url = migrated_database_url
+    g = sc.golden()
+    pay = sc.enriched(sc.variant(g["PaymentDisbursed"], 3))
+    vendor = str(event_vendor(pay["event"]))
+    debarment = sc.enriched(sc.variant(g["VendorDebarred"], 3, vendor_id=vendor))
+    rule = "discipline.debarred_vendor"
+    ordered = Engine(packs)
+    ordered.process(debarment)
+    expected = [v.model_dump() for v in ordered.process(pay).violations if v.rule_id == rule]
+    assert len(expected) == 1
+
+    store_a, store_b = ComplianceStore(url), ComplianceStore(url)
+    try:
+        a, b = Engine(packs, EngineState()), Engine(packs, EngineState())
+        await store_a.load_state(a.state)
+        await store_b.load_state(b.state)
+        judged = b.process(pay, raw=orjson.dumps(pay))
+        assert rule not in {v.rule_id for v in judged.violations}
+        async with store_b.pipelined_transaction() as (cur, _):
+            await store_b.write_batch(cur, [(uuid.UUID(pay["event"]["event_id"]), 1)], judged.violations, b.state, NOW)
+        read = a.process(debarment)
+        assert read.violations == []  # A never judged the payment
+        async with store_a.pipelined_transaction() as (cur, _):
+            await store_a.write_batch(cur, [(uuid.UUID(debarment["event"]["event_id"]), 0)], [], a.state, NOW)
+
+        raised = []
+        for _ in range(2):  # the second look finds nothing new to raise
+            async with store_b.pipelined_transaction() as (cur, _):
+                shared = await store_b.reference_since()
+                for rec in await shared():
+                    raised += b.apply_reference(rec).violations
+        assert [v.model_dump() for v in raised] == expected
+    finally:
+        await store_a.close()
+        await store_b.close()

@@ -1,4 +1,5 @@
-"""case assignee and due date; verdicts keyed by event and rule-pack set version
+"""case assignee and due date; verdicts keyed by event and rule-pack set version; reference rows
+carry their writing transaction
 
 Revision ID: 0004
 Revises: 0002
@@ -26,9 +27,16 @@ def upgrade() -> None:
     )
     op.drop_constraint('compliance_processed_pkey', 'compliance_processed', type_='primary')
     op.create_primary_key('compliance_processed_pkey', 'compliance_processed', ['event_id', 'pack_version'])
+    # Reference data is shared between compliance replicas through this table: each reads the rows of
+    # transactions that committed since its last look (see adapters/postgres.py, reference_since).
+    op.add_column('compliance_reference', sa.Column(
+        'txid', sa.BigInteger(), nullable=False, server_default=sa.text('(pg_current_xact_id())::text::bigint')))
+    op.create_index('ix_compliance_reference_txid', 'compliance_reference', ['txid'], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index('ix_compliance_reference_txid', table_name='compliance_reference')
+    op.drop_column('compliance_reference', 'txid')
     op.drop_constraint('compliance_processed_pkey', 'compliance_processed', type_='primary')
     op.execute("DELETE FROM compliance_processed WHERE pack_version <> ''")
     op.create_primary_key('compliance_processed_pkey', 'compliance_processed', ['event_id'])

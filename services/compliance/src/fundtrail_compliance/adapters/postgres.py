@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable, Collection, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,6 +26,7 @@ from fundtrail_schemas.rulepack import Rule
 
 from ..core.engine import EngineState, Judged, Refutable
 from ..core.helpers import parse_time
+from ..core.reference import REFERENCE_TYPES
 from ..core.timers import Timer
 from ..core.windows import WindowEntry
 
@@ -59,6 +60,9 @@ class Verdict:
 
 class ComplianceStore:
     """Async access to the compliance tables over one connection."""
+
+    # Reference rows of transactions from this id on may not have been read yet (see reference_since).
+    reference_horizon: int = 0
 
     def __init__(self, database_url: str) -> None:
         self._url = database_url
@@ -121,9 +125,13 @@ class ComplianceStore:
                 (rule_id, tuple(json.loads(key)), WindowEntry(str(eid), at, amount))
                 for rule_id, key, eid, at, amount in await cur.fetchall()
             )
+            # The horizon first: every transaction below it has ended, so what it wrote is read now.
+            await cur.execute(_HORIZON)
+            horizon = (await cur.fetchone() or (0,))[0]
             await cur.execute("SELECT record FROM compliance_reference ORDER BY occurred_at, event_id")
             for (record,) in await cur.fetchall():
                 state.reference.apply(record, record=False)
+            self.reference_horizon = horizon
             await cur.execute(
                 "SELECT violation_id, rule_ref, fund_doc_no, occurred_at, deadline, evidence FROM compliance_refutable"
             )
@@ -134,7 +142,37 @@ class ComplianceStore:
             # was last judged on is the one committed with it).
             await cur.execute("SELECT vendor_id, day, event_id, occurred_at, record, raised FROM compliance_judged")
             for vendor, on, eid, at, record, raised in await cur.fetchall():
-                state.note_judged(vendor, on, str(eid), Judged(at, record, set(raised)), record=False)
+                # Only the owner of an event's partition judges it again (and publishes what that raises).
+                if owns is None or owns(enriched_key(orjson.loads(record)["event"])):
+                    state.note_judged(vendor, on, str(eid), Judged(at, record, set(raised)), record=False)
+
+    async def reference_since(self) -> Callable[[], Awaitable[list[dict[str, Any]]]]:
+        """Send (inside the open transaction) the read of reference data written by transactions that
+        may have committed since the last look: other replicas', and our own, which apply again as no
+        change. Await the returned function for the records.
+
+        In pipeline mode both statements go with the batch's first round trip. The horizon is taken
+        first, so nothing that commits between the two statements is skipped next time."""
+        assert self._conn is not None
+        horizon_cur, rows_cur = self._conn.cursor(), self._conn.cursor()
+        await horizon_cur.execute(_HORIZON)
+        await rows_cur.execute(
+            "SELECT record FROM compliance_reference WHERE txid >= %s ORDER BY occurred_at, event_id",
+            (self.reference_horizon,),
+        )
+
+        async def result() -> list[dict[str, Any]]:
+            try:
+                row = await horizon_cur.fetchone()
+                rows = await rows_cur.fetchall()
+            finally:
+                await horizon_cur.close()
+                await rows_cur.close()
+            if row is not None:
+                self.reference_horizon = row[0]
+            return [r[0] for r in rows]
+
+        return result
 
     async def processed(
         self, cur: psycopg.AsyncCursor[Any], event_ids: Sequence[uuid.UUID], pack_version: str
@@ -345,6 +383,21 @@ _UPSERT_JUDGED = unnest_insert("compliance_judged", (
     ("event_id", "uuid"), ("vendor_id", "text"), ("day", "date"), ("occurred_at", "timestamptz"),
     ("record", "bytea"), ("raised", "uuid[]"),
 )) + " ON CONFLICT (event_id) DO UPDATE SET raised = EXCLUDED.raised"
+# The oldest transaction still running: every one below it has committed or rolled back.
+_HORIZON = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+
+
+def enriched_key(event: Mapping[str, Any]) -> str:
+    """The message key of an enriched event (as `fundtrail_schemas.events.event_key` gives it)."""
+    if event.get("event_type") in REFERENCE_TYPES:
+        return f"vendor:{event['vendor_id']}"
+    if event.get("fund_doc_no"):
+        return str(event["fund_doc_no"])
+    if event.get("project_id"):
+        return f"project:{event['project_id']}"
+    return str(event["event_id"])
+
+
 # A partition's clock and the watermark only move forward, whatever order batches commit in.
 _UPSERT_CLOCKS = unnest_insert("compliance_watermark", (("name", "text"), ("at", "timestamptz"))) + (
     " ON CONFLICT (name) DO UPDATE SET at = GREATEST(compliance_watermark.at, EXCLUDED.at)"
