@@ -158,6 +158,9 @@ class ComplianceService:
         # loaded: none until the consumer's first assignment is known (None: every fund, no consumer).
         self._owned: frozenset[int] | None = None if partitions is None else frozenset()
         self.case_store = ComplianceStore(database_url)
+        # Rule-pack checks and records run beside batches and ticks (which hold `store` under the
+        # lock): a connection of their own, never one in the middle of another's pipeline.
+        self.pack_store = ComplianceStore(database_url)
         self.sink = sink
         self.docs = dict(docs)
         self.engine = Engine(packs, grace=grace)
@@ -166,6 +169,7 @@ class ComplianceService:
         self.metrics = metrics
         self.phases = BatchPhases(PHASES, metrics.phase_seconds, metrics.phase_cpu_seconds)
         self._lock = asyncio.Lock()
+        self._pack_lock = asyncio.Lock()
         self.ready = asyncio.Event()
 
     async def start(self, topic_docs: Sequence[Inbound] = ()) -> None:
@@ -195,6 +199,7 @@ class ComplianceService:
     async def close(self) -> None:
         await self.store.close()
         await self.case_store.close()
+        await self.pack_store.close()
 
     async def reset_state(self) -> None:
         """Throw the in-memory state away and reload it from the database: per-fund state only for
@@ -455,6 +460,10 @@ class ComplianceService:
     async def reload_dir(self, directory: Path) -> bool:
         """Re-read the pack directory; swap it in only if it is valid (else keep the running packs)."""
         await self.ready.wait()
+        async with self._pack_lock:  # one pack change at a time (directory and topic), on pack_store
+            return await self._reload_dir(directory)
+
+    async def _reload_dir(self, directory: Path) -> bool:
         try:
             docs = read_dir(directory)
             packs = compile_docs(docs)
@@ -470,6 +479,10 @@ class ComplianceService:
     async def handle_rule_pack(self, inb: Inbound) -> bool:
         """A pack document from the rule-packs topic: validated, then it replaces its department's pack."""
         await self.ready.wait()
+        async with self._pack_lock:
+            return await self._handle_rule_pack(inb)
+
+    async def _handle_rule_pack(self, inb: Inbound) -> bool:
         source, text = _pack_source(inb)
         try:
             pack = parse_pack(text, source)
@@ -486,7 +499,7 @@ class ComplianceService:
 
     async def _check_history(self, docs: Mapping[str, PackDoc]) -> None:
         for doc in docs.values():
-            changed = await self.store.changed_versions(doc.pack.rules)
+            changed = await self.pack_store.changed_versions(doc.pack.rules)
             if changed:
                 raise RulePackError(
                     doc.source, f"published versions cannot change, add a new version instead: {', '.join(changed)}",
@@ -509,13 +522,13 @@ class ComplianceService:
         self.pack_version = set_version(packs)
 
     async def _record_load(self, doc: PackDoc, status: str, error: str | None) -> None:
-        await self.store.record_pack_load(
+        await self.pack_store.record_pack_load(
             department=doc.pack.department.value, pack_version=doc.pack.pack_version, source=doc.source,
             text=doc.text, status=status, error=error, rules=doc.pack.rules, now=now_utc(),
         )
 
     async def _record_refused(self, source: str, exc: RulePackError, text: str = "") -> None:
-        await self.store.record_pack_load(
+        await self.pack_store.record_pack_load(
             department=None, pack_version=None, source=source, text=text, status="refused", error=str(exc), rules=[],
             now=now_utc(),
         )
