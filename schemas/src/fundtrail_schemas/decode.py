@@ -33,6 +33,7 @@ class ReasonCode(StrEnum):
     EVALUATION_ERROR = "evaluation_error"
     INVALID_TRANSITION = "invalid_transition"
     UNKNOWN_VIOLATION = "unknown_violation"
+    ACTION_NOT_PERMITTED = "action_not_permitted"
 
 
 @dataclass(frozen=True)

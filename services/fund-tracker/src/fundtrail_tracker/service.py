@@ -35,12 +35,9 @@ from fundtrail_schemas.checkpoint import Checkpoint, sign_checkpoint
 from fundtrail_schemas.cosignatures import CheckpointCosigned
 from fundtrail_schemas.decode import FieldError, ReasonCode, Rejection
 from fundtrail_schemas.events import (
+    CASE_EVENTS,
     FundAllocated,
-    ViolationAcknowledged,
-    ViolationDismissed,
     ViolationRaised,
-    ViolationRectified,
-    ViolationResolved,
     event_key,
     now_utc,
 )
@@ -68,7 +65,9 @@ _NO_SKEW_LIMIT = timedelta(days=36500)
 _RETRYABLE = (psycopg.OperationalError, psycopg.InterfaceError)
 # A unique violation that survives this many fresh attempts is not a race but a bad event.
 _UNIQUE_RETRIES = 3
-_CaseEvent = ViolationAcknowledged | ViolationRectified | ViolationDismissed | ViolationResolved
+# Every case action of the contract's lifecycle (fundtrail_schemas.cases) enters the trail as
+# submitted, applied or not (REFUSED_ACTIONS_ENTER_TRAIL): compliance decides, after us.
+_CaseEvent = CASE_EVENTS
 
 
 @dataclass

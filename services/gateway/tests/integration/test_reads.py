@@ -112,7 +112,7 @@ async def test_violation_list_filters_and_detail(
     assert (await client.get("/v1/violations?raised_from=12", headers=headers)).status_code == 422
     c = world.counties["440705"]
     detail = (await client.get(f"/v1/violations/{c.violation_id}", headers=headers)).json()
-    assert detail["status"] == "acknowledged" and detail["allowed_actions"] == ["rectify", "dismiss"]
+    assert detail["status"] == "acknowledged" and detail["allowed_actions"] == ["rectify", "dismiss", "assign"]
     assert detail["case_history"][0]["action"] == "acknowledged"
     assert detail["links"]["evidence"] == [f"/v1/events/{c.event_ids[4]}"]
     assert len(detail["links"]["trail_entries"]) == 2 and detail["legal_basis"]

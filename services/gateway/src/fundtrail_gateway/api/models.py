@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from fundtrail_schemas.checkpoint import Checkpoint, ConsistencyProof, InclusionProof
 from fundtrail_schemas.rulepack import Rule
-from fundtrail_schemas.types import LongText, Sha256Hex, ShortText
+from fundtrail_schemas.types import Identifier, LongText, Sha256Hex, ShortText
 
 from ..core.problems import Problem
 
@@ -197,6 +197,9 @@ class ViolationOut(_Out):
     trace_id: str | None
     explanation_zh: str
     explanation_en: str
+    assignee: str | None = Field(description="Who rectifies it (set by assign or acknowledge)")
+    due_date: date | None = Field(description="整改期限: the rectification due date (Asia/Shanghai)")
+    overdue: bool = Field(description="An open case whose due date is before today in Asia/Shanghai")
     links: ViolationLinks
 
 
@@ -207,6 +210,8 @@ class CaseActionOut(_Out):
     at: datetime
     trace_id: str | None
     payload: dict[str, Any]
+    outcome: str = Field(description="applied, or rejected (the lifecycle refused it; see reason)")
+    reason: str | None = Field(description="Why compliance refused it (a reason code), when it did")
 
 
 class ViolationDetail(ViolationOut):
@@ -225,9 +230,29 @@ class ViolationsPage(_Out):
 
 
 class AcknowledgeRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"note": "已收到，正在核查"}]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"note": "已收到，正在核查"},
+                {"note": "已收到，正在核查", "assignee": "USER-440705101-CZS-02", "due_date": "2026-04-30"},
+            ]
+        },
+    )
 
     note: LongText = ""
+    assignee: Identifier | None = Field(None, description="Who rectifies it (optional)")
+    due_date: date | None = Field(None, description="整改期限, YYYY-MM-DD (optional)")
+
+
+class AssignRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"assignee": "USER-440705101-CZS-02", "due_date": "2026-04-30"}]},
+    )
+
+    assignee: Identifier = Field(description="Who rectifies it")
+    due_date: date = Field(description="整改期限, YYYY-MM-DD")
 
 
 class RectifyRequest(BaseModel):
