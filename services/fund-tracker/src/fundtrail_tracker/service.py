@@ -52,7 +52,7 @@ from .core.batch import Candidate, Rejected, Snapshot, Source, plan_batch, waiti
 from .core.ledger import Ledger, keys_of
 from .core.outputs import dead_letter_json, enriched_json
 from .core.trail import TrailItem, case_item, event_item, violation_item
-from .core.validation import Valid, business_key, decode_message
+from .core.validation import Valid, business_key, decode_message, undecodable
 from .topics import TrackerTopics
 
 log = logging.getLogger(__name__)
@@ -245,15 +245,21 @@ class Tracker:
         batch = PreparedBatch(list(messages), now, started)
         for m in messages:
             headers = trace_headers(m.headers)
-            source = Source(m.topic, m.partition, m.offset, m.key, m.value, headers)
+            source = Source(m.topic, m.partition, m.offset, m.key, m.value or b"", headers)
             span = batch.spans[id(source)] = process_span(m.topic, m.partition, m.offset, headers)
-            result, hint = decode_message(m.value, now=now, max_future_skew=self._config.max_future_skew)
+            try:
+                result, hint = decode_message(m.value, now=now, max_future_skew=self._config.max_future_skew)
+                item = None if isinstance(result, Rejection) else event_item(
+                    result.event, result.payload, span_trace_id(span))
+            except Exception as exc:  # one record that breaks decoding must not stop its partition
+                log.exception("record %s[%d]@%d could not be decoded; dead-lettered", m.topic, m.partition, m.offset)
+                result, hint, item = undecodable(exc), None, None
             if isinstance(result, Rejection):
                 batch.rejected.append(Rejected(source, result, hint))
                 span.set_status(Status(StatusCode.ERROR, result.reason.value))
-            else:
+            elif item is not None:
                 batch.candidates.append(Candidate(source, result))
-                batch.items[id(source)] = event_item(result.event, result.payload, span_trace_id(span))
+                batch.items[id(source)] = item
         self.phases.add("decode", time.perf_counter() - started, time.thread_time() - cpu)
         return batch
 
@@ -284,7 +290,7 @@ class Tracker:
             f"the event cannot be stored: {exc}",
             (FieldError("(event)", "refused by the database"),),
         )
-        source = Source(message.topic, message.partition, message.offset, message.key, message.value,
+        source = Source(message.topic, message.partition, message.offset, message.key, message.value or b"",
                         trace_headers(message.headers))
 
         async def work(cur: psycopg.AsyncCursor[Any]) -> BatchResult:
@@ -507,10 +513,14 @@ class Tracker:
             headers = trace_headers(m.headers)
             span = process_span(m.topic, m.partition, m.offset, headers)
             spans.append(span)
-            source = Source(m.topic, m.partition, m.offset, m.key, m.value, headers)
-            decoded, hint = decode_message(m.value, now=now, max_future_skew=_NO_SKEW_LIMIT, source_only=False)
-            if not isinstance(decoded, Rejection):
-                decoded = self._fits_topic(m.topic, decoded)
+            source = Source(m.topic, m.partition, m.offset, m.key, m.value or b"", headers)
+            try:
+                decoded, hint = decode_message(m.value, now=now, max_future_skew=_NO_SKEW_LIMIT, source_only=False)
+                if not isinstance(decoded, Rejection):
+                    decoded = self._fits_topic(m.topic, decoded)
+            except Exception as exc:  # one record that breaks decoding must not stop its partition
+                log.exception("record %s[%d]@%d could not be decoded; dead-lettered", m.topic, m.partition, m.offset)
+                decoded, hint = undecodable(exc), None
             if isinstance(decoded, Rejection):
                 rejected.append(Rejected(source, decoded, hint))
                 span.set_status(Status(StatusCode.ERROR, decoded.reason.value))

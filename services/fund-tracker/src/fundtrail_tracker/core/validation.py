@@ -9,7 +9,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from fundtrail_schemas.decode import MAX_EVENT_BYTES, FieldError, ReasonCode, Rejection, parse_object
+from fundtrail_schemas.decode import (
+    MAX_EVENT_BYTES,
+    MAX_JSON_DEPTH,
+    FieldError,
+    ReasonCode,
+    Rejection,
+    json_depth_exceeds,
+    parse_object,
+)
 from fundtrail_schemas.events import (
     BudgetAdjusted,
     ContractAmended,
@@ -51,9 +59,13 @@ class Valid:
 
 
 def decode_message(
-    raw: bytes, *, now: datetime, max_future_skew: timedelta, source_only: bool = True
+    raw: bytes | None, *, now: datetime, max_future_skew: timedelta, source_only: bool = True
 ) -> tuple[Valid | Rejection, uuid.UUID | None]:
     """Validate one message value; return the event or a rejection, and the event id when readable."""
+    if raw is None:
+        return Rejection(ReasonCode.EMPTY, "the record has no value (a null or tombstone record)"), None
+    if not raw.strip():
+        return Rejection(ReasonCode.EMPTY, "the record value is empty"), None
     if len(raw) > MAX_EVENT_BYTES:
         msg = f"message is {len(raw)} bytes; the limit is {MAX_EVENT_BYTES} bytes"
         return Rejection(ReasonCode.OVERSIZED, msg), None
@@ -61,11 +73,19 @@ def decode_message(
         obj = _loads(raw)
     except _JSON_ERRORS as exc:
         return Rejection(ReasonCode.MALFORMED_JSON, f"not valid UTF-8 JSON: {exc}"), None
+    # orjson stops at 1,024 levels in C; an event has a few, and deeper input is not validated.
+    if json_depth_exceeds(obj, MAX_JSON_DEPTH):
+        return Rejection(ReasonCode.INVALID_FIELD, f"JSON nested deeper than {MAX_JSON_DEPTH} levels"), None
     result = parse_object(obj, source_only=source_only)
     if isinstance(result, Rejection):
         # Only a rejection needs it: an accepted event's id is parsed already.
         return result, _event_id_hint(obj)
     return check_event(result, now=now, max_future_skew=max_future_skew), result.event_id
+
+
+def undecodable(exc: BaseException) -> Rejection:
+    """The rejection of a record whose decoding raised: it is dead-lettered, never retried forever."""
+    return Rejection(ReasonCode.UNDECODABLE, f"decoding the record failed: {exc!r}"[:2000])
 
 
 def check_event(event: Envelope, *, now: datetime, max_future_skew: timedelta) -> Valid | Rejection:
