@@ -73,3 +73,5 @@ HEADER_EVENT_TYPE = "fundtrail-event-type"
 HEADER_SCHEMA_VERSION = "fundtrail-schema-version"
 HEADER_TRACEPARENT = "traceparent"
 HEADER_TRACESTATE = "tracestate"
+# The authenticated subject that published a raw event through the gateway.
+HEADER_PUBLISHED_BY = "fundtrail-published-by"

@@ -10,7 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from fundtrail_schemas.rulepack import RulePack
 
+from .adapters.importer import ImportPool
 from .adapters.publisher import KafkaPublisher
+from .adapters.ratelimit import SharedRateLimiter
 from .adapters.trails import TrailStore
 from .core.pagecache import PageCache
 from .core.ratelimit import RateLimiter
@@ -28,6 +30,8 @@ class Runtime:
     recent_ids: ExpiringMap[uuid.UUID, bool]
     pending_cases: ExpiringMap[uuid.UUID, str]
     page_cache: PageCache
+    imports: ImportPool
+    shared_limiter: SharedRateLimiter
     packs: list[RulePack] = field(default_factory=list)
     engine: AsyncEngine | None = None
     sessions: async_sessionmaker[AsyncSession] | None = None

@@ -11,10 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..adapters.publisher import KafkaPublisher
 from ..core.auth import Principal, Role
-from ..core.problems import forbidden, too_many_requests, unauthorized, unavailable
+from ..core.problems import forbidden, unauthorized, unavailable
 from ..core.tokens import TokenError
 from ..runtime import Runtime
 from ..settings import GatewaySettings
+from .guard import verified_principal
 
 bearer_scheme = HTTPBearer(
     auto_error=False,
@@ -61,18 +62,18 @@ async def get_publisher(runtime: RuntimeDep) -> KafkaPublisher:
 PublisherDep = Annotated[KafkaPublisher, Depends(get_publisher)]
 
 
-def authenticate(runtime: Runtime, credentials: HTTPAuthorizationCredentials | None) -> Principal:
-    """The caller named by a valid bearer token, within its rate limit."""
+def authenticate(
+    runtime: Runtime, credentials: HTTPAuthorizationCredentials | None, verified: tuple[str, Principal] | None = None
+) -> Principal:
+    """The caller named by a valid bearer token (the rate limit was taken before, by `api.guard`)."""
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise unauthorized("a bearer token is required")
+    if verified is not None and verified[0] == credentials.credentials:
+        return verified[1]  # the guard verified this very token for this request
     try:
-        principal = runtime.codec.decode(credentials.credentials)
+        return runtime.codec.decode(credentials.credentials)
     except TokenError as exc:
         raise unauthorized(str(exc)) from exc
-    wait = runtime.limiter.acquire(principal.subject, runtime.clock())
-    if wait is not None:
-        raise too_many_requests(wait)
-    return principal
 
 
 def require(*roles: Role) -> Callable[..., Awaitable[Principal]]:
@@ -85,7 +86,7 @@ def require(*roles: Role) -> Callable[..., Awaitable[Principal]]:
     async def guard(
         request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
     ) -> Principal:
-        principal = authenticate(request.app.state.runtime, credentials)
+        principal = authenticate(request.app.state.runtime, credentials, verified_principal(request.scope))
         if not principal.has_any(roles):
             raise forbidden(f"this operation needs the {names} role")
         return principal

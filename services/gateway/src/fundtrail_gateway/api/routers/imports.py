@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
@@ -9,10 +10,12 @@ from starlette.responses import Response
 
 from fundtrail_schemas.decode import ReasonCode
 from fundtrail_schemas.events import now_utc
-from fundtrail_schemas.tabular import RowDefaults, RowError, detect_format, map_file
+from fundtrail_schemas.tabular import TOO_MANY_ROWS, RowDefaults, RowError, detect_format
+from fundtrail_schemas.topics import HEADER_EVENT_TYPE, HEADER_SCHEMA_VERSION
 
-from ...core.ingest import Item, Outcome
-from ...core.problems import FieldProblem, ProblemError, make_problem
+from ...adapters.importer import ImportInterrupted, ImportTooExpensive
+from ...core.ingest import Item, Outcome, publish_refusal
+from ...core.problems import FieldProblem, ProblemError, make_problem, unavailable
 from ..deps import Bureau, PublisherDep, RuntimeDep, SessionDep
 from ..models import ImportReport
 from ..openapi import problem_responses
@@ -65,19 +68,34 @@ async def import_file(
         ])) from exc
     data = await file.read()
     defaults = RowDefaults(source_bureau=source_bureau, region_code=region_code, event_type=event_type)
-    mapped = map_file(data, fmt, defaults=defaults, published_at=now_utc(), sheet=sheet)
+    settings = runtime.settings
+    # Mapped in a worker process within a time budget: a hostile file never holds the event loop.
+    try:
+        mapped = await runtime.imports.map(data, fmt, defaults, now_utc(), sheet, settings.max_import_rows)
+    except ImportTooExpensive as exc:
+        raise ProblemError(make_problem(413, f"{exc}; split the file or check its cells", slug="import-too-costly",
+                                        )) from exc
+    except ImportInterrupted as exc:
+        raise unavailable(str(exc), retry_after=1) from exc
+    if any(e.reason == TOO_MANY_ROWS for e in mapped.errors):
+        raise ProblemError(make_problem(413, mapped.errors[0].message, slug="too-many-rows"))
     errors: list[RowError] = list(mapped.errors)
     items: list[Item] = []
     rows_of: dict[int, int] = {}
     for row in mapped.rows:
-        if not principal.can_publish_for(row.event.region_code):
-            errors.append(RowError(row.row, "region_code", f"region {row.event.region_code} is outside your "
-                                   f"bureau's region {principal.region}", ReasonCode.REGION_FORBIDDEN.value))
+        refusal = publish_refusal(principal, row.region_code, row.source_bureau)
+        if refusal is not None:
+            field = refusal.errors[0].field if refusal.errors else "region_code"
+            errors.append(RowError(row.row, field, refusal.message, ReasonCode.REGION_FORBIDDEN.value))
             continue
         rows_of[len(items)] = row.row
-        items.append(Item(len(items), Outcome.ACCEPTED, event=row.event, event_id=row.event.event_id))
+        event_id = uuid.UUID(row.event_id)
+        items.append(Item(len(items), Outcome.ACCEPTED, event_id=event_id, wire=(
+            row.key, row.value,
+            [(HEADER_EVENT_TYPE, row.event_type.encode()), (HEADER_SCHEMA_VERSION, str(row.schema_version).encode())],
+        )))
     if not dry_run:
-        await publish_items(items, runtime, publisher, session, request.url.path)
+        await publish_items(items, runtime, publisher, session, request.url.path, principal.subject)
     for item in items:
         if item.outcome is Outcome.REJECTED and item.problem is not None:
             detail = item.problem.detail or "not published"
