@@ -3,9 +3,9 @@
 Each request costs one statement (an upsert that returns the window's count), on a small pool of its
 own: the read pools are read-only by design. Windows are numbered by PostgreSQL's clock, so replicas
 with skewed clocks still share them. The table is UNLOGGED (counters need no crash safety) and is
-created by the gateway when missing; old windows are deleted about once a minute. If PostgreSQL is
-unreachable (or the table cannot be created) the in-process token bucket decides instead, so a
-database outage limits per replica rather than refusing everyone or no one.
+created by the gateway on first use; old windows are deleted about once a minute. If PostgreSQL is
+unreachable (or the table cannot be created) the in-process token bucket decides instead for the
+next few seconds, so a database outage limits per replica rather than refusing everyone or no one.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ _PURGE = f"DELETE FROM {TABLE} WHERE win < floor(extract(epoch FROM statement_ti
 PURGE_EVERY_SECONDS = 60.0
 # A hit waits at most this long for a connection before the in-process bucket decides.
 ACQUIRE_TIMEOUT_SECONDS = 0.5
+RETRY_SHARED_AFTER_SECONDS = 5.0
 
 
 class SharedRateLimiter:
@@ -55,32 +56,23 @@ class SharedRateLimiter:
         self._purged_at = 0.0
         self._purge: asyncio.Task[None] | None = None
         self._warned = False
+        self._table_ready = False
+        self._retry_at = 0.0
 
     @property
     def shared(self) -> bool:
         """True while counts live in PostgreSQL."""
-        return self._pool is not None
+        return self._table_ready
 
     async def open(self) -> None:
-        """Connect and create the table; on failure the in-process bucket is used (logged)."""
+        """Start connecting (the server does not wait for it); the table is made on first use."""
         if self._url is None:
             return
-        pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
+        self._pool = AsyncConnectionPool(
             conninfo(self._url), min_size=1, max_size=self._pool_size, open=False, timeout=ACQUIRE_TIMEOUT_SECONDS,
-            kwargs={"autocommit": True, "application_name": "fundtrail-gateway-ratelimit"},
+            kwargs={"autocommit": True, "application_name": "fundtrail-gateway-ratelimit", "connect_timeout": 2},
         )
-        try:
-            await pool.open(wait=True, timeout=5)
-            async with pool.connection() as conn:
-                try:
-                    await conn.execute(_CREATE)
-                except (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateTable):
-                    pass  # another replica created it at the same moment
-        except Exception as exc:
-            log.warning("shared rate limits unavailable (%s); limiting per process", exc)
-            await pool.close()
-            return
-        self._pool = pool
+        await self._pool.open(wait=False)
 
     async def close(self) -> None:
         if self._purge is not None:
@@ -89,12 +81,22 @@ class SharedRateLimiter:
             await self._pool.close()
             self._pool = None
 
+    async def _ensure_table(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        try:
+            await conn.execute(_CREATE)
+        except (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateTable):
+            pass  # another replica created it at the same moment
+        self._table_ready = True
+
     async def hit(self, key: str, rate: float) -> float | None:
         """Count one request of `key`; None if allowed, else seconds until its window ends."""
         limit = max(1, int(rate * self.window + 1e-9))
-        if self._pool is not None:
+        now = time.monotonic()
+        if self._pool is not None and now >= self._retry_at:
             try:
                 async with self._pool.connection(ACQUIRE_TIMEOUT_SECONDS) as conn:
+                    if not self._table_ready:
+                        await self._ensure_table(conn)
                     cur = await conn.execute(_HIT, {"key": key, "window": self.window})
                     row = await cur.fetchone()
                 self._warned = False
@@ -104,10 +106,12 @@ class SharedRateLimiter:
                 hits, remaining = int(row[0]), float(row[1])
                 return None if hits <= limit else max(remaining, 0.0)
             except (psycopg.Error, PoolTimeout) as exc:
+                # Decide alone for a while rather than wait on a database that is not there each request.
+                self._retry_at = now + RETRY_SHARED_AFTER_SECONDS
                 if not self._warned:
                     log.warning("shared rate limit not reachable (%s); this process decides alone", exc)
                     self._warned = True
-        return self._fallback.acquire(key, time.monotonic(), cost=max(1.0, self._fallback.rate / rate))
+        return self._fallback.acquire(key, now, cost=max(1.0, self._fallback.rate / rate))
 
     def _maybe_purge(self) -> None:
         now = time.monotonic()
