@@ -2,10 +2,10 @@
 
 For a page already in the page cache, FastAPI's routing, dependency solving and parameter parsing cost
 more than half of the request. This middleware answers such a request itself once it has made the
-route's checks (a valid bearer token, a reader role; the guard in front took the rate limit) and found the page under the
-caller's region scope, path and query. Anything else (no token, a bad one, another role, a page not in
-the cache) goes on to the route, which answers it as always: this path only ever repeats a 200 (or its
-304) that the route gave for the same path, query and scope.
+route's checks (a valid bearer token, a reader role; the guard in front took the rate limit) and found
+the page under the caller's region scope, path and query. Anything else (no token, a bad one, another
+role, a page not in the cache) goes on to the route, which answers it as always: this path only ever
+repeats a 200 (or its 304) that the route gave for the same path, query and scope.
 """
 
 from __future__ import annotations
