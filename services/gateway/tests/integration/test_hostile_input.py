@@ -197,7 +197,7 @@ def test_random_bodies_never_give_a_500(
 def hostile_server(
     settings_factory: Callable[..., GatewaySettings], kafka_bootstrap: str, token: Callable[..., str]
 ) -> Any:
-    app = create_app(settings_factory(kafka_bootstrap_servers=kafka_bootstrap, import_budget_seconds=0.5))
+    app = create_app(settings_factory(kafka_bootstrap_servers=kafka_bootstrap, import_budget_seconds=1.5))
     with serve_in_thread(app) as base:
         yield base, {"Authorization": f"Bearer {token('bureau', '440705')}"}
 
@@ -223,13 +223,13 @@ def test_health_stays_fast_while_a_hostile_import_runs(hostile_server: tuple[str
         polls = []
         with httpx.Client(base_url=base, timeout=10) as prober:  # a client (and connection) of its own
             assert prober.get("/health").status_code == 200
-            while importer.is_alive() or len(polls) < 50:
+            while importer.is_alive() or len(polls) < 100:
                 t0 = time.perf_counter()
                 assert prober.get("/health").status_code == 200
                 polls.append(time.perf_counter() - t0)
                 time.sleep(0.01)
         importer.join(60)
-    # The file takes more than the 0.5 s budget to map: its worker is stopped and the caller told so.
+    # The file takes more than the 1.5 s budget to map: its worker is stopped and the caller told so.
     assert_problem(answer[0], 413, "import-too-costly")
     p99 = sorted(polls)[math.ceil(0.99 * len(polls)) - 1]
     assert p99 < 0.05, f"/health p99 {p99 * 1000:.1f} ms over {len(polls)} polls while an import ran"
@@ -243,9 +243,9 @@ async def test_rate_limit_comes_before_authentication_and_is_shared_by_replicas(
               "rate_limit_per_second": 3 / 3600, "rate_limit_anonymous_per_second": 3 / 3600}
     a, b = create_app(settings_factory(**limits)), create_app(settings_factory(**limits))
     async with running(a) as ca, running(b) as cb:
-        assert a.state.runtime.shared_limiter.shared and b.state.runtime.shared_limiter.shared
         # Anonymous callers are limited per client address, before authentication answers 401.
         assert [(await c.get("/v1/funds")).status_code for c in (ca, cb, ca)] == [401, 401, 401]
+        assert a.state.runtime.shared_limiter.shared and b.state.runtime.shared_limiter.shared
         r = await cb.get("/v1/funds")
         assert_problem(r, 429, "rate-limited")
         assert int(r.headers["retry-after"]) >= 1
