@@ -257,3 +257,49 @@ async def test_rate_limit_comes_before_authentication_and_is_shared_by_replicas(
         assert_problem(await ca.get("/v1/departments", headers=me), 429, "rate-limited")
         # A forged token counts as its sender's address (already over the limit), not as a fresh subject.
         assert_problem(await ca.get("/v1/departments", headers={"Authorization": "Bearer x.y.z"}), 429)
+
+
+async def test_regional_readers_see_only_their_regions_ledger_positions(
+    settings_factory: Callable[..., GatewaySettings], migrated_database_url: str, auth: Callable[..., dict[str, str]]
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from fundtrail_gateway.core.scoping import redact_state
+    from fundtrail_gateway.seed import TrailBuilder
+    from fundtrail_schemas.db import sync_engine
+    from fundtrail_schemas.events import FundReturned
+    from fundtrail_schemas.types import Level
+
+    fund, at = "江财农〔2026〕77号", datetime(2026, 3, 2, 1, 30, tzinfo=UTC)
+    returned = FundReturned(
+        event_id=uuid.uuid4(), occurred_at=at, published_at=at + timedelta(minutes=1), source_bureau="440705-CZJ",
+        level=Level.COUNTY, region_code="440705", fund_doc_no=fund, return_id="R-1", amount_fen=5_000,
+        to_level=Level.CITY, to_region_code="440700", reason="unused",
+    )
+    city = {"fund_doc_no": fund, "level": "city", "region_code": "440700", "received_fen": 9_000_000,
+            "returned_fen": 0, "passed_down_fen": 8_000_000, "paid_fen": 0}
+    county = {"fund_doc_no": fund, "level": "county", "region_code": "440705", "received_fen": 100_000,
+              "returned_fen": 5_000, "passed_down_fen": 0, "paid_fen": 0}
+    state = {"fund": {"fund_doc_no": fund, "known": True, "allocated_fen": 9_000_000}, "position": county,
+             "counterparty": city, "vendor": {"vendor_id": "V-1", "paid_fen": 123, "awards_count": 4},
+             "invoice_payment_ids": []}
+    b = TrailBuilder()
+    b.event(returned, state_after=state)
+    engine = sync_engine(migrated_database_url)
+    try:
+        b.write(engine)
+    finally:
+        engine.dispose()
+    async with running(create_app(settings_factory(database_url=migrated_database_url))) as c:
+        county_reader, auditor = auth("compliance", "440705"), auth("auditor")
+        seen = (await c.get(f"/v1/funds/{fund}/trail", headers=county_reader)).json()["items"][0]["state_after"]
+        one = (await c.get(f"/v1/events/{returned.event_id}", headers=county_reader)).json()["state_after"]
+        full = (await c.get(f"/v1/events/{returned.event_id}", headers=auditor)).json()["state_after"]
+        full_trail = (await c.get(f"/v1/funds/{fund}/trail", headers=auditor)).json()["items"][0]["state_after"]
+    assert full == full_trail == state
+    expected = redact_state(state, "440705")
+    assert seen == one == expected  # the SQL and the Python rule agree
+    assert expected["counterparty"] == {"fund_doc_no": fund, "level": "city", "region_code": "440700",
+                                        "redacted": True}
+    assert expected["position"] == county and expected["fund"] == state["fund"]
+    assert expected["vendor"] == {"vendor_id": "V-1", "redacted": True}

@@ -6,6 +6,7 @@ import logging
 import uuid
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
@@ -17,6 +18,7 @@ from ...adapters import repository
 from ...adapters.publisher import KafkaPublisher, OutMessage, PublisherUnavailable
 from ...core.ingest import Item, Outcome, accepted_ids, mark_recorded, validate_items
 from ...core.problems import ProblemError, bad_request, make_problem, not_found, unavailable
+from ...core.scoping import redact_state
 from ...runtime import Runtime
 from ..deps import Bureau, PublisherDep, Reader, RuntimeDep, SessionDep
 from ..models import EventOut, IngestReport
@@ -25,6 +27,10 @@ from ..paging import json_response
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/events", tags=["events"])
+
+
+def _json(value: Any) -> Any:
+    return orjson.loads(value) if isinstance(value, str | bytes) else value
 
 
 def event_message(event: Envelope) -> OutMessage:
@@ -195,5 +201,6 @@ async def get_event(event_id: uuid.UUID, principal: Reader, session: SessionDep)
         "accepted_at": row.accepted_at,
         "trace_id": row.trace_id,
         "payload": row.payload,
-        "state_after": row.state_after,
+        # Positions outside the reader's region and vendor totals are withheld (core.scoping).
+        "state_after": redact_state(_json(row.state_after), principal.read_region()),
     })
