@@ -1,4 +1,5 @@
-"""Generate deploy/k8s/kafka/topics.yaml (Strimzi KafkaTopic resources) from fundtrail_schemas.topics.TOPICS.
+"""Generate deploy/k8s/kafka/topics.yaml (Strimzi KafkaTopic resources) from fundtrail_schemas.topics.TOPICS
+(with the retention overrides of FUNDTRAIL_TOPICS_RETENTION_MS, when set).
 
 Run by `make manifests`; `--check` exits 1 when the committed file differs from the registry.
 """
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from fundtrail_schemas.topics import TOPICS, TopicSpec
+from fundtrail_schemas.topics import TopicSpec, configured_topics
 
 OUTPUT = Path(__file__).resolve().parent / "kafka" / "topics.yaml"
 # Must match metadata.name of the Kafka resource in kafka/kafka.yaml.
@@ -60,7 +61,8 @@ def kafka_topic(spec: TopicSpec) -> dict[str, object]:
 
 def render() -> str:
     """The full topics.yaml text."""
-    docs = [yaml.safe_dump(kafka_topic(s), sort_keys=False, allow_unicode=True, width=120) for s in TOPICS]
+    docs = [yaml.safe_dump(kafka_topic(s), sort_keys=False, allow_unicode=True, width=120)
+            for s in configured_topics()]
     return HEADER + "---\n" + "---\n".join(docs)
 
 
@@ -79,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     OUTPUT.parent.mkdir(parents=True, exist_ok=True)
     OUTPUT.write_text(text, encoding="utf-8")
-    print(f"wrote {len(TOPICS)} KafkaTopic resources to {OUTPUT}")
+    print(f"wrote {len(configured_topics())} KafkaTopic resources to {OUTPUT}")
     return 0
 
 

@@ -9,20 +9,22 @@ from collections.abc import Iterable
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
-from .topics import TOPICS, TopicSpec
+from .topics import TopicSpec, configured_topics
 
 log = logging.getLogger(__name__)
 
 
 def ensure_topics(
-    bootstrap: str, specs: Iterable[TopicSpec] = TOPICS, *, visible_within_s: float = 30.0
+    bootstrap: str, specs: Iterable[TopicSpec] | None = None, *, visible_within_s: float = 30.0
 ) -> list[str]:
-    """Create missing topics; return the names created.
+    """Create missing topics (by default the registry's, with FUNDTRAIL_TOPICS_ retention overrides);
+    return the names created. Existing topics keep their configuration.
 
     Returns only once every topic in `specs` appears in the broker's metadata: a KRaft broker
     publishes a new topic to its metadata cache a moment after CreateTopics answers, and a
     consumer or producer started in that gap sees UNKNOWN_TOPIC_OR_PARTITION.
     """
+    specs = configured_topics() if specs is None else specs
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="fundtrail-admin")
     try:
         existing = set(admin.list_topics())
