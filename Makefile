@@ -23,9 +23,14 @@ $(UV):
 	python3 -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install -q --disable-pip-version-check uv==$(UV_VERSION)
 
-install: $(UV) ## Create .venv from uv.lock (all services, dev tools) and fetch the Kafka jars
+install: $(UV) ## Create .venv from uv.lock (all services, dev tools), fetch the Kafka jars, install promtool
 	$(UV) sync --frozen --all-packages
 	$(RUN) fundtrail-devstack kafka jars
+	@# promtool checks deploy/monitoring (tests/test_monitoring.py); Debian ships it in package prometheus.
+	@command -v promtool >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -q --no-install-recommends prometheus >/dev/null; } \
+		|| echo "promtool not found: install Prometheus 2.x (Debian/Ubuntu: apt-get install prometheus)"
 
 run: install ## Start Kafka, PostgreSQL and the three services, load the demo, print where to look
 	$(RUN) fundtrail-devstack run
