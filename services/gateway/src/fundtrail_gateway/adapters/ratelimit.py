@@ -70,7 +70,9 @@ class SharedRateLimiter:
             return
         self._pool = AsyncConnectionPool(
             conninfo(self._url), min_size=1, max_size=self._pool_size, open=False, timeout=ACQUIRE_TIMEOUT_SECONDS,
-            kwargs={"autocommit": True, "application_name": "fundtrail-gateway-ratelimit", "connect_timeout": 2},
+            # Counters need no durability: no commit waits for a WAL flush.
+            kwargs={"autocommit": True, "application_name": "fundtrail-gateway-ratelimit", "connect_timeout": 2,
+                    "options": "-c synchronous_commit=off"},
         )
         await self._pool.open(wait=False)
 
