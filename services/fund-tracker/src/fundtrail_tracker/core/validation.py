@@ -64,11 +64,11 @@ def decode_message(
     """Validate one message value; return the event or a rejection, and the event id when readable."""
     if raw is None:
         return Rejection(ReasonCode.EMPTY, "the record has no value (a null or tombstone record)"), None
-    if not raw.strip():
-        return Rejection(ReasonCode.EMPTY, "the record value is empty"), None
     if len(raw) > MAX_EVENT_BYTES:
         msg = f"message is {len(raw)} bytes; the limit is {MAX_EVENT_BYTES} bytes"
         return Rejection(ReasonCode.OVERSIZED, msg), None
+    if not raw.strip():
+        return Rejection(ReasonCode.EMPTY, "the record value is empty"), None
     try:
         obj = _loads(raw)
     except _JSON_ERRORS as exc:
