@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -137,6 +138,16 @@ def parse_object(obj: Any, *, source_only: bool = True) -> Envelope | Rejection:
             )
         return _rejection_from(exc, event_type)
     return event
+
+
+# An escaped NUL: "\u0000" preceded by an even number of backslashes. PostgreSQL's jsonb and text
+# cannot hold U+0000, so a stored event or case action must not contain one.
+_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def has_nul(json_bytes: bytes) -> bool:
+    """True if JSON text holds U+0000 in a string (which PostgreSQL cannot store)."""
+    return b"\\u0000" in json_bytes and _NUL_ESCAPE.search(json_bytes) is not None
 
 
 class JsonLimitError(ValueError):

@@ -24,7 +24,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
 
-from fundtrail_schemas.decode import ReasonCode
+from fundtrail_schemas.decode import ReasonCode, has_nul
 from fundtrail_schemas.enriched import DeadLetter
 from fundtrail_schemas.events import EVENT_TYPES, ViolationRaised, case_event_adapter, now_utc
 from fundtrail_schemas.rulepack import RulePackError, parse_pack
@@ -372,6 +372,9 @@ class ComplianceService:
         for inb in batch:
             if not inb.value:
                 out.append(dead_letter(inb, ReasonCode.EMPTY, "the record has no value (a null or empty record)"))
+                continue
+            if has_nul(inb.value):  # PostgreSQL cannot store it: the insert would fail on every retry
+                out.append(dead_letter(inb, ReasonCode.INVALID_FIELD, "the case action contains U+0000"))
                 continue
             try:
                 events.append((inb, case_event_adapter.validate_json(inb.value)))

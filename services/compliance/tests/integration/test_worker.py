@@ -288,6 +288,11 @@ def test_null_and_hostile_records_are_dead_lettered_and_the_partition_goes_on(
             (ENRICHED_EVENTS, b"[" * 5000 + b"]" * 5000, "malformed_json"),
             (ENRICHED_EVENTS, b'{"event": ' * 900 + b"1" + b"}" * 900, "invalid_field"),
             (CASES, None, "empty"), (CASES, b"[" * 5000, "invalid_field"),
+            # PostgreSQL cannot store U+0000: dead-lettered instead of failing the insert on every retry.
+            (CASES, ViolationAcknowledged(
+                event_id=uuid.uuid4(), violation_id=uuid.uuid4(), actor="USER-440705-HG-03", note="a\x00b",
+                **{k: PAY[k] for k in ("occurred_at", "published_at", "source_bureau", "level", "region_code")},
+            ).model_dump_json().encode(), "invalid_field"),
         ):
             md = producer.send(topic, value, key=FUND.encode()).get(timeout=30)
             sent[(topic, md.partition, md.offset)] = reason

@@ -133,6 +133,20 @@ async def test_hostile_imports_answer_row_errors_or_problems(
     assert_problem(r, 413, "too-many-rows")
 
 
+async def test_nul_characters_in_bodies_are_refused_before_publishing(
+    gw: httpx.AsyncClient, auth: Callable[..., dict[str, str]], kafka_bootstrap: str, world: Any
+) -> None:
+    bureau = auth("bureau", "440705")
+    ev = fresh("PaymentDisbursed", purpose="进度款\u0000")
+    doc = assert_problem(await gw.post("/v1/events", json=ev, headers=bureau), 422)
+    assert doc["errors"][0]["message"] == "contains U+0000"
+    vid = world.counties["440705"].open_violation_id
+    r = await gw.post(f"/v1/violations/{vid}/acknowledge", json={"note": "a\u0000b"},
+                      headers=auth("compliance", "440705", "USER-440705-NUL"))
+    assert_problem(r, 422)
+    assert ev["event_id"] not in raw_ids(kafka_bootstrap)
+
+
 async def test_nul_characters_in_parameters_are_refused(
     gw: httpx.AsyncClient, auth: Callable[..., dict[str, str]]
 ) -> None:

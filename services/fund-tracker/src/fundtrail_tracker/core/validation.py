@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -15,6 +14,7 @@ from fundtrail_schemas.decode import (
     FieldError,
     ReasonCode,
     Rejection,
+    has_nul,
     json_depth_exceeds,
     parse_object,
 )
@@ -39,10 +39,6 @@ try:  # orjson is several times faster; the stdlib is the fallback.
 except ImportError:  # pragma: no cover - depends on the environment
     _loads = json.loads
     _JSON_ERRORS = (json.JSONDecodeError, UnicodeDecodeError)
-
-
-# An escaped NUL: "\u0000" preceded by an even number of backslashes.
-_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
 
 def load_json(raw: bytes) -> Any:
@@ -101,7 +97,7 @@ def check_event(event: Envelope, *, now: datetime, max_future_skew: timedelta) -
             )
     payload = event.model_dump_json().encode()
     # jsonb cannot hold U+0000; refusing it here keeps one bad event from blocking its batch.
-    if b"\\u0000" in payload and _NUL_ESCAPE.search(payload):
+    if has_nul(payload):
         return Rejection(
             ReasonCode.INVALID_FIELD,
             "the event contains a NUL character (U+0000), which cannot be stored",

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from fundtrail_schemas.decode import FieldError, ReasonCode, Rejection, parse_object
+from fundtrail_schemas.decode import FieldError, ReasonCode, Rejection, encode_event, has_nul, parse_object
 from fundtrail_schemas.events import Envelope
 
 from .auth import Principal
@@ -89,6 +89,12 @@ def validate_items(items: Sequence[Any], principal: Principal, instance: str | N
         if isinstance(parsed, Rejection):
             out.append(Item(index, Outcome.REJECTED, event_id=_raw_event_id(obj),
                             problem=rejection_problem(parsed, index, instance)))
+            continue
+        if has_nul(encode_event(parsed)):  # fund-tracker could not store it: refused here, not dead-lettered there
+            rejection = Rejection(ReasonCode.INVALID_FIELD, "the event contains a NUL character (U+0000), which "
+                                  "cannot be stored", (FieldError("(event)", "contains U+0000"),))
+            out.append(Item(index, Outcome.REJECTED, event_id=parsed.event_id,
+                            problem=rejection_problem(rejection, index, instance)))
             continue
         refusal = publish_refusal(principal, parsed.region_code, parsed.source_bureau)
         if refusal is not None:
