@@ -69,7 +69,7 @@ def _runtime(settings: GatewaySettings) -> Runtime:
             settings.database_url if settings.rate_limit_backend == "postgresql" else None,
             settings.rate_limit_window_seconds, limiter,
         ),
-        imports=ImportPool(settings.import_workers, settings.import_budget_seconds),
+        imports=ImportPool(settings.import_workers, settings.import_budget_seconds, settings.import_memory_bytes),
         recent_ids=ExpiringMap(settings.recent_ids_ttl_seconds, settings.recent_ids_max),
         pending_cases=ExpiringMap(settings.case_pending_ttl_seconds, 100_000),
         page_cache=PageCache(settings.trail_cache_bytes),

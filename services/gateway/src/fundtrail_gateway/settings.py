@@ -104,6 +104,9 @@ class GatewaySettings(AuthSettings, CommonSettings):
     import_budget_seconds: float = Field(
         20.0, gt=0, description="Longest a file may take to map; its worker is then stopped (413)"
     )
+    import_memory_bytes: int = Field(
+        2 * 1024**3, ge=0, description="Address space of an import worker (0: unlimited); a file needing more is 413"
+    )
     rate_limit_per_second: float = Field(50.0, gt=0, description="Requests per second per authenticated subject")
     rate_limit_anonymous_per_second: float = Field(
         10.0, gt=0, description="Requests per second per client address without a valid token"

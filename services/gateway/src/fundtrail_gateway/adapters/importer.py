@@ -95,6 +95,10 @@ class ImportTooExpensive(RuntimeError):
     """The file did not map within the budget; its worker was stopped."""
 
 
+class ImportUnreadable(RuntimeError):
+    """Mapping the file raised: it is refused as unreadable."""
+
+
 class ImportInterrupted(RuntimeError):
     """The worker pool was restarted under this import (another file overran its budget): retry."""
 
@@ -187,12 +191,17 @@ def map_upload(
     return out
 
 
-def _lower_priority() -> None:
+def _limit_worker(memory_bytes: int) -> None:
     # Requests come first: on a busy machine the mapping, not the event loop, waits for a core.
     try:
         os.nice(10)
     except OSError:  # pragma: no cover - not permitted here
         pass
+    # A decompression bomb (an XLSX is a zip) fails with MemoryError here instead of exhausting the host.
+    if memory_bytes > 0:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
 
 
 def _warm() -> None:
@@ -202,9 +211,10 @@ def _warm() -> None:
 class ImportPool:
     """At most `workers` files mapped at a time, each within `budget` seconds of a worker's time."""
 
-    def __init__(self, workers: int, budget: float) -> None:
+    def __init__(self, workers: int, budget: float, memory_bytes: int = 0) -> None:
         self._workers = workers
         self._budget = budget
+        self._memory = memory_bytes
         self._slots = asyncio.Semaphore(workers)
         self._pool: ProcessPoolExecutor | None = None
         self._warming: list[asyncio.Future[None]] = []
@@ -212,7 +222,7 @@ class ImportPool:
     async def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(self._workers, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_lower_priority)
+                                             initializer=_limit_worker, initargs=(self._memory,))
             self._warming = [asyncio.wrap_future(self._pool.submit(_warm)) for _ in range(self._workers)]
         if self._warming:
             # A worker's start-up (spawn and imports, ~1 s) is not part of any file's budget.
@@ -238,6 +248,11 @@ class ImportPool:
                             self._budget)
                 self._kill(pool)
                 raise ImportTooExpensive(f"the file could not be mapped within {self._budget:g} s") from None
+            except MemoryError as exc:
+                raise ImportTooExpensive("the file needs more memory than an import may use") from exc
+            except Exception as exc:  # whatever the file made the mapping raise: the file is unreadable
+                log.warning("an import of %d bytes failed in its worker: %r", len(body), exc)
+                raise ImportUnreadable(f"the file could not be read: {exc!r}"[:500]) from exc
 
     def _kill(self, pool: ProcessPoolExecutor) -> None:
         # The executor cannot cancel a running task: its processes are killed and a new pool made.

@@ -13,7 +13,7 @@ from fundtrail_schemas.events import now_utc
 from fundtrail_schemas.tabular import TOO_MANY_ROWS, RowError
 from fundtrail_schemas.topics import HEADER_EVENT_TYPE, HEADER_SCHEMA_VERSION
 
-from ...adapters.importer import FormProblem, ImportForm, ImportInterrupted, ImportTooExpensive
+from ...adapters.importer import FormProblem, ImportForm, ImportInterrupted, ImportTooExpensive, ImportUnreadable
 from ...core.ingest import Item, Outcome, publish_refusal
 from ...core.problems import FieldProblem, ProblemError, make_problem, unavailable
 from ..deps import Bureau, PublisherDep, RuntimeDep, SessionDep
@@ -65,6 +65,8 @@ async def import_file(
                                         slug="import-too-costly")) from exc
     except ImportInterrupted as exc:
         raise unavailable(str(exc), retry_after=1) from exc
+    except ImportUnreadable as exc:
+        raise ProblemError(make_problem(422, str(exc), slug="unreadable-file")) from exc
     if isinstance(result, FormProblem):
         errors_out = [FieldProblem(field=f, message=m) for f, m in result.errors] or None
         raise ProblemError(make_problem(result.status, result.message, slug=result.slug, errors=errors_out))
