@@ -26,12 +26,17 @@ $(UV):
 	python3 -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install -q --disable-pip-version-check uv==$(UV_VERSION)
 
-install: $(UV) console chromium ## Create .venv from uv.lock (all services, dev tools), fetch the Kafka jars and Keycloak, build the console
+install: $(UV) console chromium ## Create .venv from uv.lock (all services, dev tools), fetch the Kafka jars and Keycloak, build the console, install promtool
 	$(UV) sync --frozen --all-packages
 	@# kcat: an independent Kafka client the ACL tests check the broker with (Debian/Ubuntu package)
 	@command -v kcat >/dev/null || { command -v apt-get >/dev/null && (apt-get update -qq && apt-get install -y -qq kcat) >/dev/null \
 		|| echo "kcat is not installed (apt-get install kcat); the kcat ACL tests need it"; }
 	$(RUN) fundtrail-devstack kafka jars
+	@# promtool checks deploy/monitoring (tests/test_monitoring.py); Debian ships it in package prometheus.
+	@command -v promtool >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -q --no-install-recommends prometheus >/dev/null; } \
+		|| echo "promtool not found: install Prometheus 2.x (Debian/Ubuntu: apt-get install prometheus)"
 	$(RUN) fundtrail-devstack keycloak dist
 
 console: console/dist/index.html ## Build the web console (npm ci + vite build; skipped when up to date)

@@ -875,7 +875,8 @@ def test_network_policies_deny_by_default_and_allow_only_kafka_and_postgres() ->
     dns, kafka, postgres, otlp = 53, 9093, 5432, 4318
     for service in WORKERS:
         assert _allowed_ports(pods[service.name], "Egress") == {dns, kafka, postgres, otlp}, service.name
-        assert _allowed_ports(pods[service.name], "Ingress") == set(), f"{service.name} accepts connections"
+        # Only Prometheus' scrapes of the metrics port (fundtrail-ingress-metrics, from namespace monitoring).
+        assert _allowed_ports(pods[service.name], "Ingress") == {9464}, f"{service.name} accepts connections"
     gateway_port = _named("Deployment", "gateway")["spec"]["template"]["spec"]["containers"][0]["ports"][0]
     assert _allowed_ports(pods["gateway"], "Egress") == {dns, kafka, postgres, otlp}
     assert _allowed_ports(pods["gateway"], "Ingress") == {gateway_port["containerPort"]}

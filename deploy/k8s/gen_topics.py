@@ -1,6 +1,7 @@
 """Generate deploy/k8s/kafka/topics.yaml (Strimzi KafkaTopic resources) from the topic registry
 (`fundtrail_schemas.topics.registry_topics`) and deploy/k8s/kafka/users.yaml (Strimzi KafkaUser
-resources: SCRAM-SHA-512 and ACLs) from `fundtrail_schemas.kafka_acl.principals`.
+resources: SCRAM-SHA-512 and ACLs) from `fundtrail_schemas.kafka_acl.principals`, with the retention
+overrides of FUNDTRAIL_TOPICS_RETENTION_MS, when set.
 
 Run by `make manifests`; `--check` exits 1 when a committed file differs from the registries.
 """
@@ -15,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from fundtrail_schemas.kafka_acl import KafkaPrincipal, principals
-from fundtrail_schemas.topics import TopicSpec, registry_topics
+from fundtrail_schemas.topics import TopicSpec, configured_topics, registry_topics
 
 OUTPUT = Path(__file__).resolve().parent / "kafka" / "topics.yaml"
 USERS_OUTPUT = Path(__file__).resolve().parent / "kafka" / "users.yaml"
@@ -70,7 +71,7 @@ def kafka_topic(spec: TopicSpec) -> dict[str, object]:
 def render() -> str:
     """The full topics.yaml text."""
     docs = [yaml.safe_dump(kafka_topic(s), sort_keys=False, allow_unicode=True, width=120)
-            for s in registry_topics()]
+            for s in configured_topics(base=registry_topics())]
     return HEADER + "---\n" + "---\n".join(docs)
 
 

@@ -42,9 +42,9 @@ def topics_cmd(
 ) -> None:
     """Create every topic of the registry (the regions' raw topics too) that does not exist yet."""
     from .kafka_admin import ensure_topics
-    from .topics import registry_topics
+    from .topics import configured_topics, registry_topics
 
-    created = ensure_topics(bootstrap, registry_topics())
+    created = ensure_topics(bootstrap, configured_topics(base=registry_topics()))
     console.print(f"created {len(created)} topics" + (f": {', '.join(created)}" if created else ""))
 
 

@@ -10,16 +10,17 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import ClusterAuthorizationFailedError, TopicAlreadyExistsError, TopicAuthorizationFailedError
 
 from .kafka_security import KafkaSecurity, client_security
-from .topics import TOPICS, TopicSpec
+from .topics import TopicSpec, configured_topics
 
 log = logging.getLogger(__name__)
 
 
 def ensure_topics(
-    bootstrap: str, specs: Iterable[TopicSpec] = TOPICS, *, visible_within_s: float = 30.0,
+    bootstrap: str, specs: Iterable[TopicSpec] | None = None, *, visible_within_s: float = 30.0,
     security: KafkaSecurity | None = None,
 ) -> list[str]:
-    """Create missing topics; return the names created.
+    """Create missing topics (by default the registry's, with FUNDTRAIL_TOPICS_ retention overrides);
+    return the names created. Existing topics keep their configuration.
 
     On a broker with ACLs a service sees only the topics it may use and may create none: the others
     are the operator's to create (`fundtrail topics` with the operator's credentials), so a topic
@@ -29,6 +30,7 @@ def ensure_topics(
     publishes a new topic to its metadata cache a moment after CreateTopics answers, and a
     consumer or producer started in that gap sees UNKNOWN_TOPIC_OR_PARTITION.
     """
+    specs = configured_topics() if specs is None else specs
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="fundtrail-admin",
                              **client_security("kafka-python", security))
     try:

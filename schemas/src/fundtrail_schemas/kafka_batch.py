@@ -55,7 +55,7 @@ class Inbound:
     partition: int
     offset: int
     key: bytes | None
-    value: bytes
+    value: bytes | None  # None for a tombstone: consumers must dead-letter it, never fail on it
     headers: Sequence[tuple[str, bytes]] = ()
 
 

@@ -208,7 +208,7 @@ class Stack:
         """Keys, migrations, Kafka users and ACLs, and topics (as the operator), before any service starts."""
         from fundtrail_schemas.db import upgrade
         from fundtrail_schemas.kafka_admin import ensure_topics
-        from fundtrail_schemas.topics import registry_topics
+        from fundtrail_schemas.topics import configured_topics, registry_topics
 
         from .kafka_auth import apply_principals
 
@@ -216,7 +216,7 @@ class Stack:
         upgrade(self.database_url)
         if self.kafka_security is not None:
             apply_principals(self.bootstrap, self.kafka_security)
-        ensure_topics(self.bootstrap, registry_topics(),
+        ensure_topics(self.bootstrap, configured_topics(base=registry_topics()),
                       security=self.kafka_security.client() if self.kafka_security else None)
 
     def process(self, name: str) -> ServiceProcess:

@@ -25,7 +25,7 @@ from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
 
 from fundtrail_schemas import cases
-from fundtrail_schemas.decode import ReasonCode
+from fundtrail_schemas.decode import ReasonCode, has_nul
 from fundtrail_schemas.enriched import DeadLetter
 from fundtrail_schemas.events import EVENT_TYPES, ViolationRaised, case_event_adapter, now_utc
 from fundtrail_schemas.rulepack import RulePackError, parse_pack
@@ -87,8 +87,10 @@ class BadEnriched(ValueError):
         self.reason, self.event_id = reason, event_id
 
 
-def decode_enriched(value: bytes) -> dict[str, Any]:
+def decode_enriched(value: bytes | None) -> dict[str, Any]:
     """The enriched document as plain data (the tracker validated it; check what the engine reads)."""
+    if not value:
+        raise BadEnriched(ReasonCode.EMPTY, "the record has no value (a null, tombstone or empty record)")
     try:
         doc = orjson.loads(value)
     except orjson.JSONDecodeError as exc:
@@ -132,7 +134,7 @@ def violation_records(v: ViolationRaised, trace: list[tuple[str, bytes]]) -> lis
 
 
 def _pack_source(inb: Inbound) -> tuple[str, str]:
-    return f"{inb.topic}/{inb.partition}@{inb.offset}", inb.value.decode("utf-8", errors="replace")
+    return f"{inb.topic}/{inb.partition}@{inb.offset}", (inb.value or b"").decode("utf-8", errors="replace")
 
 
 class ComplianceService:
@@ -279,11 +281,14 @@ class ComplianceService:
         for inb in batch:
             try:
                 doc = decode_enriched(inb.value)
+                decoded.append((inb, doc, uuid.UUID(str(doc["event"]["event_id"]))))
             except BadEnriched as exc:
                 out.append(dead_letter(inb, exc.reason, str(exc), exc.event_id))
                 self.metrics.events.labels("dead_letter").inc()
-                continue
-            decoded.append((inb, doc, uuid.UUID(str(doc["event"]["event_id"]))))
+            except Exception as exc:  # one record that breaks decoding must not stop its partition
+                log.exception("enriched record %s[%d]@%d could not be decoded", inb.topic, inb.partition, inb.offset)
+                out.append(dead_letter(inb, ReasonCode.UNDECODABLE, f"decoding the record failed: {exc!r}"))
+                self.metrics.events.labels("dead_letter").inc()
         phases.lap("decode")
         # One pipelined transaction: the dedup read with BEGIN, the writes with the outputs' sends
         # (their results are awaited together), the acknowledgements, then COMMIT.
@@ -424,10 +429,19 @@ class ComplianceService:
         out: list[Outbound] = []
         events = []
         for inb in batch:
+            if not inb.value:
+                out.append(dead_letter(inb, ReasonCode.EMPTY, "the record has no value (a null or empty record)"))
+                continue
+            if has_nul(inb.value):  # PostgreSQL cannot store it: the insert would fail on every retry
+                out.append(dead_letter(inb, ReasonCode.INVALID_FIELD, "the case action contains U+0000"))
+                continue
             try:
                 events.append((inb, case_event_adapter.validate_json(inb.value)))
             except ValidationError as exc:
                 out.append(dead_letter(inb, ReasonCode.INVALID_FIELD, f"not a case action: {exc.errors()[0]['msg']}"))
+            except Exception as exc:  # one record that breaks decoding must not stop the agent
+                log.exception("case record %s[%d]@%d could not be decoded", inb.topic, inb.partition, inb.offset)
+                out.append(dead_letter(inb, ReasonCode.UNDECODABLE, f"decoding the record failed: {exc!r}"))
         now = now_utc()
         async with self.case_store.transaction() as cur:
             known = await self.case_store.case_actions_known(cur, [e.event_id for _, e in events])
@@ -484,8 +498,18 @@ class ComplianceService:
 
     async def _handle_rule_pack(self, inb: Inbound) -> bool:
         source, text = _pack_source(inb)
+        if inb.value is None:
+            # A tombstone would delete a department's pack; packs are only replaced, never removed.
+            log.warning("rule-pack tombstone %s ignored; the running packs stay", source)
+            self.metrics.pack_loads.labels("refused").inc()
+            return False
         try:
-            pack = parse_pack(text, source)
+            try:
+                pack = parse_pack(text, source)
+            except RulePackError:
+                raise
+            except Exception as exc:  # e.g. YAML nested past the parser's recursion limit
+                raise RulePackError(source, f"unreadable pack document: {exc!r}"[:2000]) from exc
             docs = {**self.docs, pack.department.value: PackDoc(pack, source, text)}
             packs = compile_docs(docs)
             await self._check_history(docs)

@@ -588,3 +588,44 @@ def test_a_pack_published_on_the_topic_reaches_every_replica(
         assert [r[0] for r in loads] == ["accepted", "accepted"]
     finally:
         second.stop()
+# Last in the module: the hostile records stay on the shared topics, which the tests above read whole.
+def test_null_and_hostile_records_are_dead_lettered_and_the_partition_goes_on(
+    worker, kafka_bootstrap: str, module_db: str
+) -> None:
+    from kafka import KafkaProducer
+
+    marker = payment(2, handler_id=PAY["approver_id"])
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    try:
+        sent = {}
+        for topic, value, reason in (
+            (ENRICHED_EVENTS, None, "empty"), (ENRICHED_EVENTS, b"", "empty"),
+            (ENRICHED_EVENTS, b"[" * 5000 + b"]" * 5000, "malformed_json"),
+            (ENRICHED_EVENTS, b'{"event": ' * 900 + b"1" + b"}" * 900, "invalid_field"),
+            (CASES, None, "empty"), (CASES, b"[" * 5000, "invalid_field"),
+            # PostgreSQL cannot store U+0000: dead-lettered instead of failing the insert on every retry.
+            (CASES, ViolationAcknowledged(
+                event_id=uuid.uuid4(), violation_id=uuid.uuid4(), actor="USER-440705-HG-03", note="a\x00b",
+                **{k: PAY[k] for k in ("occurred_at", "published_at", "source_bureau", "level", "region_code")},
+            ).model_dump_json().encode(), "invalid_field"),
+        ):
+            md = producer.send(topic, value, key=FUND.encode()).get(timeout=30)
+            sent[(topic, md.partition, md.offset)] = reason
+        # A rule-pack tombstone is ignored (packs are replaced, never deleted) and stops nothing.
+        producer.send(RULE_PACKS, None, key=b"no-such-department").get(timeout=30)
+        producer.send(ENRICHED_EVENTS, orjson.dumps(enriched(marker)), key=FUND.encode()).get(timeout=30)
+    finally:
+        producer.close()
+    wait_for("the event behind the hostile records", lambda: _violation_rows(module_db, marker["event_id"]))
+
+    def letters() -> dict[tuple[str, int, int], str] | None:
+        got = {}
+        for m in messages(kafka_bootstrap, VIOLATIONS_DLQ):
+            doc = json.loads(m.value)
+            where = (doc["source_topic"], doc["source_partition"], doc["source_offset"])
+            if where in sent:
+                got[where] = doc["reason"]
+        return got if len(got) == len(sent) else None
+
+    assert wait_for("the dead letters", letters) == sent
+    assert worker._alive()

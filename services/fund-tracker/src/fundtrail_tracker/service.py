@@ -54,7 +54,7 @@ from .core.ledger import Ledger, keys_of
 from .core.outputs import dead_letter_json, enriched_json
 from .core.provenance import check_provenance
 from .core.trail import TrailItem, case_item, event_item, violation_item
-from .core.validation import Valid, business_key, decode_message
+from .core.validation import Valid, business_key, decode_message, undecodable
 from .topics import TrackerTopics
 
 log = logging.getLogger(__name__)
@@ -249,18 +249,24 @@ class Tracker:
         batch = PreparedBatch(list(messages), now, started)
         for m in messages:
             headers = trace_headers(m.headers)
-            source = Source(m.topic, m.partition, m.offset, m.key, m.value, headers)
+            source = Source(m.topic, m.partition, m.offset, m.key, m.value or b"", headers)
             span = batch.spans[id(source)] = process_span(m.topic, m.partition, m.offset, headers)
-            result, hint = decode_message(m.value, now=now, max_future_skew=self._config.max_future_skew)
-            if not isinstance(result, Rejection):
-                hint = result.event.event_id
-                result = check_provenance(result, raw_topic_region(m.topic, self._topics.prefix))
+            try:
+                result, hint = decode_message(m.value, now=now, max_future_skew=self._config.max_future_skew)
+                if not isinstance(result, Rejection):
+                    hint = result.event.event_id
+                    result = check_provenance(result, raw_topic_region(m.topic, self._topics.prefix))
+                item = None if isinstance(result, Rejection) else event_item(
+                    result.event, result.payload, span_trace_id(span))
+            except Exception as exc:  # one record that breaks decoding must not stop its partition
+                log.exception("record %s[%d]@%d could not be decoded; dead-lettered", m.topic, m.partition, m.offset)
+                result, hint, item = undecodable(exc), None, None
             if isinstance(result, Rejection):
                 batch.rejected.append(Rejected(source, result, hint))
                 span.set_status(Status(StatusCode.ERROR, result.reason.value))
-            else:
+            elif item is not None:
                 batch.candidates.append(Candidate(source, result))
-                batch.items[id(source)] = event_item(result.event, result.payload, span_trace_id(span))
+                batch.items[id(source)] = item
         self.phases.add("decode", time.perf_counter() - started, time.thread_time() - cpu)
         return batch
 
@@ -291,7 +297,7 @@ class Tracker:
             f"the event cannot be stored: {exc}",
             (FieldError("(event)", "refused by the database"),),
         )
-        source = Source(message.topic, message.partition, message.offset, message.key, message.value,
+        source = Source(message.topic, message.partition, message.offset, message.key, message.value or b"",
                         trace_headers(message.headers))
 
         async def work(cur: psycopg.AsyncCursor[Any]) -> BatchResult:
@@ -517,10 +523,14 @@ class Tracker:
             headers = trace_headers(m.headers)
             span = process_span(m.topic, m.partition, m.offset, headers)
             spans.append(span)
-            source = Source(m.topic, m.partition, m.offset, m.key, m.value, headers)
-            decoded, hint = decode_message(m.value, now=now, max_future_skew=_NO_SKEW_LIMIT, source_only=False)
-            if not isinstance(decoded, Rejection):
-                decoded = self._fits_topic(m.topic, decoded)
+            source = Source(m.topic, m.partition, m.offset, m.key, m.value or b"", headers)
+            try:
+                decoded, hint = decode_message(m.value, now=now, max_future_skew=_NO_SKEW_LIMIT, source_only=False)
+                if not isinstance(decoded, Rejection):
+                    decoded = self._fits_topic(m.topic, decoded)
+            except Exception as exc:  # one record that breaks decoding must not stop its partition
+                log.exception("record %s[%d]@%d could not be decoded; dead-lettered", m.topic, m.partition, m.offset)
+                decoded, hint = undecodable(exc), None
             if isinstance(decoded, Rejection):
                 rejected.append(Rejected(source, decoded, hint))
                 span.set_status(Status(StatusCode.ERROR, decoded.reason.value))
@@ -616,8 +626,11 @@ class Tracker:
             return cp if stored else None
 
         cp = await self._transaction("checkpoint", work)
-        if cp is not None and self._metrics is not None:
-            self._metrics.checkpoints.inc()
+        if self._metrics is not None:
+            # Signed now or already signed: the head is covered (the checkpoint-age alert reads this).
+            self._metrics.last_checkpoint.set(time.time())
+            if cp is not None:
+                self._metrics.checkpoints.inc()
         return cp
 
     async def resign_legacy_checkpoints(self) -> int:

@@ -70,7 +70,10 @@ class TrackerSettings(CommonSettings):
         description="Seconds an event for an unknown fund waits for its FundAllocated (0: reject at once)",
     )
     park_sweep_interval: float = Field(30.0, gt=0, description="Seconds between sweeps of expired parked events")
-    metrics_port: int | None = Field(None, description="Prometheus /metrics port on 127.0.0.1; unset: no endpoint")
+    metrics_port: int | None = Field(None, description="Prometheus /metrics port; unset: no endpoint")
+    metrics_host: str = Field(
+        "127.0.0.1", description="Address /metrics listens on: loopback by default, 0.0.0.0 for a Prometheus scrape"
+    )
     web_enabled: bool = Field(False, description="Run faust's web server")
     web_port: int = Field(6066, description="faust web port (127.0.0.1) when enabled")
     data_dir: Path = Field(Path(".fundtrail/tracker"), description="faust's data directory")

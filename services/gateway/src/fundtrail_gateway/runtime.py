@@ -10,8 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from fundtrail_schemas.rulepack import RulePack
 
+from .adapters.importer import ImportPool
 from .adapters.oidc import OidcKeySource
 from .adapters.publisher import KafkaPublisher
+from .adapters.ratelimit import SharedRateLimiter
 from .adapters.trails import TrailStore
 from .core.pagecache import PageCache
 from .core.ratelimit import RateLimiter
@@ -29,6 +31,8 @@ class Runtime:
     recent_ids: ExpiringMap[uuid.UUID, bool]
     pending_cases: ExpiringMap[uuid.UUID, str]
     page_cache: PageCache
+    imports: ImportPool
+    shared_limiter: SharedRateLimiter
     packs: list[RulePack] = field(default_factory=list)
     key_source: OidcKeySource | None = None  # the identity provider's JWKS, in OIDC mode
     engine: AsyncEngine | None = None

@@ -165,9 +165,29 @@ class GatewaySettings(AuthSettings, CommonSettings):
     default_page_size: int = Field(50, ge=1)
     max_page_size: int = Field(200, ge=1, le=1000)
     max_batch_events: int = Field(500, ge=1, le=5000)
-    max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1024)
-    rate_limit_per_second: float = Field(50.0, gt=0, description="Token-bucket refill per subject")
-    rate_limit_burst: int = Field(200, ge=1, description="Token-bucket capacity per subject")
+    max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Largest request body (413 beyond)")
+    max_events_body_bytes: int = Field(
+        2 * 1024 * 1024, ge=1024, description="Largest POST /v1/events body (a full batch is ~1 MiB)"
+    )
+    max_import_rows: int = Field(50_000, ge=1, description="Data rows an import may hold (413 beyond)")
+    import_workers: int = Field(1, ge=1, le=32, description="Processes mapping uploaded files")
+    import_budget_seconds: float = Field(
+        20.0, gt=0, description="Longest a file may take to map; its worker is then stopped (413)"
+    )
+    import_memory_bytes: int = Field(
+        2 * 1024**3, ge=0, description="Address space of an import worker (0: unlimited); a file needing more is 413"
+    )
+    rate_limit_per_second: float = Field(50.0, gt=0, description="Requests per second per authenticated subject")
+    rate_limit_anonymous_per_second: float = Field(
+        10.0, gt=0, description="Requests per second per client address without a valid token"
+    )
+    rate_limit_window_seconds: float = Field(
+        10.0, gt=0, le=3600, description="Fixed window: a caller gets rate x window requests per window"
+    )
+    rate_limit_backend: Literal["postgresql", "memory"] = Field(
+        "postgresql", description="postgresql: one counter per caller and window shared by every replica"
+    )
+    rate_limit_burst: int = Field(200, ge=1, description="Token-bucket capacity of the in-process fallback")
     recent_ids_ttl_seconds: float = Field(600.0, gt=0, description="How long published ids are remembered")
     recent_ids_max: int = Field(100_000, ge=1)
     case_pending_ttl_seconds: float = Field(

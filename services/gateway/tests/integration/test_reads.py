@@ -182,7 +182,8 @@ def test_verify_cli_online_and_offline(
 async def test_errors_are_problem_documents_and_rate_limit(
     settings_factory: Callable[..., GatewaySettings], auth: Callable[..., dict[str, str]]
 ) -> None:
-    app = create_app(settings_factory(rate_limit_per_second=0.5, rate_limit_burst=2))
+    # Two requests per hour-long window: the third is refused (the window will not end mid-test).
+    app = create_app(settings_factory(rate_limit_per_second=2 / 3600, rate_limit_window_seconds=3600))
     async with running(app) as c:
         headers = auth("auditor", subject="rate-limited-auditor")
         assert (await c.get("/v1/departments", headers=headers)).status_code == 200

@@ -56,7 +56,7 @@ WITH page AS MATERIALIZED (
             te.event_type, te.fund_doc_no, te.project_id, te.payment_id, te.contract_id, te.vendor_id,
             te.violation_id, vi.status AS violation_status, te.region_code,
             {occurred_at} AS occurred_at, {appended_at} AS appended_at, te.trace_id,
-            coalesce(pe.payload::jsonb, ca.payload, vi.payload) AS event, pe.state_after::jsonb AS state_after,
+            coalesce(pe.payload::jsonb, ca.payload, vi.payload) AS event, {state_after} AS state_after,
             (SELECT row_to_json(l) FROM (SELECT
                %(base)s || '/v1/proofs/entries/' || te.seq AS proof,
                %(base)s || '/v1/violations/' || te.violation_id AS violation) l) AS links
@@ -72,10 +72,25 @@ SELECT count(*),
        convert_to(coalesce(string_agg(item, ',' ORDER BY seq) FILTER (WHERE n <= %(size)s), ''), 'UTF8')
 FROM entries"""
 
+# core.scoping.redact_state in SQL, for regional readers: positions outside the region keep who they
+# are, vendor totals are withheld (jsonb prints keys in its own order either way, so an unredacted
+# state renders byte for byte as before).
+REDACTED_STATE_SQL = """\
+CASE WHEN pe.state_after IS NULL OR jsonb_typeof(pe.state_after::jsonb) <> 'object' THEN pe.state_after::jsonb
+ELSE coalesce((SELECT jsonb_object_agg(s.k, CASE
+    WHEN s.k IN ('position', 'counterparty') AND jsonb_typeof(s.v) = 'object'
+         AND coalesce(s.v->>'region_code', '') NOT LIKE %(pattern)s
+      THEN jsonb_build_object('fund_doc_no', s.v->'fund_doc_no', 'level', s.v->'level',
+                              'region_code', s.v->'region_code', 'redacted', true)
+    WHEN s.k = 'vendor' AND jsonb_typeof(s.v) = 'object'
+      THEN jsonb_build_object('vendor_id', s.v->'vendor_id', 'redacted', true)
+    ELSE s.v END) FROM jsonb_each(pe.state_after::jsonb) AS s(k, v)), '{}'::jsonb) END"""
+
 TRAIL_QUERIES = {
     (subject, regional): _TRAIL_SQL.format(
         column=column,
         region=" AND region_code LIKE %(pattern)s" if regional else "",
+        state_after=REDACTED_STATE_SQL if regional else "pe.state_after::jsonb",
         occurred_at=_ISO_UTC.format(c="te.occurred_at"),
         appended_at=_ISO_UTC.format(c="te.appended_at"),
     ).encode()

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from starlette.responses import Response
 
 from fundtrail_schemas.cases import EVENT_TYPE_OF, CaseAction, CaseRole, CaseStatus, allowed_actions, decide, overdue
-from fundtrail_schemas.decode import encode_event, parse_object, plain_errors
+from fundtrail_schemas.decode import encode_event, has_nul, parse_object, plain_errors
 from fundtrail_schemas.events import EVENT_TYPES, ViolationRaised, event_key, now_utc
 from fundtrail_schemas.telemetry import current_trace_id
 from fundtrail_schemas.topics import CASES, HEADER_EVENT_TYPE, HEADER_SCHEMA_VERSION
@@ -375,6 +375,9 @@ async def _act(
         except ValidationError as exc:
             errors = [FieldProblem(field=e.field, message=e.message) for e in plain_errors(exc, model.__name__)]
             raise unprocessable("the case action is not a valid event", errors) from exc
+        if has_nul(encode_event(event)):
+            raise unprocessable("the case action contains a NUL character (U+0000), which cannot be stored",
+                                [FieldProblem(field="body", message="contains U+0000")])
         headers = [
             (HEADER_EVENT_TYPE, event.event_type.encode()),
             (HEADER_SCHEMA_VERSION, str(event.schema_version).encode()),
