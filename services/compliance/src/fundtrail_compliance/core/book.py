@@ -34,9 +34,13 @@ SUMS: dict[str, tuple[str, ...]] = {
     "position": ("received_fen", "passed_down_fen", "paid_fen", "returned_fen", "contracted_fen"),
     "contract": ("paid_fen", "prepaid_fen", "payments_count", "amendments_fen", "approved_amendments_fen"),
     "project": ("contracted_fen", "paid_fen", "awards_count", "awarded_fen"),
+    "fund": ("allocated_fen",),
 }
 # LedgerState part -> kind of row.
-PARTS = (("position", "position"), ("counterparty", "position"), ("contract", "contract"), ("project", "project"))
+PARTS = (
+    ("fund", "fund"), ("position", "position"), ("counterparty", "position"), ("contract", "contract"),
+    ("project", "project"),
+)
 # Entries that must exist before events that depend on them (back-dating, catalogue no. 23).
 ENTRY_TYPES = {"ContractSigned": "contract", "ProjectApproved": "project"}
 
@@ -51,6 +55,8 @@ def _num(value: Any) -> int:
 def row_key(kind: str, state: Mapping[str, Any]) -> str:
     if kind == "position":
         return subject_key(state["fund_doc_no"], state["level"], state["region_code"])
+    if kind == "fund":
+        return str(state["fund_doc_no"])
     return str(state[f"{kind}_id"])
 
 
