@@ -105,6 +105,9 @@ class Kept:
     doc: Mapping[str, Any] | bytes
     raised: set[str] = field(default_factory=set)  # rule refs
     resolved: set[str] = field(default_factory=set)
+    # Kept while the fund's clock is within the grace period of this time: the event's date, or for an
+    # entry (contract, approval) its recording time, since events it precedes may arrive until then.
+    keep_from: datetime | None = None
 
     def document(self) -> Mapping[str, Any]:
         return orjson.loads(self.doc) if isinstance(self.doc, bytes) else self.doc
@@ -115,6 +118,7 @@ class FundBook:
     """The event-time facts of one fund."""
 
     clock: datetime | None = None  # the latest event time seen for this fund
+    last: EventKey | None = None  # the latest event seen, in event-time order
     disordered: bool = False  # some event arrived dated before one already seen
     rows: dict[tuple[str, str], Row] = field(default_factory=dict)
     kept: dict[str, Kept] = field(default_factory=dict)
@@ -124,10 +128,12 @@ class FundBook:
 
     def observe(self, doc: Mapping[str, Any], key: EventKey, sequence: int) -> bool:
         """Record an event's contributions; True when it arrived out of date order."""
-        late = self.clock is not None and key[0] < self.clock
+        # Events of one instant are ordered by id, as everywhere in event time.
+        late = self.last is not None and key < self.last
         if late:
             self.disordered = True
-        if self.clock is None or key[0] > self.clock:
+        elif self.last is None or key > self.last:
+            self.last = key
             self.clock = key[0]
         before = doc.get("before") or {}
         after = doc.get("after") or {}
@@ -191,7 +197,7 @@ class FundBook:
 
     def forget_before(self, horizon: datetime) -> None:
         """Drop kept events and fold sums dated before `horizon` (past the grace period)."""
-        for eid in [eid for eid, k in self.kept.items() if k.at < horizon]:
+        for eid in [eid for eid, k in self.kept.items() if max(k.at, k.keep_from or k.at) < horizon]:
             del self.kept[eid]
         live = set(self.kept)
         for rk in [rk for rk, eid in self.entries.items() if eid not in live]:

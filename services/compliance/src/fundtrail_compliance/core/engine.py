@@ -266,12 +266,13 @@ class Engine:
                 first = len(out.violations)
                 self._evaluate(doc, roots, idx, selected, at, on, out, plain_results, raw)
                 if book is not None and key is not None and selected.rejudged:
-                    book.kept[key[1]] = Kept(at, doc if raw is None else raw, {
+                    kept = book.kept[key[1]] = Kept(at, doc if raw is None else raw, {
                         f"{v.rule_id}@{v.rule_version}" for v in out.violations[first:]
                         if v.triggering_event_id == uuid.UUID(key[1])
                     })
                     if et in ENTRY_TYPES:
                         book.entries[(ENTRY_TYPES[et], str(ev[f"{ENTRY_TYPES[et]}_id"]))] = key[1]
+                        kept.keep_from = parse_time(ev["published_at"])
         if book is not None and key is not None:
             if late:
                 self._rejudge_fund(book, key, ev, out)
