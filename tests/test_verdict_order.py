@@ -200,3 +200,100 @@ def test_the_generated_funds_do_violate_rules() -> None:
     collect()
     assert {"finance.payment_without_approval_or_contract", "development.contract_before_approval",
             "audit.idle_funds", "housing.final_without_acceptance"} <= seen, seen
+
+
+# --- the cases of the issue, by name --------------------------------------------------------------
+
+
+def _approval(day: float, published: float | None = None, **kw: Any) -> ProjectApproved:
+    return ProjectApproved(**_env(f"approval-{day}", day, "town", TOWN, published), project_id="P-1",
+                           project_name="村道硬化", owner_unit="440705101-JSB", category="infrastructure",
+                           budget_fen=200_000_000, planned_procurement_method="open_tender",
+                           procurement_category="construction", approval_doc_no="批-1", approving_official_id="OFF-1",
+                           land_use_approval_ref="地-1", **kw)
+
+
+def _contract(day: float, published: float | None = None, amount: int = 186_000_000) -> ContractSigned:
+    return ContractSigned(**_env(f"contract-{day}", day, "town", TOWN, published), project_id="P-1",
+                          contract_id="C-1", vendor_id="V-0", amount_fen=amount)
+
+
+def _payment(day: float, amount: int, n: int = 0, kind: str = "progress") -> PaymentDisbursed:
+    return PaymentDisbursed(**_env(f"pay-{n}-{day}", day, "town", TOWN), project_id="P-1", payment_id=f"ZF-{n}",
+                            contract_id="C-1", payee_vendor_id="V-0", payee_name="公司0", payee_account=f"6222-0-{n}",
+                            account_kind="corporate", amount_fen=amount, invoice_no=f"FP-{n}", payment_kind=kind,
+                            handler_id="H-1", approver_id="A-1", purpose="工程款")
+
+
+def _funded() -> list[Envelope]:
+    return [
+        FundAllocated(**_env("alloc", 0, "city", CITY), amount_fen=900_000_000, purpose_category="infrastructure",
+                      recipient_level="county", recipient_region_code=COUNTY, deadline=date(2026, 6, 30),
+                      title="乡村振兴专项"),
+        FundTransferred(**_env("transfer", 1, "county", COUNTY), transfer_id="T-1", amount_fen=900_000_000,
+                        to_level="town", to_region_code=TOWN),
+    ]
+
+
+def _run(arrival: list[Envelope], grace: timedelta = timedelta(days=15)) -> tuple[list[Any], list[Any]]:
+    engine = Engine(PACKS, grace=grace)
+    violations, resolutions = [], []
+    for doc in enrich(arrival):
+        out = engine.process(doc)
+        assert not out.errors, out.errors
+        violations += out.violations
+        resolutions += out.resolutions
+    return violations, resolutions
+
+
+def _rules(violations: list[Any], of: Envelope | None = None) -> set[str]:
+    return {v.rule_id for v in violations if of is None or v.triggering_event_id == of.event_id}
+
+
+def test_a_payment_dated_before_its_approval_and_contract_but_published_after_them_fires() -> None:
+    pay = _payment(4, 10_000_000)
+    violations, _ = _run([*_funded(), _approval(5), _contract(6), pay])
+    assert "finance.payment_without_approval_or_contract" in _rules(violations, pay)
+    v = next(v for v in violations if v.rule_id == "finance.payment_without_approval_or_contract")
+    assert "尚未立项批复" in v.explanation_zh and "尚未签订" in v.explanation_zh and "2025年3月5日" in v.explanation_zh
+    assert "was not yet approved and contract C-1 was not yet signed" in v.explanation_en
+
+
+def test_a_contract_dated_before_its_approval_but_published_after_it_fires() -> None:
+    contract = _contract(5)
+    violations, _ = _run([*_funded(), _approval(10), contract])
+    assert _rules(violations, contract) == {"development.contract_before_approval"}
+
+
+def test_a_payment_before_its_contract_raises_only_the_missing_contract_rule_and_the_contract_resolves_it() -> None:
+    pay, contract = _payment(20, 50_000_000), _contract(15, published=25)
+    violations, resolutions = _run([*_funded(), _approval(10), pay, contract])
+    assert _rules(violations) == {"finance.payment_without_approval_or_contract"}
+    assert [r.violation_id for r in resolutions] == [violations[0].violation_id]
+    # The contract's amount is judged once it arrives: here it is smaller than what was paid.
+    violations, resolutions = _run([*_funded(), _approval(10), pay, _contract(15, published=25, amount=40_000_000)])
+    assert _rules(violations) == {"finance.payment_without_approval_or_contract", "finance.paid_exceeds_contract",
+                                  "housing.retention_below_warranty"}
+    assert len(resolutions) == 1
+    over = next(v for v in violations if v.rule_id == "finance.paid_exceeds_contract")
+    assert over.triggering_event_id == pay.event_id and "超过合同金额400,000.00元" in over.explanation_zh
+
+
+def test_a_contract_dated_after_the_payment_does_not_resolve_it() -> None:
+    pay = _payment(20, 50_000_000)
+    violations, resolutions = _run([*_funded(), _approval(10), pay, _contract(22)])
+    assert _rules(violations) == {"finance.payment_without_approval_or_contract"} and resolutions == []
+
+
+def test_the_back_dating_rule_fires_in_either_arrival_order_and_its_near_miss_stays_silent() -> None:
+    # Contract dated day 15, recorded day 45; a payment against it dated day 20 (25 days before).
+    late = _contract(15, published=45)
+    for order in ([*_funded(), _approval(10), _payment(20, 1_000_000), late],
+                  [*_funded(), _approval(10), late, _payment(20, 1_000_000)]):
+        violations, _ = _run(order, grace=timedelta(days=60))
+        hits = [v for v in violations if v.rule_id == "audit.backdated_entry"]
+        assert [v.triggering_event_id for v in hits] == [late.event_id]
+        assert "合同签订 C-1" in hits[0].explanation_zh and "2025年4月15日" in hits[0].explanation_zh
+    near = _contract(15, published=35)  # recorded 15 days after the payment: within the tolerance
+    violations, _ = _run([*_funded(), _approval(10), _payment(20, 1_000_000), near], grace=timedelta(days=60))
+    assert "audit.backdated_entry" not in _rules(violations)
