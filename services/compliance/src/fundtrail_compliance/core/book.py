@@ -128,11 +128,13 @@ class FundBook:
 
     def observe(self, doc: Mapping[str, Any], key: EventKey, sequence: int) -> bool:
         """Record an event's contributions; True when it arrived out of date order."""
-        # Events of one instant are ordered by id, as everywhere in event time.
-        late = self.last is not None and key < self.last
+        # Late: dated at or before an event already seen. Conditions compare dates inclusively
+        # ("approved on or before the payment"), so an event of the same instant may change the
+        # verdict on one read earlier, whichever of the two has the smaller id.
+        late = self.last is not None and key[0] <= self.last[0] and key != self.last
         if late:
             self.disordered = True
-        elif self.last is None or key > self.last:
+        if self.last is None or key > self.last:
             self.last = key
             self.clock = key[0]
         before = doc.get("before") or {}

@@ -516,7 +516,7 @@ class Engine:
     def _rejudge_fund(self, book: FundBook, key: tuple[datetime, str], cause: Mapping[str, Any], out: Outcome) -> None:
         """An event arrived dated before others of its fund: judge those again as of their dates."""
         for eid, kept in sorted(book.kept.items(), key=lambda kv: (kv[1].at, kv[0])):
-            if (kept.at, eid) > key:
+            if kept.at >= key[0] and eid != key[1]:
                 self._rejudge_kept(book, eid, kept, cause, out)
 
     def _rejudge_kept(self, book: FundBook, eid: str, kept: Kept, cause: Mapping[str, Any], out: Outcome) -> None:
