@@ -6,7 +6,7 @@ Cases start from the golden example events with a compliant ledger state and bre
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -294,13 +294,50 @@ def test_no_version_effective_before_the_packs(engine: Engine) -> None:
     assert fired(engine, old) == set()
 
 
-def test_timer_started_behind_the_watermark_fires_at_once(engine: Engine) -> None:
-    later = sc.variant(G["VendorRegistered"], 8, occurred_at=sc.shift(TRANSFER["occurred_at"], days=200),
-                       published_at=sc.shift(TRANSFER["occurred_at"], days=200))
+def _clock_moved_on(engine: Engine, days: int = 200) -> datetime:
+    later = sc.variant(G["VendorRegistered"], 8, occurred_at=sc.shift(TRANSFER["occurred_at"], days=days),
+                       published_at=sc.shift(TRANSFER["occurred_at"], days=days))
     engine.process(sc.enriched(later, sc.ledger(), sc.ledger()))
-    out = engine.process(sc.enriched(TRANSFER))  # arrives late: its 90 days are already over
+    return parse_time(later["occurred_at"])
+
+
+def test_a_timer_started_behind_the_clock_waits_for_its_funds_history_then_fires(engine: Engine) -> None:
+    # Semantics changed (issue 18): it used to fire at once, before the fund's later history was read.
+    now = _clock_moved_on(engine)
+    assert engine.process(sc.enriched(TRANSFER)).violations == []  # its 90 days are long over, but wait
+    assert engine.advance(now + timedelta(days=14)).violations == []
+    out = engine.advance(now + timedelta(days=15))  # the history ended idle: nothing else came
     assert [v.rule_id for v in out.violations] == ["audit.idle_funds"]
     assert engine.state.timers.pending == {}
+
+
+def test_history_loaded_late_raises_no_idle_noise(engine: Engine) -> None:
+    """An earlier year loaded after later-dated traffic: the transfer's money was spent in time, so
+    nothing is raised (it used to be raised at once, then resolved by the payment read next)."""
+    _clock_moved_on(engine)
+    raised = [v.rule_id for v in engine.process(sc.enriched(TRANSFER)).violations]
+    pay = payment(1, payment_kind="progress", occurred_at=sc.shift(TRANSFER["occurred_at"], days=40),
+                  published_at=sc.shift(TRANSFER["occurred_at"], days=40))
+    out = engine.process(pay)
+    raised += [v.rule_id for v in out.violations]
+    # The fund's own history goes on past the due time plus the grace period.
+    late = payment(2, payment_kind="progress", amount_fen=1_234_567,
+                   occurred_at=sc.shift(TRANSFER["occurred_at"], days=106),
+                   published_at=sc.shift(TRANSFER["occurred_at"], days=106))
+    out = engine.process(late)
+    raised += [v.rule_id for v in out.violations]
+    assert "audit.idle_funds" not in raised and out.resolutions == []
+    assert engine.state.timers.pending == {}
+
+
+def test_history_loaded_late_raises_idle_money_once_its_fund_is_past_the_due_time(engine: Engine) -> None:
+    _clock_moved_on(engine)
+    assert engine.process(sc.enriched(TRANSFER)).violations == []
+    # The town's next record of this fund (not an outflow of its own) is dated past due + grace.
+    other = sc.variant(APPROVED, 5, occurred_at=sc.shift(TRANSFER["occurred_at"], days=106),
+                       published_at=sc.shift(TRANSFER["occurred_at"], days=106))
+    out = engine.process(sc.enriched(other))
+    assert "audit.idle_funds" in {v.rule_id for v in out.violations}
 
 
 def _replay(packs, blobs: list[bytes], verdicts: list[bytes] | None = None):

@@ -99,6 +99,8 @@ class EngineState:
     # Event-time facts per fund (core/book.py): in memory only; after a restart a fund's earlier
     # events are not judged again (late evidence then still resolves through `refutables`).
     books: dict[str, FundBook] = field(default_factory=dict)
+    # Timers started behind the clock waiting for their fund's own clock (engine._fire_due), by fund.
+    deferred: dict[str, set[uuid.UUID]] = field(default_factory=dict)
 
     def note_position(self, subject: str, sequence: int, snapshot: dict[str, Any]) -> bool:
         """Remember `snapshot` unless a newer one is known; True when it is the newest."""
@@ -291,6 +293,8 @@ class Engine:
                     newest.append((subject, pos))
         if et in self.packs.timer_starts:
             self._start_timers(doc, et, at, on)
+        if fund and fund in st.deferred:
+            self._fire_deferred(fund, out)
         if st.timers.by_subject:
             for subject, pos in newest:
                 st.timers.observe_position(subject, pos)
@@ -631,6 +635,11 @@ class Engine:
                 continue
             days = int(rule.params[param])
             subject = subject_key(after["fund_doc_no"], after["level"], after["region_code"])
+            due = at + timedelta(days=days)
+            # Started behind the clock (history loaded after later-dated traffic): the clock, already
+            # past, must not judge it before the fund's own later events are read; they arrive now.
+            wm = self.state.clock.watermark
+            behind = wm is not None and due < wm + self.grace
             self.state.timers.schedule(
                 Timer(
                     timer_id=timer_id(rule.rule.id, subject),
@@ -642,65 +651,98 @@ class Engine:
                     region_code=after["region_code"],
                     trigger_event_id=uuid.UUID(str(ev["event_id"])),
                     started_at=at,
-                    due_at=at + timedelta(days=days),
+                    due_at=due,
                     days=days,
                     # What the position looked like last, which may be after this event already.
                     snapshot=dict(self.state.positions.get(subject, (0, after))[1]),
                     trace_id=doc.get("trace_id"),
+                    not_before=wm + self.grace if behind and wm is not None else None,
                 )
             )
 
     def _fire_due(self, out: Outcome) -> None:
         st = self.state
-        for t in st.timers.pop_due(st.clock.watermark):
-            rule = self.packs.by_ref.get(t.rule_ref)
-            if rule is None:
-                continue  # that rule version is no longer loaded: nothing to check against
-            # The position as of the due time, by the dates of its flows (an outflow dated after the
-            # due time that arrived before it does not hide idle money); the last state seen otherwise.
-            book = st.books.get(t.fund_doc_no)
-            row = book.row("position", t.subject) if book is not None else None
-            snapshot = row.view((t.due_at, ""), inclusive=False) if row is not None else t.snapshot
-            roots = {
-                "position": snapshot,
-                "timer": {"days": t.days, "due_at": t.due_at.isoformat(), "started_at": t.started_at.isoformat()},
-            }
-            ctx = build_context(rule.condition.leaves, roots, rule.condition.functions)
-            try:
-                if not run_condition(rule.condition, ctx, rule.ref):
-                    continue
-                named = {}
-                have = {leaf.name for leaf in rule.condition.leaves}
-                for name, expr in rule.evidence.items():
-                    ensure_leaves(ctx, have, expr.leaves, roots)
-                    named[name] = run(expr, ctx, rule.ref)
-            except EvaluationError as exc:
-                out.errors.append(exc)
+        wm = st.clock.watermark
+        for t in st.timers.pop_due(wm):
+            if t.not_before is not None and wm is not None and wm < t.not_before and not self._fund_past(t):
+                # History loaded late: wait for the fund's own clock to pass the due time plus the
+                # grace period (its outflows arrive meanwhile), or for the clock to move on by a grace
+                # period (a fund whose history ends idle): no raised-then-resolved noise.
+                st.timers.defer(t, t.not_before)
+                st.deferred.setdefault(t.fund_doc_no, set()).add(t.timer_id)
                 continue
-            v = build_violation(
-                rule=rule.rule,
-                triggering_event_id=t.trigger_event_id,
-                occurred_at=t.due_at,
-                published_at=t.due_at,
-                source_bureau=TIMER_BUREAU,
-                level=t.level,
-                region_code=t.region_code,
-                fund_doc_no=t.fund_doc_no,
-                project_id=None,
-                evidence_event_ids=[t.trigger_event_id],
-                named=named,
-                read=read_values(rule.condition.leaves, roots),
-                params=dict(rule.params),
-                trace_id=t.trace_id,
+            self._judge_timer(t, out)
+
+    def _fund_past(self, t: Timer) -> bool:
+        book = self.state.books.get(t.fund_doc_no)
+        return book is not None and book.clock is not None and book.clock >= t.due_at + self.grace
+
+    def _fire_deferred(self, fund: str, out: Outcome) -> None:
+        """The fund's own clock moved: fire its deferred timers it has now passed."""
+        st = self.state
+        waiting = st.deferred[fund]
+        for tid in list(waiting):
+            t = st.timers.pending.get(tid)
+            if t is None:
+                waiting.discard(tid)  # fired by the clock meanwhile
+            elif self._fund_past(t):
+                waiting.discard(tid)
+                taken = st.timers.take(tid)
+                if taken is not None:
+                    self._judge_timer(taken, out)
+        if not waiting:
+            del st.deferred[fund]
+
+    def _judge_timer(self, t: Timer, out: Outcome) -> None:
+        st = self.state
+        rule = self.packs.by_ref.get(t.rule_ref)
+        if rule is None:
+            return  # that rule version is no longer loaded: nothing to check against
+        # The position as of the due time, by the dates of its flows (an outflow dated after the
+        # due time that arrived before it does not hide idle money); the last state seen otherwise.
+        book = st.books.get(t.fund_doc_no)
+        row = book.row("position", t.subject) if book is not None else None
+        snapshot = row.view((t.due_at, ""), inclusive=False) if row is not None else t.snapshot
+        roots = {
+            "position": snapshot,
+            "timer": {"days": t.days, "due_at": t.due_at.isoformat(), "started_at": t.started_at.isoformat()},
+        }
+        ctx = build_context(rule.condition.leaves, roots, rule.condition.functions)
+        try:
+            if not run_condition(rule.condition, ctx, rule.ref):
+                return
+            named = {}
+            have = {leaf.name for leaf in rule.condition.leaves}
+            for name, expr in rule.evidence.items():
+                ensure_leaves(ctx, have, expr.leaves, roots)
+                named[name] = run(expr, ctx, rule.ref)
+        except EvaluationError as exc:
+            out.errors.append(exc)
+            return
+        v = build_violation(
+            rule=rule.rule,
+            triggering_event_id=t.trigger_event_id,
+            occurred_at=t.due_at,
+            published_at=t.due_at,
+            source_bureau=TIMER_BUREAU,
+            level=t.level,
+            region_code=t.region_code,
+            fund_doc_no=t.fund_doc_no,
+            project_id=None,
+            evidence_event_ids=[t.trigger_event_id],
+            named=named,
+            read=read_values(rule.condition.leaves, roots),
+            params=dict(rule.params),
+            trace_id=t.trace_id,
+        )
+        out.violations.append(v)
+        # A timer can fire before an earlier-dated outflow is read (a partition the adapter took
+        # for idle, a timer restored behind the clock): the grace runs from when it fired.
+        if rule.refutation is not None and t.fund_doc_no:
+            fired_at = max(t.due_at, st.clock.watermark or t.due_at)
+            self.state.add_refutable(
+                Refutable(v.violation_id, rule.ref, t.fund_doc_no, t.due_at, fired_at + self.grace, jsonable(named))
             )
-            out.violations.append(v)
-            # A timer can fire before an earlier-dated outflow is read (a partition the adapter took
-            # for idle, a timer restored behind the clock): the grace runs from when it fired.
-            if rule.refutation is not None and t.fund_doc_no:
-                fired_at = max(t.due_at, st.clock.watermark or t.due_at)
-                self.state.add_refutable(
-                    Refutable(v.violation_id, rule.ref, t.fund_doc_no, t.due_at, fired_at + self.grace, jsonable(named))
-                )
 
     def _sweep(self) -> None:
         """Once per event-time day: forget expired refutables and window entries out of reach."""
