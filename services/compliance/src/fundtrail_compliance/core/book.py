@@ -44,7 +44,8 @@ PARTS = (
 # Entries that must exist before events that depend on them (back-dating, catalogue no. 23).
 ENTRY_TYPES = {"ContractSigned": "contract", "ProjectApproved": "project"}
 
-EventKey = tuple[datetime, str]  # (occurred_at, event id): the event-time order of a fund's events
+EventKey = tuple[datetime, str]
+_DEPENDENTS_KEPT = 4  # (occurred_at, event id): the event-time order of a fund's events
 
 
 def _num(value: Any) -> int:
@@ -70,15 +71,27 @@ class Row:
     base: tuple[int, ...]  # the sums before the first event seen (or folded in, see `fold`)
     entries: list[tuple[EventKey, tuple[int, ...]]] = field(default_factory=list)
     ids: set[str] = field(default_factory=set)
+    total: list[int] = field(default_factory=list)  # base + every entry
+
+    def add(self, key: EventKey, delta: tuple[int, ...]) -> None:
+        if not self.total:
+            self.total = list(self.base)
+        for i, d in enumerate(delta):
+            self.total[i] += d
+        if not self.entries or self.entries[-1][0] < key:
+            self.entries.append((key, delta))
+        else:
+            bisect.insort(self.entries, (key, delta))
 
     def sums(self, upto: EventKey, inclusive: bool) -> dict[str, int]:
-        """The sums as of an event: what every event ordered before it added (and it, if inclusive)."""
-        total = list(self.base)
-        for key, delta in self.entries:
-            if key > upto or (key == upto and not inclusive):
+        """The sums as of an event: what every event ordered before it added (and it, if inclusive).
+        Taken back from the total: the events asked about are mostly the latest ones."""
+        total = list(self.total or self.base)
+        for key, delta in reversed(self.entries):
+            if key < upto or (key == upto and inclusive):
                 break
             for i, d in enumerate(delta):
-                total[i] += d
+                total[i] -= d
         return dict(zip(SUMS[self.kind], total, strict=True))
 
     def view(self, upto: EventKey, inclusive: bool) -> dict[str, Any]:
@@ -122,6 +135,7 @@ class FundBook:
     disordered: bool = False  # some event arrived dated before one already seen
     rows: dict[tuple[str, str], Row] = field(default_factory=dict)
     kept: dict[str, Kept] = field(default_factory=dict)
+    kept_order: list[EventKey] = field(default_factory=list)  # the kept events in event-time order
     # Back-dating: per entry (kind, id), its kept event id, and the events depending on it.
     entries: dict[tuple[str, str], str] = field(default_factory=dict)
     dependents: dict[tuple[str, str], list[EventKey]] = field(default_factory=dict)
@@ -157,10 +171,7 @@ class FundBook:
             delta = tuple(_num(a.get(f)) - _num(b.get(f)) for f in fields)
             if any(delta):
                 row.ids.add(eid)
-                if not row.entries or row.entries[-1][0] < key:
-                    row.entries.append((key, delta))
-                else:
-                    bisect.insort(row.entries, (key, delta))
+                row.add(key, delta)
         return late
 
     def view(self, doc: Mapping[str, Any], key: EventKey) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -178,16 +189,31 @@ class FundBook:
             after[part] = row.view(key, inclusive=True)
         return before, after
 
+    def keep(self, key: EventKey, kept: Kept) -> None:
+        if key[1] not in self.kept:
+            if not self.kept_order or self.kept_order[-1] < key:
+                self.kept_order.append(key)
+            else:
+                bisect.insort(self.kept_order, key)
+        self.kept[key[1]] = kept
+
+    def kept_from(self, at: datetime) -> list[tuple[str, Kept]]:
+        """The kept events dated at or after `at`, in event-time order."""
+        i = bisect.bisect_left(self.kept_order, (at, ""))
+        return [(eid, self.kept[eid]) for _, eid in self.kept_order[i:] if eid in self.kept]
+
     def row(self, kind: str, rid: str) -> Row | None:
         return self.rows.get((kind, rid))
 
     def add_dependent(self, kind: str, rid: str, key: EventKey) -> bool:
-        """Record an event that depends on an entry; True when it is now the earliest after the entry."""
+        """Record an event that depends on an entry; True when it is among the earliest kept (only the
+        earliest few are kept: the entry is dated before the events depending on it)."""
         deps = self.dependents.setdefault((kind, rid), [])
-        if key in deps:
+        if key in deps or (len(deps) >= _DEPENDENTS_KEPT and key > deps[-1]):
             return False
         bisect.insort(deps, key)
-        return deps[0] == key or self.first_dependent(kind, rid, key[0]) == key
+        del deps[_DEPENDENTS_KEPT:]
+        return True
 
     def first_dependent(self, kind: str, rid: str, at: datetime) -> EventKey | None:
         """The earliest event depending on an entry dated at or after `at`."""
@@ -201,6 +227,7 @@ class FundBook:
         """Drop kept events and fold sums dated before `horizon` (past the grace period)."""
         for eid in [eid for eid, k in self.kept.items() if max(k.at, k.keep_from or k.at) < horizon]:
             del self.kept[eid]
+        self.kept_order = [k for k in self.kept_order if k[1] in self.kept]
         live = set(self.kept)
         for rk in [rk for rk, eid in self.entries.items() if eid not in live]:
             del self.entries[rk]

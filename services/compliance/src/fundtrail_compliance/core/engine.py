@@ -268,10 +268,11 @@ class Engine:
                 first = len(out.violations)
                 self._evaluate(doc, roots, idx, selected, at, on, out, plain_results, raw)
                 if book is not None and key is not None and selected.rejudged:
-                    kept = book.kept[key[1]] = Kept(at, doc if raw is None else raw, {
+                    kept = Kept(at, doc if raw is None else raw, {
                         f"{v.rule_id}@{v.rule_version}" for v in out.violations[first:]
                         if v.triggering_event_id == uuid.UUID(key[1])
                     })
+                    book.keep(key, kept)
                     if et in ENTRY_TYPES:
                         book.entries[(ENTRY_TYPES[et], str(ev[f"{ENTRY_TYPES[et]}_id"]))] = key[1]
                         kept.keep_from = parse_time(ev["published_at"])
@@ -282,8 +283,10 @@ class Engine:
                 if book.add_dependent(*dep, key):
                     entry = book.entries.get(dep)
                     kept = book.kept.get(entry) if entry else None
-                    if kept is not None and entry != key[1] and kept.at <= at:
-                        self._rejudge_kept(book, entry, kept, ev, out)  # type: ignore[arg-type]
+                    # The entry reads its earliest dependent: judge it again when that is this event.
+                    if (kept is not None and entry is not None and entry != key[1] and kept.at <= at
+                            and book.first_dependent(*dep, kept.at) == key):
+                        self._rejudge_kept(book, entry, kept, ev, out)
         after = doc.get("after") or {}
         newest: list[tuple[str, dict[str, Any]]] = []
         for pos in (after.get("position"), after.get("counterparty")):
@@ -519,8 +522,8 @@ class Engine:
 
     def _rejudge_fund(self, book: FundBook, key: tuple[datetime, str], cause: Mapping[str, Any], out: Outcome) -> None:
         """An event arrived dated before others of its fund: judge those again as of their dates."""
-        for eid, kept in sorted(book.kept.items(), key=lambda kv: (kv[1].at, kv[0])):
-            if kept.at >= key[0] and eid != key[1]:
+        for eid, kept in book.kept_from(key[0]):
+            if eid != key[1]:
                 self._rejudge_kept(book, eid, kept, cause, out)
 
     def _rejudge_kept(self, book: FundBook, eid: str, kept: Kept, cause: Mapping[str, Any], out: Outcome) -> None:
@@ -541,9 +544,9 @@ class Engine:
             roots["deps"] = self._deps(book, ev, kept.at)
         if idx.uses_ref:
             roots["ref"] = {"vendor": self.state.reference.vendor_view(event_vendor(ev), on)}
+        ctx = build_context(selected.rejudged_leaves, roots, selected.rejudged_functions)
         for rule in selected.rejudged:
             try:
-                ctx = build_context(rule.condition.leaves, roots, rule.condition.functions)
                 fired = run_condition(rule.condition, ctx, rule.ref)
                 if fired and rule.ref not in kept.raised and rule.ref not in kept.resolved:
                     out.violations.append(self._violation(rule, doc, roots, kept.at))

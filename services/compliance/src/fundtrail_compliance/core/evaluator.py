@@ -106,6 +106,8 @@ class Selection:
     combined: Any  # cel.Program | None
     reads_ref: tuple[CompiledRule, ...] = ()  # plain rules whose condition reads reference data
     rejudged: tuple[CompiledRule, ...] = ()  # plain rules whose condition reads the ledger state
+    rejudged_leaves: tuple[Leaf, ...] = ()  # what their conditions read (one context serves them all)
+    rejudged_functions: frozenset[str] = frozenset()
 
     @property
     def rules(self) -> tuple[CompiledRule, ...]:
@@ -140,7 +142,9 @@ class TypeIndex:
                     r for r in plain if any(leaf.root in STATEFUL_ROOTS for leaf in r.condition.leaves)
                 )
                 hit = self._by_rules[key] = Selection(
-                    plain, windowed, combined if plain else None, reads_ref, rejudged
+                    plain, windowed, combined if plain else None, reads_ref, rejudged,
+                    tuple({leaf.name: leaf for r in rejudged for leaf in r.condition.leaves}.values()),
+                    frozenset(f for r in rejudged for f in r.condition.functions),
                 )
             if len(self._by_date) > 4096:
                 self._by_date.clear()
