@@ -22,7 +22,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -45,6 +45,8 @@ PARTS = (
 ENTRY_TYPES = {"ContractSigned": "contract", "ProjectApproved": "project"}
 
 EventKey = tuple[datetime, str]
+_NONE: Mapping[str, Any] = {}
+_FOLD_EVERY = timedelta(days=15)
 _DEPENDENTS_KEPT = 4  # (occurred_at, event id): the event-time order of a fund's events
 
 
@@ -136,6 +138,7 @@ class FundBook:
     rows: dict[tuple[str, str], Row] = field(default_factory=dict)
     kept: dict[str, Kept] = field(default_factory=dict)
     kept_order: list[EventKey] = field(default_factory=list)  # the kept events in event-time order
+    folded: datetime | None = None  # the horizon rows were last folded to
     # Back-dating: per entry (kind, id), its kept event id, and the events depending on it.
     entries: dict[tuple[str, str], str] = field(default_factory=dict)
     dependents: dict[tuple[str, str], list[EventKey]] = field(default_factory=dict)
@@ -151,25 +154,30 @@ class FundBook:
         if self.last is None or key > self.last:
             self.last = key
             self.clock = key[0]
-        before = doc.get("before") or {}
-        after = doc.get("after") or {}
+        before = doc.get("before") or _NONE
+        after = doc.get("after") or _NONE
         eid = key[1]
+        rows = self.rows
         for part, kind in PARTS:
             a = after.get(part)
             if not a:
                 continue
             rk = (kind, row_key(kind, a))
-            b = before.get(part) or {}
+            b = before.get(part) or _NONE
             fields = SUMS[kind]
-            row = self.rows.get(rk)
+            row = rows.get(rk)
+            # The states are kept as they are (never changed after they are read): no copies.
             if row is None:
-                row = self.rows[rk] = Row(kind, sequence, dict(a), tuple(_num(b.get(f)) for f in fields))
+                row = rows[rk] = Row(kind, sequence, a, tuple([_num(b.get(f)) for f in fields]))
             elif sequence >= row.sequence:
-                row.sequence, row.latest = sequence, dict(a)
-            if eid in row.ids:
-                continue  # a redelivery
-            delta = tuple(_num(a.get(f)) - _num(b.get(f)) for f in fields)
-            if any(delta):
+                row.sequence, row.latest = sequence, a
+            if a == b:
+                continue  # the event did not touch this row (compared in C: cheaper than the sums)
+            try:
+                delta = tuple([a.get(f, 0) - b.get(f, 0) for f in fields])
+            except TypeError:  # a malformed value: counts as nothing here (the rule reading it reports it)
+                delta = tuple([_num(a.get(f)) - _num(b.get(f)) for f in fields])
+            if any(delta) and eid not in row.ids:  # (in `ids`: a redelivery)
                 row.ids.add(eid)
                 row.add(key, delta)
         return late
@@ -225,14 +233,25 @@ class FundBook:
 
     def forget_before(self, horizon: datetime) -> None:
         """Drop kept events and fold sums dated before `horizon` (past the grace period)."""
-        for eid in [eid for eid, k in self.kept.items() if max(k.at, k.keep_from or k.at) < horizon]:
-            del self.kept[eid]
-        self.kept_order = [k for k in self.kept_order if k[1] in self.kept]
-        live = set(self.kept)
-        for rk in [rk for rk, eid in self.entries.items() if eid not in live]:
-            del self.entries[rk]
-        for row in self.rows.values():
-            row.fold((horizon, ""))
+        n = bisect.bisect_left(self.kept_order, (horizon, ""))
+        if n:
+            still: list[EventKey] = []
+            for key in self.kept_order[:n]:
+                k = self.kept.get(key[1])
+                if k is not None and k.keep_from is not None and k.keep_from >= horizon:
+                    still.append(key)  # an entry recorded late: events it precedes may still come
+                else:
+                    self.kept.pop(key[1], None)
+            self.kept_order[:n] = still
+        if n:
+            for rk in [rk for rk, eid in self.entries.items() if eid not in self.kept]:
+                del self.entries[rk]
+        # Folding walks every row of the fund: once a grace period is enough (it only bounds memory).
+        if self.folded is None or horizon - self.folded >= _FOLD_EVERY:
+            self.folded = horizon
+            for row in self.rows.values():
+                if row.entries and row.entries[0][0][0] < horizon:
+                    row.fold((horizon, ""))
 
 
 def dependency(ev: Mapping[str, Any]) -> list[tuple[str, str]]:
