@@ -48,9 +48,8 @@ from fundtrail_schemas.events import (
 from fundtrail_schemas.rulepack import load_pack
 from fundtrail_tracker.core.ledger import Ledger
 
-PACKS = PackSet(
-    [(load_pack(p), str(p)) for p in sorted((Path(__file__).parents[1] / "services/compliance/rulepacks").glob("*.yaml"))]
-)
+RULEPACKS = Path(__file__).parents[1] / "services/compliance/rulepacks"
+PACKS = PackSet([(load_pack(p), str(p)) for p in sorted(RULEPACKS.glob("*.yaml"))])
 FUND = "粤财农〔2025〕77号"
 CITY, COUNTY, TOWN = "440700", "440705", "440705101"
 D0 = datetime(2025, 3, 1, 1, 30, tzinfo=UTC)
@@ -94,7 +93,8 @@ def funds(draw: st.DrawFn, *, late_recording: bool) -> list[Envelope]:
                                   planned_procurement_method="open_tender", procurement_category="construction",
                                   approval_doc_no="批-1", approving_official_id="OFF-1", land_use_approval_ref="地-1"))
     bidders = [Bidder(vendor_id=f"V-{i}", name=f"公司{i}", legal_rep_id=f"R-{i}", phone=f"1380000000{i}",
-                      bank_account=f"6222-{i}", address=f"地址{i}", bid_amount_fen=contract_amount + i) for i in range(3)]
+                      bank_account=f"6222-{i}", address=f"地址{i}", bid_amount_fen=contract_amount + i)
+               for i in range(3)]
     d = draw(day)
     events.append(ProcurementAwarded(**_env("award", d, "town", TOWN), **prj, award_id="A-1",
                                      owner_unit="440705101-JSB", method="open_tender",

@@ -331,7 +331,8 @@ class Oracle:
                     and (p is None or (not p.accepted and p.accepted_progress == 0))
                     and c.prepaid * 10_000 > c.amount * PREPAY_BPS):
                 self._hit("housing.prepayment_share", event)
-            if (c.signed and event.payment_kind is not PaymentKind.PREPAYMENT and c.paid * 10_000 > total * (10_000 - RETENTION_BPS)
+            if (c.signed and event.payment_kind is not PaymentKind.PREPAYMENT
+                    and c.paid * 10_000 > total * (10_000 - RETENTION_BPS)
                     and (p is None or p.accepted_at is None
                          or (event.occurred_at - p.accepted_at).days < WARRANTY_DAYS)):
                 self._hit("housing.retention_below_warranty", event)

@@ -17,6 +17,7 @@ import orjson
 
 from fundtrail_schemas.events import ViolationRaised, ViolationResolved
 
+from .book import ENTRY_TYPES, FundBook, Kept, dependency
 from .evaluator import (
     CompiledRule,
     EvaluationError,
@@ -33,7 +34,6 @@ from .evaluator import (
     run_plain,
     select_version,
 )
-from .book import ENTRY_TYPES, FundBook, Kept, dependency
 from .expr import leaf_value
 from .helpers import local_date, parse_time
 from .reference import REFERENCE_TYPES, ReferenceData, event_vendor
@@ -282,11 +282,11 @@ class Engine:
             for dep in dependency(ev):
                 if book.add_dependent(*dep, key):
                     entry = book.entries.get(dep)
-                    kept = book.kept.get(entry) if entry else None
+                    entry_kept = book.kept.get(entry) if entry else None
                     # The entry reads its earliest dependent: judge it again when that is this event.
-                    if (kept is not None and entry is not None and entry != key[1] and kept.at <= at
-                            and book.first_dependent(*dep, kept.at) == key):
-                        self._rejudge_kept(book, entry, kept, ev, out)
+                    if (entry_kept is not None and entry is not None and entry != key[1] and entry_kept.at <= at
+                            and book.first_dependent(*dep, entry_kept.at) == key):
+                        self._rejudge_kept(book, entry, entry_kept, ev, out)
         after = doc.get("after") or {}
         newest: list[tuple[str, dict[str, Any]]] = []
         for pos in (after.get("position"), after.get("counterparty")):
