@@ -46,7 +46,10 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
     CatalogueEntry(11, "trading.tender_threshold", D.TRADING,
                    "procurement above the tender threshold by a non-tender method"),
     CatalogueEntry(12, "trading.split_purchase", D.TRADING,
-                   "several awards each below the threshold within a window, together above it"),
+                   "several awards each below the platform threshold within a window, together at or above it"),
+    CatalogueEntry(12, "trading.split_tender", D.TRADING,
+                   "several non-tender awards each below their category's tender threshold within a window, "
+                   "together at or above it (化整为零规避招标)"),
     CatalogueEntry(13, "trading.platform_required", D.TRADING,
                    "deal at or above the platform threshold without a trading platform reference"),
     CatalogueEntry(14, "development.insufficient_bids", D.DEVELOPMENT, "single bidder or fewer than 3 bids, awarded"),
@@ -68,6 +71,8 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
     CatalogueEntry(21, "finance.amendment_share", D.FINANCE,
                    "contract amendments add more than a share of the original amount"),
     CatalogueEntry(22, "audit.payment_after_settlement", D.AUDIT, "payment after the project was settled or closed"),
+    CatalogueEntry(23, "audit.backdated_entry", D.AUDIT,
+                   "approval or contract recorded after later-dated events that depend on it, beyond a tolerance"),
 )
 
 RULE_IDS = frozenset(e.rule_id for e in CATALOGUE)

@@ -242,14 +242,15 @@ class RulePackError(ValueError):
         super().__init__(f"{where}: {problem}")
 
 
-# `{name}` or `{name:format}`; formats: `yuan` (fen shown as CNY), `pct` (basis points shown as %).
-_TEMPLATE_FIELD = re.compile(r"{([a-zA-Z_][a-zA-Z0-9_]*)(?::(yuan|pct))?}")
-TEMPLATE_FORMATS = ("yuan", "pct")
+# `{name}` or `{name:format}`; formats: `yuan` (fen shown as CNY), `pct` (basis points shown as %),
+# `label` (a code shown as its label, `fundtrail_schemas.labels`), `date` (an Asia/Shanghai date).
+TEMPLATE_FIELD = re.compile(r"{([a-zA-Z_][a-zA-Z0-9_]*)(?::(yuan|pct|label|date))?}")
+TEMPLATE_FORMATS = ("yuan", "pct", "label", "date")
 
 
 def template_fields(template: str) -> set[str]:
     """Placeholder names used in an explanation template."""
-    return {m.group(1) for m in _TEMPLATE_FIELD.finditer(template)}
+    return {m.group(1) for m in TEMPLATE_FIELD.finditer(template)}
 
 
 def parse_pack(text: str, path: str = "<memory>") -> RulePack:

@@ -1,6 +1,7 @@
-"""A small reference reading of the 28 catalogue rules, used to check the generator's own output.
+"""A small reference reading of the 30 catalogue rules, used to check the generator's own output.
 
-It applies the default parameters of services/compliance/rulepacks (pack_version 1) with the
+It applies the default parameters of services/compliance/rulepacks (the versions effective in the
+demo year) with the
 ledger semantics of fund-tracker (positions per fund, level and region; a contract's value is its
 amount plus approved amendments) to a time-ordered stream, and returns (rule id, triggering event
 id) pairs. It is not the compliance engine: it exists so the generator's tests can prove that the
@@ -52,6 +53,12 @@ from .plan import (
 PASS_DOWN_DAYS = 30
 SPEND_DAYS = 90
 WARRANTY_DAYS = 730
+BACKDATING_TOLERANCE_DAYS = 15
+_CHINA = timedelta(hours=8)  # Asia/Shanghai, UTC+8 all year since 1991
+
+
+def _china_day(at: datetime) -> date:
+    return (at + _CHINA).date()
 COMPETITIVE = frozenset({ProcurementMethod.OPEN_TENDER, ProcurementMethod.INVITATION, ProcurementMethod.NEGOTIATION,
                          ProcurementMethod.INQUIRY})
 
@@ -100,6 +107,10 @@ class Oracle:
     invoices: dict[str, list[str]] = field(default_factory=dict)
     pay_window: dict[str, list[tuple[datetime, int]]] = field(default_factory=dict)
     award_window: dict[tuple[str, str, str], list[tuple[datetime, int]]] = field(default_factory=dict)
+    tender_window: dict[tuple[str, str, str], list[tuple[datetime, int]]] = field(default_factory=dict)
+    # Back-dating (catalogue no. 23): contracts and approvals by id -> (dated, recorded, event id).
+    entries: dict[tuple[str, str], tuple[datetime, datetime, uuid.UUID]] = field(default_factory=dict)
+    backdated: set[uuid.UUID] = field(default_factory=set)
     founded: dict[str, date] = field(default_factory=dict)
     debarred: dict[str, list[tuple[date, date | None]]] = field(default_factory=dict)
     related: dict[str, set[str]] = field(default_factory=dict)
@@ -129,6 +140,15 @@ class Oracle:
             pos = self.positions[key]
             if pos.received > 0 and pos.out == 0:
                 self.hits.append(("audit.idle_funds", trigger))
+
+    def _depends(self, kind: str, key: str | None, event: Envelope) -> None:
+        """An event that needs an entry (a contract, an approval) made while the entry was not yet recorded."""
+        entry = self.entries.get((kind, key or ""))
+        if entry is None or entry[2] in self.backdated or event.occurred_at < entry[0]:
+            return
+        if (_china_day(entry[1]) - _china_day(event.occurred_at)).days > BACKDATING_TOLERANCE_DAYS:
+            self.backdated.add(entry[2])
+            self.hits.append(("audit.backdated_entry", entry[2]))
 
     def _debarred_on(self, vendor: str | None, on: date) -> bool:
         spans = self.debarred.get(vendor or "", ())
@@ -168,6 +188,8 @@ class Oracle:
             case ProcurementAwarded():
                 self._awarded(event, on)
             case ContractSigned():
+                self.entries[("contract", event.contract_id)] = (event.occurred_at, event.published_at, event.event_id)
+                self._depends("project", event.project_id, event)
                 project = self.projects.get(event.project_id)
                 if project is None or not project.approved:
                     self._hit("development.contract_before_approval", event)
@@ -187,7 +209,7 @@ class Oracle:
                 if event.approved:
                     c.approved += event.delta_fen
                     self.projects.setdefault(event.project_id, _Project()).contracted += event.delta_fen
-                if c.amendments * 10_000 > c.amount * AMENDMENT_BPS:
+                if c.signed and c.amendments * 10_000 > c.amount * AMENDMENT_BPS:
                     self._hit("finance.amendment_share", event)
             case PaymentDisbursed():
                 self._paid(event, on)
@@ -214,9 +236,19 @@ class Oracle:
             self._hit("natural_resources.no_land_use_approval", event)
         p = self.projects.setdefault(event.project_id, _Project())
         p.approved, p.budget, p.official = True, event.budget_fen, event.approving_official_id
+        self.entries[("project", event.project_id)] = (event.occurred_at, event.published_at, event.event_id)
 
     def _awarded(self, event: ProcurementAwarded, on: date) -> None:
+        self._depends("project", event.project_id, event)
         amount = event.amount_fen
+        threshold = TENDER_THRESHOLD[event.procurement_category]
+        if event.method not in TENDER_METHODS and amount < threshold:
+            key = (event.owner_unit, event.winner_vendor_id, event.procurement_category.value)
+            window = self.tender_window.setdefault(key, [])
+            near = [a for t, a in window if abs(t - event.occurred_at) <= timedelta(days=SPLIT_DAYS)]
+            if near and sum(near) + amount >= threshold:
+                self._hit("trading.split_tender", event)
+            window.append((event.occurred_at, amount))
         if event.method not in TENDER_METHODS and amount >= TENDER_THRESHOLD[event.procurement_category]:
             self._hit("trading.tender_threshold", event)
         if amount < PLATFORM_THRESHOLD:
@@ -250,6 +282,8 @@ class Oracle:
             self._hit("discipline.bidder_collusion", event)
 
     def _paid(self, event: PaymentDisbursed, on: date) -> None:
+        self._depends("contract", event.contract_id, event)
+        self._depends("project", event.project_id, event)
         project = self.projects.get(event.project_id) if event.project_id else None
         contract = self.contracts.get(event.contract_id) if event.contract_id else None
         if project is None or not project.approved or contract is None or not contract.signed:
@@ -289,13 +323,16 @@ class Oracle:
                 c.prepaid += event.amount_fen
             p = self.projects.get(event.project_id or "")
             total = c.amount + c.approved
-            if c.paid > total:
+            # The amount rules judge only against a contract signed by then (a payment before its
+            # contract is rule 1 alone).
+            if c.signed and c.paid > total:
                 self._hit("finance.paid_exceeds_contract", event)
-            if (event.payment_kind is PaymentKind.PREPAYMENT
+            if (c.signed and event.payment_kind is PaymentKind.PREPAYMENT
                     and (p is None or (not p.accepted and p.accepted_progress == 0))
                     and c.prepaid * 10_000 > c.amount * PREPAY_BPS):
                 self._hit("housing.prepayment_share", event)
-            if (event.payment_kind is not PaymentKind.PREPAYMENT and c.paid * 10_000 > total * (10_000 - RETENTION_BPS)
+            if (c.signed and event.payment_kind is not PaymentKind.PREPAYMENT
+                    and c.paid * 10_000 > total * (10_000 - RETENTION_BPS)
                     and (p is None or p.accepted_at is None
                          or (event.occurred_at - p.accepted_at).days < WARRANTY_DAYS)):
                 self._hit("housing.retention_below_warranty", event)

@@ -86,7 +86,8 @@ def to_date(t: int) -> date:
 class Item:
     """One planned event: where, when and its type-specific fields; the event is built on emission."""
 
-    __slots__ = ("bureau", "delay", "etype", "event_id", "fields", "fund", "level", "project", "region", "seq", "t")
+    __slots__ = ("bureau", "delay", "etype", "event_id", "fields", "fund", "level", "project", "recorded_late_days",
+                 "region", "seq", "t")
 
     def __init__(
         self,
@@ -105,6 +106,7 @@ class Item:
         self.fund, self.project, self.fields = fund, project, fields
         self.event_id = 0
         self.delay = 0
+        self.recorded_late_days = 0  # a back-dated entry (补录): recorded this many days after its date
 
     def build(self) -> Envelope:
         """The validated contract event."""
@@ -637,7 +639,7 @@ class FundPlanner:
         self.items.sort(key=lambda i: (i.t, i.seq))
         for item in self.items:
             item.event_id = self.rng.getrandbits(128)
-            item.delay = self.rng.randint(1, 90)
+            item.delay = self.rng.randint(1, 90) + item.recorded_late_days * 24 * 60
 
 
 class Project:

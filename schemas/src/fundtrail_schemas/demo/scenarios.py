@@ -286,6 +286,42 @@ def v_split_purchase(fp: FundPlanner, k: int) -> None:
               f"each below the 100,000 CNY platform threshold, together above it")
 
 
+def _award_series(fp: FundPlanner, amounts: tuple[int, ...], days: int) -> list[Lifecycle]:
+    """Construction awards without a tender, one owner and vendor, `days` apart (化整为零 when their sum
+    reaches the 4,000,000 CNY tender threshold though each stays below it)."""
+    reg = fp.pick_location()
+    t0 = _t0(fp)
+    owner = f"{reg.code}-CWH" if reg.level is Level.VILLAGE else f"{reg.code[:9]}-JSB"
+    for _ in range(40):
+        vendor = fp.ctx.vendor(fp.rng.choice(fp.ctx.pool(reg.code[:6])))
+        if not any(fp.ctx.award_clash(owner, vendor.vendor_id, C, day_of(t0) + d)
+                   for d in range(0, days * len(amounts) + 31, 15)):
+            break
+    common = {"proc": C, "with_award": True, "platform": True, "method": ProcurementMethod.NEGOTIATION,
+              "winner": vendor, "owner": owner, "bidders": 3, "split_ok": True}
+    return [_compact(fp, reg, contract_fen=a, budget=a * 108 // 100 // 100 * 100, t0=t0 + n * days * DAY, **common)[1]
+            for n, a in enumerate(amounts)]
+
+
+def v_split_tender(fp: FundPlanner, k: int) -> None:
+    amounts = tuple(cny(fp.rng.randint(1_400_000, 1_600_000)) for _ in range(3))
+    while sum(amounts) < TENDER_THRESHOLD[C]:
+        amounts = (amounts[0] + cny(100_000), *amounts[1:])
+    third = _award_series(fp, amounts, 30)[-1]
+    fp.expect("trading.split_tender", third.award, "split_tender",
+              f"three construction awards of {', '.join(str(a // 100) for a in amounts)} CNY to one vendor by one "
+              "owner within 60 days, each below the 4,000,000 CNY tender threshold, together above it (化整为零)")
+
+
+def v_backdated_entry(fp: FundPlanner, k: int) -> None:
+    late = (30, 40, 25)[k % 3]
+    _, lc = _compact(fp, prepay_bps=2000, prepay_gap=(2, 5))
+    assert lc.contract is not None
+    lc.contract.recorded_late_days = late
+    fp.expect("audit.backdated_entry", lc.contract, "backdated_contract",
+              f"contract recorded {late} days after its date, after a prepayment against it (倒签/补录)")
+
+
 def v_platform_required(fp: FundPlanner, k: int) -> None:
     contract = cny(fp.rng.randint(150_000, 900_000))
     _, lc = _compact(fp, proc=G, contract_fen=contract, budget=contract * 110 // 100 // 100 * 100, platform=False,
@@ -508,6 +544,21 @@ def n_small_pair(fp: FundPlanner, k: int) -> None:
                  f"two awards of {a // 100} and {b // 100} CNY to one vendor: together still below 100,000 CNY")
 
 
+def n_split_below_tender(fp: FundPlanner, k: int) -> None:
+    amounts = (cny(1_300_000), cny(1_300_000), cny(1_300_000) - cny(fp.rng.randint(1, 50_000)))
+    third = _award_series(fp, amounts, 30)[-1]
+    fp.near_miss("three_awards_together_below_tender_threshold", ("trading.split_tender",), [third.award],
+                 "three construction awards to one vendor, together just below 4,000,000 CNY")
+
+
+def n_recorded_within_tolerance(fp: FundPlanner, k: int) -> None:
+    _, lc = _compact(fp, prepay_bps=2000, prepay_gap=(2, 2))
+    assert lc.contract is not None
+    lc.contract.recorded_late_days = 12  # a prepayment 2 days after the contract date: 10 days before
+    fp.near_miss("contract_recorded_within_tolerance", ("audit.backdated_entry",), [lc.contract],
+                 "contract recorded 12 days after its date, 10 days after a prepayment against it (tolerance 15)")
+
+
 def n_budget_110(fp: FundPlanner, k: int) -> None:
     proc = fp.rng.choice([C, G, S])
     budget = random_budget(fp.rng, proc)
@@ -712,6 +763,8 @@ VIOLATIONS: tuple[ScenarioKind, ...] = (
     V("bidder_collusion", v_bidder_collusion, ("discipline.bidder_collusion",), True),
     V("amendment_share", v_amendment_share, ("finance.amendment_share",), True),
     V("payment_after_settlement", v_payment_after_settlement, ("audit.payment_after_settlement",), True),
+    V("split_tender", v_split_tender, ("trading.split_tender",), True, latest_start_day=120),
+    V("backdated_entry", v_backdated_entry, ("audit.backdated_entry",), True),
 )
 
 NEAR_MISSES: tuple[ScenarioKind, ...] = (
@@ -726,6 +779,9 @@ NEAR_MISSES: tuple[ScenarioKind, ...] = (
     V("award_below_platform_threshold", n_below_platform, ("trading.platform_required",), False),
     V("two_small_awards_below_threshold_together", n_small_pair, ("trading.split_purchase",), False,
       latest_start_day=150),
+    V("three_awards_together_below_tender_threshold", n_split_below_tender, ("trading.split_tender",), False,
+      latest_start_day=120),
+    V("contract_recorded_within_tolerance", n_recorded_within_tolerance, ("audit.backdated_entry",), False),
     V("contract_exactly_110pct_of_budget", n_budget_110, ("development.contract_exceeds_budget",), False),
     V("budget_adjusted_before_contract", n_budget_adjusted, ("development.contract_exceeds_budget",), False),
     V("contract_and_payment_hours_after_approval", n_contract_same_day,

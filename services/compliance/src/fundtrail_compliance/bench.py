@@ -47,7 +47,9 @@ def synthetic_docs(n: int, seed: int = 7) -> Iterator[dict[str, Any]]:
     for t in types:
         before, after = sc.normal_states(golden[t])
         base[t] = (golden[t], before, after)
-    start = datetime(2026, 1, 5, 1, 30, tzinfo=UTC)
+    # After the golden approval and contract dates the states carry: rules compare those dates
+    # with the event's (event time), so a payment dated before them would be a violation.
+    start = datetime(2026, 5, 4, 1, 30, tzinfo=UTC)
     for i in range(n):
         t = rng.choices(types, weights)[0]
         ev0, before0, after0 = base[t]

@@ -17,7 +17,7 @@ from fundtrail_compliance.core.violations import format_pct, format_yuan, render
 from fundtrail_compliance.core.windows import WindowEntry, Windows
 
 G = sc.golden()
-PAY, CONTRACT = G["PaymentDisbursed"], G["ContractSigned"]
+PAY, CONTRACT, TRANSFER = G["PaymentDisbursed"], G["ContractSigned"], G["FundTransferred"]
 T = datetime(2026, 3, 2, tzinfo=UTC)
 
 
@@ -85,26 +85,56 @@ def _unpaid_contract_payment() -> dict:
     return doc
 
 
-def _late_contract(days: int) -> dict:
-    ev = sc.variant(CONTRACT, 1, occurred_at=sc.shift(PAY["occurred_at"], days=days),
-                    published_at=sc.shift(PAY["occurred_at"], days=days))
+def _late_contract(days: int, published_after: int = 10, n: int = 1) -> dict:
+    """The payment's contract, dated `days` from the payment, entered `published_after` days after it."""
+    ev = sc.variant(CONTRACT, n, occurred_at=sc.shift(PAY["occurred_at"], days=days),
+                    published_at=sc.shift(PAY["occurred_at"], days=published_after))
     return sc.enriched(ev)
 
 
-def test_late_contract_within_grace_resolves(engine: Engine) -> None:
+def test_late_contract_dated_before_the_payment_resolves(engine: Engine) -> None:
     raised = engine.process(_unpaid_contract_payment()).violations
     v = next(x for x in raised if x.rule_id == "finance.payment_without_approval_or_contract")
-    out = engine.process(_late_contract(10))
+    out = engine.process(_late_contract(-3))
     assert [r.violation_id for r in out.resolutions] == [v.violation_id]
     r = out.resolutions[0]
-    assert r.actor == "compliance" and "grace period" in r.reason and str(r.refuting_event_id) == _late_contract(10)[
-        "event"]["event_id"]
-    assert engine.process(_late_contract(11)).resolutions == []
+    assert r.actor == "compliance" and "dated on or before the payment" in r.reason
+    assert str(r.refuting_event_id) == _late_contract(-3)["event"]["event_id"]
+    assert engine.process(_late_contract(-2, n=2)).resolutions == []
 
 
-def test_late_contract_after_grace_does_not_resolve(engine: Engine) -> None:
+def test_a_contract_dated_after_the_payment_does_not_resolve(engine: Engine) -> None:
+    # Semantics since version 2: the payment was made before the contract existed (event time).
     engine.process(_unpaid_contract_payment())
-    assert engine.process(_late_contract(16)).resolutions == []
+    assert engine.process(_late_contract(10)).resolutions == []
+
+
+def test_late_contract_after_its_funds_grace_does_not_resolve(engine: Engine) -> None:
+    engine.process(_unpaid_contract_payment())
+    # The fund's own event time moves past the payment's grace period (15 days)...
+    later = sc.variant(PAY, 7, occurred_at=sc.shift(PAY["occurred_at"], days=16),
+                       published_at=sc.shift(PAY["occurred_at"], days=16), invoice_no="INV-LATER")
+    engine.process(sc.enriched(later))
+    assert engine.process(_late_contract(-3, published_after=17)).resolutions == []
+
+
+def test_grace_runs_on_the_funds_own_clock_not_on_other_funds_traffic(engine: Engine) -> None:
+    raised = engine.process(_unpaid_contract_payment()).violations
+    v = next(x for x in raised if x.rule_id == "finance.payment_without_approval_or_contract")
+    # Another bureau's fund publishes events dated months later: the daily clean-up runs...
+    other = sc.variant(TRANSFER, 3, fund_doc_no="粤财农〔2026〕999号",
+                       occurred_at=sc.shift(PAY["occurred_at"], days=120),
+                       published_at=sc.shift(PAY["occurred_at"], days=120))
+    doc = sc.enriched(other)
+    for part in ("fund", "position", "counterparty"):
+        for state in (doc["before"], doc["after"]):
+            if state.get(part):
+                state[part] = {**state[part], "fund_doc_no": other["fund_doc_no"]}
+    engine.process(doc)
+    assert engine.state.clock.watermark is not None and engine.state.clock.watermark > parse_time(PAY["occurred_at"])
+    # ...but this fund's violation still waits for its own evidence.
+    out = engine.process(_late_contract(-3, published_after=20))
+    assert [r.violation_id for r in out.resolutions] == [v.violation_id]
 
 
 def test_same_event_gives_the_same_violation(packs) -> None:
@@ -123,7 +153,7 @@ def test_evaluation_error_is_reported_not_swallowed(packs) -> None:
     doc = sc.enriched(sc.variant(PAY, 1))
     doc["after"]["contract"]["paid_fen"] = "a lot"
     out = Engine(packs).process(doc)
-    assert any(e.rule_ref == "finance.paid_exceeds_contract@1" for e in out.errors)
+    assert any(e.rule_ref == "finance.paid_exceeds_contract@2" for e in out.errors)
 
 
 def test_templates_and_money_formatting() -> None:

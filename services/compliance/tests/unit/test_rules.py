@@ -6,7 +6,7 @@ Cases start from the golden example events with a compliant ledger state and bre
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -64,6 +64,18 @@ def bidders_with(**second: Any) -> list[dict[str, Any]]:
 
 
 TOTAL = 186_000_000  # the golden contract amount
+SETTLED = "2026-04-20T01:30:00Z"  # the day before the golden payment
+
+
+def split_awards(amount_fen: int) -> list[dict[str, Any]]:
+    """Three construction awards by one owner to one vendor, 30 days apart, without a tender."""
+    return [award(n, amount_fen=amount_fen, method="inquiry", procurement_category="construction",
+                  occurred_at=sc.shift(AWARD["occurred_at"], days=30 * n),
+                  published_at=sc.shift(AWARD["published_at"], days=30 * n)) for n in range(3)]
+
+
+def contract_recorded_on(published_at: str) -> dict[str, Any]:
+    return sc.enriched(sc.variant(CONTRACT, 1, published_at=published_at))
 CASES: dict[str, tuple[Callable[[], list[dict[str, Any]]], Callable[[], list[dict[str, Any]]]]] = {
     "finance.payment_without_approval_or_contract": (
         lambda: [with_before("contract", payment(1), None)],
@@ -90,7 +102,7 @@ CASES: dict[str, tuple[Callable[[], list[dict[str, Any]]], Callable[[], list[dic
     "housing.final_without_acceptance": (
         lambda: [payment(1, payment_kind="final")],
         lambda: [with_before("project", payment(1, payment_kind="final"),
-                             sc.project_state(accepted=True, accepted_at="2026-08-09T01:30:00Z"))],
+                             sc.project_state(accepted=True, accepted_at="2026-04-20T01:30:00Z"))],
     ),
     "housing.retention_below_warranty": (
         lambda: [with_after("contract", lambda: payment(1, payment_kind="progress"), paid_fen=TOTAL * 98 // 100)],
@@ -186,9 +198,21 @@ CASES: dict[str, tuple[Callable[[], list[dict[str, Any]]], Callable[[], list[dic
     ),
     "audit.payment_after_settlement": (
         lambda: [with_before("project", payment(1, payment_kind="final"),
-                             sc.project_state(accepted=True, settled=True, closed=True))],
+                             sc.project_state(accepted=True, settled=True, closed=True, settled_at=SETTLED))],
         lambda: [with_before("project", payment(1, payment_kind="final"),
-                             sc.project_state(accepted=True, settled=True, closed=False))],
+                             sc.project_state(accepted=True, settled=True, closed=False, settled_at=SETTLED))],
+    ),
+    # 化整为零规避招标: three 1.5 M CNY construction awards within 60 days (4.5 M, above the 4 M tender
+    # threshold, each below it, each above the platform threshold); 3 x 1.3 M = 3.9 M stays below.
+    "trading.split_tender": (
+        lambda: split_awards(150_000_000),
+        lambda: split_awards(130_000_000),
+    ),
+    # A contract dated 16 April, entered on 20 May after a payment against it dated 21 April (29 days
+    # before it was recorded, tolerance 15); entered on 6 May (15 days) is within the tolerance.
+    "audit.backdated_entry": (
+        lambda: [payment(1, payment_kind="progress"), contract_recorded_on("2026-05-20T01:30:00Z")],
+        lambda: [payment(1, payment_kind="progress"), contract_recorded_on("2026-05-06T01:30:00Z")],
     ),
 }
 
@@ -270,13 +294,50 @@ def test_no_version_effective_before_the_packs(engine: Engine) -> None:
     assert fired(engine, old) == set()
 
 
-def test_timer_started_behind_the_watermark_fires_at_once(engine: Engine) -> None:
-    later = sc.variant(G["VendorRegistered"], 8, occurred_at=sc.shift(TRANSFER["occurred_at"], days=200),
-                       published_at=sc.shift(TRANSFER["occurred_at"], days=200))
+def _clock_moved_on(engine: Engine, days: int = 200) -> datetime:
+    later = sc.variant(G["VendorRegistered"], 8, occurred_at=sc.shift(TRANSFER["occurred_at"], days=days),
+                       published_at=sc.shift(TRANSFER["occurred_at"], days=days))
     engine.process(sc.enriched(later, sc.ledger(), sc.ledger()))
-    out = engine.process(sc.enriched(TRANSFER))  # arrives late: its 90 days are already over
+    return parse_time(later["occurred_at"])
+
+
+def test_a_timer_started_behind_the_clock_waits_for_its_funds_history_then_fires(engine: Engine) -> None:
+    # Semantics changed (issue 18): it used to fire at once, before the fund's later history was read.
+    now = _clock_moved_on(engine)
+    assert engine.process(sc.enriched(TRANSFER)).violations == []  # its 90 days are long over, but wait
+    assert engine.advance(now + timedelta(days=14)).violations == []
+    out = engine.advance(now + timedelta(days=15))  # the history ended idle: nothing else came
     assert [v.rule_id for v in out.violations] == ["audit.idle_funds"]
     assert engine.state.timers.pending == {}
+
+
+def test_history_loaded_late_raises_no_idle_noise(engine: Engine) -> None:
+    """An earlier year loaded after later-dated traffic: the transfer's money was spent in time, so
+    nothing is raised (it used to be raised at once, then resolved by the payment read next)."""
+    _clock_moved_on(engine)
+    raised = [v.rule_id for v in engine.process(sc.enriched(TRANSFER)).violations]
+    pay = payment(1, payment_kind="progress", occurred_at=sc.shift(TRANSFER["occurred_at"], days=40),
+                  published_at=sc.shift(TRANSFER["occurred_at"], days=40))
+    out = engine.process(pay)
+    raised += [v.rule_id for v in out.violations]
+    # The fund's own history goes on past the due time plus the grace period.
+    late = payment(2, payment_kind="progress", amount_fen=1_234_567,
+                   occurred_at=sc.shift(TRANSFER["occurred_at"], days=106),
+                   published_at=sc.shift(TRANSFER["occurred_at"], days=106))
+    out = engine.process(late)
+    raised += [v.rule_id for v in out.violations]
+    assert "audit.idle_funds" not in raised and out.resolutions == []
+    assert engine.state.timers.pending == {}
+
+
+def test_history_loaded_late_raises_idle_money_once_its_fund_is_past_the_due_time(engine: Engine) -> None:
+    _clock_moved_on(engine)
+    assert engine.process(sc.enriched(TRANSFER)).violations == []
+    # The town's next record of this fund (not an outflow of its own) is dated past due + grace.
+    other = sc.variant(APPROVED, 5, occurred_at=sc.shift(TRANSFER["occurred_at"], days=106),
+                       published_at=sc.shift(TRANSFER["occurred_at"], days=106))
+    out = engine.process(sc.enriched(other))
+    assert "audit.idle_funds" in {v.rule_id for v in out.violations}
 
 
 def _replay(packs, blobs: list[bytes], verdicts: list[bytes] | None = None):
@@ -321,10 +382,10 @@ def test_each_window_rule_keeps_its_entries_as_long_as_its_own_window_needs(engi
     for d in (pay, buy):
         engine.process(d)
     by_rule = lambda: {rule for rule, _ in engine.state.windows.entries}  # noqa: E731
-    assert by_rule() == {"finance.similar_payment_review", "trading.split_purchase"}
+    assert by_rule() == {"finance.similar_payment_review", "trading.split_purchase", "trading.split_tender"}
     last = max(parse_time(d["event"]["occurred_at"]) for d in (pay, buy))
     # similar payments look back 30 days (kept 60), split purchases 90 (kept 180)
     engine.advance(last + timedelta(days=61))
-    assert by_rule() == {"trading.split_purchase"}
+    assert by_rule() == {"trading.split_purchase", "trading.split_tender"}
     engine.advance(last + timedelta(days=181))
     assert by_rule() == set()

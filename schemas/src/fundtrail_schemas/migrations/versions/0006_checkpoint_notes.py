@@ -1,7 +1,7 @@
 """checkpoint notes: C2SP signed-note checkpoints and witness cosignatures
 
 Revision ID: 0006
-Revises: 0002
+Revises: 0004
 Create Date: 2026-12-07 18:00:00
 
 Rows signed in the old format keep their columns and get ``note`` NULL: a migration holds no
@@ -15,7 +15,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = '0006'
-down_revision: str | None = '0002'
+down_revision: str | None = '0004'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

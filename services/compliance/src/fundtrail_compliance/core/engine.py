@@ -17,6 +17,7 @@ import orjson
 
 from fundtrail_schemas.events import ViolationRaised, ViolationResolved
 
+from .book import ENTRY_TYPES, FundBook, Kept, dependency
 from .evaluator import (
     CompiledRule,
     EvaluationError,
@@ -42,6 +43,8 @@ from .windows import WindowEntry, Windows
 
 TIMER_BUREAU = "fundtrail-compliance"
 _SWEEP_EVERY = timedelta(days=1)
+# A fund with no event for this long (event time) is forgotten by the book (core/book.py).
+_BOOK_QUIET = timedelta(days=400)
 # Positions whose newest state is remembered (funds x levels x regions; a year has a few thousand).
 MAX_POSITIONS = 200_000
 COMPUTE: Any = object()  # Engine.process: no plain results given, compute them
@@ -93,6 +96,11 @@ class EngineState:
     # Newest known state of each ledger position, by fund-tracker's sequence: partitions are read
     # at different speeds, so a position's later state can arrive before its earlier one.
     positions: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
+    # Event-time facts per fund (core/book.py): in memory only; after a restart a fund's earlier
+    # events are not judged again (late evidence then still resolves through `refutables`).
+    books: dict[str, FundBook] = field(default_factory=dict)
+    # Timers started behind the clock waiting for their fund's own clock (engine._fire_due), by fund.
+    deferred: dict[str, set[uuid.UUID]] = field(default_factory=dict)
 
     def note_position(self, subject: str, sequence: int, snapshot: dict[str, Any]) -> bool:
         """Remember `snapshot` unless a newer one is known; True when it is the newest."""
@@ -186,6 +194,12 @@ def _window_days(packs: PackSet, before: Mapping[str, int] | None = None) -> dic
     return out
 
 
+LATE_REASON = (
+    "迟到的更早日期记录改变了判断：按业务日期重新判定后不再违规 / an earlier-dated record that arrived late changes"
+    " the verdict: judged again by the dates the events carry, the rule no longer holds"
+)
+
+
 class Engine:
     """Evaluates enriched events (as JSON-like dicts) against a pack set, with state."""
 
@@ -228,6 +242,21 @@ class Engine:
             if st.reference.apply(ev) and judged and st.reference.signature(vendor) != before:
                 self._rejudge(vendor, out)
         roots: dict[str, Any] = {"event": ev, "before": doc.get("before"), "after": doc.get("after")}
+        sequence = int(doc.get("sequence") or 0)
+        fund = ev.get("fund_doc_no")
+        book = key = None
+        late = False
+        if fund and et not in REFERENCE_TYPES:
+            book = st.books.get(fund)
+            if book is None:
+                book = st.books[fund] = FundBook()
+            key = (at, str(ev["event_id"]))
+            late = book.observe(doc, key, sequence)
+            if book.disordered:
+                roots["before"], roots["after"] = book.view(doc, key)
+                plain_results = COMPUTE  # computed ahead on the states as they arrived
+            if et in ENTRY_TYPES:
+                roots["deps"] = self._deps(book, ev, at)
         if et in self.packs.refutations:
             fund = ev.get("fund_doc_no")
             if fund and fund in st.refutables:
@@ -236,8 +265,28 @@ class Engine:
         if idx is not None:
             selected = idx.effective(on)
             if selected.plain or selected.windowed:
+                first = len(out.violations)
                 self._evaluate(doc, roots, idx, selected, at, on, out, plain_results, raw)
-        sequence = int(doc.get("sequence") or 0)
+                if book is not None and key is not None and selected.rejudged:
+                    kept = Kept(at, doc if raw is None else raw, {
+                        f"{v.rule_id}@{v.rule_version}" for v in out.violations[first:]
+                        if v.triggering_event_id == uuid.UUID(key[1])
+                    })
+                    book.keep(key, kept)
+                    if et in ENTRY_TYPES:
+                        book.entries[(ENTRY_TYPES[et], str(ev[f"{ENTRY_TYPES[et]}_id"]))] = key[1]
+                        kept.keep_from = parse_time(ev["published_at"])
+        if book is not None and key is not None:
+            if late:
+                self._rejudge_fund(book, key, ev, out)
+            for dep in dependency(ev):
+                if book.add_dependent(*dep, key):
+                    entry = book.entries.get(dep)
+                    entry_kept = book.kept.get(entry) if entry else None
+                    # The entry reads its earliest dependent: judge it again when that is this event.
+                    if (entry_kept is not None and entry is not None and entry != key[1] and entry_kept.at <= at
+                            and book.first_dependent(*dep, entry_kept.at) == key):
+                        self._rejudge_kept(book, entry, entry_kept, ev, out)
         after = doc.get("after") or {}
         newest: list[tuple[str, dict[str, Any]]] = []
         for pos in (after.get("position"), after.get("counterparty")):
@@ -247,6 +296,8 @@ class Engine:
                     newest.append((subject, pos))
         if et in self.packs.timer_starts:
             self._start_timers(doc, et, at, on)
+        if fund and fund in st.deferred:
+            self._fire_deferred(fund, out)
         if st.timers.by_subject:
             for subject, pos in newest:
                 st.timers.observe_position(subject, pos)
@@ -469,6 +520,81 @@ class Engine:
             )
         return v
 
+    # --- events judged again in event time ---------------------------------------------------
+
+    @staticmethod
+    def _deps(book: FundBook, ev: Mapping[str, Any], at: datetime) -> dict[str, Any]:
+        """What an entry (contract, approval) reads about the events that depend on it: the earliest
+        one dated on or after it (back-dating, catalogue no. 23)."""
+        kind = ENTRY_TYPES[ev["event_type"]]
+        first = book.first_dependent(kind, str(ev[f"{kind}_id"]), at)
+        if first is None:
+            return {"first_at": None, "first_event_id": None}
+        return {"first_at": first[0].isoformat(), "first_event_id": first[1]}
+
+    def _rejudge_fund(self, book: FundBook, key: tuple[datetime, str], cause: Mapping[str, Any], out: Outcome) -> None:
+        """An event arrived dated before others of its fund: judge those again as of their dates."""
+        for eid, kept in book.kept_from(key[0]):
+            if eid != key[1]:
+                self._rejudge_kept(book, eid, kept, cause, out)
+
+    def _rejudge_kept(self, book: FundBook, eid: str, kept: Kept, cause: Mapping[str, Any], out: Outcome) -> None:
+        """Judge a kept event again on its fund's event-time view: raise what now holds, resolve what
+        no longer does (ids are deterministic, so this equals judging with every event present)."""
+        doc = kept.document()
+        ev = doc["event"]
+        idx = self.packs.by_type.get(ev["event_type"])
+        if idx is None:
+            return
+        on = local_date(kept.at)
+        selected = idx.effective(on)
+        if not selected.rejudged:
+            return
+        before, after = book.view(doc, (kept.at, eid))
+        roots: dict[str, Any] = {"event": ev, "before": before, "after": after}
+        if ev["event_type"] in ENTRY_TYPES:
+            roots["deps"] = self._deps(book, ev, kept.at)
+        if idx.uses_ref:
+            roots["ref"] = {"vendor": self.state.reference.vendor_view(event_vendor(ev), on)}
+        ctx = build_context(selected.rejudged_leaves, roots, selected.rejudged_functions)
+        for rule in selected.rejudged:
+            try:
+                fired = run_condition(rule.condition, ctx, rule.ref)
+                if fired and rule.ref not in kept.raised and rule.ref not in kept.resolved:
+                    out.violations.append(self._violation(rule, doc, roots, kept.at))
+                    kept.raised.add(rule.ref)
+                elif not fired and rule.ref in kept.raised:
+                    kept.raised.discard(rule.ref)
+                    kept.resolved.add(rule.ref)
+                    self._resolve_late(rule, eid, ev, cause, out)
+            except EvaluationError as exc:
+                out.errors.append(exc)
+
+    def _resolve_late(
+        self, rule: CompiledRule, eid: str, ev: Mapping[str, Any], cause: Mapping[str, Any], out: Outcome
+    ) -> None:
+        vid = violation_id(rule.ref, eid)
+        if rule.refutation is not None:
+            r = self.state.refutables.get(str(ev.get("fund_doc_no")), {}).get(vid)
+            if r is None:
+                return  # already resolved by its late evidence (or past its grace period)
+            self.state.close_refutable(r)
+        at = parse_time(cause["occurred_at"])
+        out.resolutions.append(
+            build_resolution(
+                violation=vid,
+                refuting_event_id=uuid.UUID(str(cause["event_id"])),
+                occurred_at=at,
+                published_at=max(parse_time(cause["published_at"]), at),
+                source_bureau=cause["source_bureau"],
+                level=cause["level"],
+                region_code=cause["region_code"],
+                fund_doc_no=ev.get("fund_doc_no"),
+                project_id=ev.get("project_id"),
+                reason=LATE_REASON,
+            )
+        )
+
     # --- late evidence --------------------------------------------------------------------------
 
     def _refute(self, doc: Mapping[str, Any], roots: dict[str, Any], at: datetime, out: Outcome) -> None:
@@ -524,6 +650,11 @@ class Engine:
                 continue
             days = int(rule.params[param])
             subject = subject_key(after["fund_doc_no"], after["level"], after["region_code"])
+            due = at + timedelta(days=days)
+            # Started behind the clock (history loaded after later-dated traffic): the clock, already
+            # past, must not judge it before the fund's own later events are read; they arrive now.
+            wm = self.state.clock.watermark
+            behind = wm is not None and due < wm + self.grace
             self.state.timers.schedule(
                 Timer(
                     timer_id=timer_id(rule.rule.id, subject),
@@ -535,60 +666,98 @@ class Engine:
                     region_code=after["region_code"],
                     trigger_event_id=uuid.UUID(str(ev["event_id"])),
                     started_at=at,
-                    due_at=at + timedelta(days=days),
+                    due_at=due,
                     days=days,
                     # What the position looked like last, which may be after this event already.
                     snapshot=dict(self.state.positions.get(subject, (0, after))[1]),
                     trace_id=doc.get("trace_id"),
+                    not_before=wm + self.grace if behind and wm is not None else None,
                 )
             )
 
     def _fire_due(self, out: Outcome) -> None:
         st = self.state
-        for t in st.timers.pop_due(st.clock.watermark):
-            rule = self.packs.by_ref.get(t.rule_ref)
-            if rule is None:
-                continue  # that rule version is no longer loaded: nothing to check against
-            roots = {
-                "position": t.snapshot,
-                "timer": {"days": t.days, "due_at": t.due_at.isoformat(), "started_at": t.started_at.isoformat()},
-            }
-            ctx = build_context(rule.condition.leaves, roots, rule.condition.functions)
-            try:
-                if not run_condition(rule.condition, ctx, rule.ref):
-                    continue
-                named = {}
-                have = {leaf.name for leaf in rule.condition.leaves}
-                for name, expr in rule.evidence.items():
-                    ensure_leaves(ctx, have, expr.leaves, roots)
-                    named[name] = run(expr, ctx, rule.ref)
-            except EvaluationError as exc:
-                out.errors.append(exc)
+        wm = st.clock.watermark
+        for t in st.timers.pop_due(wm):
+            if t.not_before is not None and wm is not None and wm < t.not_before and not self._fund_past(t):
+                # History loaded late: wait for the fund's own clock to pass the due time plus the
+                # grace period (its outflows arrive meanwhile), or for the clock to move on by a grace
+                # period (a fund whose history ends idle): no raised-then-resolved noise.
+                st.timers.defer(t, t.not_before)
+                st.deferred.setdefault(t.fund_doc_no, set()).add(t.timer_id)
                 continue
-            v = build_violation(
-                rule=rule.rule,
-                triggering_event_id=t.trigger_event_id,
-                occurred_at=t.due_at,
-                published_at=t.due_at,
-                source_bureau=TIMER_BUREAU,
-                level=t.level,
-                region_code=t.region_code,
-                fund_doc_no=t.fund_doc_no,
-                project_id=None,
-                evidence_event_ids=[t.trigger_event_id],
-                named=named,
-                read=read_values(rule.condition.leaves, roots),
-                params=dict(rule.params),
-                trace_id=t.trace_id,
+            self._judge_timer(t, out)
+
+    def _fund_past(self, t: Timer) -> bool:
+        book = self.state.books.get(t.fund_doc_no)
+        return book is not None and book.clock is not None and book.clock >= t.due_at + self.grace
+
+    def _fire_deferred(self, fund: str, out: Outcome) -> None:
+        """The fund's own clock moved: fire its deferred timers it has now passed."""
+        st = self.state
+        waiting = st.deferred[fund]
+        for tid in list(waiting):
+            t = st.timers.pending.get(tid)
+            if t is None:
+                waiting.discard(tid)  # fired by the clock meanwhile
+            elif self._fund_past(t):
+                waiting.discard(tid)
+                taken = st.timers.take(tid)
+                if taken is not None:
+                    self._judge_timer(taken, out)
+        if not waiting:
+            del st.deferred[fund]
+
+    def _judge_timer(self, t: Timer, out: Outcome) -> None:
+        st = self.state
+        rule = self.packs.by_ref.get(t.rule_ref)
+        if rule is None:
+            return  # that rule version is no longer loaded: nothing to check against
+        # The position as of the due time, by the dates of its flows (an outflow dated after the
+        # due time that arrived before it does not hide idle money); the last state seen otherwise.
+        book = st.books.get(t.fund_doc_no)
+        row = book.row("position", t.subject) if book is not None else None
+        snapshot = row.view((t.due_at, ""), inclusive=False) if row is not None else t.snapshot
+        roots = {
+            "position": snapshot,
+            "timer": {"days": t.days, "due_at": t.due_at.isoformat(), "started_at": t.started_at.isoformat()},
+        }
+        ctx = build_context(rule.condition.leaves, roots, rule.condition.functions)
+        try:
+            if not run_condition(rule.condition, ctx, rule.ref):
+                return
+            named = {}
+            have = {leaf.name for leaf in rule.condition.leaves}
+            for name, expr in rule.evidence.items():
+                ensure_leaves(ctx, have, expr.leaves, roots)
+                named[name] = run(expr, ctx, rule.ref)
+        except EvaluationError as exc:
+            out.errors.append(exc)
+            return
+        v = build_violation(
+            rule=rule.rule,
+            triggering_event_id=t.trigger_event_id,
+            occurred_at=t.due_at,
+            published_at=t.due_at,
+            source_bureau=TIMER_BUREAU,
+            level=t.level,
+            region_code=t.region_code,
+            fund_doc_no=t.fund_doc_no,
+            project_id=None,
+            evidence_event_ids=[t.trigger_event_id],
+            named=named,
+            read=read_values(rule.condition.leaves, roots),
+            params=dict(rule.params),
+            trace_id=t.trace_id,
+        )
+        out.violations.append(v)
+        # A timer can fire before an earlier-dated outflow is read (a partition the adapter took
+        # for idle, a timer restored behind the clock): the grace runs from when it fired.
+        if rule.refutation is not None and t.fund_doc_no:
+            fired_at = max(t.due_at, st.clock.watermark or t.due_at)
+            self.state.add_refutable(
+                Refutable(v.violation_id, rule.ref, t.fund_doc_no, t.due_at, fired_at + self.grace, jsonable(named))
             )
-            out.violations.append(v)
-            # A timer can fire before an earlier-dated outflow is read (a partition the adapter took
-            # for idle, a timer restored behind the clock): the grace runs from when it fired.
-            if rule.refutation is not None and t.fund_doc_no:
-                fired_at = max(t.due_at, st.clock.watermark or t.due_at)
-                self.state.add_refutable(
-                    Refutable(v.violation_id, rule.ref, t.fund_doc_no, t.due_at, fired_at + self.grace, jsonable(named))
-                )
 
     def _sweep(self) -> None:
         """Once per event-time day: forget expired refutables and window entries out of reach."""
@@ -597,10 +766,23 @@ class Engine:
         if wm is None or (self._next_sweep is not None and wm < self._next_sweep):
             return
         self._next_sweep = wm + _SWEEP_EVERY
-        for bucket in list(st.refutables.values()):
+        # Late evidence is awaited on each fund's own event time, never on other funds' traffic: a
+        # refutable goes once its fund's latest event is past its deadline (a fund not seen since a
+        # restart keeps its refutables until it moves).
+        for fund, bucket in list(st.refutables.items()):
+            book = st.books.get(fund)
+            if book is None or book.clock is None:
+                continue
             for r in list(bucket.values()):
-                if r.deadline < wm:
+                if r.deadline < book.clock:
                     st.close_refutable(r)
+        for fund, book in list(st.books.items()):
+            if book.clock is None:
+                continue
+            if book.clock < wm - _BOOK_QUIET and fund not in st.refutables:
+                del st.books[fund]  # a fund quiet for long: a later event starts a new book from its state
+            else:
+                book.forget_before(book.clock - self.grace)
         # Whole days past the grace period (an event of an earlier day is older than its start).
         st.drop_judged_before(local_date(wm - self.grace))
         # Each rule's entries are kept as long as its longest window needs (a late event may look

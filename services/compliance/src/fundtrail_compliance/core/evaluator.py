@@ -50,6 +50,10 @@ REF_SHAPE: dict[str, Shape] = {
 }
 WINDOW_SHAPE: dict[str, Shape] = {"count": SCALAR, "total_fen": SCALAR, "event_ids": LIST}
 TIMER_SHAPE: dict[str, Shape] = {"days": SCALAR, "due_at": SCALAR, "started_at": SCALAR}
+# What an entry (ContractSigned, ProjectApproved) reads about the events depending on it (engine._deps).
+DEPS_SHAPE: dict[str, Shape] = {"first_at": SCALAR, "first_event_id": SCALAR}
+# Roots whose values a later-arriving, earlier-dated event can change (the engine judges again).
+STATEFUL_ROOTS = frozenset({"before", "after", "deps"})
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,9 @@ class Selection:
     windowed: tuple[CompiledRule, ...]
     combined: Any  # cel.Program | None
     reads_ref: tuple[CompiledRule, ...] = ()  # plain rules whose condition reads reference data
+    rejudged: tuple[CompiledRule, ...] = ()  # plain rules whose condition reads the ledger state
+    rejudged_leaves: tuple[Leaf, ...] = ()  # what their conditions read (one context serves them all)
+    rejudged_functions: frozenset[str] = frozenset()
 
     @property
     def rules(self) -> tuple[CompiledRule, ...]:
@@ -131,7 +138,14 @@ class TypeIndex:
                 windowed = tuple(r for r in chosen if r.window is not None)
                 combined = cel.compile("[" + ", ".join(f"({r.condition.rewritten})" for r in plain) + "]")
                 reads_ref = tuple(r for r in plain if any(leaf.root == "ref" for leaf in r.condition.leaves))
-                hit = self._by_rules[key] = Selection(plain, windowed, combined if plain else None, reads_ref)
+                rejudged = tuple(
+                    r for r in plain if any(leaf.root in STATEFUL_ROOTS for leaf in r.condition.leaves)
+                )
+                hit = self._by_rules[key] = Selection(
+                    plain, windowed, combined if plain else None, reads_ref, rejudged,
+                    tuple({leaf.name: leaf for r in rejudged for leaf in r.condition.leaves}.values()),
+                    frozenset(f for r in rejudged for f in r.condition.functions),
+                )
             if len(self._by_date) > 4096:
                 self._by_date.clear()
             self._by_date[on] = hit
@@ -257,6 +271,7 @@ def _compile_rule(rule: Rule, index: int, path: str, override: Mapping[str, Any]
             "before": LEDGER_SHAPE,
             "after": LEDGER_SHAPE,
             "ref": REF_SHAPE,
+            "deps": DEPS_SHAPE,
         }
         if rule.kind == "window":
             roots["window"] = WINDOW_SHAPE

@@ -49,6 +49,9 @@ class Timer:
     snapshot: dict[str, Any]
     trace_id: str | None = None
     status: str = "pending"  # pending → fired
+    # A timer started behind the clock (history loaded late) is not fired by the clock before this
+    # time: its fund's own events, still arriving, decide first (engine._fire_due). Not persisted.
+    not_before: datetime | None = None
 
 
 @dataclass
@@ -172,6 +175,28 @@ class TimerWheel:
             self.dirty[t.timer_id] = t
             out.append(t)
         return out
+
+    def defer(self, timer: Timer, until: datetime) -> None:
+        """Put a timer just popped back as pending, to be popped again at `until`."""
+        timer.status = "pending"
+        self.pending[timer.timer_id] = timer
+        self.by_subject.setdefault(timer.subject, set()).add(timer.timer_id)
+        heapq.heappush(self._heap, (until, str(timer.timer_id)))
+        self.dirty[timer.timer_id] = timer
+
+    def take(self, timer_id: uuid.UUID) -> Timer | None:
+        """Remove a pending timer to fire it now (its heap entry is skipped later), marked fired."""
+        t = self.pending.pop(timer_id, None)
+        if t is None:
+            return None
+        subjects = self.by_subject.get(t.subject)
+        if subjects is not None:
+            subjects.discard(timer_id)
+            if not subjects:
+                del self.by_subject[t.subject]
+        t.status = "fired"
+        self.dirty[timer_id] = t
+        return t
 
     def drain(self) -> list[Timer]:
         """Timers created or changed since the last drain (for persistence)."""

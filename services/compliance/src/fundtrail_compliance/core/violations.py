@@ -9,8 +9,11 @@ from typing import Any
 
 from fundtrail_schemas.cases import SYSTEM_ACTOR
 from fundtrail_schemas.events import Evidence, ViolationRaised, ViolationResolved
-from fundtrail_schemas.rulepack import Rule
+from fundtrail_schemas.labels import label
+from fundtrail_schemas.rulepack import TEMPLATE_FIELD, Rule
 from fundtrail_schemas.types import Department, Level
+
+from .helpers import local_date
 
 # Namespace of violation ids: uuid5(namespace, "<rule id>@<version>\x1f<triggering event id>").
 VIOLATION_NAMESPACE = uuid.UUID("3b9e3c0a-51c4-4d43-9a55-2f0d6a7c4e21")
@@ -18,7 +21,7 @@ RESOLUTION_NAMESPACE = uuid.UUID("a4f0c7de-1f3e-4c1b-8e0e-5f6d2b9c7a33")
 COMPLIANCE_ACTOR = SYSTEM_ACTOR  # the contract names it (fundtrail_schemas.cases)
 _CJK = "\u3000-\u303f\u3400-\u9fff\uff00-\uffef"
 _CJK_SPACE = re.compile(f"(?<=[{_CJK}]) +| +(?=[{_CJK}])")
-_FIELD = re.compile(r"{([a-zA-Z_][a-zA-Z0-9_]*)(?::(yuan|pct))?}")
+_FIELD = TEMPLATE_FIELD
 
 
 def violation_id(rule_ref: str, triggering_event_id: uuid.UUID | str) -> uuid.UUID:
@@ -48,6 +51,25 @@ def format_pct(bps: Any) -> str:
     return f"{whole}%" if frac == 0 else f"{whole}.{frac:02d}".rstrip("0") + "%"
 
 
+def format_label(value: Any, lang: str) -> str:
+    """A code (or a list of codes) as the label officers read (`fundtrail_schemas.labels`)."""
+    if isinstance(value, list):
+        flat = [format_label(v, lang) for v in value]
+        return "、".join(flat) if lang == "zh" else ", ".join(flat)
+    return "—" if value is None else label(value, lang)
+
+
+def format_date(value: Any, lang: str) -> str:
+    """A timestamp or date as its Asia/Shanghai calendar date (2025年3月3日 / 2025-03-03)."""
+    if value is None:
+        return "—"
+    try:
+        d = local_date(value)
+    except (TypeError, ValueError):
+        return format_value(value, lang)
+    return f"{d.year}年{d.month}月{d.day}日" if lang == "zh" else d.isoformat()
+
+
 def format_value(value: Any, lang: str) -> str:
     if value is None:
         return "—"
@@ -60,7 +82,8 @@ def format_value(value: Any, lang: str) -> str:
 
 
 def render(template: str, values: dict[str, Any], lang: str) -> str:
-    """Fill `{name}` / `{name:yuan}` / `{name:pct}` placeholders; whitespace runs collapse to one."""
+    """Fill `{name}` / `{name:yuan}` / `{name:pct}` / `{name:label}` / `{name:date}` placeholders;
+    whitespace runs collapse to one."""
 
     def one(m: re.Match[str]) -> str:
         value = values.get(m.group(1))
@@ -68,6 +91,10 @@ def render(template: str, values: dict[str, Any], lang: str) -> str:
             return format_yuan(value)
         if m.group(2) == "pct":
             return format_pct(value)
+        if m.group(2) == "label":
+            return format_label(value, lang)
+        if m.group(2) == "date":
+            return format_date(value, lang)
         return format_value(value, lang)
 
     text = re.sub(r"\s+", " ", _FIELD.sub(one, template)).strip()
