@@ -41,12 +41,12 @@ describe('verify against vectors from fundtrail_schemas', () => {
 
   it('computes the leaf hash of RFC 9162', async () => {
     const c = cases[0]
-    expect(Array.from(await leafHash(base64ToBytes(c.leaf_data)))).toEqual(Array.from(hexToBytes(c.leaf_hash)))
+    expect(Array.from(await leafHash(base64ToBytes(c.leaf_data!)))).toEqual(Array.from(hexToBytes(c.leaf_hash)))
   })
 
   it('refuses altered leaf data', async () => {
     const c = structuredClone(cases[5])
-    const data = base64ToBytes(c.leaf_data)
+    const data = base64ToBytes(c.leaf_data!)
     data[0] ^= 1
     c.leaf_data = bytesToBase64(data)
     const verdict = await verifyEntry(c, key, { leaf_hash: c.leaf_hash })
@@ -63,7 +63,7 @@ describe('verify against vectors from fundtrail_schemas', () => {
     const proofBytesAltered = { ...c, leaf_data: bytesToBase64(new TextEncoder().encode('other')) }
     expect((await verifyEntry(proofBytesAltered, key, own)).ok).toBe(true)
     // Item bytes changed (the gateway recomputes the listed hash from them): the hash matches, the proof does not.
-    const data = base64ToBytes(c.leaf_data)
+    const data = base64ToBytes(c.leaf_data!)
     data[2] ^= 1
     const tampered = { leaf_data: bytesToBase64(data), leaf_hash: bytesToHex(await leafHash(data)) }
     const verdict = await verifyEntry(c, key, tampered)
@@ -71,6 +71,17 @@ describe('verify against vectors from fundtrail_schemas', () => {
     expect(passed(verdict.checks, 'inclusion.proof')).toBe(false)
     // A listed hash that is not the hash of the item's bytes fails leaf.hash.
     expect(passed((await verifyEntry(c, key, { ...own, leaf_hash: cases[0].leaf_hash })).checks, 'leaf.hash')).toBe(false)
+  })
+
+  it('proves the listed hash when the leaf bytes are withheld, and says so', async () => {
+    const c = { ...cases[5], leaf_data: null }
+    const verdict = await verifyEntry(c, key, { leaf_hash: c.leaf_hash, leaf_data: null })
+    expect([verdict.ok, verdict.withheld]).toEqual([true, true])
+    expect((await verifyEntry(cases[5], key, { leaf_hash: c.leaf_hash })).withheld).toBe(false)
+    const other = await verifyEntry({ ...c, leaf_hash: cases[0].leaf_hash }, key, { leaf_hash: cases[0].leaf_hash })
+    expect(passed(other.checks, 'inclusion.proof')).toBe(false)
+    const mismatch = await verifyEntry(c, key, { leaf_hash: cases[0].leaf_hash, leaf_data: null })
+    expect(passed(mismatch.checks, 'leaf.hash')).toBe(false)
   })
 
   it('refuses a proof hash, an index or a size that was changed', async () => {

@@ -14,7 +14,7 @@ export interface InclusionJson {
   checkpoint: CheckpointJson
   leaf_index: number
   leaf_hash: string
-  leaf_data: string // base64 of the exact bytes hashed into the log
+  leaf_data: string | null // base64 of the exact bytes hashed into the log; null when withheld from a regional reader
   inclusion_proof: { leaf_index: number; tree_size: number; hashes: string[] }
 }
 
@@ -32,6 +32,8 @@ export interface Check {
 export interface EntryVerdict {
   ok: boolean
   checks: Check[]
+  /** No leaf bytes were served (withheld from a regional reader): the listed hash was proven, not hashed here. */
+  withheld: boolean
 }
 
 /** A note verifier key (golang.org/x/mod/sumdb/note vkey): `<name>+<key hash hex>+<base64(type || key)>`. */
@@ -263,12 +265,19 @@ export async function verifyEntry(inc: InclusionJson, key: LogKey, shown: ShownE
   let computed: Uint8Array = new Uint8Array()
   let hashOk = false
   let included = false
+  const own = shown.leaf_data != null
+  const withheld = !own && inc.leaf_data == null
   try {
-    const own = shown.leaf_data != null
-    computed = await leafHash(base64ToBytes(own ? shown.leaf_data! : inc.leaf_data))
-    const hex = bytesToHex(computed)
-    // The item's listed hash must be that of the bytes proven; the proof's own bytes must match the proof's hash.
-    hashOk = (shown.leaf_hash ?? hex) === hex && (own || hex === inc.leaf_hash)
+    if (withheld) {
+      // Nothing to hash: the item and the proof must list the same hash, and that hash is what is proven.
+      computed = hexToBytes(inc.leaf_hash)
+      hashOk = (shown.leaf_hash ?? inc.leaf_hash) === inc.leaf_hash
+    } else {
+      computed = await leafHash(base64ToBytes(own ? shown.leaf_data! : inc.leaf_data!))
+      const hex = bytesToHex(computed)
+      // The item's listed hash must be that of the bytes proven; the proof's own bytes must match its hash.
+      hashOk = (shown.leaf_hash ?? hex) === hex && (own || hex === inc.leaf_hash)
+    }
     const ip = inc.inclusion_proof
     included =
       signed !== null &&
@@ -280,5 +289,5 @@ export async function verifyEntry(inc: InclusionJson, key: LogKey, shown: ShownE
   }
   checks.push({ name: 'leaf.hash', passed: hashOk })
   checks.push({ name: 'inclusion.proof', passed: included })
-  return { ok: checks.every((c) => c.passed), checks }
+  return { ok: checks.every((c) => c.passed), checks, withheld }
 }
