@@ -1,4 +1,4 @@
-"""Write src/verify.vectors.json: inclusion proofs and signed checkpoints made by the project's Python code.
+"""Write src/verify.vectors.json: inclusion proofs and C2SP checkpoint notes made by the project's Python code.
 
 Run from the repository root: .tools/bin/uv run --frozen python console/scripts/gen_verify_vectors.py
 The console's verifier (src/verify.ts) is tested against these, so the browser and `fundtrail verify`
@@ -17,10 +17,43 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fundtrail_schemas import merkle
 from fundtrail_schemas.checkpoint import InclusionProof, sign_checkpoint
+from fundtrail_schemas.note import CheckpointText, Note, NoteSigner, cosign, sign_note
 
 OUT = Path(__file__).resolve().parents[1] / "src" / "verify.vectors.json"
-# A fixed key so the file does not change on every run (test material, never a real log key).
+# Fixed keys so the file does not change on every run (test material, never real log or witness keys).
 SEED = bytes(range(32))
+OTHER_SEED = bytes(range(32, 64))
+WITNESS_SEED = bytes(range(64, 96))
+ORIGIN = "fundtrail-test-log"
+
+
+def _tamper(note: str, line: int, value: str) -> str:
+    """The note with body line ``line`` replaced after signing (the signature lines kept)."""
+    parsed = Note.parse(note)
+    lines = parsed.text.split("\n")
+    lines[line] = value
+    return Note("\n".join(lines), parsed.signatures).render()
+
+
+def _notes(key: Ed25519PrivateKey, size: int, root: bytes) -> dict[str, dict[str, object]]:
+    """Notes of one tree head the verifier must accept (ok: true) or refuse, by name."""
+    signer = NoteSigner(ORIGIN, key)
+    text = CheckpointText(ORIGIN, size, root).text()
+    genuine = sign_note(text, signer)
+    other_root = bytes(b ^ 0xFF for b in root)
+    witness = cosign("witness.example/w1", Ed25519PrivateKey.from_private_bytes(WITNESS_SEED), text, 1772353815)
+    stranger = NoteSigner(ORIGIN, Ed25519PrivateKey.from_private_bytes(OTHER_SEED))
+    with_ext = CheckpointText(ORIGIN, size, root, ("fundtrail-extension 1",)).text()
+    return {
+        "genuine": {"note": genuine, "ok": True},
+        "cosigned": {"note": Note.parse(genuine).with_signatures([witness]).render(), "ok": True},
+        "extension": {"note": sign_note(with_ext, signer), "ok": True},
+        "size_changed": {"note": _tamper(genuine, 1, str(size + 1)), "ok": False},
+        "root_changed": {"note": _tamper(genuine, 2, base64.b64encode(other_root).decode("ascii")), "ok": False},
+        "origin_changed": {"note": _tamper(genuine, 0, ORIGIN + "-2"), "ok": False},
+        "other_key": {"note": sign_note(text, stranger), "ok": False},
+        "unsigned_by_log": {"note": sign_note(text, NoteSigner("someone-else", key)), "ok": False},
+    }
 
 
 def vectors() -> dict[str, object]:
@@ -31,7 +64,7 @@ def vectors() -> dict[str, object]:
     tree = merkle.InMemoryTree(leaves)
     cases = []
     for size in (1, 2, 5, 8, 13):
-        cp = sign_checkpoint(key, "fundtrail-test-log", size, tree.root(size),
+        cp = sign_checkpoint(key, ORIGIN, size, tree.root(size),
                              datetime(2026, 3, 1, 8, 30, 15, 123000, tzinfo=UTC))
         for index in sorted({0, size // 2, size - 1}):
             proof = merkle.inclusion_proof(tree.leaf_hash_at, index, size)
@@ -43,9 +76,12 @@ def vectors() -> dict[str, object]:
                 "inclusion_proof": InclusionProof.from_hashes(index, size, proof).model_dump(mode="json"),
             })
     return {
+        "vkey": NoteSigner(ORIGIN, key).verifier.vkey,
         "public_key": base64.b64encode(raw_public).decode("ascii"),
         "empty_root": merkle.EMPTY_ROOT.hex(),
         "cases": cases,
+        # Notes of the tree head of size 8: which the console must accept and which refuse.
+        "notes": {"tree_size": 8, "root_hash": tree.root(8).hex(), **_notes(key, 8, tree.root(8))},
     }
 
 

@@ -153,6 +153,7 @@ export interface Fund {
 export interface TrailEntry {
   leaf_index: number
   leaf_hash: string
+  leaf_data?: string | null // base64 leaf bytes (gateways that build items from their leaves); null: withheld
   entry_kind: string
   entry_id: string
   event_type: string

@@ -37,7 +37,7 @@ const zh = {
     passedDown: '下拨', spent: '支出', idle: '闲置', contracted: '合同', returned: '退回', trail: '资金轨迹', level: '层级',
     verified: '已验证', failed: '验证失败', verifying: '验证中', verifyAll: '浏览器验证（SHA-256 + Ed25519）',
     verifiedCount: '{ok}/{n} 条已验证', allocated: '下达金额', deadline: '期限', vendor: '收款方', node: '节点',
-    checks: '检查项', noKey: '网关未提供日志公钥，无法验证',
+    checks: '检查项', noKey: '网关未提供日志公钥，无法验证', withheld: '叶子字节不向本区域提供：仅验证了列出的哈希',
   },
   level: { province: '省', city: '市', county: '区县', town: '镇街', village: '村', vendor: '收款方' },
   overview: {
@@ -96,6 +96,7 @@ const en: typeof zh = {
     verified: 'Verified', failed: 'Verification failed', verifying: 'Verifying', verifyAll: 'Checked in the browser (SHA-256 + Ed25519)',
     verifiedCount: '{ok}/{n} verified', allocated: 'Allocated', deadline: 'Deadline', vendor: 'Payee', node: 'Node', checks: 'Checks',
     noKey: 'The gateway offers no log key; cannot verify',
+    withheld: 'leaf bytes withheld from your region: the listed hash was proven, not hashed here',
   },
   level: { province: 'Province', city: 'City', county: 'County', town: 'Town', village: 'Village', vendor: 'Payee' },
   overview: {

@@ -196,9 +196,8 @@ class Stack:
                 FUNDTRAIL_GATEWAY_RATE_LIMIT_PER_SECOND="5000",
                 FUNDTRAIL_GATEWAY_RATE_LIMIT_BURST="10000",
                 FUNDTRAIL_GATEWAY_TRAIL_VKEY=self.trail_vkey,
-                # The console's role picker over the demo identities, and the key its browser checks with.
+                # The console's role picker over the demo identities (its browser checks with TRAIL_VKEY).
                 FUNDTRAIL_GATEWAY_DEV_SIGN_IN="true",
-                FUNDTRAIL_GATEWAY_LOG_PUBLIC_KEY_FILE=str(self.checkpoint_public_key),
             )
         env.update(self.extra_env.get(name, {}))
         return env

@@ -214,9 +214,6 @@ class GatewaySettings(AuthSettings, CommonSettings):
         return self
 
     console_dir: Path = Field(DEFAULT_CONSOLE_DIR, description="Built web console served at /console/ (if present)")
-    log_public_key_file: Path | None = Field(
-        None, description="The trail log's Ed25519 public key (PEM), offered to the console for its own checks"
-    )
     dev_sign_in: bool = Field(
         False, description="Role picker with demo identities (/v1/dev/*); refused unless ENVIRONMENT=development"
     )

@@ -18,10 +18,11 @@ from openpyxl import load_workbook
 from pydantic import ValidationError
 
 from fundtrail_gateway.main import create_app
-from fundtrail_gateway.seed import World
+from fundtrail_gateway.seed import LOG_ID, World
 from fundtrail_gateway.settings import GatewaySettings
 from fundtrail_gateway.testing import running
-from fundtrail_schemas.checkpoint import key_id
+from fundtrail_schemas.checkpoint import Checkpoint, key_id, verify_checkpoint
+from fundtrail_schemas.note import NoteVerifier
 
 pytestmark = pytest.mark.integration
 
@@ -77,19 +78,23 @@ async def test_dev_session_mints_a_scoped_token(
 
 
 async def test_regions_and_log_key(
-    settings_factory: Callable[..., GatewaySettings], auth: Auth, log_key: Ed25519PrivateKey, tmp_path: Path
+    settings_factory: Callable[..., GatewaySettings], auth: Auth, log_key: Ed25519PrivateKey, world: World
 ) -> None:
-    pem = tmp_path / "log.pub.pem"
-    pem.write_bytes(log_key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
-    async with running(create_app(settings_factory(log_public_key_file=pem))) as c:
+    verifier = NoteVerifier.ed25519(LOG_ID, log_key.public_key())
+    async with running(create_app(settings_factory(trail_vkey=verifier.vkey))) as c:
         headers = auth("compliance", "440705")
         tree = (await c.get("/v1/regions", headers=headers)).json()
         assert tree["code"] == "440700" and len(tree["children"]) == 7
         assert {"440705", "440781"} <= {county["code"] for county in tree["children"]}
         key = (await c.get("/v1/console/log-key", headers=headers)).json()
         raw = log_key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        assert base64.b64decode(key["public_key"]) == raw and key["key_id"] == key_id(log_key.public_key())
+        assert base64.b64decode(key["public_key"]) == raw
+        assert (key["key_name"], key["vkey"]) == (LOG_ID, verifier.vkey)
+        assert key["key_id"] == key_id(log_key.public_key(), LOG_ID)
+        # The console verifies the checkpoint notes the proof endpoint serves with exactly this key.
+        latest = (await c.get("/v1/checkpoints/latest")).json()
+        assert verify_checkpoint(Checkpoint.model_validate(
+            {k: latest[k] for k in ("log_id", "tree_size", "root_hash", "timestamp", "note")}), key["vkey"])
         names = (await c.get("/v1/regions/names", params=[("code", "440705"), ("code", "999999")],
                              headers=headers)).json()
         assert names == {"440705": {"name": "新会区", "full_name": "江门市新会区"}}
