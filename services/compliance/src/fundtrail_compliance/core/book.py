@@ -47,7 +47,6 @@ ENTRY_TYPES = {"ContractSigned": "contract", "ProjectApproved": "project"}
 EventKey = tuple[datetime, str]
 _NONE: Mapping[str, Any] = {}
 _FOLD_EVERY = timedelta(days=15)
-_DEPENDENTS_KEPT = 4  # (occurred_at, event id): the event-time order of a fund's events
 
 
 def _num(value: Any) -> int:
@@ -214,13 +213,14 @@ class FundBook:
         return self.rows.get((kind, rid))
 
     def add_dependent(self, kind: str, rid: str, key: EventKey) -> bool:
-        """Record an event that depends on an entry; True when it is among the earliest kept (only the
-        earliest few are kept: the entry is dated before the events depending on it)."""
+        """Record an event that depends on an entry; True when it was not recorded before. Every
+        dependent is kept: the entry reads the earliest one dated at or after itself, which need not be
+        among the earliest few overall, and keeping only those made verdicts depend on arrival order."""
         deps = self.dependents.setdefault((kind, rid), [])
-        if key in deps or (len(deps) >= _DEPENDENTS_KEPT and key > deps[-1]):
+        i = bisect.bisect_left(deps, key)
+        if i < len(deps) and deps[i] == key:
             return False
-        bisect.insort(deps, key)
-        del deps[_DEPENDENTS_KEPT:]
+        deps.insert(i, key)
         return True
 
     def first_dependent(self, kind: str, rid: str, at: datetime) -> EventKey | None:
