@@ -17,6 +17,7 @@ from fundtrail_schemas.topics import HEADER_EVENT_TYPE, HEADER_SCHEMA_VERSION, R
 from ...adapters import repository
 from ...adapters.publisher import KafkaPublisher, OutMessage, PublisherUnavailable
 from ...core.ingest import Item, Outcome, accepted_ids, mark_recorded, validate_items
+from ...core.leafview import leaf_block
 from ...core.problems import ProblemError, bad_request, make_problem, not_found, unavailable
 from ...runtime import Runtime
 from ..deps import Bureau, PublisherDep, Reader, RuntimeDep, SessionDep
@@ -158,25 +159,35 @@ async def post_events(
 @router.get(
     "/{event_id}",
     response_model=EventOut,
-    responses=problem_responses(404),
+    responses=problem_responses(404, 409),
     summary="One accepted event",
 )
 async def get_event(event_id: uuid.UUID, principal: Reader, session: SessionDep) -> Response:
-    """An accepted event with the ledger state after it (the target of evidence links)."""
-    row = await repository.processed_event(session, event_id)
-    if row is None or not principal.can_read(row.region_code):
+    """An accepted event with the ledger state around it (the target of evidence links), parsed from its leaf."""
+    entry = await repository.stored_entry_by_id(session, event_id)
+    if entry is None or entry.columns["entry_kind"] != "event":
         raise not_found(f"no event {event_id} in your region")
+    leaf, block = leaf_block(entry)
+    region = leaf.region_code if leaf is not None else entry.columns["region_code"]
+    if not principal.can_read(region):
+        raise not_found(f"no event {event_id} in your region")
+    if leaf is None:
+        # Nothing can be shown that the log vouches for: say so instead of serving the copies.
+        raise ProblemError(make_problem(409, f"the trail entry of event {event_id} is not a readable leaf",
+                                        slug="trail-inconsistent", leaf=block))
     return json_response({
-        "event_id": row.event_id,
-        "sequence": row.sequence,
-        "event_type": row.event_type,
-        "fund_doc_no": row.fund_doc_no,
-        "project_id": row.project_id,
-        "region_code": row.region_code,
-        "level": row.level,
-        "occurred_at": row.occurred_at,
-        "accepted_at": row.accepted_at,
-        "trace_id": row.trace_id,
-        "payload": row.payload,
-        "state_after": row.state_after,
+        "event_id": event_id,
+        "sequence": entry.seq,
+        "event_type": leaf.event_type,
+        "fund_doc_no": leaf.fund_doc_no,
+        "project_id": leaf.project_id,
+        "region_code": leaf.region_code,
+        "level": leaf.payload.get("level"),
+        "occurred_at": leaf.occurred_at,
+        "accepted_at": leaf.appended_at,
+        "trace_id": leaf.trace_id,
+        "payload": leaf.payload,
+        "state_before": leaf.before,
+        "state_after": leaf.after,
+        "leaf": block,
     })

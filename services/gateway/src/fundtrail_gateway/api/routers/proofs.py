@@ -60,9 +60,9 @@ async def _checkpoint(session: SessionDep, tree_size: int | None) -> Checkpoint:
 
 
 def _storage_problem(exc: Exception) -> ProblemError:
-    log.error("trail storage is incomplete: %s", exc)
-    return ProblemError(make_problem(500, "the trail storage is missing data needed for this proof",
-                                     slug="trail-incomplete"))
+    # Stored data that cannot make a proof was altered or removed: a verification failure, not a server error.
+    log.error("trail storage is inconsistent: %s", exc)
+    return ProblemError(make_problem(409, f"the stored trail cannot prove this: {exc}", slug="trail-inconsistent"))
 
 
 async def _visible_entry(session: SessionDep, principal: Reader, leaf_index: int, cp: Checkpoint) -> Any:
@@ -81,7 +81,7 @@ async def latest_checkpoint(principal: Reader, session: SessionDep) -> Response:
 @router.get(
     "/entries/{leaf_index}",
     response_model=InclusionOut,
-    responses=problem_responses(404),
+    responses=problem_responses(404, 409),
     summary="Inclusion proof of a trail entry",
 )
 async def inclusion(
@@ -98,10 +98,11 @@ async def inclusion(
         proof = await session.run_sync(prove)
     except MissingNode as exc:
         raise _storage_problem(exc) from exc
+    # The hash of the bytes served, never the stored hash column: the client proves what it is shown.
     body = {
         "checkpoint": cp.model_dump(mode="json"),
         "leaf_index": leaf_index,
-        "leaf_hash": bytes(entry.leaf_hash).hex(),
+        "leaf_hash": merkle.leaf_hash(bytes(entry.leaf_data)).hex(),
         "leaf_data": base64.b64encode(bytes(entry.leaf_data)).decode("ascii"),
         "entry_id": entry.entry_id,
         "inclusion_proof": InclusionProof.from_hashes(leaf_index, cp.tree_size, proof).model_dump(mode="json"),
@@ -112,7 +113,7 @@ async def inclusion(
 @router.get(
     "/consistency",
     response_model=ConsistencyOut,
-    responses=problem_responses(404),
+    responses=problem_responses(404, 409),
     summary="Consistency proof between two tree sizes",
 )
 async def consistency(
@@ -145,7 +146,7 @@ async def consistency(
 @router.get(
     "/entries/{leaf_index}/bundle",
     response_model=ProofBundle,
-    responses=problem_responses(404),
+    responses=problem_responses(404, 409),
     summary="Export a proof bundle",
 )
 async def bundle(
