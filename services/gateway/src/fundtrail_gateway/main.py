@@ -22,7 +22,7 @@ from .adapters.trails import TrailStore
 from .api.errors import install_error_handlers
 from .api.fastpath import TrailFastPath
 from .api.openapi import install_openapi
-from .api.routers import events, funds, health, imports, proofs, rules, trails, violations
+from .api.routers import audit, events, funds, health, imports, proofs, rules, trails, violations
 from .core.pagecache import PageCache
 from .core.ratelimit import RateLimiter
 from .core.recent import ExpiringMap
@@ -115,7 +115,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.state.runtime = runtime
     app.state.metrics = GatewayMetrics()
     install_error_handlers(app)
-    for module in (events, imports, trails, funds, violations, proofs, rules, health):
+    for module in (events, imports, trails, funds, violations, proofs, audit, rules, health):
         app.include_router(module.router)
     install_openapi(app)
     # Inside the metrics (and tracing) middleware: answers from the page cache are counted and traced too.
