@@ -268,17 +268,23 @@ def verify_audit(
 ) -> VerificationReport:
     """The full audit: recompute the log from every leaf, compare it with the signed checkpoint, the stored
     nodes, the remembered checkpoint, and with what the trail, fund, event and violation endpoints show."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {token_value}"} if token_value else {}
+    with httpx.Client(base_url=api, headers=headers, timeout=60, transport=transport) as client:
+        return audit_through(client, public_key, state_path, expected_log_id)
+
+
+def audit_through(client: Any, public_key: Any, state_path: Path, expected_log_id: str | None) -> VerificationReport:
+    """`verify_audit` over an open HTTP client (an httpx.Client with the auditor's token)."""
     import base64
     from urllib.parse import quote
-
-    import httpx
 
     from .core.audit import audit_log, served_item_problems, served_positions_problems
     from .core.leafview import StoredEntry
 
-    headers = {"Authorization": f"Bearer {token_value}"} if token_value else {}
     checks: list[CheckResult] = []
-    with httpx.Client(base_url=api, headers=headers, timeout=60, transport=transport) as client:
+    if True:
         current = Checkpoint.model_validate(_get(client, "/v1/proofs/checkpoint"))
         checks.append(CheckResult(name="checkpoint_signature", passed=verify_checkpoint(current, public_key),
                                   reason=f"log {current.log_id!r} size {current.tree_size} signed by key "
@@ -312,7 +318,8 @@ def verify_audit(
             for n in _fetch_all(client, "/v1/audit/nodes", "index", level=level):
                 nodes[(level, n["index"])] = bytes.fromhex(n["hash"])
         entries = [StoredEntry(e.seq, e.leaf_data, e.stored_hash, nodes.get((0, e.seq)), e.columns) for e in entries]
-        log_checks, facts = audit_log(entries, nodes, current)
+        copies = {i["leaf_index"]: i.get("copies") or {} for i in raw}
+        log_checks, facts = audit_log(entries, nodes, current, copies)
         checks += log_checks
         ledger = [c for c in checks if c.name == "ledger_replay"]
         served: list[str] = []

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine
 from sqlmodel import Session, SQLModel
@@ -186,7 +187,7 @@ class TrailBuilder:
                 level=event.level.value,
                 occurred_at=event.occurred_at,
                 accepted_at=event.published_at + timedelta(seconds=1),
-                payload=event.model_dump(mode="json"),
+                payload=orjson.loads(encode_event(event)),
                 state_after=after,
                 trace_id=uuid.uuid5(uuid.NAMESPACE_OID, str(event.event_id)).hex,
             )
@@ -236,7 +237,7 @@ class TrailBuilder:
                 explanation_en=v.explanation_en,
                 legal_basis=v.legal_basis,
                 evidence=v.evidence.model_dump(mode="json"),
-                payload=v.model_dump(mode="json"),
+                payload=orjson.loads(encode_event(v)),
                 trace_id=v.trace_id,
             )
         )
@@ -255,7 +256,7 @@ class TrailBuilder:
                 action=kind,
                 actor=action.actor,
                 at=action.occurred_at,
-                payload=action.model_dump(mode="json"),
+                payload=orjson.loads(encode_event(action)),
             )
         )
         return seq

@@ -234,3 +234,26 @@ async def nodes_page(session: AsyncSession, level: int, after: int, limit: int) 
     """Stored subtree hashes of one level after index `after`."""
     stmt = select(tn.c.idx, tn.c.hash).where(tn.c.level == level, tn.c.idx > after).order_by(tn.c.idx).limit(limit)
     return [(r.idx, bytes(r.hash)) for r in (await session.execute(stmt)).all()]
+
+
+async def leaf_copies(session: AsyncSession, after: int, limit: int) -> dict[int, dict[str, Any]]:
+    """Other tables' copies of the facts of leaves after `after`: processed_event, violation, case_action rows."""
+    page = select(te.c.seq, te.c.entry_kind, te.c.entry_id, te.c.violation_id).where(te.c.seq > after).order_by(
+        te.c.seq).limit(limit).subquery()
+    stmt = select(page.c.seq, pe.c.payload, pe.c.state_after, vi.c.payload.label("vpayload"),
+                  ca.c.payload.label("cpayload")).select_from(
+        page.outerjoin(pe, and_(page.c.entry_kind == "event", pe.c.event_id == page.c.entry_id))
+        .outerjoin(vi, and_(page.c.entry_kind == "violation", vi.c.violation_id == page.c.violation_id))
+        .outerjoin(ca, and_(page.c.entry_kind == "case", ca.c.event_id == page.c.entry_id))
+    )
+    out: dict[int, dict[str, Any]] = {}
+    for r in (await session.execute(stmt)).all():
+        copy: dict[str, Any] = {}
+        if r.payload is not None:
+            copy = {"payload": r.payload, "state_after": r.state_after}
+        elif r.vpayload is not None:
+            copy = {"payload": r.vpayload}
+        elif r.cpayload is not None:
+            copy = {"payload": r.cpayload}
+        out[r.seq] = copy
+    return out

@@ -87,7 +87,7 @@ def render_chunk(rows: list[Any], subject: str, regional: bool, after_seq: int, 
 # Deleted, updated or truncated rows of the tables a trail page is rendered from (statistics lag by
 # at most the stats flush interval; the page cache probes it, see core.pagecache).
 _CHANGES_SQL = (
-    b"SELECT coalesce(sum(n_tup_upd + n_tup_del), 0) + coalesce(sum(pg_relation_filenode(relid)), 0)"
+    b"SELECT coalesce(sum(n_tup_upd + n_tup_del), 0) + coalesce(sum(pg_relation_filenode(relid)::bigint), 0)"
     b" FROM pg_stat_user_tables WHERE relname IN ('trail_entry', 'trail_node')"
 )
 

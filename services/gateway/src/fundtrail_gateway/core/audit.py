@@ -50,8 +50,11 @@ def _positions(state: Any) -> Iterable[tuple[PositionKey, dict[str, int]]]:
 
 
 def audit_log(entries: Sequence[StoredEntry], nodes: Mapping[tuple[int, int], bytes],
-              checkpoint: Checkpoint) -> tuple[list[CheckResult], LogFacts]:
-    """Checks of the log itself: leaves, columns, chains, nodes, the signed root and the ledger states."""
+              checkpoint: Checkpoint, copies: Mapping[int, Mapping[str, Any]] | None = None,
+              ) -> tuple[list[CheckResult], LogFacts]:
+    """Checks of the log itself: leaves, columns, chains, nodes, the signed root and the ledger states.
+
+    `copies` are the other tables' copies of each leaf's facts (payload, state_after), by leaf index."""
     facts = LogFacts()
     unparseable: list[str] = []
     hashes: list[str] = []
@@ -74,6 +77,10 @@ def audit_log(entries: Sequence[StoredEntry], nodes: Mapping[tuple[int, int], by
             unparseable.append(f"leaf {e.seq} is not a leaf of the contract's format")
             continue
         facts.leaves[e.seq], facts.data[e.seq] = leaf, e.leaf_data
+        copy = (copies or {}).get(e.seq) or {}
+        if ("payload" in copy and copy["payload"] != leaf.payload) or (
+                "state_after" in copy and copy["state_after"] != leaf.after):
+            columns.append(f"leaf {e.seq}: the {leaf.kind} row's copy differs from the leaf")
         facts.by_entry_id[leaf.entry_id] = e.seq
         for kind in SUBJECTS:
             value = leaf.subject(kind)
@@ -94,6 +101,10 @@ def audit_log(entries: Sequence[StoredEntry], nodes: Mapping[tuple[int, int], by
     if missing:
         chain.append(f"leaf indexes missing from the log: {missing[:10]}")
     interior: list[str] = []
+    for level in range(tree.size.bit_length()):
+        absent = [i for i in range(tree.size >> level) if (level, i) not in nodes]
+        if absent:
+            interior.append(f"nodes of level {level} at {absent[:5]} are missing")
     for (level, index), stored in sorted(nodes.items()):
         start, end = merkle.node_range(level, index)
         if end > tree.size:

@@ -44,12 +44,14 @@ async def leaves(principal: Reader, session: SessionDep, after: AfterQuery = -1,
     """Trail entries after leaf `after` in log order: leaf bytes (base64) and the columns stored beside them."""
     _auditor(principal)
     rows = await repository.stored_entries(session, after, limit)
+    copies = await repository.leaf_copies(session, after, limit)
     items = [
         {
             "leaf_index": e.seq,
             "leaf_data": base64.b64encode(e.leaf_data).decode("ascii"),
             "stored_leaf_hash": e.stored_hash.hex() if e.stored_hash is not None else None,
             "columns": {k: _column(v) for k, v in e.columns.items()},
+            "copies": copies.get(e.seq, {}),
         }
         for e in rows
     ]
