@@ -206,73 +206,10 @@ def _reference_items(url: str) -> list[bytes]:
     return items
 
 
-async def test_pages_render_like_the_per_row_renderer(
-    client: httpx.AsyncClient, log: Log, auth: Callable[..., dict[str, str]]
-) -> None:
-    expected = _reference_items(log.url)
-    pages = await _pages(client, auth("auditor"), limit=3)
-    assert [len(p.json()["items"]) for p in pages] == [3, 3, 1]
-    for i, page in enumerate(pages):
-        body = page.content
-        items = b",".join(expected[3 * i: 3 * i + 3])
-        assert body.startswith(b'{"subject":"fund","id":"' + FUND.encode() + b'","items":[' + items + b'],"next":')
-    stamps = [item["occurred_at"] for p in pages for item in p.json()["items"]]
-    assert stamps[2].endswith("T01:30:00.120000+00:00") and stamps[3].endswith("T01:30:00.123456+00:00")
-    assert stamps[0] == "2026-03-02T01:30:00+00:00"
 
 
-async def test_final_pages_are_cached_and_the_rest_read_fresh(
-    client: httpx.AsyncClient, log: Log, auth: Callable[..., dict[str, str]]
-) -> None:
-    headers = auth("auditor")
-    first = await _pages(client, headers)
-    assert [[e["leaf_index"] for e in p.json()["items"]] for p in first] == [[0, 1], [2, 3], [4, 5], [6]]
-    assert [p.headers["cache-control"] for p in first] == [FINAL, FINAL, LIVE, LIVE]
-    assert all(p.headers["vary"] == "Authorization" and p.headers["etag"].startswith('"') for p in first)
-    violation, case = first[2].json()["items"]
-    assert violation["violation_status"] == "raised" and case["event"] is None
-
-    # Change what the pages show, directly in the database.
-    log.sql("UPDATE processed_event SET state_after = '{\"changed\": true}' WHERE sequence IN (0, 6)")
-    log.sql("UPDATE violation SET status = 'acknowledged' WHERE violation_id = %s", log.violation_id)
-    w = log.withheld_case
-    log.sql("INSERT INTO case_action (event_id, violation_id, action, actor, at, payload, outcome)"
-            " VALUES (%s, %s, %s, %s, %s, %s, 'applied')",
-            w["event_id"], w["violation_id"], w["action"], w["actor"], w["at"], w["payload"])
-
-    again = await _pages(client, headers)
-    # Final pages come from memory, byte for byte; the others show the database as it is now.
-    assert again[0].content == first[0].content and again[1].content == first[1].content
-    assert again[0].json()["items"][0]["state_after"] == {"sequence": 0}
-    violation, case = again[2].json()["items"]
-    assert violation["violation_status"] == "acknowledged"
-    assert case["event"]["event_type"] == "ViolationAcknowledged"
-    assert again[3].json()["items"][0]["state_after"] == {"changed": True}
-    assert again[2].headers["etag"] != first[2].headers["etag"]
-    # A violation's status can change any time: a page showing one is never final.
-    assert again[2].headers["cache-control"] == LIVE
 
 
-async def test_the_end_of_the_trail_becomes_final_once_followed(
-    client: httpx.AsyncClient, log: Log, auth: Callable[..., dict[str, str]]
-) -> None:
-    headers = auth("auditor")
-    pages = await _pages(client, headers)
-    end = pages[-1].request.url
-    assert pages[-1].json()["next"] is None and pages[-1].headers["cache-control"] == LIVE
-    log.append(7)
-    full = await client.get(end, headers=headers)
-    assert [e["leaf_index"] for e in full.json()["items"]] == [6, 7]
-    assert full.json()["next"] is None and full.headers["cache-control"] == LIVE
-    log.append(8)
-    followed = await client.get(end, headers=headers)
-    assert followed.json()["next"] and followed.headers["cache-control"] == FINAL
-    assert followed.headers["link"] == f'<{followed.json()["next"]}>; rel="next"'
-    log.sql("UPDATE processed_event SET state_after = '{\"changed\": true}' WHERE sequence = 7")
-    cached = await client.get(end, headers=headers)
-    assert cached.content == followed.content and cached.headers["link"] == followed.headers["link"]
-    tail = await client.get(followed.json()["next"], headers=headers)
-    assert [e["leaf_index"] for e in tail.json()["items"]] == [8]
 
 
 async def test_if_none_match_answers_304(
