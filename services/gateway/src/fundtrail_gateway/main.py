@@ -64,7 +64,7 @@ def _runtime(settings: GatewaySettings) -> Runtime:
         limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
         recent_ids=ExpiringMap(settings.recent_ids_ttl_seconds, settings.recent_ids_max),
         pending_cases=ExpiringMap(settings.case_pending_ttl_seconds, 100_000),
-        page_cache=PageCache(settings.trail_cache_bytes),
+        page_cache=PageCache(settings.trail_cache_bytes, settings.trail_cache_probe_seconds),
     )
 
 

@@ -11,6 +11,7 @@ is taken last, so a request handed on to the route is never counted twice.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -60,8 +61,8 @@ class TrailFastPath:
         if not path.endswith("/trail"):
             return False
         runtime: Runtime = scope["app"].state.runtime
-        if not len(runtime.page_cache):
-            return False
+        if not len(runtime.page_cache) or runtime.page_cache.probe_due(time.monotonic()):
+            return False  # nothing cached, or the route must first check the trail rows did not change
         token = _bearer(scope)
         if token is None:
             return False
