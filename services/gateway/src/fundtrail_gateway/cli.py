@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
+import httpx
 import typer
 from rich.console import Console
 
@@ -284,99 +285,98 @@ def audit_through(client: Any, public_key: Any, state_path: Path, expected_log_i
     from .core.leafview import StoredEntry
 
     checks: list[CheckResult] = []
-    if True:
-        current = Checkpoint.model_validate(_get(client, "/v1/proofs/checkpoint"))
-        checks.append(CheckResult(name="checkpoint_signature", passed=verify_checkpoint(current, public_key),
-                                  reason=f"log {current.log_id!r} size {current.tree_size} signed by key "
-                                  f"{current.key_id}"))
-        if expected_log_id is not None and current.log_id != expected_log_id:
-            checks.append(CheckResult(name="checkpoint_signature", passed=False,
-                                      reason=f"log id is {current.log_id!r}, expected {expected_log_id!r}"))
-        state = load_state(state_path)
-        remembered = state.get(current.log_id)
-        if remembered is not None:
-            previous = Checkpoint.model_validate(remembered)
-            rolled_back = current.tree_size < previous.tree_size
-            checks.append(CheckResult(name="checkpoint_rollback", passed=not rolled_back, reason=(
-                f"the log shrank from the remembered {previous.tree_size} leaves to {current.tree_size}"
-                if rolled_back else f"the log grew from {previous.tree_size} to {current.tree_size} leaves")))
-            if not rolled_back:
-                response = client.get("/v1/proofs/consistency",
-                                      params={"old_size": previous.tree_size, "new_size": current.tree_size})
-                linked = response.status_code == 200 and ConsistencyProof.model_validate(
-                    response.json()["consistency_proof"]).verify_checkpoints(previous, current)
-                checks.append(CheckResult(name="fork", passed=linked, reason=(
-                    "the remembered checkpoint is a prefix of the current one" if linked else
-                    f"no valid consistency proof from the remembered root (size {previous.tree_size}) to the "
-                    f"current one (HTTP {response.status_code}): the log was rewritten")))
-        raw = _fetch_all(client, "/v1/audit/leaves", "leaf_index")
-        entries = [StoredEntry(i["leaf_index"], base64.b64decode(i["leaf_data"]),
-                               bytes.fromhex(i["stored_leaf_hash"]) if i["stored_leaf_hash"] else None, None,
-                               _parse_columns(i["columns"])) for i in raw]
-        nodes: dict[tuple[int, int], bytes] = {}
-        for level in range(max(current.tree_size, 1).bit_length()):
-            for n in _fetch_all(client, "/v1/audit/nodes", "index", level=level):
-                nodes[(level, n["index"])] = bytes.fromhex(n["hash"])
-        entries = [StoredEntry(e.seq, e.leaf_data, e.stored_hash, nodes.get((0, e.seq)), e.columns) for e in entries]
-        copies = {i["leaf_index"]: i.get("copies") or {} for i in raw}
-        log_checks, facts = audit_log(entries, nodes, current, copies)
-        checks += log_checks
-        ledger = [c for c in checks if c.name == "ledger_replay"]
-        served: list[str] = []
-        http: list[str] = []
-        funds = sorted({leaf.fund_doc_no for leaf in facts.leaves.values() if leaf.fund_doc_no})
-        for fund in funds:
-            response = client.get(f"/v1/funds/{quote(fund, safe='')}")
-            if response.status_code == 200:
-                flat: list[Any] = []
-                stack = list(response.json()["positions"])
-                while stack:
-                    node = stack.pop()
-                    flat.append(node)
-                    stack += node.get("children", [])
-                problems = served_positions_problems(fund, flat, facts)
-                if problems:
-                    ledger.append(CheckResult(name="ledger_replay", passed=False, reason="; ".join(problems[:5])))
-            else:
-                http.append(f"GET /v1/funds/{fund} answered {response.status_code}")
-            items, problem = _trail_items(client, f"/v1/funds/{quote(fund, safe='')}/trail")
-            if problem:
-                http.append(problem)
-            shown = [i.get("leaf_index") for i in items]
-            if shown != facts.chains.get(("fund", fund), []):
-                served.append(f"the trail of {fund} shows leaves {shown}, its chain in the log is "
-                              f"{facts.chains.get(('fund', fund))}")
-            for item in items:
-                served += served_item_problems(item, facts)
-        for index, leaf in sorted(facts.leaves.items()):
-            if leaf.kind == "event":
-                response = client.get(f"/v1/events/{leaf.entry_id}")
-                if response.status_code != 200:
-                    http.append(f"GET /v1/events/{leaf.entry_id} answered {response.status_code}")
-                    continue
-                body = response.json()
-                if body.get("payload") != leaf.payload or body.get("state_after") != leaf.after:
-                    served.append(f"event {leaf.entry_id} (leaf {index}) is shown differently from its leaf")
-            elif leaf.kind == "violation":
-                response = client.get(f"/v1/violations/{leaf.entry_id}")
-                if response.status_code != 200:
-                    http.append(f"GET /v1/violations/{leaf.entry_id} answered {response.status_code}")
-                    continue
-                body = response.json()
-                fields = ("rule_id", "explanation_zh", "explanation_en", "legal_basis", "evidence", "severity")
-                if any(body.get(f) != leaf.payload.get(f) for f in fields) or not (body.get("leaf") or {}).get(
-                        "verification", {}).get("ok", False):
-                    served.append(f"violation {leaf.entry_id} (leaf {index}) is shown differently from its leaf")
-        checks = [c for c in checks if c.name != "ledger_replay"] + [
-            CheckResult(name="ledger_replay", passed=all(c.passed for c in ledger),
-                        reason="; ".join(c.reason for c in ledger if not c.passed)
-                        or f"{len(facts.positions)} fund positions shown equal the states the log commits"),
-        ]
-        checks.append(CheckResult(name="served_fact_mismatch", passed=not served,
-                                  reason="; ".join(served[:5]) or "every trail, event and violation shown equals "
-                                  "its leaf"))
-        checks.append(CheckResult(name="http_error", passed=not http,
-                                  reason="; ".join(http[:5]) or "every endpoint answered"))
+    current = Checkpoint.model_validate(_get(client, "/v1/proofs/checkpoint"))
+    checks.append(CheckResult(name="checkpoint_signature", passed=verify_checkpoint(current, public_key),
+                              reason=f"log {current.log_id!r} size {current.tree_size} signed by key "
+                              f"{current.key_id}"))
+    if expected_log_id is not None and current.log_id != expected_log_id:
+        checks.append(CheckResult(name="checkpoint_signature", passed=False,
+                                  reason=f"log id is {current.log_id!r}, expected {expected_log_id!r}"))
+    state = load_state(state_path)
+    remembered = state.get(current.log_id)
+    if remembered is not None:
+        previous = Checkpoint.model_validate(remembered)
+        rolled_back = current.tree_size < previous.tree_size
+        checks.append(CheckResult(name="checkpoint_rollback", passed=not rolled_back, reason=(
+            f"the log shrank from the remembered {previous.tree_size} leaves to {current.tree_size}"
+            if rolled_back else f"the log grew from {previous.tree_size} to {current.tree_size} leaves")))
+        if not rolled_back:
+            response = client.get("/v1/proofs/consistency",
+                                  params={"old_size": previous.tree_size, "new_size": current.tree_size})
+            linked = response.status_code == 200 and ConsistencyProof.model_validate(
+                response.json()["consistency_proof"]).verify_checkpoints(previous, current)
+            checks.append(CheckResult(name="fork", passed=linked, reason=(
+                "the remembered checkpoint is a prefix of the current one" if linked else
+                f"no valid consistency proof from the remembered root (size {previous.tree_size}) to the "
+                f"current one (HTTP {response.status_code}): the log was rewritten")))
+    raw = _fetch_all(client, "/v1/audit/leaves", "leaf_index")
+    entries = [StoredEntry(i["leaf_index"], base64.b64decode(i["leaf_data"]),
+                           bytes.fromhex(i["stored_leaf_hash"]) if i["stored_leaf_hash"] else None, None,
+                           _parse_columns(i["columns"])) for i in raw]
+    nodes: dict[tuple[int, int], bytes] = {}
+    for level in range(max(current.tree_size, 1).bit_length()):
+        for n in _fetch_all(client, "/v1/audit/nodes", "index", level=level):
+            nodes[(level, n["index"])] = bytes.fromhex(n["hash"])
+    entries = [StoredEntry(e.seq, e.leaf_data, e.stored_hash, nodes.get((0, e.seq)), e.columns) for e in entries]
+    copies = {i["leaf_index"]: i.get("copies") or {} for i in raw}
+    log_checks, facts = audit_log(entries, nodes, current, copies)
+    checks += log_checks
+    ledger = [c for c in checks if c.name == "ledger_replay"]
+    served: list[str] = []
+    http: list[str] = []
+    funds = sorted({leaf.fund_doc_no for leaf in facts.leaves.values() if leaf.fund_doc_no})
+    for fund in funds:
+        response = client.get(f"/v1/funds/{quote(fund, safe='')}")
+        if response.status_code == 200:
+            flat: list[Any] = []
+            stack = list(response.json()["positions"])
+            while stack:
+                node = stack.pop()
+                flat.append(node)
+                stack += node.get("children", [])
+            problems = served_positions_problems(fund, flat, facts)
+            if problems:
+                ledger.append(CheckResult(name="ledger_replay", passed=False, reason="; ".join(problems[:5])))
+        else:
+            http.append(f"GET /v1/funds/{fund} answered {response.status_code}")
+        items, problem = _trail_items(client, f"/v1/funds/{quote(fund, safe='')}/trail")
+        if problem:
+            http.append(problem)
+        shown = [i.get("leaf_index") for i in items]
+        if shown != facts.chains.get(("fund", fund), []):
+            served.append(f"the trail of {fund} shows leaves {shown}, its chain in the log is "
+                          f"{facts.chains.get(('fund', fund))}")
+        for item in items:
+            served += served_item_problems(item, facts)
+    for index, leaf in sorted(facts.leaves.items()):
+        if leaf.kind == "event":
+            response = client.get(f"/v1/events/{leaf.entry_id}")
+            if response.status_code != 200:
+                http.append(f"GET /v1/events/{leaf.entry_id} answered {response.status_code}")
+                continue
+            body = response.json()
+            if body.get("payload") != leaf.payload or body.get("state_after") != leaf.after:
+                served.append(f"event {leaf.entry_id} (leaf {index}) is shown differently from its leaf")
+        elif leaf.kind == "violation":
+            response = client.get(f"/v1/violations/{leaf.entry_id}")
+            if response.status_code != 200:
+                http.append(f"GET /v1/violations/{leaf.entry_id} answered {response.status_code}")
+                continue
+            body = response.json()
+            fields = ("rule_id", "explanation_zh", "explanation_en", "legal_basis", "evidence", "severity")
+            if any(body.get(f) != leaf.payload.get(f) for f in fields) or not (body.get("leaf") or {}).get(
+                    "verification", {}).get("ok", False):
+                served.append(f"violation {leaf.entry_id} (leaf {index}) is shown differently from its leaf")
+    checks = [c for c in checks if c.name != "ledger_replay"] + [
+        CheckResult(name="ledger_replay", passed=all(c.passed for c in ledger),
+                    reason="; ".join(c.reason for c in ledger if not c.passed)
+                    or f"{len(facts.positions)} fund positions shown equal the states the log commits"),
+    ]
+    checks.append(CheckResult(name="served_fact_mismatch", passed=not served,
+                              reason="; ".join(served[:5]) or "every trail, event and violation shown equals "
+                              "its leaf"))
+    checks.append(CheckResult(name="http_error", passed=not http,
+                              reason="; ".join(http[:5]) or "every endpoint answered"))
     report = VerificationReport(checks=checks)
     if report.ok:
         state[current.log_id] = current.model_dump(mode="json")
@@ -423,7 +423,7 @@ def verify(
         else:
             err.print("[red]give --api URL (with --token) or --bundle FILE[/]")
             raise typer.Exit(2)
-    except RuntimeError as exc:
+    except (RuntimeError, OSError, httpx.HTTPError) as exc:
         err.print(f"[red]{exc}[/]")
         raise typer.Exit(2) from exc
     for check in report.checks:
