@@ -281,7 +281,7 @@ def audit_through(client: Any, public_key: Any, state_path: Path, expected_log_i
     import base64
     from urllib.parse import quote
 
-    from .core.audit import audit_log, served_item_problems, served_positions_problems
+    from .core.audit import audit_log, case_statuses, served_item_problems, served_positions_problems
     from .core.leafview import StoredEntry
 
     checks: list[CheckResult] = []
@@ -339,15 +339,18 @@ def audit_through(client: Any, public_key: Any, state_path: Path, expected_log_i
                 ledger.append(CheckResult(name="ledger_replay", passed=False, reason="; ".join(problems[:5])))
         else:
             http.append(f"GET /v1/funds/{fund} answered {response.status_code}")
-        items, problem = _trail_items(client, f"/v1/funds/{quote(fund, safe='')}/trail")
+    # Every fund's, project's, payment's and vendor's trail as served must be its chain in the log.
+    for (kind, subject), chain in sorted(facts.chains.items()):
+        items, problem = _trail_items(client, f"/v1/{kind}s/{quote(subject, safe='')}/trail")
         if problem:
             http.append(problem)
         shown = [i.get("leaf_index") for i in items]
-        if shown != facts.chains.get(("fund", fund), []):
-            served.append(f"the trail of {fund} shows leaves {shown}, its chain in the log is "
-                          f"{facts.chains.get(('fund', fund))}")
+        if shown != chain:
+            served.append(f"the trail of {kind} {subject} shows leaves {shown}, its chain in the log is {chain}")
         for item in items:
             served += served_item_problems(item, facts)
+    statuses = case_statuses(facts)
+    case_problems: list[str] = []
     for index, leaf in sorted(facts.leaves.items()):
         if leaf.kind == "event":
             response = client.get(f"/v1/events/{leaf.entry_id}")
@@ -363,6 +366,9 @@ def audit_through(client: Any, public_key: Any, state_path: Path, expected_log_i
                 http.append(f"GET /v1/violations/{leaf.entry_id} answered {response.status_code}")
                 continue
             body = response.json()
+            if body.get("status") != statuses.get(leaf.entry_id):
+                case_problems.append(f"violation {leaf.entry_id} is shown {body.get('status')!r}, its case entries "
+                                     f"in the log make it {statuses.get(leaf.entry_id)!r}")
             fields = ("rule_id", "explanation_zh", "explanation_en", "legal_basis", "evidence", "severity")
             if any(body.get(f) != leaf.payload.get(f) for f in fields) or not (body.get("leaf") or {}).get(
                     "verification", {}).get("ok", False):
@@ -375,6 +381,9 @@ def audit_through(client: Any, public_key: Any, state_path: Path, expected_log_i
     checks.append(CheckResult(name="served_fact_mismatch", passed=not served,
                               reason="; ".join(served[:5]) or "every trail, event and violation shown equals "
                               "its leaf"))
+    checks.append(CheckResult(name="case_status", passed=not case_problems,
+                              reason="; ".join(case_problems[:5]) or "every violation's status follows its case "
+                              "entries (a case action of the last seconds may not be recorded by compliance yet)"))
     checks.append(CheckResult(name="http_error", passed=not http,
                               reason="; ".join(http[:5]) or "every endpoint answered"))
     report = VerificationReport(checks=checks)

@@ -70,6 +70,8 @@ TAMPERS: list[tuple[str, str, str]] = [
      " WHERE violation_id = (SELECT violation_id FROM trail_entry WHERE seq = 8)", "column_mismatch"),
     ("violation_explanation", "UPDATE violation SET explanation_zh = '无问题' WHERE violation_id = (SELECT"
      " violation_id FROM trail_entry WHERE seq = 8)", "served_fact_mismatch"),
+    ("violation_status", "UPDATE violation SET status = 'dismissed' WHERE violation_id = (SELECT violation_id"
+     " FROM trail_entry WHERE seq = 7)", "case_status"),
     ("case_action_payload", "UPDATE case_action SET payload = jsonb_set(payload, '{actor}', '\"SOMEONE\"')",
      "column_mismatch"),
     ("fund_position_paid", f"UPDATE fund_position SET paid_fen = paid_fen - 1 WHERE fund_doc_no = '{F}'"

@@ -168,3 +168,21 @@ def served_item_problems(item: Mapping[str, Any], facts: LogFacts) -> list[str]:
     if isinstance(verification, dict) and not verification.get("ok", True):
         problems.append(f"leaf {index}: the gateway flags {verification.get('problems')}")
     return problems
+
+
+# The status a case action's event type leaves a violation in (the rectification loop, core.cases).
+STATUS_AFTER = {"ViolationAcknowledged": "acknowledged", "ViolationRectified": "rectified",
+                "ViolationDismissed": "dismissed", "ViolationResolved": "resolved"}
+
+
+def case_statuses(facts: LogFacts) -> dict[str, str]:
+    """Each violation's status as its violation and case entries in the log make it, by violation id."""
+    statuses: dict[str, str] = {}
+    for _, leaf in sorted(facts.leaves.items()):
+        if leaf.violation_id is None:
+            continue
+        if leaf.kind == "violation":
+            statuses.setdefault(leaf.violation_id, "raised")
+        elif leaf.kind == "case" and leaf.event_type in STATUS_AFTER:
+            statuses[leaf.violation_id] = STATUS_AFTER[leaf.event_type]
+    return statuses
