@@ -57,10 +57,12 @@ def _leaf_parts() -> tuple[bytes, bytes, bytes]:
     position = {"fund_doc_no": "F-1", "level": "town", "region_code": "440705101", "received_fen": 400_000_000,
                 "passed_down_fen": 50_000_000, "paid_fen": 0, "returned_fen": 0, "contracted_fen": 180_000_000,
                 "first_received_at": "2026-03-07T01:30:00+00:00", "last_outflow_at": None}
-    state: dict[str, Any] = {"fund": {"fund_doc_no": "F-1", "known": True, "allocated_fen": 1_000_000_000}, "position": position,
-             "counterparty": None, "project": {"project_id": "P-1", "approved": True, "budget_fen": 200_000_000},
-             "contract": {"contract_id": "HT-1", "signed": True, "amount_fen": 180_000_000},
-             "vendor": {"vendor_id": "V-1", "awards_count": 1}, "invoice_payment_ids": []}
+    state: dict[str, Any] = {
+        "fund": {"fund_doc_no": "F-1", "known": True, "allocated_fen": 1_000_000_000}, "position": position,
+        "counterparty": None, "project": {"project_id": "P-1", "approved": True, "budget_fen": 200_000_000},
+        "contract": {"contract_id": "HT-1", "signed": True, "amount_fen": 180_000_000},
+        "vendor": {"vendor_id": "V-1", "awards_count": 1}, "invoice_payment_ids": [],
+    }
     after = {**state, "position": {**position, "paid_fen": 10_000_000}}
     return payload, json.dumps(state).encode(), json.dumps(after).encode()
 
