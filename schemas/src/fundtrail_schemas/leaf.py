@@ -122,8 +122,8 @@ def encode_leaf(
             "vendor_id": vendor_id,
             "violation_id": None if violation_id is None else str(violation_id),
             "region_code": region_code,
-            "occurred_at": occurred_at.astimezone(UTC),
-            "appended_at": appended_at.astimezone(UTC),
+            "occurred_at": _utc(occurred_at),
+            "appended_at": _utc(appended_at),
             "trace_id": trace_id,
             "payload": _json(payload),
             "before": _json(before),
@@ -135,9 +135,15 @@ def encode_leaf(
 
 
 def _json(value: bytes | Mapping[str, Any] | None) -> Any:
+    if value is None or type(value) is dict:
+        return value
     if isinstance(value, bytes | bytearray | memoryview):
         return orjson.loads(value)
     return value
+
+
+def _utc(at: datetime) -> datetime:
+    return at if at.tzinfo is UTC else at.astimezone(UTC)
 
 
 def leaf_hash(data: bytes) -> bytes:
