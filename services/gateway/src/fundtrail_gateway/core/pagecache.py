@@ -58,6 +58,13 @@ class PageCache:
         """Whether a hit at monotonic time `now` must first probe the trail tables for change."""
         return self._probed_at is None or now - self._probed_at >= self.probe_seconds
 
+    def claim_probe(self, now: float) -> bool:
+        """True for the one caller that must probe now; the others keep using the cache meanwhile."""
+        if not self.probe_due(now):
+            return False
+        self._probed_at = now
+        return True
+
     def observe(self, changes: int | None, now: float) -> None:
         """Record a probe; drop every page when the change count moved (None: probe failed, drop too)."""
         self._probed_at = now

@@ -66,7 +66,7 @@ async def trail_response(
     cache_key = (prefix, request.scope["path"], request.scope["query_string"])
     cache = runtime.page_cache
     cached = cache.get(cache_key)
-    if cached is not None and runtime.trails is not None and cache.probe_due(now := time.monotonic()):
+    if cached is not None and runtime.trails is not None and cache.claim_probe(now := time.monotonic()):
         cache.observe(await runtime.trails.change_count(), now)
         cached = cache.get(cache_key)
     if cached is not None:
@@ -95,7 +95,7 @@ async def trail_response(
     # A page is final once an entry follows it (one writer appends in leaf order) and nothing on it can change.
     final = chunk.more and chunk.settled
     if final:
-        if cache.probe_due(now := time.monotonic()):
+        if cache.claim_probe(now := time.monotonic()):
             cache.observe(await runtime.trails.change_count(), now)
         cache.put(cache_key, page)
     return _page_response(request, page, final)
