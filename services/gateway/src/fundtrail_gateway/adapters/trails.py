@@ -26,9 +26,13 @@ _COLUMNS = ("entry_kind", "entry_id", "event_type", "fund_doc_no", "project_id",
             "vendor_id", "violation_id", "region_code", "occurred_at", "appended_at", "trace_id")
 
 # The page is picked from trail_entry alone (index on the subject column and seq, LIMIT size + 1), then
-# joined to the log's level-0 node of each leaf and, for violations, to their current case status.
+# joined to the log's level-0 node of each leaf and, for violations, to their current case status. The
+# page comes back as one row of arrays: one message, which libpq reads in one go (a result of many rows
+# arrives 16 KB at a time, and under load every read waits a full turn of the event loop).
 _TRAIL_SQL = """\
-SELECT te.seq, te.leaf_data, te.leaf_hash, n.hash, vi.status, {columns}
+SELECT array_agg(te.seq ORDER BY te.seq), array_agg(te.leaf_data ORDER BY te.seq),
+       array_agg(te.leaf_hash ORDER BY te.seq), array_agg(n.hash ORDER BY te.seq),
+       array_agg(vi.status ORDER BY te.seq), {columns}
 FROM (
   SELECT * FROM trail_entry
   WHERE {column} = %(key)s AND seq > %(after)s{region}
@@ -36,14 +40,13 @@ FROM (
   LIMIT %(size)s + 1
 ) te
 LEFT JOIN trail_node n ON n.level = 0 AND n.idx = te.seq
-LEFT JOIN violation vi ON te.entry_kind = 'violation' AND vi.violation_id = te.violation_id
-ORDER BY te.seq"""
+LEFT JOIN violation vi ON te.entry_kind = 'violation' AND vi.violation_id = te.violation_id"""
 
 TRAIL_QUERIES = {
     (subject, regional): _TRAIL_SQL.format(
         column=column,
         region=" AND region_code LIKE %(pattern)s" if regional else "",
-        columns=", ".join(f"te.{c}" for c in _COLUMNS),
+        columns=", ".join(f"array_agg(te.{c} ORDER BY te.seq)" for c in _COLUMNS),
     ).encode()
     for subject, column in SUBJECT_COLUMNS.items()
     for regional in (False, True)
@@ -136,9 +139,11 @@ class TrailStore:
             async with self.pool.connection(self._timeout) as conn:
                 # Binary results: the rendered items arrive as bytes, with no decode and re-encode.
                 cur = await conn.execute(query, params, prepare=self._prepare, binary=True)
-                rows = await cur.fetchall()
+                row = await cur.fetchone()
         except (PoolTimeout, psycopg.OperationalError) as exc:
             raise TrailStoreUnavailable(str(exc)) from exc
+        # An aggregate: always one row; its arrays are null when no entry matched.
+        rows = [] if row is None or row[0] is None else list(zip(*row, strict=True))
         return render_chunk(rows, subject, prefix is not None, after_seq, size, self._base)
 
     async def change_count(self) -> int | None:
