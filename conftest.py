@@ -7,6 +7,8 @@ session, and is stopped at session end.
   deploy/kafka/lib), or ``$FUNDTRAIL_TEST_KAFKA_BOOTSTRAP`` if set.
 * ``kafka_node`` (session) -> the :class:`fundtrail_devstack.KafkaNode` behind ``kafka_bootstrap``
   (skips the test when an external broker is configured).
+* ``secure_kafka_node`` (session) -> a SASL/SCRAM + ACL node of its own with the registry's users
+  (``fundtrail_schemas.kafka_acl``), always local.
 * ``pg_node`` (session) -> a started :class:`fundtrail_devstack.PostgresNode` on a free port, or an
   :class:`fundtrail_devstack.testing.ExternalPostgres` for ``$FUNDTRAIL_TEST_DATABASE_URL``; both offer
   ``url(db)``, ``create_database(name) -> url``, ``drop_database(name)``.
@@ -28,6 +30,7 @@ import pytest
 
 if TYPE_CHECKING:
     from fundtrail_devstack import KafkaNode
+    from fundtrail_devstack.keycloak import KeycloakNode
     from fundtrail_devstack.testing import PostgresServer
 
 KAFKA_BOOTSTRAP_ENV = "FUNDTRAIL_TEST_KAFKA_BOOTSTRAP"
@@ -41,6 +44,19 @@ def kafka_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaNode]:
     from fundtrail_devstack.testing import start_test_kafka
 
     node = start_test_kafka(tmp_path_factory.mktemp("kafka"))
+    try:
+        yield node
+    finally:
+        node.stop()
+
+
+@pytest.fixture(scope="session")
+def secure_kafka_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaNode]:
+    """A broker of its own with SASL/SCRAM, the StandardAuthorizer and every principal's ACLs
+    (``node.security.client(user)``: a user's client settings); the other fixtures stay plaintext."""
+    from fundtrail_devstack.testing import start_secure_test_kafka
+
+    node = start_secure_test_kafka(tmp_path_factory.mktemp("kafka-secure"))
     try:
         yield node
     finally:
@@ -122,3 +138,14 @@ def migrated_database_url(pg_node: PostgresServer, migrated_template: str) -> It
     finally:
         with contextlib.suppress(Exception):
             pg_node.drop_database(name, force=True)
+
+
+@pytest.fixture(scope="session")
+def keycloak(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KeycloakNode]:
+    from fundtrail_devstack.testing import start_test_keycloak
+
+    node = start_test_keycloak(tmp_path_factory.mktemp("keycloak"))
+    try:
+        yield node
+    finally:
+        node.stop()

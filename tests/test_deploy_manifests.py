@@ -24,8 +24,10 @@ import yaml
 from pydantic import AliasChoices, AliasPath, BaseModel
 from pydantic_settings import BaseSettings
 
+from fundtrail_schemas.kafka_acl import principals
+from fundtrail_schemas.kafka_security import KafkaSecurity
 from fundtrail_schemas.settings import CommonSettings
-from fundtrail_schemas.topics import ENRICHED_EVENTS, RAW_EVENTS, TOPICS, TOPICS_BY_NAME
+from fundtrail_schemas.topics import ENRICHED_EVENTS, RAW_EVENTS, TOPICS_BY_NAME, registry_topics
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -643,7 +645,8 @@ def test_k8s_environment_names_exist_in_the_service_settings(
     (container,) = _named("Deployment", service.name)["spec"]["template"]["spec"]["containers"]
     env = _image_env(service.prefix)
     env.update(_k8s_container_env(container))
-    _assert_names_known(f"Deployment {service.name}", set(env), env_names(cls))
+    # Kafka client security settings are the shared KafkaSecurity's (fundtrail_schemas.kafka_security).
+    _assert_names_known(f"Deployment {service.name}", set(env), env_names(cls) | env_names(KafkaSecurity))
     settings = _assert_settings_accept(monkeypatch, cls, env, f"Deployment {service.name}")
     assert settings.kafka_bootstrap_servers.startswith("fundtrail-kafka-bootstrap:")  # type: ignore[attr-defined]
 
@@ -742,9 +745,12 @@ def test_kafka_is_kraft_with_three_dual_role_nodes() -> None:
     brokers = sum(p["spec"]["replicas"] for p in pools if "broker" in p["spec"]["roles"])
     controllers = sum(p["spec"]["replicas"] for p in pools if "controller" in p["spec"]["roles"])
     assert brokers == 3 and controllers == 3
-    bootstrap = _configmap_data("fundtrail-common")["KAFKA_BOOTSTRAP_SERVERS"]
-    listener = next(x for x in kafka["spec"]["kafka"]["listeners"] if not x["tls"])
-    assert bootstrap == f"{kafka['metadata']['name']}-kafka-bootstrap:{listener['port']}"
+    common = _configmap_data("fundtrail-common")
+    # One listener, TLS with SCRAM-SHA-512, and the clients configured for exactly that.
+    (listener,) = kafka["spec"]["kafka"]["listeners"]
+    assert listener["tls"] is True and listener["authentication"] == {"type": "scram-sha-512"}
+    assert common["KAFKA_BOOTSTRAP_SERVERS"] == f"{kafka['metadata']['name']}-kafka-bootstrap:{listener['port']}"
+    assert (common["KAFKA_SECURITY_PROTOCOL"], common["KAFKA_SASL_MECHANISM"]) == ("SASL_SSL", "SCRAM-SHA-512")
 
 
 def test_kafka_topics_match_the_registry_exactly() -> None:
@@ -753,9 +759,9 @@ def test_kafka_topics_match_the_registry_exactly() -> None:
     resources = _kind("KafkaTopic")
     by_name = {t["spec"]["topicName"]: t for t in resources}
     assert len(by_name) == len(resources), "two KafkaTopic resources name the same topic"
-    assert set(by_name) == {t.name for t in TOPICS}
+    assert set(by_name) == {t.name for t in registry_topics()}
     brokers = sum(p["spec"]["replicas"] for p in _kind("KafkaNodePool") if "broker" in p["spec"]["roles"])
-    for spec in TOPICS:
+    for spec in registry_topics():
         resource = by_name[spec.name]
         assert resource["apiVersion"] == "kafka.strimzi.io/v1beta2"
         assert resource["metadata"]["labels"]["strimzi.io/cluster"] == kafka["metadata"]["name"]
@@ -772,6 +778,64 @@ def test_committed_topics_yaml_is_the_generator_output() -> None:
     committed = (K8S / "kafka" / "topics.yaml").read_text(encoding="utf-8")
     assert committed == gen.render(), "deploy/k8s/kafka/topics.yaml is stale: run `make manifests`"
     assert gen.main(["--check"]) == 0
+
+
+def test_kafka_authorizes_by_acl_with_only_the_operator_as_super_user() -> None:
+    (kafka,) = _kind("Kafka")
+    spec = kafka["spec"]["kafka"]
+    assert spec["authorization"] == {"type": "simple", "superUsers": ["operator"]}
+    assert spec["config"]["allow.everyone.if.no.acl.found"] is False
+    assert "userOperator" in kafka["spec"]["entityOperator"]
+
+
+def test_kafka_users_match_the_principals_and_their_acls_exactly() -> None:
+    (kafka,) = _kind("Kafka")
+    users = {u["metadata"]["name"]: u for u in _kind("KafkaUser")}
+    assert set(users) == {p.name for p in principals()}
+    for p in principals():
+        user = users[p.name]
+        assert user["metadata"]["labels"]["strimzi.io/cluster"] == kafka["metadata"]["name"]
+        assert user["spec"]["authentication"] == {"type": "scram-sha-512"}
+        if p.super_user:
+            assert "authorization" not in user["spec"]
+            assert p.name in kafka["spec"]["kafka"]["authorization"]["superUsers"]
+            continue
+        acls = {(a["resource"]["type"], a["resource"]["name"], a["resource"]["patternType"], op)
+                for a in user["spec"]["authorization"]["acls"] for op in a["operations"]}
+        assert acls == {(g.resource.value, g.name, g.pattern.value, op.value) for g in p.grants for op in g.operations}
+
+
+def test_kafka_user_acls_are_least_privilege() -> None:
+    """Spot checks of the generated ACLs against the design (docs/architecture.md, Kafka identities)."""
+    def acls(name: str) -> set[tuple[str, str, str, str]]:
+        user = _named("KafkaUser", name)
+        return {(a["resource"]["type"], a["resource"]["name"], a["resource"]["patternType"], op)
+                for a in user["spec"]["authorization"]["acls"] for op in a["operations"]}
+
+    assert acls("bureau-440705") == {("topic", "fundtrail.events.raw.440705", "prefixed", "Write")}
+    assert acls("auditor-agriculture") == {
+        ("topic", "fundtrail.violations.agriculture", "literal", "Read"),
+        ("group", "auditor-agriculture-", "prefixed", "Read"),
+        ("group", "auditor-agriculture-", "prefixed", "Describe"),
+    }
+    writers = {u["metadata"]["name"] for u in _kind("KafkaUser")
+               for a in u["spec"].get("authorization", {}).get("acls", [])
+               if "Write" in a["operations"] and a["resource"]["name"] in ("fundtrail.violations", "fundtrail.cases")}
+    assert writers == {"compliance", "gateway"}
+
+
+def test_each_service_authenticates_as_its_own_kafka_user_over_tls() -> None:
+    users = {u["metadata"]["name"] for u in _kind("KafkaUser")}
+    for service in SERVICES.values():
+        spec = _named("Deployment", service.name)["spec"]["template"]["spec"]
+        (container,) = spec["containers"]
+        env = {e["name"]: e for e in container.get("env", [])}
+        user = env["KAFKA_SASL_USERNAME"]["value"]
+        assert user == service.name and user in users
+        # Strimzi writes the KafkaUser's password into a Secret of the user's name.
+        assert env["KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": user, "key": "password"}
+        ca = next(v for v in spec["volumes"] if v["name"] == "kafka-ca")
+        assert ca["secret"]["secretName"] == "fundtrail-cluster-ca-cert"
 
 
 # ---------------------------------------------------------------- Kubernetes: network policies
@@ -808,10 +872,11 @@ def test_network_policies_deny_by_default_and_allow_only_kafka_and_postgres() ->
     for name, labels in pods.items():
         denied = [p for p in _policies_for(labels) if p["metadata"]["name"] == "fundtrail-default-deny"]
         assert denied and set(denied[0]["spec"]["policyTypes"]) == {"Ingress", "Egress"}, name
-    dns, kafka, postgres, otlp = 53, 9092, 5432, 4318
+    dns, kafka, postgres, otlp = 53, 9093, 5432, 4318
     for service in WORKERS:
         assert _allowed_ports(pods[service.name], "Egress") == {dns, kafka, postgres, otlp}, service.name
-        assert _allowed_ports(pods[service.name], "Ingress") == set(), f"{service.name} accepts connections"
+        # Only Prometheus' scrapes of the metrics port (fundtrail-ingress-metrics, from namespace monitoring).
+        assert _allowed_ports(pods[service.name], "Ingress") == {9464}, f"{service.name} accepts connections"
     gateway_port = _named("Deployment", "gateway")["spec"]["template"]["spec"]["containers"][0]["ports"][0]
     assert _allowed_ports(pods["gateway"], "Egress") == {dns, kafka, postgres, otlp}
     assert _allowed_ports(pods["gateway"], "Ingress") == {gateway_port["containerPort"]}

@@ -20,6 +20,7 @@ import sys
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from fundtrail_schemas.kafka_security import client_security
 from fundtrail_schemas.topics import DEAD_LETTERS, ENRICHED_EVENTS, RAW_EVENTS, VIOLATIONS_DLQ
 
 # Where each dead-letter topic's records may be sent back to.
@@ -38,8 +39,9 @@ def redrive(
     """Re-publish the selected records of `dlq`; return (sent, skipped, last offset read)."""
     targets = REDRIVE_TARGETS[dlq]
     tp = TopicPartition(dlq, 0)  # dead-letter topics have one partition (fundtrail_schemas.topics)
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
-    producer = None if dry_run else KafkaProducer(bootstrap_servers=bootstrap, acks="all", retries=10)
+    security = client_security("kafka-python")
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None, **security)
+    producer = None if dry_run else KafkaProducer(bootstrap_servers=bootstrap, acks="all", retries=10, **security)
     sent = skipped = 0
     last_read = first - 1
     try:

@@ -17,11 +17,11 @@ from urllib.parse import quote
 
 from fundtrail_schemas.checkpoint import (
     generate_keypair,
-    key_id,
     private_key_from_pem,
     private_key_to_pem,
     public_key_to_pem,
 )
+from fundtrail_schemas.note import NoteVerifier
 
 HERE = Path(__file__).resolve().parent
 DB_USER = "fundtrail"
@@ -78,11 +78,14 @@ def main(argv: list[str] | None = None) -> int:
     """Command line."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dir", type=Path, default=HERE, help="where to write (default: this folder)")
+    parser.add_argument("--origin", default="fundtrail.example/jiangmen/trail",
+                        help="the trail's checkpoint origin (FUNDTRAIL_TRACKER_TRAIL_LOG_ID)")
     args = parser.parse_args(argv)
     written = generate(args.dir)
     signing = private_key_from_pem((args.dir / "trail_signing_key.pem").read_bytes())
     print(f"wrote {', '.join(written) if written else 'nothing (all present)'} in {args.dir}")
-    print(f"trail signing key id {key_id(signing.public_key())}: give trail_signing_public.pem to auditors")
+    vkey = NoteVerifier.ed25519(args.origin, signing.public_key()).vkey
+    print(f"trail verifier key (set FUNDTRAIL_GATEWAY_TRAIL_VKEY, publish to auditors): {vkey}")
     return 0
 
 

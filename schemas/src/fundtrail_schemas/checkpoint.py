@@ -1,34 +1,33 @@
 """Signed tree heads (checkpoints), proof models and offline proof bundles.
 
-Signed bytes of a checkpoint (UTF-8, every line ends with ``\\n``; modelled on the body of a
-C2SP signed-note checkpoint with the timestamp as a fourth line)::
+A checkpoint is a C2SP tlog-checkpoint (c2sp.org/tlog-checkpoint) signed as a C2SP signed note
+with Ed25519 (``fundtrail_schemas.note``). The signed bytes are exactly the note text::
 
-    <log_id>
-    <tree_size, decimal, no leading zeros>
-    <root hash, standard base64 with padding>
-    <timestamp, integer milliseconds since 1970-01-01T00:00:00Z>
+    <origin>\\n
+    <tree_size, decimal, no leading zeros>\\n
+    <root hash, standard base64 with padding>\\n
 
-The signature is Ed25519 (RFC 8032, pure) over exactly those bytes, stored as standard
-base64. ``key_id`` is the first 8 bytes of SHA-256 of the raw 32-byte public key, as 16
-lowercase hex digits; it names the key, the signature is what proves it.
+followed in the note by a blank line and the log's signature line
+``— <key name> <base64(4-byte key hash || 64-byte Ed25519 signature)>``; the key name is the
+origin, the key hash SHA-256(key name || 0x0A || 0x01 || public key)[:4]. Witness cosignature
+lines (c2sp.org/tlog-cosignature) may follow the log's line. ``timestamp`` is when the log
+signed, as the log recorded it; it is not covered by the signature (cosignatures carry signed times).
 
 A ``ProofBundle`` is the JSON an auditor takes away: checkpoint, leaf bytes, inclusion
 proof, and optionally an earlier checkpoint plus the consistency proof linking the two.
-``verify_bundle`` needs nothing but the bundle and the log's public key.
+``verify_bundle`` needs nothing but the bundle and the log's public key (or verifier key).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import os
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Final, Literal
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import (
@@ -45,6 +44,15 @@ from pydantic import (
 )
 
 from fundtrail_schemas import merkle
+from fundtrail_schemas.note import (
+    CheckpointText,
+    Note,
+    NoteError,
+    NoteSigner,
+    NoteVerifier,
+    open_note,
+    sign_note,
+)
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -52,6 +60,7 @@ __all__ = [
     "Checkpoint",
     "ConsistencyProof",
     "InclusionProof",
+    "LogKey",
     "ProofBundle",
     "VerificationReport",
     "build_proof_bundle",
@@ -60,6 +69,7 @@ __all__ = [
     "key_id",
     "load_private_key",
     "load_public_key",
+    "log_verifier",
     "private_key_from_pem",
     "private_key_to_pem",
     "public_key_from_pem",
@@ -78,6 +88,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
 _MAX_SIZE = 2**63 - 1  # fits a PostgreSQL BIGINT
 _MAX_PROOF_LEN = 64  # a proof for a tree below 2**63 leaves has at most 63 (inclusion) / 64 elements
+_MAX_NOTE_CHARS = 64 * 1024
 
 
 # ----------------------------------------------------------------- value types
@@ -99,21 +110,15 @@ def _check_b64(value: str) -> str:
     return value
 
 
-def _check_signature(value: str) -> str:
-    if len(_strict_b64decode(value)) != 64:
-        raise ValueError("an Ed25519 signature is 64 bytes")
-    return value
-
-
 HexHash = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 """A SHA-256 hash as 64 lowercase hex digits."""
 Base64Bytes = Annotated[str, AfterValidator(_check_b64)]
 """Arbitrary bytes as canonical standard base64 (with padding)."""
-Base64Signature = Annotated[str, AfterValidator(_check_signature)]
-KeyId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{16}$")]
-# Control characters (newline above all) would make the signed text ambiguous.
-LogId = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+$")]
+# The origin is the note's first line and the key name: no control characters, no spaces or '+'.
+LogId = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=r"^[^\x00-\x20\x7f+]+$")]
 TreeSize = Annotated[int, Field(strict=True, ge=0, le=_MAX_SIZE)]
+LogKey = Ed25519PublicKey | NoteVerifier | str
+"""How callers name the log's key: a bare public key (key name = origin), a verifier, or a vkey."""
 
 
 def timestamp_ms(ts: datetime) -> int:
@@ -123,22 +128,26 @@ def timestamp_ms(ts: datetime) -> int:
     return (ts - _EPOCH) // _MS
 
 
-def checkpoint_body(log_id: str, tree_size: int, root: bytes, ts_ms: int) -> bytes:
-    """Return the exact bytes a checkpoint signature covers."""
-    if not log_id or any(ord(c) < 0x20 or ord(c) == 0x7F for c in log_id):
-        raise ValueError("log_id must be non-empty and free of control characters")
-    if len(root) != merkle.HASH_SIZE:
-        raise ValueError("root must be 32 bytes")
-    if tree_size < 0 or ts_ms < 0:
-        raise ValueError("tree_size and timestamp must not be negative")
-    root_b64 = base64.b64encode(root).decode("ascii")
-    return f"{log_id}\n{tree_size}\n{root_b64}\n{ts_ms}\n".encode()
+def checkpoint_body(log_id: str, tree_size: int, root: bytes) -> bytes:
+    """Return the exact bytes a checkpoint signature covers (the tlog-checkpoint note text)."""
+    try:
+        return CheckpointText(log_id, tree_size, root).text().encode()
+    except NoteError as exc:
+        raise ValueError(str(exc)) from exc
 
 
-def key_id(public_key: Ed25519PublicKey) -> str:
-    """Return the key id: hex of the first 8 bytes of SHA-256(raw public key)."""
-    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return hashlib.sha256(raw).digest()[:8].hex()
+def key_id(public_key: Ed25519PublicKey, name: str) -> str:
+    """The signed-note key hash of ``public_key`` under ``name``, as 8 lowercase hex digits."""
+    return f"{NoteVerifier.ed25519(name, public_key).key_hash:08x}"
+
+
+def log_verifier(key: LogKey, origin: str) -> NoteVerifier:
+    """The note verifier for ``key``; a bare public key is taken under the key name ``origin``."""
+    if isinstance(key, NoteVerifier):
+        return key
+    if isinstance(key, str):
+        return NoteVerifier.from_vkey(key)
+    return NoteVerifier.ed25519(origin, key)
 
 
 # ----------------------------------------------------------------- checkpoint
@@ -149,17 +158,18 @@ class Checkpoint(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    log_id: LogId
+    log_id: LogId = Field(description="The checkpoint origin (first note line); also the log's key name")
     tree_size: TreeSize
     root_hash: HexHash
-    timestamp: AwareDatetime
-    signature: Base64Signature
-    key_id: KeyId
+    timestamp: AwareDatetime = Field(description="When the log signed, as it recorded it (not signed)")
+    note: str = Field(
+        min_length=1, max_length=_MAX_NOTE_CHARS,
+        description="The C2SP signed note: checkpoint text, blank line, the log's signature line, cosignatures",
+    )
 
     @field_validator("timestamp")
     @classmethod
     def _utc_millis(cls, v: datetime) -> datetime:
-        # The signature covers whole milliseconds; finer precision would be unsigned data.
         v = v.astimezone(UTC)
         if v.microsecond % 1000:
             raise ValueError("timestamp must have at most millisecond precision")
@@ -179,40 +189,52 @@ class Checkpoint(BaseModel):
 
     def signed_bytes(self) -> bytes:
         """Return the canonical bytes the signature covers."""
-        return checkpoint_body(self.log_id, self.tree_size, self.root, self.timestamp_ms)
+        return checkpoint_body(self.log_id, self.tree_size, self.root)
+
+    def parsed_note(self) -> Note:
+        """The note split into text and signature lines; NoteError if malformed."""
+        return Note.parse(self.note)
 
 
 def sign_checkpoint(
     private_key: Ed25519PrivateKey, log_id: str, size: int, root: bytes, ts: datetime | None = None
 ) -> Checkpoint:
-    """Sign a tree head; ``ts`` (default now) is converted to UTC and truncated to milliseconds."""
+    """Sign a tree head as a C2SP note under key name ``log_id``; ``ts`` (default now) is only recorded."""
     if ts is None:
         ts = datetime.now(UTC)
     if ts.tzinfo is None or ts.utcoffset() is None:
         raise ValueError("timestamp must be timezone-aware")
     ts = ts.astimezone(UTC)
     ts = ts.replace(microsecond=ts.microsecond - ts.microsecond % 1000)
-    body = checkpoint_body(log_id, size, root, timestamp_ms(ts))
-    signature = private_key.sign(body)
+    body = checkpoint_body(log_id, size, root).decode()
     return Checkpoint(
         log_id=log_id,
         tree_size=size,
         root_hash=root.hex(),
         timestamp=ts,
-        signature=base64.b64encode(signature).decode("ascii"),
-        key_id=key_id(private_key.public_key()),
+        note=sign_note(body, NoteSigner(log_id, private_key)),
     )
 
 
-def verify_checkpoint(cp: Checkpoint, public_key: Ed25519PublicKey) -> bool:
-    """Return True iff ``cp`` names ``public_key`` and its signature verifies; never raises."""
+def _open_checkpoint(cp: Checkpoint, key: LogKey) -> str | None:
+    """None if ``cp``'s note is signed by ``key`` and says what its fields say, else the reason it is not."""
     try:
-        if cp.key_id != key_id(public_key):
-            return False
-        public_key.verify(_strict_b64decode(cp.signature), cp.signed_bytes())
-    except (InvalidSignature, ValueError, TypeError, AttributeError):
+        verifier = log_verifier(key, cp.log_id)
+        note, _ = open_note(cp.note, [verifier])
+        body = CheckpointText.parse(note.text)
+    except (NoteError, ValueError) as exc:
+        return str(exc)
+    if (body.origin, body.size, body.root.hex()) != (cp.log_id, cp.tree_size, cp.root_hash):
+        return "the signed note names another origin, size or root than the checkpoint fields"
+    return None
+
+
+def verify_checkpoint(cp: Checkpoint, public_key: LogKey) -> bool:
+    """Return True iff ``cp``'s note verifies with the log key and matches its fields; never raises."""
+    try:
+        return _open_checkpoint(cp, public_key) is None
+    except Exception:
         return False
-    return True
 
 
 # ------------------------------------------------------------------------ keys
@@ -415,49 +437,25 @@ def _short(hex_hash: str) -> str:
     return hex_hash[:16] + "…"
 
 
-def _check_signed(
-    checks: list[CheckResult], label: str, cp: Checkpoint, public_key: Ed25519PublicKey, expected_kid: str
-) -> None:
-    if cp.key_id == expected_kid:
-        checks.append(CheckResult(name=f"{label}.key_id", passed=True, reason=f"names key {expected_kid}"))
+def _check_signed(checks: list[CheckResult], label: str, cp: Checkpoint, key: LogKey) -> None:
+    problem = _open_checkpoint(cp, key)
+    if problem is None:
+        reason = (f"valid Ed25519 note signature over origin {cp.log_id!r}, size {cp.tree_size}, "
+                  f"root {_short(cp.root_hash)}")
     else:
-        checks.append(
-            CheckResult(
-                name=f"{label}.key_id",
-                passed=False,
-                reason=f"names key {cp.key_id} but the supplied public key is {expected_kid}",
-            )
-        )
-    try:
-        public_key.verify(_strict_b64decode(cp.signature), cp.signed_bytes())
-        checks.append(
-            CheckResult(
-                name=f"{label}.signature",
-                passed=True,
-                reason=f"valid Ed25519 signature over log {cp.log_id!r}, size {cp.tree_size}, "
-                f"root {_short(cp.root_hash)}, time {cp.timestamp.isoformat()}",
-            )
-        )
-    except (InvalidSignature, ValueError):
-        checks.append(
-            CheckResult(
-                name=f"{label}.signature",
-                passed=False,
-                reason="signature does not verify with the supplied public key: "
-                "the checkpoint was altered or signed by another key",
-            )
-        )
+        reason = (f"the signed note does not verify with the log key ({problem}): "
+                  "it was altered or signed by another key")
+    checks.append(CheckResult(name=f"{label}.signature", passed=problem is None, reason=reason))
 
 
 def verify_bundle(
-    bundle: ProofBundle, public_key: Ed25519PublicKey, *, expected_log_id: str | None = None
+    bundle: ProofBundle, public_key: LogKey, *, expected_log_id: str | None = None
 ) -> VerificationReport:
-    """Check every claim in ``bundle`` against ``public_key``; never raises on bad bundle content."""
+    """Check every claim in ``bundle`` against the log key; never raises on bad bundle content."""
     checks: list[CheckResult] = []
-    kid = key_id(public_key)
     cp = bundle.checkpoint
 
-    _check_signed(checks, "checkpoint", cp, public_key, kid)
+    _check_signed(checks, "checkpoint", cp, public_key)
     if expected_log_id is not None:
         checks.append(
             CheckResult(
@@ -505,7 +503,7 @@ def verify_bundle(
         )
         return VerificationReport(checks=checks)
 
-    _check_signed(checks, "previous_checkpoint", prev, public_key, kid)
+    _check_signed(checks, "previous_checkpoint", prev, public_key)
     checks.append(
         CheckResult(
             name="consistency.same_log",
@@ -513,15 +511,14 @@ def verify_bundle(
             reason=f"previous checkpoint is of log {prev.log_id!r}, checkpoint of {cp.log_id!r}",
         )
     )
-    ordered = prev.tree_size <= cp.tree_size and prev.timestamp <= cp.timestamp
+    ordered = prev.tree_size <= cp.tree_size
     checks.append(
         CheckResult(
             name="consistency.order",
             passed=ordered,
             reason=(
-                f"previous checkpoint size {prev.tree_size} at {prev.timestamp.isoformat()}, "
-                f"checkpoint size {cp.tree_size} at {cp.timestamp.isoformat()}"
-                + ("" if ordered else ": the log cannot shrink or go back in time")
+                f"previous checkpoint size {prev.tree_size}, checkpoint size {cp.tree_size}"
+                + ("" if ordered else ": the log cannot shrink")
             ),
         )
     )
@@ -553,7 +550,7 @@ def verify_bundle(
 
 
 def verify_bundle_json(
-    data: str | bytes, public_key: Ed25519PublicKey, *, expected_log_id: str | None = None
+    data: str | bytes, public_key: LogKey, *, expected_log_id: str | None = None
 ) -> VerificationReport:
     """Parse and verify a bundle; a malformed bundle becomes a failed ``bundle.parse`` check."""
     try:

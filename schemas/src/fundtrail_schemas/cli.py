@@ -40,10 +40,11 @@ def schemas_cmd(check: bool = typer.Option(False, help="Only check that files ma
 def topics_cmd(
     bootstrap: str = typer.Option(..., envvar="KAFKA_BOOTSTRAP_SERVERS", help="Kafka bootstrap servers"),
 ) -> None:
-    """Create every topic of the registry that does not exist yet."""
+    """Create every topic of the registry (the regions' raw topics too) that does not exist yet."""
     from .kafka_admin import ensure_topics
+    from .topics import configured_topics, registry_topics
 
-    created = ensure_topics(bootstrap)
+    created = ensure_topics(bootstrap, configured_topics(base=registry_topics()))
     console.print(f"created {len(created)} topics" + (f": {', '.join(created)}" if created else ""))
 
 

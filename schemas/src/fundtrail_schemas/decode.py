@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -13,12 +14,19 @@ from .events import EVENT_TYPES, Envelope, any_event_adapter, source_event_adapt
 
 # Larger messages are refused before parsing (the broker allows 2 MiB; an event is ~1 KiB).
 MAX_EVENT_BYTES = 256 * 1024
+# An event nests a few levels (bidder lists); deeper JSON is hostile, refused before validation.
+MAX_JSON_DEPTH = 32
+# Integers in events are fen (<= 10**15) or small counts: 40 digits is already absurd, and
+# Python's int() of a long digit string costs quadratic CPU (refused past 4,300 digits anyway).
+MAX_INT_DIGITS = 40
 
 
 class ReasonCode(StrEnum):
     """Machine-readable reasons for a rejected event (dead-letter topic, HTTP problems)."""
 
     OVERSIZED = "oversized"
+    EMPTY = "empty"  # a null (tombstone) or empty record value
+    UNDECODABLE = "undecodable"  # decoding the record failed unexpectedly; it is set aside, not retried
     MALFORMED_JSON = "malformed_json"
     NOT_AN_OBJECT = "not_an_object"
     UNKNOWN_TYPE = "unknown_type"
@@ -28,10 +36,12 @@ class ReasonCode(StrEnum):
     FUTURE_TIMESTAMP = "future_timestamp"
     UNKNOWN_REFERENCE = "unknown_reference"
     REGION_FORBIDDEN = "region_forbidden"
+    PROVENANCE = "provenance"  # on a region's raw topic, an event of a region outside it
     # compliance (topic fundtrail.violations.dlq)
     EVALUATION_ERROR = "evaluation_error"
     INVALID_TRANSITION = "invalid_transition"
     UNKNOWN_VIOLATION = "unknown_violation"
+    ACTION_NOT_PERMITTED = "action_not_permitted"
 
 
 @dataclass(frozen=True)
@@ -132,15 +142,69 @@ def parse_object(obj: Any, *, source_only: bool = True) -> Envelope | Rejection:
     return event
 
 
-def decode_event(raw: bytes, *, source_only: bool = True) -> Envelope | Rejection:
+# An escaped NUL: "\u0000" preceded by an even number of backslashes. PostgreSQL's jsonb and text
+# cannot hold U+0000, so a stored event or case action must not contain one.
+_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def has_nul(json_bytes: bytes) -> bool:
+    """True if JSON text holds U+0000 in a string (which PostgreSQL cannot store)."""
+    return b"\\u0000" in json_bytes and _NUL_ESCAPE.search(json_bytes) is not None
+
+
+class JsonLimitError(ValueError):
+    """JSON nested deeper or with longer integers than any event has."""
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise JsonLimitError(f"an integer of {len(text.lstrip('-'))} digits; at most {MAX_INT_DIGITS} are accepted")
+    return int(text)
+
+
+def json_depth_exceeds(obj: Any, max_depth: int = MAX_JSON_DEPTH) -> bool:
+    """True if containers nest deeper than `max_depth` (iterative: deep input cannot recurse here)."""
+    stack: list[tuple[Any, int]] = [(obj, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if depth > max_depth:
+            return True
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    return False
+
+
+def load_json_bounded(raw: bytes | str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """Parse JSON from an untrusted source: integers of at most MAX_INT_DIGITS digits, nesting of at
+    most `max_depth`. Raises JsonLimitError past a limit, ValueError (json.JSONDecodeError,
+    UnicodeDecodeError) for what is not JSON; never RecursionError."""
+    try:
+        obj = json.loads(raw, parse_int=_bounded_int)
+    except RecursionError as exc:  # the C scanner's own guard, ~1,000 levels: far past any limit
+        raise JsonLimitError(f"JSON nested deeper than {max_depth} levels") from exc
+    if json_depth_exceeds(obj, max_depth):
+        raise JsonLimitError(f"JSON nested deeper than {max_depth} levels")
+    return obj
+
+
+def decode_event(raw: bytes | None, *, source_only: bool = True) -> Envelope | Rejection:
     """Decode one message value. Never raises on bad input."""
+    if not raw:
+        return Rejection(ReasonCode.EMPTY, "the record has no value (a null, tombstone or empty record)")
     if len(raw) > MAX_EVENT_BYTES:
         return Rejection(
             ReasonCode.OVERSIZED, f"message is {len(raw)} bytes; the limit is {MAX_EVENT_BYTES} bytes"
         )
     try:
-        obj = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        obj = load_json_bounded(raw)
+    except JsonLimitError as exc:
+        return Rejection(ReasonCode.INVALID_FIELD, str(exc))
+    except ValueError as exc:
         return Rejection(ReasonCode.MALFORMED_JSON, f"not valid UTF-8 JSON: {exc}")
     return parse_object(obj, source_only=source_only)
 

@@ -149,7 +149,7 @@ class DeadLetter(BaseModel):
         reason: ReasonCode,
         message: str,
         errors: list[dict[str, str]],
-        value: bytes,
+        value: bytes | None,
         key: bytes | None,
         topic: str,
         partition: int,
@@ -158,12 +158,12 @@ class DeadLetter(BaseModel):
         service: str,
         event_id: uuid.UUID | None = None,
     ) -> DeadLetter:
-        """A dead letter carrying the original bytes."""
+        """A dead letter carrying the original bytes (none for a null record)."""
         return cls(
             reason=reason,
             message=message,
             errors=errors,
-            original_b64=base64.b64encode(value).decode(),
+            original_b64=base64.b64encode(value or b"").decode(),
             original_key_b64=base64.b64encode(key).decode() if key is not None else None,
             source_topic=topic,
             source_partition=partition,

@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from .cases import CaseRole
 from .types import (
     AccountKind,
     BasisPoints,
@@ -337,13 +338,26 @@ class ViolationRaised(Envelope):
 
 
 class _CaseAction(Envelope):
+    """A step of a violation's case lifecycle (`fundtrail_schemas.cases` says which are allowed)."""
+
     violation_id: uuid.UUID
     actor: Identifier
+    actor_role: CaseRole = Field(CaseRole.COMPLIANCE, description="The role the actor acted in")
 
 
 class ViolationAcknowledged(_CaseAction):
     event_type: Literal["ViolationAcknowledged"] = "ViolationAcknowledged"
     note: LongText = ""
+    assignee: Identifier | None = Field(None, description="Who rectifies it (optional when acknowledging)")
+    due_date: date | None = Field(None, description="整改期限: rectification due date (Asia/Shanghai)")
+
+
+class ViolationAssigned(_CaseAction):
+    """Who rectifies a violation and by when; the status does not change."""
+
+    event_type: Literal["ViolationAssigned"] = "ViolationAssigned"
+    assignee: Identifier
+    due_date: date = Field(description="整改期限: rectification due date (Asia/Shanghai)")
 
 
 class ViolationRectified(_CaseAction):
@@ -361,6 +375,7 @@ class ViolationResolved(_CaseAction):
     """Late evidence refuted a violation (raised by compliance, never a deletion)."""
 
     event_type: Literal["ViolationResolved"] = "ViolationResolved"
+    actor_role: CaseRole = Field(CaseRole.SYSTEM, description="The role the actor acted in")
     reason: ShortText
     refuting_event_id: uuid.UUID
 
@@ -383,6 +398,7 @@ CASE_EVENTS: tuple[type[_CaseAction], ...] = (
     ViolationAcknowledged,
     ViolationRectified,
     ViolationDismissed,
+    ViolationAssigned,
     ViolationResolved,
 )
 VIOLATION_EVENTS: tuple[type[Envelope], ...] = (ViolationRaised,)
@@ -406,7 +422,7 @@ SourceEvent = Annotated[
     Field(discriminator="event_type"),
 ]
 CaseEvent = Annotated[
-    ViolationAcknowledged | ViolationRectified | ViolationDismissed | ViolationResolved,
+    ViolationAcknowledged | ViolationRectified | ViolationDismissed | ViolationAssigned | ViolationResolved,
     Field(discriminator="event_type"),
 ]
 AnyEvent = Annotated[
@@ -428,6 +444,7 @@ AnyEvent = Annotated[
     | ViolationAcknowledged
     | ViolationRectified
     | ViolationDismissed
+    | ViolationAssigned
     | ViolationResolved,
     Field(discriminator="event_type"),
 ]
@@ -488,6 +505,7 @@ __all__ = [
     "VendorDebarred",
     "VendorRegistered",
     "ViolationAcknowledged",
+    "ViolationAssigned",
     "ViolationDismissed",
     "ViolationRaised",
     "ViolationRectified",

@@ -31,6 +31,7 @@ from .events import (
     VendorDebarred,
     VendorRegistered,
     ViolationAcknowledged,
+    ViolationAssigned,
     ViolationDismissed,
     ViolationRaised,
     ViolationRectified,
@@ -261,6 +262,13 @@ def golden_events() -> list[Envelope]:
         ),
         ViolationDismissed(
             **_env(18, *t, 61), violation_id=violation_id, actor="USER-440705-HG-01", reason="经核查为系统录入错误"
+        ),
+        ViolationAssigned(
+            **_env(20, *t, 53),
+            violation_id=violation_id,
+            actor="USER-440705-HG-03",
+            assignee="USER-440705101-CZS-02",
+            due_date=date(2026, 4, 30),
         ),
         ViolationResolved(
             **_env(19, *t, 62),

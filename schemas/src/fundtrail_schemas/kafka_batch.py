@@ -34,12 +34,17 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 
+from .kafka_security import client_security
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # How long a rebalance waits for the batch in flight before giving its partitions up anyway.
 DRAIN_TIMEOUT_SECONDS = 30.0
 COMMIT_INTERVAL_SECONDS = 0.25
+# A pattern subscription sees a topic created later (a new town's raw topic) at the next metadata
+# refresh: 30 s instead of aiokafka's 5 minutes.
+PATTERN_METADATA_AGE_MS = 30_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +55,7 @@ class Inbound:
     partition: int
     offset: int
     key: bytes | None
-    value: bytes
+    value: bytes | None  # None for a tombstone: consumers must dead-letter it, never fail on it
     headers: Sequence[tuple[str, bytes]] = ()
 
 
@@ -93,8 +98,12 @@ class BatchReader:
         heartbeat_interval_ms: int = 3_000,
         max_fetch_bytes: int = 8 * 1024 * 1024,
         commit_interval: float = COMMIT_INTERVAL_SECONDS,
+        pattern: str | None = None,
     ) -> None:
+        # `pattern` (a regular expression) subscribes to every matching topic instead of `topics`,
+        # including ones created later (found within PATTERN_METADATA_AGE_MS).
         self._topics = list(topics)
+        self._pattern = pattern
         self._max_records = max_records
         self._commit_interval = commit_interval
         # Offsets of finished batches not committed yet, the last commit's time, the timer that
@@ -123,7 +132,10 @@ class BatchReader:
             max_partition_fetch_bytes=max_fetch_bytes,
             # A batch may wait on PostgreSQL and the broker's acks; that is not a dead member.
             max_poll_interval_ms=600_000,
+            **client_security("aiokafka"),
         )
+        if pattern is not None:
+            self._config["metadata_max_age_ms"] = PATTERN_METADATA_AGE_MS
 
     async def drain_before_rebalance(self, revoked: Iterable[TopicPartition] = ()) -> None:
         """What a rebalance awaits before partitions move: the batch in flight finishing. Records of
@@ -211,10 +223,14 @@ class BatchReader:
         # Offsets are asked on a connection of their own: on the group member's connection they
         # queue behind the fetch the broker holds open (up to fetch_max_wait_ms, 500 ms).
         self._offsets = AIOKafkaConsumer(
-            bootstrap_servers=self._config["bootstrap_servers"], client_id=f"{self._config['client_id']}-offsets"
+            bootstrap_servers=self._config["bootstrap_servers"], client_id=f"{self._config['client_id']}-offsets",
+            **client_security("aiokafka"),
         )
         await self._offsets.start()
-        self._consumer.subscribe(self._topics, listener=_Listener(self))
+        if self._pattern is not None:
+            self._consumer.subscribe(pattern=self._pattern, listener=_Listener(self))
+        else:
+            self._consumer.subscribe(self._topics, listener=_Listener(self))
 
     async def stop(self, within: float = 5.0) -> None:
         """Commit what is owed and leave the group; bounded, because a broker that is gone would make

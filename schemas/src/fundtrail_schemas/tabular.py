@@ -43,7 +43,7 @@ from typing import Any, Union, get_args, get_origin
 
 from pydantic import AwareDatetime, BaseModel
 
-from .decode import ReasonCode, Rejection, parse_object
+from .decode import MAX_INT_DIGITS, JsonLimitError, ReasonCode, Rejection, load_json_bounded, parse_object
 from .events import EVENT_TYPES, Envelope, derive_event_id
 from .types import level_of_region
 
@@ -168,6 +168,11 @@ _SOURCE_MODELS: dict[str, type[BaseModel]] = {name: EVENT_TYPES[name] for name i
 _TRUE = {"true", "1", "yes", "y", "是", "t"}
 _FALSE = {"false", "0", "no", "n", "否", "f"}
 _INT_RE = re.compile(r"^[+-]?\d+$")
+# Amounts are at most 10**15 fen: a cell longer than this is not an amount, and Decimal arithmetic
+# on exponents like 1e999990 overflows or costs seconds of CPU (int() of it: ~26 s).
+MAX_AMOUNT_CHARS = 40
+TOO_MANY_ROWS = "too_many_rows"
+MAX_AMOUNT_EXPONENT = 16
 
 
 class TabularError(ValueError):
@@ -277,9 +282,12 @@ def _read_jsonl(data: bytes) -> Iterator[tuple[int, dict[str, Any]]]:
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
+            obj = load_json_bounded(line)
         except json.JSONDecodeError as exc:
             yield number, {"__error__": f"not valid JSON: {exc.msg} (column {exc.colno})"}
+            continue
+        except ValueError as exc:  # JsonLimitError: nested too deep, integers too long
+            yield number, {"__error__": str(exc)}
             continue
         yield number, obj if isinstance(obj, dict) else {"__error__": "a line must be a JSON object"}
 
@@ -410,6 +418,8 @@ def _to_date(value: Any) -> Any:
 
 def _to_int(value: Any) -> Any:
     if isinstance(value, str) and _INT_RE.match(value.replace(",", "").strip()):
+        if len(value) > MAX_INT_DIGITS:
+            raise _CellError(f"is a number of more than {MAX_INT_DIGITS} digits")
         return int(value.replace(",", ""))
     return value  # floats and text: the contract's strict integer check words the error
 
@@ -434,12 +444,18 @@ def _to_str(value: Any) -> str:
 
 
 def _yuan_to_fen(value: Any) -> int:
+    text = str(value).replace(",", "").strip()
+    if len(text) > MAX_AMOUNT_CHARS:
+        raise _CellError(f"must be an amount in yuan of at most {MAX_AMOUNT_CHARS} characters, e.g. 1234.56")
     try:
-        amount = Decimal(str(value).replace(",", "").strip())
+        amount = Decimal(text)
     except InvalidOperation as exc:
         raise _CellError("must be an amount in yuan, e.g. 1234.56") from exc
     if not amount.is_finite():
         raise _CellError("must be an amount in yuan, e.g. 1234.56")
+    # Checked before any arithmetic: 1e1000000 * 100 raises decimal.Overflow, int(1e999990) takes seconds.
+    if amount and not -MAX_AMOUNT_EXPONENT <= amount.adjusted() <= MAX_AMOUNT_EXPONENT:
+        raise _CellError("is not an amount in yuan (too large or too small)")
     fen = amount * 100
     if fen != fen.to_integral_value():
         raise _CellError("has more than two decimals; 1 fen (0.01 yuan) is the smallest unit")
@@ -459,9 +475,11 @@ def _coerce(event_type: str, name: str, value: Any) -> Any:
     if kind == "json":
         if isinstance(value, str):
             try:
-                return json.loads(value)
+                return load_json_bounded(value)
             except json.JSONDecodeError as exc:
                 raise _CellError(f"must be JSON: {exc.msg}") from exc
+            except JsonLimitError as exc:
+                raise _CellError(str(exc)) from exc
         return value
     if name == "event_id" and isinstance(value, uuid.UUID):
         return str(value)
@@ -557,14 +575,22 @@ def map_file(
     defaults: RowDefaults | None = None,
     published_at: datetime,
     sheet: str | None = None,
+    max_rows: int | None = None,
 ) -> TabularReport:
-    """Map every row of a file; never raises for bad rows (a bad file is one error on row 0)."""
+    """Map every row of a file; never raises for bad rows (a bad file is one error on row 0).
+
+    A file with more than `max_rows` data rows is refused whole (reason `too_many_rows`)."""
     defaults = defaults or RowDefaults()
     report = TabularReport(format=fmt)
     first_row_of: dict[uuid.UUID, int] = {}
     try:
         for row, record in read_records(data, fmt, sheet=sheet):
             report.total_rows += 1
+            if max_rows is not None and report.total_rows > max_rows:
+                report.rows.clear()
+                report.errors[:] = [RowError(0, "(file)", f"the file has more than {max_rows} rows; split it",
+                                             TOO_MANY_ROWS)]
+                break
             result = map_record(record, row, defaults=defaults, published_at=published_at, tabular=fmt != "jsonl")
             if isinstance(result, list):
                 report.errors.extend(result)

@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from .kafka_security import client_security
+
 log = logging.getLogger(__name__)
 
 
@@ -186,6 +188,7 @@ def faust_options(
         "broker_commit_interval": 1.0,
         "stream_buffer_maxsize": max(4096, 2 * batch_size),
         "broker_max_poll_records": max(500, batch_size),
+        **client_security("faust"),
         **extra,
     }
 

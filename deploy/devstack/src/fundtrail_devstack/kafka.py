@@ -39,6 +39,7 @@ from ._util import (
     tail,
     wait_for_exit,
 )
+from .kafka_auth import BrokerSecurity
 
 __all__ = ["JVM_OPTIONS", "MIN_JAVA", "KafkaNode", "KafkaStatus", "java_version"]
 
@@ -135,6 +136,7 @@ class KafkaNode:
         message_max_bytes: int = 2 * 1024 * 1024,
         startup_timeout: float = 120.0,
         jvm_options: Sequence[str] = JVM_OPTIONS,
+        security: BrokerSecurity | None = None,
     ) -> None:
         if port == controller_port:
             raise ValueError("port and controller_port must differ")
@@ -151,6 +153,8 @@ class KafkaNode:
         self.kafka_dir = Path(kafka_dir).absolute()
         self.message_max_bytes = message_max_bytes
         self.startup_timeout = startup_timeout
+        self.security = security
+        """SASL/SCRAM + ACLs when set (its super users are bootstrapped at format time); plaintext when None."""
         self._proc: subprocess.Popen[bytes] | None = None
 
     # ------------------------------------------------------------------ paths
@@ -193,7 +197,7 @@ class KafkaNode:
             text = (Path(home) / "server.properties").read_text()
         except OSError:
             return None
-        match = re.search(r"^listeners=PLAINTEXT://127\.0\.0\.1:(\d+),CONTROLLER://127\.0\.0\.1:(\d+)", text, re.M)
+        match = re.search(r"^listeners=\w+://127\.0\.0\.1:(\d+),CONTROLLER://127\.0\.0\.1:(\d+)", text, re.M)
         return (int(match.group(1)), int(match.group(2))) if match else None
 
     def kafka_version(self) -> str | None:
@@ -280,6 +284,12 @@ class KafkaNode:
             controller_port=self.controller_port,
             log_dirs=str(self.data_dir),
             message_max_bytes=self.message_max_bytes,
+            listener="SASL_PLAINTEXT" if self.security else "PLAINTEXT",
+            protocol_map=(
+                "CONTROLLER:SASL_PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT" if self.security
+                else "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+            ),
+            security=self.security.server_properties() if self.security else "",
         )
 
     def write_config(self) -> Path:
@@ -289,6 +299,18 @@ class KafkaNode:
 
     def formatted(self) -> bool:
         return (self.data_dir / "meta.properties").is_file()
+
+    @property
+    def _scram_marker(self) -> Path:
+        return self.home / "scram-bootstrapped"
+
+    def client_options(self, user: str | None = None) -> dict[str, object]:
+        """kafka-python keyword arguments to reach this node (as `user`, default the operator, when secured)."""
+        if self.security is None:
+            return {}
+        from fundtrail_schemas.kafka_security import client_security
+
+        return client_security("kafka-python", self.security.client(user))
 
     def _jvm_base(self, java: str, heap: str) -> list[str]:
         return [
@@ -324,6 +346,7 @@ class KafkaNode:
             "--config",
             str(self.config_path),
             "--ignore-formatted",
+            *(self.security.scram_bootstrap_args() if self.security else ()),
         ]
         result = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=self.home, timeout=180)
         if result.returncode != 0 or not self.formatted():
@@ -331,7 +354,16 @@ class KafkaNode:
                 f"formatting Kafka storage in {self.data_dir} failed (exit {result.returncode}):\n"
                 f"{(result.stdout + result.stderr)[-4000:]}"
             )
+        if self.security:
+            self._scram_marker.write_text("SCRAM super users bootstrapped at format time\n")
         return True
+
+    def _check_security(self) -> None:
+        if self.security and self.formatted() and not self._scram_marker.is_file():
+            raise DevstackError(
+                f"the Kafka storage in {self.data_dir} was formatted without SASL users; remove {self.home} "
+                "(its topics are lost) or run without SASL (FUNDTRAIL_DEVSTACK_KAFKA_SASL=false)"
+            )
 
     # ------------------------------------------------------------------ process
     def _read_pid(self) -> int | None:
@@ -373,6 +405,7 @@ class KafkaNode:
         self.ensure_jars()
         self.home.mkdir(parents=True, exist_ok=True)
         self.logs_dir.mkdir(parents=True, exist_ok=True)
+        self._check_security()
         self.write_config()
         self.format_storage(java)
         cmd = self.command(java)
@@ -419,6 +452,7 @@ class KafkaNode:
                             client_id="fundtrail-devstack-probe",
                             request_timeout_ms=5000,
                             bootstrap_timeout_ms=3000,
+                            **self.client_options(),
                         )
                         try:
                             cluster = admin.describe_cluster()

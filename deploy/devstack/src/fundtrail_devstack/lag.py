@@ -7,6 +7,8 @@ import time
 from kafka import KafkaConsumer
 from kafka.admin import KafkaAdminClient
 
+from fundtrail_schemas.kafka_security import client_security
+
 
 def _group_id(group: object) -> str:
     # kafka-python 3 returns dicts; older releases returned (group_id, protocol) tuples.
@@ -17,8 +19,9 @@ def _group_id(group: object) -> str:
 
 def group_lag(bootstrap: str, groups: list[str] | None = None) -> dict[str, int]:
     """Total lag (end offset − committed offset) per consumer group."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="fundtrail-lag")
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, client_id="fundtrail-lag", enable_auto_commit=False)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="fundtrail-lag", **client_security("kafka-python"))
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, client_id="fundtrail-lag", enable_auto_commit=False,
+                             **client_security("kafka-python"))
     try:
         names = groups if groups is not None else [_group_id(g) for g in admin.list_groups()]
         lag: dict[str, int] = {}

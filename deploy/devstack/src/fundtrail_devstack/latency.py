@@ -31,6 +31,7 @@ from fundtrail_schemas.events import (
     ProjectApproved,
     event_key,
 )
+from fundtrail_schemas.kafka_security import client_security
 from fundtrail_schemas.kafka_sink import AiokafkaSink, Record
 from fundtrail_schemas.telemetry import inject_headers
 from fundtrail_schemas.topics import RAW_EVENTS
@@ -185,7 +186,8 @@ async def _sse_listener(url: str, token: str, arrivals: dict[str, float], ready:
 
 
 async def _start_producer(bootstrap: str) -> Any:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
+                                **client_security("aiokafka"))
     await producer.start()
     return producer
 

@@ -19,6 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ._util import DevstackError, free_port
+from .kafka_auth import BrokerSecurity
+
+# The Kafka user each service runs as (fundtrail_schemas.kafka_acl) when the broker has ACLs.
+SERVICE_PRINCIPALS = {"fund-tracker": "fund-tracker", "compliance": "compliance", "gateway": "gateway"}
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
 RULEPACK_DIR = REPO_ROOT / "services" / "compliance" / "rulepacks"
@@ -77,6 +81,10 @@ class ServiceProcess:
             return "(no log)"
 
 
+# The devstack's checkpoint origin (C2SP tlog-checkpoint first line), also the log key's name.
+TRAIL_ORIGIN = "fundtrail.example/jiangmen/trail"
+
+
 @dataclass
 class Stack:
     """Kafka + PostgreSQL locations plus the three services' processes and keys."""
@@ -90,6 +98,8 @@ class Stack:
     otlp_endpoint: str | None = None
     group_suffix: str = ""
     extra_env: dict[str, dict[str, str]] = field(default_factory=dict)
+    kafka_security: BrokerSecurity | None = None
+    """Set when the broker has SASL + ACLs: each service then authenticates as its own user."""
     services: dict[str, ServiceProcess] = field(default_factory=dict)
 
     # --- keys ---------------------------------------------------------------------------
@@ -104,6 +114,14 @@ class Stack:
     @property
     def checkpoint_public_key(self) -> Path:
         return self.keys_dir / "checkpoint.pub.pem"
+
+    @property
+    def trail_vkey(self) -> str:
+        """The trail's note verifier key: the checkpoint public key under the origin (ensure_keys first)."""
+        from fundtrail_schemas.checkpoint import load_public_key
+        from fundtrail_schemas.note import NoteVerifier
+
+        return NoteVerifier.ed25519(TRAIL_ORIGIN, load_public_key(self.checkpoint_public_key)).vkey
 
     @property
     def jwt_key(self) -> Path:
@@ -135,7 +153,13 @@ class Stack:
         )
         if self.otlp_endpoint:
             env.update(OTEL_EXPORTER_OTLP_ENDPOINT=self.otlp_endpoint, OTEL_BSP_SCHEDULE_DELAY="200")
+        if service in SERVICE_PRINCIPALS:
+            env.update(self.kafka_env(SERVICE_PRINCIPALS[service]))
         return env
+
+    def kafka_env(self, user: str) -> dict[str, str]:
+        """The Kafka client settings of `user` (nothing on a plaintext broker)."""
+        return self.kafka_security.env(user) if self.kafka_security else {}
 
     def auth_env(self) -> dict[str, str]:
         """What the gateway and `fundtrail token` need to verify / issue tokens."""
@@ -155,6 +179,7 @@ class Stack:
                 FUNDTRAIL_TRACKER_METRICS_PORT=str(self.tracker_metrics_port),
                 FUNDTRAIL_TRACKER_DATA_DIR=str(self.home / "tracker"),
                 FUNDTRAIL_TRACKER_CHECKPOINT_INTERVAL="2",
+                FUNDTRAIL_TRACKER_TRAIL_LOG_ID=TRAIL_ORIGIN,
             )
         elif name == "compliance":
             env.update(
@@ -170,19 +195,29 @@ class Stack:
                 FUNDTRAIL_GATEWAY_RULEPACK_DIR=str(RULEPACK_DIR),
                 FUNDTRAIL_GATEWAY_RATE_LIMIT_PER_SECOND="5000",
                 FUNDTRAIL_GATEWAY_RATE_LIMIT_BURST="10000",
+                FUNDTRAIL_GATEWAY_TRAIL_VKEY=self.trail_vkey,
+                # The console's role picker over the demo identities, and the key its browser checks with.
+                FUNDTRAIL_GATEWAY_DEV_SIGN_IN="true",
+                FUNDTRAIL_GATEWAY_LOG_PUBLIC_KEY_FILE=str(self.checkpoint_public_key),
             )
         env.update(self.extra_env.get(name, {}))
         return env
 
     # --- lifecycle ----------------------------------------------------------------------
     def prepare(self) -> None:
-        """Keys, migrations and topics, before any service starts."""
+        """Keys, migrations, Kafka users and ACLs, and topics (as the operator), before any service starts."""
         from fundtrail_schemas.db import upgrade
         from fundtrail_schemas.kafka_admin import ensure_topics
+        from fundtrail_schemas.topics import configured_topics, registry_topics
+
+        from .kafka_auth import apply_principals
 
         self.ensure_keys()
         upgrade(self.database_url)
-        ensure_topics(self.bootstrap)
+        if self.kafka_security is not None:
+            apply_principals(self.bootstrap, self.kafka_security)
+        ensure_topics(self.bootstrap, configured_topics(base=registry_topics()),
+                      security=self.kafka_security.client() if self.kafka_security else None)
 
     def process(self, name: str) -> ServiceProcess:
         argv = {
@@ -243,6 +278,10 @@ class Stack:
     @property
     def gateway_url(self) -> str:
         return f"http://127.0.0.1:{self.gateway_port}"
+
+    @property
+    def console_url(self) -> str:
+        return f"{self.gateway_url}/console/"
 
     def token(self, role: str, subject: str, region: str | None = None, ttl: int = 12 * 3600) -> str:
         """Issue a bearer token with the gateway's CLI (the same path a developer uses)."""

@@ -19,6 +19,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ._util import free_port, free_ports
 from .kafka import KafkaNode
+from .kafka_auth import BrokerSecurity, apply_principals
+from .keycloak import KeycloakNode
 from .postgres import PostgresNode
 
 __all__ = [
@@ -27,7 +29,9 @@ __all__ = [
     "ExternalPostgres",
     "PostgresServer",
     "dedicated_test_kafka",
+    "start_secure_test_kafka",
     "start_test_kafka",
+    "start_test_keycloak",
     "start_test_postgres",
     "world_traversable_tmpdir",
 ]
@@ -105,6 +109,33 @@ def start_test_kafka(home: Path, heap: str = "512m") -> KafkaNode:
     port, controller_port = free_ports(2)
     node = KafkaNode(home, port, controller_port, heap=heap)
     node.start(detach=False)
+    return node
+
+
+def start_test_keycloak(home: Path) -> KeycloakNode:
+    """Start Keycloak on a free port with the fundtrail realm imported (allow minutes on a busy machine)."""
+    # Generous: on a loaded 2-core machine a first start (with Quarkus re-augmentation) took over 3 minutes.
+    node = KeycloakNode(home, free_port(), startup_timeout=480.0)
+    node.start()
+    try:
+        node.import_realm()
+    except BaseException:
+        node.stop()
+        raise
+    return node
+
+
+def start_secure_test_kafka(home: Path, heap: str = "512m") -> KafkaNode:
+    """Start a SASL/SCRAM + ACL node on free ports with every principal of the registry and its ACLs
+    (passwords in ``home/users``; ``node.security.client(user)`` gives a user's client settings)."""
+    port, controller_port = free_ports(2)
+    node = KafkaNode(home, port, controller_port, heap=heap, security=BrokerSecurity(home / "users"))
+    node.start(detach=False)
+    try:
+        apply_principals(node.bootstrap, node.security)  # type: ignore[arg-type]
+    except BaseException:
+        node.stop()
+        raise
     return node
 
 

@@ -6,7 +6,19 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Date, DateTime, Index, LargeBinary, Text, UniqueConstraint, Uuid
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Date,
+    DateTime,
+    Index,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+    text,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlmodel import Field, SQLModel
 
@@ -42,6 +54,9 @@ class Violation(SQLModel, table=True):
     evidence: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
     payload: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False), description="ViolationRaised")
     trace_id: str | None = Field(default=None, max_length=32)
+    assignee: str | None = Field(default=None, max_length=128, description="Who rectifies it (ViolationAssigned)")
+    due_date: date | None = Field(default=None, description="整改期限, an Asia/Shanghai date")
+    pack_version: str | None = Field(default=None, max_length=64, description="Rule-pack set it was first judged with")
 
 
 class CaseAction(SQLModel, table=True):
@@ -68,11 +83,16 @@ class CaseAction(SQLModel, table=True):
 
 
 class ComplianceProcessed(SQLModel, table=True):
-    """Enriched events already evaluated (dedup for at-least-once delivery)."""
+    """Enriched events already evaluated, per rule-pack set version (dedup for at-least-once delivery;
+    the same event read again under another set is judged again)."""
 
     __tablename__ = "compliance_processed"
 
     event_id: uuid.UUID = Field(primary_key=True)
+    pack_version: str = Field(
+        default="", sa_column=Column(String(64), primary_key=True, server_default=""),
+        description="`PackSet.version()` of the set that judged it",
+    )
     evaluated_at: datetime = Field(sa_column=Column(TZ, nullable=False))
     violations: int = 0
 
@@ -128,12 +148,18 @@ class ComplianceReference(SQLModel, table=True):
     """Reference data events (VendorRegistered, VendorDebarred, RelationDeclared), never overwritten."""
 
     __tablename__ = "compliance_reference"
+    __table_args__ = (Index("ix_compliance_reference_txid", "txid"),)
 
     event_id: uuid.UUID = Field(primary_key=True)
     kind: str = Field(max_length=32)
     vendor_id: str = Field(max_length=128, index=True)
     occurred_at: datetime = Field(sa_column=Column(TZ, nullable=False))
     record: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    txid: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger, nullable=False, server_default=text("(pg_current_xact_id())::text::bigint")),
+        description="The writing transaction: other replicas read what committed since their last look",
+    )
 
 
 class ComplianceRefutable(SQLModel, table=True):

@@ -6,7 +6,7 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, LargeBinary, String
+from sqlalchemy import BigInteger, Column, DateTime, Index, LargeBinary, String, Text
 from sqlalchemy.dialects.postgresql import JSON, JSONB
 from sqlmodel import Field, SQLModel
 
@@ -192,5 +192,22 @@ class TrailCheckpoint(SQLModel, table=True):
     root_hash: str = Field(max_length=64)
     signed_at: datetime = Field(sa_column=Column(TZ, nullable=False))
     log_id: str = Field(max_length=128)
+    # Since migration 0006: the signed-note key hash (8 hex) and the note signature (base64) of `note`.
     key_id: str = Field(max_length=32)
     signature: str = Field(max_length=200)
+    # The C2SP signed note (checkpoint text, blank line, the log's signature line). NULL only on rows
+    # signed in the old format before 0006; fund-tracker re-signs those at start-up.
+    note: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class TrailCosignature(SQLModel, table=True):
+    """A witness's tlog-cosignature/v1 of a stored checkpoint, as the gateway verified and published it."""
+
+    __tablename__ = "trail_cosignature"
+
+    tree_size: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    witness_name: str = Field(primary_key=True, max_length=256)
+    key_hash: str = Field(primary_key=True, max_length=8, description="signed-note key hash, 8 hex digits")
+    cosigned_at: datetime = Field(sa_column=Column(TZ, nullable=False), description="the signed timestamp")
+    line: str = Field(sa_column=Column(Text, nullable=False), description="the signature line, no newline")
+    recorded_at: datetime = Field(sa_column=Column(TZ, nullable=False))

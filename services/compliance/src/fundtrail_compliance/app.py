@@ -2,9 +2,10 @@
 
 Built by `build_app` at start-up (never at import). The enriched events, the hot path, are read by
 a task with `fundtrail_schemas.kafka_batch.BatchReader` (aiokafka `getmany`, consumer group
-`<app id>-enriched`), committing offsets only after the service returned. Case actions and rule
-packs are faust agents with concurrency 1 (faust-streaming #606); case batches are taken with
-`noack_take` and acked only after the service returned, so a failed batch is redelivered.
+`<app id>-enriched`), committing offsets only after the service returned. Case actions are a
+faust agent with concurrency 1 (faust-streaming #606); case batches are taken with
+`noack_take` and acked only after the service returned, so a failed batch is redelivered. Rule
+packs are read outside the consumer group by every replica (`adapters.kafka.follow_topic`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from fundtrail_schemas.topics import CASES, ENRICHED_EVENTS, RULE_PACKS
 from fundtrail_schemas.worker import faust_options, thaw_if_due, until_done
 
 from .adapters.idle import IdlePartitions
-from .adapters.kafka import ProducerSink
+from .adapters.kafka import ProducerSink, follow_topic
 from .adapters.metrics import Metrics
 from .packs import latest_topic_docs, load_dir
 from .service import ComplianceService
@@ -75,12 +76,13 @@ def build_app(settings: ComplianceSettings, metrics: Metrics) -> faust.App:
         partitions=enriched_partitions,
     )
     cases_topic = app.topic(CASES, key_type=bytes, value_type=bytes)
-    packs_topic = app.topic(RULE_PACKS, key_type=bytes, value_type=bytes)
+    packs_read_to: dict[int, int] = {}  # where the start-up read of the rule-packs topic stopped
 
     @app.task
     async def start_service() -> None:
         # Agents wait for this (ComplianceService.ready) before their first batch.
-        topic_docs = await asyncio.to_thread(latest_topic_docs, settings.kafka_bootstrap_servers, RULE_PACKS)
+        topic_docs, read_to = await asyncio.to_thread(latest_topic_docs, settings.kafka_bootstrap_servers, RULE_PACKS)
+        packs_read_to.update(read_to)
         await service.start(topic_docs)
 
     @app.timer(interval=settings.tick_seconds)
@@ -111,10 +113,20 @@ def build_app(settings: ComplianceSettings, metrics: Metrics) -> faust.App:
             for e in events:
                 await stream.ack(e)
 
-    @app.agent(packs_topic, concurrency=1)
-    async def rule_packs(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            await service.handle_rule_pack(from_faust_event(event))
+    @app.task
+    async def rule_packs() -> None:
+        # Broadcast, not group consumption: every replica must judge with the same packs, so each
+        # follows the whole topic from where its start-up read stopped.
+        await service.ready.wait()
+        while True:
+            try:
+                async for inb in follow_topic(settings.kafka_bootstrap_servers, RULE_PACKS, packs_read_to,
+                                              f"{settings.app_id}-rule-packs"):
+                    await service.handle_rule_pack(inb)
+                    packs_read_to[inb.partition] = inb.offset + 1
+            except Exception:
+                log.exception("following the rule-packs topic failed; resuming in 1 s")
+                await asyncio.sleep(1)
 
     if settings.watch_rulepacks:
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from fundtrail_schemas.kafka_security import client_security
 from fundtrail_schemas.topics import ENRICHED_EVENTS
 
 from . import scenario as sc
@@ -105,7 +106,7 @@ def _produce(bootstrap: str, topic: str, docs: Iterator[dict[str, Any]]) -> None
     from kafka import KafkaProducer
 
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=20, batch_size=1_048_576,
-                             max_request_size=8_388_608, compression_type=None)
+                             max_request_size=8_388_608, compression_type=None, **client_security("kafka-python"))
     try:
         for i, d in enumerate(docs):
             producer.send(topic, orjson.dumps(d), key=str(i % 997).encode())
@@ -164,7 +165,7 @@ def run(
         par = evaluate(pairs, packs, start=None, end=None, grace=timedelta(days=15))
         parallel_s = time.perf_counter() - t
     finally:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, **client_security("kafka-python"))
         try:
             admin.delete_topics([topic])
         finally:

@@ -21,6 +21,7 @@ from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from fundtrail_schemas.kafka_security import client_security
 from fundtrail_schemas.topics import ENRICHED_EVENTS
 
 POLL_RECORDS = 5000
@@ -47,7 +48,8 @@ def log_size(bootstrap: str, topic: str) -> tuple[dict[int, int], int]:
     """End offset per partition and the number of records to read."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                             **client_security("kafka-python"))
     try:
         parts = sorted(consumer.partitions_for_topic(topic) or ())
         tps = [TopicPartition(topic, p) for p in parts]
@@ -300,7 +302,7 @@ def _fetch_thread(bootstrap: str, topic: str, ends: dict[int, int], out: queue.Q
         consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, client_id="fundtrail-replay",
             fetch_max_wait_ms=100, fetch_max_bytes=FETCH_MAX_BYTES, max_partition_fetch_bytes=PARTITION_FETCH_BYTES,
-            auto_offset_reset="earliest",
+            auto_offset_reset="earliest", **client_security("aiokafka"),
         )
         await consumer.start()
         try:

@@ -29,8 +29,8 @@ def run_worker() -> None:
     upgrade(settings.database_url)
     metrics = Metrics()
     if settings.metrics_port is not None:
-        start_http_server(settings.metrics_port, addr="127.0.0.1")
-        log.info("metrics on http://127.0.0.1:%d/metrics", settings.metrics_port)
+        start_http_server(settings.metrics_port, addr=settings.metrics_host)
+        log.info("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     use_uvloop()  # before the app: it keeps the loop current when it is built
     app = build_app(settings, metrics)

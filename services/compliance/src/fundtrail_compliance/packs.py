@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fundtrail_schemas.kafka_security import client_security
 from fundtrail_schemas.rulepack import RulePack, RulePackError, parse_pack
 
 from .core.evaluator import PackSet
@@ -44,24 +45,32 @@ def compile_docs(docs: Mapping[str, PackDoc], overrides: Mapping[str, Mapping[st
     return PackSet(((d.pack, d.source) for d in docs.values()), overrides)
 
 
+def set_version(packs: PackSet) -> str:
+    """The version of a whole pack set that verdicts record (and deduplication is keyed by): the
+    first 16 hex digits of its fingerprint, so any change of any rule, version or parameter counts."""
+    return packs.fingerprint()[:16]
+
+
 def load_dir(directory: Path) -> tuple[dict[str, PackDoc], PackSet]:
     """Read and compile a pack directory."""
     docs = read_dir(directory)
     return docs, compile_docs(docs)
 
 
-def latest_topic_docs(bootstrap: str, topic: str) -> list[Any]:
+def latest_topic_docs(bootstrap: str, topic: str) -> tuple[list[Any], dict[int, int]]:
     """The latest document per department on the (compacted) rule-packs topic, read by a throw-away
-    consumer: what was published there stays live across restarts."""
+    consumer (what was published there stays live across restarts), and the end offset per partition
+    it read up to (where following the topic starts, `adapters.kafka.follow_topic`)."""
     from kafka import KafkaConsumer, TopicPartition
 
     from .adapters.kafka import Inbound
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                             **client_security("kafka-python"))
     try:
         tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         if not tps:
-            return []
+            return [], {}
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)
         end = consumer.end_offsets(tps)
@@ -71,6 +80,7 @@ def latest_topic_docs(bootstrap: str, topic: str) -> list[Any]:
                 for r in records:
                     if r.offset < end[tp] and r.value is not None:
                         latest[r.key] = Inbound(r.topic, r.partition, r.offset, r.key, r.value, tuple(r.headers or ()))
-        return sorted(latest.values(), key=lambda i: (i.partition, i.offset))
+        docs = sorted(latest.values(), key=lambda i: (i.partition, i.offset))
+        return docs, {tp.partition: n for tp, n in end.items()}
     finally:
         consumer.close()

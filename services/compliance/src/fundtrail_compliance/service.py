@@ -24,7 +24,8 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
 
-from fundtrail_schemas.decode import ReasonCode
+from fundtrail_schemas import cases
+from fundtrail_schemas.decode import ReasonCode, has_nul
 from fundtrail_schemas.enriched import DeadLetter
 from fundtrail_schemas.events import EVENT_TYPES, ViolationRaised, case_event_adapter, now_utc
 from fundtrail_schemas.rulepack import RulePackError, parse_pack
@@ -40,18 +41,33 @@ from fundtrail_schemas.telemetry import (
     inject_headers,
     propagating_span,
 )
-from fundtrail_schemas.topics import CASES, ENRICHED_EVENTS, VIOLATIONS, VIOLATIONS_DLQ, department_topic
+from fundtrail_schemas.topics import (
+    CASES,
+    ENRICHED_EVENTS,
+    TOPICS_BY_NAME,
+    VIOLATIONS,
+    VIOLATIONS_DLQ,
+    department_topic,
+)
 from fundtrail_schemas.worker import BatchPhases
 
-from .adapters.kafka import Inbound, Outbound, Sink, event_headers, fund_key, send, send_all, trace_headers
+from .adapters.kafka import (
+    Inbound,
+    Outbound,
+    Sink,
+    event_headers,
+    fund_key,
+    partition_of,
+    send,
+    send_all,
+    trace_headers,
+)
 from .adapters.metrics import PHASES, Metrics
 from .adapters.postgres import ComplianceStore
-from .core import cases
-from .core.engine import Engine, EngineState
+from .core.engine import Engine, EngineState, Outcome
 from .core.evaluator import PackSet
 from .core.helpers import parse_time
-from .core.violations import COMPLIANCE_ACTOR
-from .packs import PackDoc, compile_docs, read_dir
+from .packs import PackDoc, compile_docs, read_dir, set_version
 
 log = logging.getLogger(__name__)
 SERVICE = "compliance"
@@ -71,8 +87,10 @@ class BadEnriched(ValueError):
         self.reason, self.event_id = reason, event_id
 
 
-def decode_enriched(value: bytes) -> dict[str, Any]:
+def decode_enriched(value: bytes | None) -> dict[str, Any]:
     """The enriched document as plain data (the tracker validated it; check what the engine reads)."""
+    if not value:
+        raise BadEnriched(ReasonCode.EMPTY, "the record has no value (a null, tombstone or empty record)")
     try:
         doc = orjson.loads(value)
     except orjson.JSONDecodeError as exc:
@@ -116,7 +134,7 @@ def violation_records(v: ViolationRaised, trace: list[tuple[str, bytes]]) -> lis
 
 
 def _pack_source(inb: Inbound) -> tuple[str, str]:
-    return f"{inb.topic}/{inb.partition}@{inb.offset}", inb.value.decode("utf-8", errors="replace")
+    return f"{inb.topic}/{inb.partition}@{inb.offset}", (inb.value or b"").decode("utf-8", errors="replace")
 
 
 class ComplianceService:
@@ -138,13 +156,22 @@ class ComplianceService:
         # (None: not known, every partition seen counts); asked with the next offset processed per partition.
         self._partitions = partitions
         self._next_offset: dict[int, int] = {}
+        # The enriched-topic partitions whose funds' state (clocks, timers, refutable violations) is
+        # loaded: none until the consumer's first assignment is known (None: every fund, no consumer).
+        self._owned: frozenset[int] | None = None if partitions is None else frozenset()
         self.case_store = ComplianceStore(database_url)
+        # Rule-pack checks and records run beside batches and ticks (which hold `store` under the
+        # lock): a connection of their own, never one in the middle of another's pipeline.
+        self.pack_store = ComplianceStore(database_url)
         self.sink = sink
         self.docs = dict(docs)
         self.engine = Engine(packs, grace=grace)
+        # Verdicts record the pack set they were judged with; an event is judged once per set.
+        self.pack_version = set_version(packs)
         self.metrics = metrics
         self.phases = BatchPhases(PHASES, metrics.phase_seconds, metrics.phase_cpu_seconds)
         self._lock = asyncio.Lock()
+        self._pack_lock = asyncio.Lock()
         self.ready = asyncio.Event()
 
     async def start(self, topic_docs: Sequence[Inbound] = ()) -> None:
@@ -163,22 +190,29 @@ class ComplianceService:
                 await self._record_refused(source, exc, text)
                 continue
             self.docs = docs
-            self.engine.replace_packs(packs)
+            self._replace_packs(packs)
         await self._check_history(self.docs)  # a set that rewrites history stops start-up, loudly
         for doc in self.docs.values():
             await self._record_load(doc, "accepted", None)
         self.ready.set()
-        log.info("compliance ready: %d rule versions, watermark %s", len(self.engine.packs.rules),
-                 self.engine.state.clock.watermark)
+        log.info("compliance ready: %d rule versions (set version %s), watermark %s", len(self.engine.packs.rules),
+                 self.pack_version, self.engine.state.clock.watermark)
 
     async def close(self) -> None:
         await self.store.close()
         await self.case_store.close()
+        await self.pack_store.close()
 
     async def reset_state(self) -> None:
-        """Throw the in-memory state away and reload it from the database."""
+        """Throw the in-memory state away and reload it from the database: per-fund state only for
+        the funds on the partitions this worker owns (another replica fires the others' timers)."""
         state = EngineState()
-        await self.store.load_state(state)
+        owned = self._owned
+        if owned is None:
+            await self.store.load_state(state)
+        else:
+            n = TOPICS_BY_NAME[ENRICHED_EVENTS].partitions
+            await self.store.load_state(state, owned, lambda fund: partition_of(fund.encode(), n) in owned)
         self.engine.state = state
 
     # --- enriched events ------------------------------------------------------------------------
@@ -221,6 +255,14 @@ class ComplianceService:
         except Exception:  # the consumer is between assignments: keep the clock as it is
             log.warning("partition status unavailable; the event-time clock stays", exc_info=True)
             return None
+        if frozenset(assigned) != self._owned:
+            # A rebalance: state follows partition ownership. Revoked funds' state is dropped and
+            # assigned funds' state (and what other replicas wrote meanwhile) is read again.
+            self._owned = frozenset(assigned)
+            started = time.perf_counter()
+            await self.reset_state()
+            self._next_offset = {p: o for p, o in self._next_offset.items() if p in assigned}
+            log.info("partitions %s owned; state reloaded in %.2f s", sorted(assigned), time.perf_counter() - started)
         return self.engine.assign(assigned, idle)
 
     async def _handle_enriched_batch(self, batch: Sequence[Inbound]) -> None:
@@ -228,31 +270,38 @@ class ComplianceService:
         phases = self.phases
         phases.start()
         pre = await self._refresh_partitions()
+        st = self.engine.state
         if not batch and (pre is None or not (pre.violations or pre.resolutions or pre.errors)) and not (
-            self.engine.state.timers.dirty or self.engine.state.clock.changed
+            st.timers.dirty or st.clock.changed or (st.judged and self._owned)
         ):
-            return  # an idle tick: nothing to write
+            return  # an idle tick: nothing to write, and no judged event another replica's data could concern
         phases.lap("partitions")
         out: list[Outbound] = []
         decoded: list[tuple[Inbound, dict[str, Any], uuid.UUID]] = []
         for inb in batch:
             try:
                 doc = decode_enriched(inb.value)
+                decoded.append((inb, doc, uuid.UUID(str(doc["event"]["event_id"]))))
             except BadEnriched as exc:
                 out.append(dead_letter(inb, exc.reason, str(exc), exc.event_id))
                 self.metrics.events.labels("dead_letter").inc()
-                continue
-            decoded.append((inb, doc, uuid.UUID(str(doc["event"]["event_id"]))))
+            except Exception as exc:  # one record that breaks decoding must not stop its partition
+                log.exception("enriched record %s[%d]@%d could not be decoded", inb.topic, inb.partition, inb.offset)
+                out.append(dead_letter(inb, ReasonCode.UNDECODABLE, f"decoding the record failed: {exc!r}"))
+                self.metrics.events.labels("dead_letter").inc()
         phases.lap("decode")
         # One pipelined transaction: the dedup read with BEGIN, the writes with the outputs' sends
         # (their results are awaited together), the acknowledgements, then COMMIT.
         async with self.store.pipelined_transaction() as (cur, pipeline):
-            done = await self.store.processed(cur, [eid for _, _, eid in decoded])
+            # Reference data other replicas committed is taken in before this batch is judged.
+            shared = await self.store.reference_since()
+            done = await self.store.processed(cur, [eid for _, _, eid in decoded], self.pack_version)
+            caught_up = self._catch_up(await shared())
             phases.lap("read")
-            processed, violations, resolutions = self._evaluate(decoded, done, pre, out)
+            processed, violations, resolutions = self._evaluate(decoded, done, pre, out, caught_up)
             phases.lap("evaluate")
             now = now_utc()
-            await self.store.write_batch(cur, processed, violations, self.engine.state, now)
+            await self.store.write_batch(cur, processed, violations, self.engine.state, now, self.pack_version)
             if resolutions:
                 out.extend(await self._apply_resolutions(cur, resolutions, now))
             phases.lap("write")
@@ -271,23 +320,38 @@ class ComplianceService:
             self.metrics.violations.labels(v.rule_id, v.department.value).inc()
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
 
+    def _catch_up(self, records: list[dict[str, Any]]) -> Outcome | None:
+        """Reference data read from the store: what re-judging the events judged here raised."""
+        if not records:
+            return None
+        out = Outcome()
+        for rec in records:
+            got = self.engine.apply_reference(rec)
+            out.violations += got.violations
+            out.errors += got.errors
+        return out
+
     def _evaluate(
         self, decoded: list[tuple[Inbound, dict[str, Any], uuid.UUID]], done: set[uuid.UUID], pre: Any,
-        out: list[Outbound],
+        out: list[Outbound], caught_up: Outcome | None = None,
     ) -> tuple[list[tuple[uuid.UUID, int]], list[ViolationRaised], list[tuple[Any, list[tuple[str, bytes]]]]]:
         """Evaluate a batch in order (pure core): the dedup rows, violations and resolutions to write;
         what to publish is appended to `out`."""
         processed: list[tuple[uuid.UUID, int]] = []
         violations: list[ViolationRaised] = []
         resolutions: list[tuple[Any, list[tuple[str, bytes]]]] = []
-        if pre is not None:  # checks made due by idle partitions: no record caused them, no trace to carry
-            for v in pre.violations:
+        # Checks made due by idle partitions and events judged again on shared reference data: no
+        # record of this batch caused them, no trace to carry.
+        for early in (pre, caught_up):
+            if early is None:
+                continue
+            for v in early.violations:
                 violations.append(v)
                 out.extend(violation_records(v, []))
-            resolutions.extend((r, []) for r in pre.resolutions)
-            for err in pre.errors:
+            resolutions.extend((r, []) for r in early.resolutions)
+            for err in early.errors:
                 self.metrics.evaluation_errors.labels(err.rule_ref).inc()
-                log.warning("timer check failed: %s", err)
+                log.warning("check without a record failed: %s", err)
         for inb, doc, eid in decoded:
             if eid in done:
                 self.metrics.events.labels("duplicate").inc()
@@ -342,10 +406,10 @@ class ComplianceService:
         out: list[Outbound] = []
         statuses = await self.store.lock_statuses(cur, [r.violation_id for r, _ in resolutions])
         for r, carry in resolutions:
-            d = cases.decide(statuses.get(r.violation_id), r.event_type)
+            d = cases.decide(statuses.get(r.violation_id), r.event_type, r.actor_role)
             outcome = "applied" if d.applied else "rejected"
-            await self.store.record_case(cur, r, cases.ACTIONS[r.event_type], outcome, d.from_status, d.to_status,
-                                         d.reason, now, None)
+            await self.store.record_case(cur, r, cases.RECORDED_AS[r.event_type], outcome, d.from_status,
+                                         d.to_status, d.reason, now, None)
             self.metrics.case_actions.labels("resolved", outcome).inc()
             value = r.model_dump_json().encode()
             if d.applied:
@@ -365,10 +429,19 @@ class ComplianceService:
         out: list[Outbound] = []
         events = []
         for inb in batch:
+            if not inb.value:
+                out.append(dead_letter(inb, ReasonCode.EMPTY, "the record has no value (a null or empty record)"))
+                continue
+            if has_nul(inb.value):  # PostgreSQL cannot store it: the insert would fail on every retry
+                out.append(dead_letter(inb, ReasonCode.INVALID_FIELD, "the case action contains U+0000"))
+                continue
             try:
                 events.append((inb, case_event_adapter.validate_json(inb.value)))
             except ValidationError as exc:
                 out.append(dead_letter(inb, ReasonCode.INVALID_FIELD, f"not a case action: {exc.errors()[0]['msg']}"))
+            except Exception as exc:  # one record that breaks decoding must not stop the agent
+                log.exception("case record %s[%d]@%d could not be decoded", inb.topic, inb.partition, inb.offset)
+                out.append(dead_letter(inb, ReasonCode.UNDECODABLE, f"decoding the record failed: {exc!r}"))
         now = now_utc()
         async with self.case_store.transaction() as cur:
             known = await self.case_store.case_actions_known(cur, [e.event_id for _, e in events])
@@ -377,14 +450,17 @@ class ComplianceService:
                 if e.event_id in known:
                     continue
                 known.add(e.event_id)
-                if e.event_type == "ViolationResolved" and e.actor == COMPLIANCE_ACTOR:
+                if e.event_type == "ViolationResolved" and e.actor == cases.SYSTEM_ACTOR \
+                        and e.actor_role == cases.CaseRole.SYSTEM:
                     continue  # applied where it was produced, with the evaluation (see _apply_resolutions)
-                d = cases.decide(statuses.get(e.violation_id), e.event_type)
+                # The contract's table decides, the same one the gateway refused or accepted it by.
+                d = cases.decide(statuses.get(e.violation_id), e.event_type, e.actor_role)
                 outcome = "applied" if d.applied else "rejected"
+                action = cases.RECORDED_AS[e.event_type]
                 await self.case_store.record_case(
-                    cur, e, cases.ACTIONS[e.event_type], outcome, d.from_status, d.to_status, d.reason, now, None
+                    cur, e, action, outcome, d.from_status, d.to_status, d.reason, now, None
                 )
-                self.metrics.case_actions.labels(cases.ACTIONS[e.event_type], outcome).inc()
+                self.metrics.case_actions.labels(action, outcome).inc()
                 if d.applied:
                     statuses[e.violation_id] = d.to_status or ""
                 else:
@@ -398,6 +474,10 @@ class ComplianceService:
     async def reload_dir(self, directory: Path) -> bool:
         """Re-read the pack directory; swap it in only if it is valid (else keep the running packs)."""
         await self.ready.wait()
+        async with self._pack_lock:  # one pack change at a time (directory and topic), on pack_store
+            return await self._reload_dir(directory)
+
+    async def _reload_dir(self, directory: Path) -> bool:
         try:
             docs = read_dir(directory)
             packs = compile_docs(docs)
@@ -413,9 +493,23 @@ class ComplianceService:
     async def handle_rule_pack(self, inb: Inbound) -> bool:
         """A pack document from the rule-packs topic: validated, then it replaces its department's pack."""
         await self.ready.wait()
+        async with self._pack_lock:
+            return await self._handle_rule_pack(inb)
+
+    async def _handle_rule_pack(self, inb: Inbound) -> bool:
         source, text = _pack_source(inb)
+        if inb.value is None:
+            # A tombstone would delete a department's pack; packs are only replaced, never removed.
+            log.warning("rule-pack tombstone %s ignored; the running packs stay", source)
+            self.metrics.pack_loads.labels("refused").inc()
+            return False
         try:
-            pack = parse_pack(text, source)
+            try:
+                pack = parse_pack(text, source)
+            except RulePackError:
+                raise
+            except Exception as exc:  # e.g. YAML nested past the parser's recursion limit
+                raise RulePackError(source, f"unreadable pack document: {exc!r}"[:2000]) from exc
             docs = {**self.docs, pack.department.value: PackDoc(pack, source, text)}
             packs = compile_docs(docs)
             await self._check_history(docs)
@@ -429,7 +523,7 @@ class ComplianceService:
 
     async def _check_history(self, docs: Mapping[str, PackDoc]) -> None:
         for doc in docs.values():
-            changed = await self.store.changed_versions(doc.pack.rules)
+            changed = await self.pack_store.changed_versions(doc.pack.rules)
             if changed:
                 raise RulePackError(
                     doc.source, f"published versions cannot change, add a new version instead: {', '.join(changed)}",
@@ -440,20 +534,25 @@ class ComplianceService:
         async with self._lock:
             changed = [d for k, d in docs.items() if self.docs.get(k) is None or self.docs[k].text != d.text]
             self.docs = docs
-            self.engine.replace_packs(packs)
+            self._replace_packs(packs)
         for d in changed:
             await self._record_load(d, "accepted", None)
         self.metrics.pack_loads.labels("accepted").inc()
-        log.info("rule packs live: %d rule versions (%d pack(s) changed)", len(packs.rules), len(changed))
+        log.info("rule packs live: %d rule versions (%d pack(s) changed), set version %s", len(packs.rules),
+                 len(changed), self.pack_version)
+
+    def _replace_packs(self, packs: PackSet) -> None:
+        self.engine.replace_packs(packs)
+        self.pack_version = set_version(packs)
 
     async def _record_load(self, doc: PackDoc, status: str, error: str | None) -> None:
-        await self.store.record_pack_load(
+        await self.pack_store.record_pack_load(
             department=doc.pack.department.value, pack_version=doc.pack.pack_version, source=doc.source,
             text=doc.text, status=status, error=error, rules=doc.pack.rules, now=now_utc(),
         )
 
     async def _record_refused(self, source: str, exc: RulePackError, text: str = "") -> None:
-        await self.store.record_pack_load(
+        await self.pack_store.record_pack_load(
             department=None, pack_version=None, source=source, text=text, status="refused", error=str(exc), rules=[],
             now=now_utc(),
         )

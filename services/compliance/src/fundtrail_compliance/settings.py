@@ -43,7 +43,10 @@ class ComplianceSettings(CommonSettings):
     idle_after: float = Field(
         10.0, ge=0, description="Seconds a caught-up partition must stay without new records before it is idle"
     )
-    metrics_port: int | None = Field(None, description="Prometheus /metrics port on 127.0.0.1; unset: no endpoint")
+    metrics_port: int | None = Field(None, description="Prometheus /metrics port; unset: no endpoint")
+    metrics_host: str = Field(
+        "127.0.0.1", description="Address /metrics listens on: loopback by default, 0.0.0.0 for a Prometheus scrape"
+    )
     web_enabled: bool = Field(False, description="Run faust's web server")
     web_port: int = Field(6067, description="faust web port (127.0.0.1) when enabled")
     data_dir: Path = Field(Path(".fundtrail/compliance"), description="faust's data directory")

@@ -506,3 +506,126 @@ def test_parallel_replay_reads_and_judges_as_the_serial_one(worker, kafka_bootst
     stale, _ = read_log_prejudged(kafka_bootstrap, RULEPACK_DIR, "packs-as-they-were", topic)
     with pytest.raises(RuntimeError, match="changed"):
         next(stale)
+
+
+def _reset_group_to_earliest(bootstrap: str, group: str, topic: str) -> None:
+    """What `kafka-consumer-groups.sh --reset-offsets --to-earliest --execute` does (group stopped)."""
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.structs import OffsetAndMetadata
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        first = consumer.beginning_offsets(tps)
+        consumer.commit({tp: OffsetAndMetadata(first[tp], "", -1) for tp in tps})
+    finally:
+        consumer.close()
+
+
+def test_re_evaluation_under_a_new_pack_set_re_judges_events(
+    worker, kafka_bootstrap: str, module_db: str, packs_dir: Path
+) -> None:
+    """docs/operations.md §5: stop, change the packs, reset the group's offsets, start: events read
+    again are judged again under the new set (deduplication is per event and pack-set version)."""
+    ev = payment(30, account_kind="personal", amount_fen=50_000)  # 500 CNY: under the shipped limit
+    send_enriched(kafka_bootstrap, enriched(ev))
+    first = wait_for("the event to be judged", lambda: query(
+        module_db, "SELECT pack_version FROM compliance_processed WHERE event_id = %s", uuid.UUID(ev["event_id"])))
+    assert not query(module_db, "SELECT 1 FROM violation WHERE triggering_event_id = %s AND rule_id = %s",
+                     uuid.UUID(ev["event_id"]), "finance.personal_account_payment")
+    earlier = query(module_db, "SELECT count(*) FROM violation")[0][0]
+    worker.stop()
+    finance = packs_dir / "finance.yaml"
+    doc = yaml.safe_load(finance.read_text(encoding="utf-8"))
+    versions = [r for r in doc["rules"] if r["id"] == "finance.personal_account_payment"]
+    live = next(r for r in versions if r.get("effective_until") is None)
+    live["effective_until"] = f"{YEAR}-01-01"
+    new_version = max(r["version"] for r in versions) + 1
+    doc["rules"].append({**live, "version": new_version, "effective_from": f"{YEAR}-01-01", "effective_until": None,
+                         "parameters": {**live["parameters"], "max_fen": {**live["parameters"]["max_fen"],
+                                                                          "default": 10_000}}})
+    doc["pack_version"] += 1
+    finance.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    _reset_group_to_earliest(kafka_bootstrap, f"{worker.env['FUNDTRAIL_COMPLIANCE_APP_ID']}-enriched", ENRICHED_EVENTS)
+    worker.start(module_db)
+    rows = wait_for("the re-judged violation", lambda: query(
+        module_db, "SELECT rule_version, pack_version FROM violation WHERE triggering_event_id = %s AND rule_id = %s",
+        uuid.UUID(ev["event_id"]), "finance.personal_account_payment"), 120)
+    versions_seen = {r[0] for r in query(
+        module_db, "SELECT pack_version FROM compliance_processed WHERE event_id = %s", uuid.UUID(ev["event_id"]))}
+    assert rows == [(new_version, rows[0][1])] and rows[0][1] not in {first[0][0], None}
+    assert versions_seen == {first[0][0], rows[0][1]}
+    # Verdicts already recorded are not raised twice: every earlier violation is still there once.
+    wait_for("every earlier event to be judged again", lambda: query(
+        module_db, "SELECT count(*) FROM compliance_processed WHERE pack_version = %s", rows[0][1])[0][0] >= query(
+        module_db, "SELECT count(*) FROM compliance_processed WHERE pack_version = %s", first[0][0])[0][0], 120)
+    assert query(module_db, "SELECT count(*) FROM violation WHERE rule_id <> 'finance.personal_account_payment'"
+                 " OR rule_version <> %s", new_version)[0][0] == earlier
+
+
+def test_a_pack_published_on_the_topic_reaches_every_replica(
+    worker, kafka_bootstrap: str, module_db: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The rules topic is broadcast (read outside the consumer group): with two workers in one
+    group, both take the document, not only the one a group would give its partition to."""
+    from kafka import KafkaProducer
+
+    data = tmp_path_factory.mktemp("compliance-data-2")
+    second = WorkerProcess({**worker.env, "FUNDTRAIL_COMPLIANCE_DATA_DIR": str(data)}, data / "worker.log")
+    second.start(module_db)
+    try:
+        doc = yaml.safe_load((RULEPACK_DIR / "agriculture.yaml").read_text(encoding="utf-8"))
+        doc["description"] = f"republished {uuid.uuid4().hex[:6]}"  # same rules, a new document
+        producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+        try:
+            meta = producer.send(RULE_PACKS, yaml.safe_dump(doc, allow_unicode=True).encode(),
+                                 key=b"agriculture").get(timeout=30)
+        finally:
+            producer.close()
+        source = f"{RULE_PACKS}/{meta.partition}@{meta.offset}"
+        loads = wait_for("both replicas to take the document", lambda: (rows := query(
+            module_db, "SELECT status FROM rule_pack_load WHERE source = %s", source)) and len(rows) >= 2 and rows)
+        assert [r[0] for r in loads] == ["accepted", "accepted"]
+    finally:
+        second.stop()
+# Last in the module: the hostile records stay on the shared topics, which the tests above read whole.
+def test_null_and_hostile_records_are_dead_lettered_and_the_partition_goes_on(
+    worker, kafka_bootstrap: str, module_db: str
+) -> None:
+    from kafka import KafkaProducer
+
+    marker = payment(2, handler_id=PAY["approver_id"])
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    try:
+        sent = {}
+        for topic, value, reason in (
+            (ENRICHED_EVENTS, None, "empty"), (ENRICHED_EVENTS, b"", "empty"),
+            (ENRICHED_EVENTS, b"[" * 5000 + b"]" * 5000, "malformed_json"),
+            (ENRICHED_EVENTS, b'{"event": ' * 900 + b"1" + b"}" * 900, "invalid_field"),
+            (CASES, None, "empty"), (CASES, b"[" * 5000, "invalid_field"),
+            # PostgreSQL cannot store U+0000: dead-lettered instead of failing the insert on every retry.
+            (CASES, ViolationAcknowledged(
+                event_id=uuid.uuid4(), violation_id=uuid.uuid4(), actor="USER-440705-HG-03", note="a\x00b",
+                **{k: PAY[k] for k in ("occurred_at", "published_at", "source_bureau", "level", "region_code")},
+            ).model_dump_json().encode(), "invalid_field"),
+        ):
+            md = producer.send(topic, value, key=FUND.encode()).get(timeout=30)
+            sent[(topic, md.partition, md.offset)] = reason
+        # A rule-pack tombstone is ignored (packs are replaced, never deleted) and stops nothing.
+        producer.send(RULE_PACKS, None, key=b"no-such-department").get(timeout=30)
+        producer.send(ENRICHED_EVENTS, orjson.dumps(enriched(marker)), key=FUND.encode()).get(timeout=30)
+    finally:
+        producer.close()
+    wait_for("the event behind the hostile records", lambda: _violation_rows(module_db, marker["event_id"]))
+
+    def letters() -> dict[tuple[str, int, int], str] | None:
+        got = {}
+        for m in messages(kafka_bootstrap, VIOLATIONS_DLQ):
+            doc = json.loads(m.value)
+            where = (doc["source_topic"], doc["source_partition"], doc["source_offset"])
+            if where in sent:
+                got[where] = doc["reason"]
+        return got if len(got) == len(sent) else None
+
+    assert wait_for("the dead letters", letters) == sent
+    assert worker._alive()

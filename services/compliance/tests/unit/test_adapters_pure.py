@@ -106,3 +106,19 @@ def test_batch_phases_are_exported_under_the_names_the_latency_report_reads() ->
     phases.add("evaluate", 0.2, 0.15)
     assert registry.get_sample_value("fundtrail_compliance_phase_cpu_seconds_total", {"phase": "evaluate"}) == 0.15
     assert registry.get_sample_value("fundtrail_compliance_phase_seconds_total", {"phase": "evaluate"}) == 0.2
+
+
+def test_a_fund_is_owned_by_the_partition_the_tracker_produces_it_to() -> None:
+    from fundtrail_compliance.adapters.kafka import partition_of
+    from fundtrail_compliance.adapters.postgres import enriched_key
+    from fundtrail_schemas.events import any_event_adapter, event_key
+    from fundtrail_schemas.kafka_sink import AiokafkaSink
+
+    sink = AiokafkaSink(None)
+    funds = [f"江财农〔2026〕{n}号".encode() for n in range(200)]
+    placed = {sink._partition("fundtrail.events.enriched", list(range(6)), f) for f in funds}
+    assert placed == set(range(6))  # the keys spread: the check below compares real choices
+    for f in funds:
+        assert partition_of(f, 6) == sink._partition("fundtrail.events.enriched", list(range(6)), f)
+    for ev in G.values():  # the key a judged event is owned by is the one it was produced with
+        assert enriched_key(ev).encode() == event_key(any_event_adapter.validate_python(ev))

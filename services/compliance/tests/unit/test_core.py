@@ -1,4 +1,4 @@
-"""Cases state machine, windows, timers, reference data, late evidence, determinism, templates."""
+"""Windows, timers, reference data, late evidence, determinism, templates."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from fundtrail_compliance import scenario as sc
-from fundtrail_compliance.core import cases
 from fundtrail_compliance.core.engine import Engine
 from fundtrail_compliance.core.expr import ExpressionError, compile_expr
 from fundtrail_compliance.core.helpers import LOCAL_TZ, days_between, local_date, parse_time
@@ -20,38 +19,6 @@ from fundtrail_compliance.core.windows import WindowEntry, Windows
 G = sc.golden()
 PAY, CONTRACT = G["PaymentDisbursed"], G["ContractSigned"]
 T = datetime(2026, 3, 2, tzinfo=UTC)
-
-
-@pytest.mark.parametrize(
-    ("status", "action", "target"),
-    [
-        ("raised", "ViolationAcknowledged", "acknowledged"),
-        ("acknowledged", "ViolationRectified", "rectified"),
-        ("acknowledged", "ViolationDismissed", "dismissed"),
-        ("raised", "ViolationResolved", "resolved"),
-        ("acknowledged", "ViolationResolved", "resolved"),
-    ],
-)
-def test_allowed_transitions(status: str, action: str, target: str) -> None:
-    d = cases.decide(status, action)
-    assert d.applied and d.to_status == target and d.from_status == status
-
-
-@pytest.mark.parametrize(
-    ("status", "action", "reason"),
-    [
-        ("raised", "ViolationRectified", "invalid_transition"),
-        ("raised", "ViolationDismissed", "invalid_transition"),
-        ("rectified", "ViolationAcknowledged", "invalid_transition"),
-        ("dismissed", "ViolationResolved", "invalid_transition"),
-        ("resolved", "ViolationAcknowledged", "invalid_transition"),
-        (None, "ViolationAcknowledged", "unknown_violation"),
-        ("raised", "ViolationRaised", "unknown_action"),
-    ],
-)
-def test_rejected_transitions(status: str | None, action: str, reason: str) -> None:
-    d = cases.decide(status, action)
-    assert not d.applied and d.reason == reason and d.message
 
 
 def test_window_counts_within_days_and_tolerance() -> None:

@@ -18,6 +18,7 @@ import faust
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fundtrail_schemas.kafka_batch import BatchReader, from_faust_event
+from fundtrail_schemas.topics import raw_topic_pattern
 from fundtrail_schemas.worker import faust_options, thaw_if_due, until_done
 
 from .adapters.kafka import ProducerSink
@@ -82,6 +83,7 @@ def build_app(settings: TrackerSettings, signing_key: Ed25519PrivateKey, metrics
 
     reader = BatchReader(
         settings.kafka_bootstrap_servers, [topics.raw], f"{settings.app_id}-raw", max_records=settings.batch_size,
+        pattern=raw_topic_pattern(topics.prefix),  # the unscoped raw topic and every region's
         client_id=settings.app_id, session_timeout_ms=int(settings.session_timeout * 1000),
         heartbeat_interval_ms=int(settings.heartbeat_interval * 1000), commit_interval=settings.commit_interval,
     )
@@ -105,6 +107,27 @@ def build_app(settings: TrackerSettings, signing_key: Ed25519PrivateKey, metrics
             for e in events:
                 await stream.ack(e)
             record_lag(events)
+
+    cosignature_topic = app.topic(topics.cosignatures, key_type=bytes, value_type=bytes)
+
+    @app.agent(cosignature_topic, concurrency=1)
+    async def cosignatures(stream: Any) -> None:
+        # Witness cosignatures the gateway verified and published (it writes only through Kafka).
+        async for events in stream.noack_take(100, within=settings.batch_timeout):
+            await until_done(tracker.store_cosignatures, [from_faust_event(e).value for e in events])
+            for e in events:
+                await stream.ack(e)
+
+    @app.task
+    async def resign_legacy_checkpoints() -> None:
+        # Checkpoints stored before migration 0006 have no C2SP note; sign them once in the new format.
+        try:
+            done = await tracker.resign_legacy_checkpoints()
+        except Exception:
+            log.exception("re-signing old-format checkpoints failed; the next start retries")
+            return
+        if done:
+            log.info("re-signed %d old-format checkpoints as C2SP notes", done)
 
     @app.timer(interval=settings.checkpoint_interval)
     async def checkpoint() -> None:

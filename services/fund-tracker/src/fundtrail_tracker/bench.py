@@ -29,6 +29,7 @@ from typing import Any
 
 import psycopg
 
+from fundtrail_schemas.kafka_security import client_security
 from fundtrail_schemas.worker import cpu_seconds
 
 from .adapters import postgres as pg
@@ -60,7 +61,8 @@ def _publish(bootstrap: str, topic: str, events: list[dict[str, Any]]) -> float:
     from kafka import KafkaProducer
 
     producer = KafkaProducer(bootstrap_servers=bootstrap.split(","), acks="all", linger_ms=20,
-                             batch_size=512 * 1024, max_request_size=2 * 1024 * 1024)
+                             batch_size=512 * 1024, max_request_size=2 * 1024 * 1024,
+                             **client_security("kafka-python"))
     started = time.perf_counter()
     for ev in events:
         producer.send(topic, key=key_of(ev), value=encode(ev))
@@ -74,10 +76,12 @@ async def _passthrough(bootstrap: str, source: str, target: str, n: int, batch_s
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
     consumer = AIOKafkaConsumer(source, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
-                                enable_auto_commit=False, max_poll_records=batch_size)
+                                enable_auto_commit=False, max_poll_records=batch_size,
+                                **client_security("aiokafka"))
     # The worker's producer settings, so the comparison is fair.
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=int(PRODUCER_LINGER_SECONDS * 1000),
-                                max_batch_size=PRODUCER_MAX_BATCH_BYTES, max_request_size=PRODUCER_MAX_REQUEST_BYTES)
+                                max_batch_size=PRODUCER_MAX_BATCH_BYTES, max_request_size=PRODUCER_MAX_REQUEST_BYTES,
+                                **client_security("aiokafka"))
     await consumer.start()
     await producer.start()
     try:
@@ -119,7 +123,7 @@ def _faust_passthrough_main(bootstrap: str, source: str, target: str, n: int, ba
         topic_allow_declare=False, datadir=datadir, consumer_auto_offset_reset="earliest", producer_acks=-1,
         producer_max_batch_size=PRODUCER_MAX_BATCH_BYTES, producer_max_request_size=PRODUCER_MAX_REQUEST_BYTES,
         producer_linger=PRODUCER_LINGER_SECONDS, stream_buffer_maxsize=max(4096, 2 * batch_size),
-        broker_max_poll_records=max(500, batch_size),
+        broker_max_poll_records=max(500, batch_size), **client_security("faust"),
     )
     topic = app.topic(source, key_type=bytes, value_type=bytes)
     state: dict[str, Any] = {"seen": 0, "started": None}
@@ -165,7 +169,7 @@ def _faust_passthrough(bootstrap: str, source: str, target: str, n: int, batch_s
 def _end_offsets(bootstrap: str, topic: str) -> int:
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","))
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), **client_security("kafka-python"))
     try:
         parts = consumer.partitions_for_topic(topic) or set()
         ends = consumer.end_offsets([TopicPartition(topic, p) for p in parts])

@@ -15,6 +15,7 @@ duplicates that change nothing.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import time
 import uuid
@@ -28,20 +29,20 @@ from typing import Any, TypeVar
 import psycopg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from opentelemetry.trace import Span, Status, StatusCode
+from pydantic import ValidationError
 
 from fundtrail_schemas.checkpoint import Checkpoint, sign_checkpoint
+from fundtrail_schemas.cosignatures import CheckpointCosigned
 from fundtrail_schemas.decode import FieldError, ReasonCode, Rejection
 from fundtrail_schemas.events import (
+    CASE_EVENTS,
     FundAllocated,
-    ViolationAcknowledged,
-    ViolationDismissed,
     ViolationRaised,
-    ViolationRectified,
-    ViolationResolved,
     event_key,
     now_utc,
 )
-from fundtrail_schemas.topics import HEADER_EVENT_TYPE, HEADER_SCHEMA_VERSION
+from fundtrail_schemas.note import NoteError
+from fundtrail_schemas.topics import HEADER_EVENT_TYPE, HEADER_SCHEMA_VERSION, HEADER_SOURCE_TOPIC, raw_topic_region
 from fundtrail_schemas.worker import BatchPhases
 
 from .adapters import postgres as pg
@@ -51,8 +52,9 @@ from .adapters.tracing import context_headers, process_span, publish_span, span_
 from .core.batch import Candidate, Rejected, Snapshot, Source, plan_batch, waiting_key
 from .core.ledger import Ledger, keys_of
 from .core.outputs import dead_letter_json, enriched_json
+from .core.provenance import check_provenance
 from .core.trail import TrailDraft, case_item, event_item, subjects_of, violation_item
-from .core.validation import Valid, business_key, decode_message
+from .core.validation import Valid, business_key, decode_message, undecodable
 from .topics import TrackerTopics
 
 log = logging.getLogger(__name__)
@@ -63,7 +65,9 @@ _NO_SKEW_LIMIT = timedelta(days=36500)
 _RETRYABLE = (psycopg.OperationalError, psycopg.InterfaceError)
 # A unique violation that survives this many fresh attempts is not a race but a bad event.
 _UNIQUE_RETRIES = 3
-_CaseEvent = ViolationAcknowledged | ViolationRectified | ViolationDismissed | ViolationResolved
+# Every case action of the contract's lifecycle (fundtrail_schemas.cases) enters the trail as
+# submitted, applied or not (REFUSED_ACTIONS_ENTER_TRAIL): compliance decides, after us.
+_CaseEvent = CASE_EVENTS
 
 
 @dataclass
@@ -244,13 +248,21 @@ class Tracker:
         batch = PreparedBatch(list(messages), now, started)
         for m in messages:
             headers = trace_headers(m.headers)
-            source = Source(m.topic, m.partition, m.offset, m.key, m.value, headers)
+            source = Source(m.topic, m.partition, m.offset, m.key, m.value or b"", headers)
             span = batch.spans[id(source)] = process_span(m.topic, m.partition, m.offset, headers)
-            result, hint = decode_message(m.value, now=now, max_future_skew=self._config.max_future_skew)
+            try:
+                result, hint = decode_message(m.value, now=now, max_future_skew=self._config.max_future_skew)
+                if not isinstance(result, Rejection):
+                    hint = result.event.event_id
+                    result = check_provenance(result, raw_topic_region(m.topic, self._topics.prefix))
+            except Exception as exc:  # one record that breaks decoding must not stop its partition
+                log.exception("record %s[%d]@%d could not be decoded; dead-lettered", m.topic, m.partition, m.offset)
+                result, hint = undecodable(exc), None
             if isinstance(result, Rejection):
                 batch.rejected.append(Rejected(source, result, hint))
                 span.set_status(Status(StatusCode.ERROR, result.reason.value))
             else:
+                # The trail draft is made in the transaction: its leaf carries the ledger state around it.
                 batch.candidates.append(Candidate(source, result))
         self.phases.add("decode", time.perf_counter() - started, time.thread_time() - cpu)
         return batch
@@ -282,7 +294,7 @@ class Tracker:
             f"the event cannot be stored: {exc}",
             (FieldError("(event)", "refused by the database"),),
         )
-        source = Source(message.topic, message.partition, message.offset, message.key, message.value,
+        source = Source(message.topic, message.partition, message.offset, message.key, message.value or b"",
                         trace_headers(message.headers))
 
         async def work(cur: psycopg.AsyncCursor[Any]) -> BatchResult:
@@ -310,9 +322,11 @@ class Tracker:
         return result
 
     def _from_parking(self, row: pg.ParkedRow, now: datetime) -> Candidate | Rejected:
+        headers = dict(row.trace_headers or {})
+        topic = headers.pop(HEADER_SOURCE_TOPIC, self._topics.raw)  # parked with its headers (below)
         source = Source(
-            self._topics.raw, row.source_partition or 0, row.source_offset or 0, row.raw_key, row.raw,
-            dict(row.trace_headers or {}), parked_at=row.parked_at,
+            topic, row.source_partition or 0, row.source_offset or 0, row.raw_key, row.raw, headers,
+            parked_at=row.parked_at,
         )
         decoded, hint = decode_message(row.raw, now=now, max_future_skew=_NO_SKEW_LIMIT)
         if isinstance(decoded, Rejection):
@@ -415,6 +429,7 @@ class Tracker:
                 ))
                 value = enriched_json(a.candidate.valid.payload, seq, now, before, after, item.draft.trace_id)
                 headers = _event_headers(ev.event_type, ev.schema_version) + context_headers(span)
+                headers.append((HEADER_SOURCE_TOPIC, a.candidate.source.topic.encode()))  # its provenance
                 enriched.append((event_key(ev), value, headers))
             await pg.insert_processed(cur, rows)
             await pg.insert_payments(cur, snapshot.ledger)
@@ -442,7 +457,7 @@ class Tracker:
                     pg.ParkedRow(
                         p.candidate.event_id, p.waiting_for, p.candidate.source.value, p.candidate.source.key, now,
                         p.candidate.source.partition, p.candidate.source.offset,
-                        p.candidate.source.trace_headers or None,
+                        {**p.candidate.source.trace_headers, HEADER_SOURCE_TOPIC: p.candidate.source.topic},
                     )
                     for p in plan.to_park
                 ])
@@ -507,10 +522,14 @@ class Tracker:
             headers = trace_headers(m.headers)
             span = process_span(m.topic, m.partition, m.offset, headers)
             spans.append(span)
-            source = Source(m.topic, m.partition, m.offset, m.key, m.value, headers)
-            decoded, hint = decode_message(m.value, now=now, max_future_skew=_NO_SKEW_LIMIT, source_only=False)
-            if not isinstance(decoded, Rejection):
-                decoded = self._fits_topic(m.topic, decoded)
+            source = Source(m.topic, m.partition, m.offset, m.key, m.value or b"", headers)
+            try:
+                decoded, hint = decode_message(m.value, now=now, max_future_skew=_NO_SKEW_LIMIT, source_only=False)
+                if not isinstance(decoded, Rejection):
+                    decoded = self._fits_topic(m.topic, decoded)
+            except Exception as exc:  # one record that breaks decoding must not stop its partition
+                log.exception("record %s[%d]@%d could not be decoded; dead-lettered", m.topic, m.partition, m.offset)
+                decoded, hint = undecodable(exc), None
             if isinstance(decoded, Rejection):
                 rejected.append(Rejected(source, decoded, hint))
                 span.set_status(Status(StatusCode.ERROR, decoded.reason.value))
@@ -602,14 +621,78 @@ class Tracker:
             cp = sign_checkpoint(key, self._config.log_id, size, frontier.root(), self._clock())
             stored = await pg.insert_checkpoint(
                 cur, tree_size=cp.tree_size, root_hash=cp.root_hash, signed_at=cp.timestamp, log_id=cp.log_id,
-                key_id=cp.key_id, signature=cp.signature,
+                **_note_columns(cp),
             )
             return cp if stored else None
 
         cp = await self._transaction("checkpoint", work)
-        if cp is not None and self._metrics is not None:
-            self._metrics.checkpoints.inc()
+        if self._metrics is not None:
+            # Signed now or already signed: the head is covered (the checkpoint-age alert reads this).
+            self._metrics.last_checkpoint.set(time.time())
+            if cp is not None:
+                self._metrics.checkpoints.inc()
         return cp
+
+    async def resign_legacy_checkpoints(self) -> int:
+        """Sign, as C2SP notes, the checkpoints stored before migration 0006; returns how many.
+
+        Each stored root is first recomputed from the Merkle nodes: the key only ever signs a root
+        the log itself holds. A mismatch is logged and that row is left without a note (not served).
+        """
+        if self._key is None:
+            raise RuntimeError("no signing key configured")
+        key = self._key
+
+        async def work(cur: psycopg.AsyncCursor[Any]) -> int:
+            done = 0
+            for size, root_hash, old_log_id in await pg.checkpoints_without_note(cur):
+                root = (await pg.trail_frontier(cur, size)).root()
+                if root.hex() != root_hash:
+                    log.error("checkpoint %d (log %s) stores root %s but the nodes give %s: not re-signed",
+                              size, old_log_id, root_hash, root.hex())
+                    continue
+                cp = sign_checkpoint(key, self._config.log_id, size, root, self._clock())
+                await pg.set_checkpoint_note(cur, tree_size=size, log_id=cp.log_id, **_note_columns(cp))
+                done += 1
+            return done
+
+        return await self._transaction("checkpoint", work)
+
+    async def store_cosignatures(self, records: Sequence[bytes]) -> int:
+        """Store witness cosignature records (published by the gateway); malformed ones are logged and skipped."""
+        parsed: list[CheckpointCosigned] = []
+        for raw in records:
+            try:
+                record = CheckpointCosigned.model_validate_json(raw)
+                record.signature()
+            except (ValidationError, NoteError) as exc:
+                log.error("skipping a malformed cosignature record: %s", exc)
+                continue
+            parsed.append(record)
+        if not parsed:
+            return 0
+        now = self._clock()
+
+        async def work(cur: psycopg.AsyncCursor[Any]) -> int:
+            stored = 0
+            for r in parsed:
+                stored += await pg.insert_cosignature(
+                    cur, tree_size=r.tree_size, witness_name=r.witness_name, key_hash=r.key_hash,
+                    cosigned_at=r.cosigned_at, line=r.line, recorded_at=now,
+                )
+            return stored
+
+        return await self._transaction("checkpoint", work)
+
+
+def _note_columns(cp: Checkpoint) -> dict[str, str]:
+    """The note and, for the old columns, its log signature's key hash and base64 signature."""
+    sig = cp.parsed_note().signatures[0]
+    return {
+        "key_id": f"{sig.key_hash:08x}",
+        "signature": base64.b64encode(sig.signature).decode("ascii"),
+        "note": cp.note,
+    }
 
 
 async def _request_reads(

@@ -57,7 +57,11 @@ class TrackerSettings(CommonSettings):
     checkpoint_interval: float = Field(30.0, gt=0, description="Seconds between signed trail checkpoints")
     signing_key_path: Path = Field(description="Ed25519 private key (PKCS#8 PEM) that signs checkpoints")
     dev_mode: bool = Field(False, description="Generate a signing key if the file is missing (never in production)")
-    trail_log_id: str = Field("fundtrail/trail", description="Log id written into every signed checkpoint")
+    trail_log_id: str = Field(
+        "fundtrail.example/jiangmen/trail",
+        pattern=r"^[^\x00-\x20\x7f+]+$",
+        description="Checkpoint origin (C2SP tlog-checkpoint first line) and the log key's name; no spaces or '+'",
+    )
     max_future_skew: Duration = Field(
         timedelta(minutes=10), description="Reject events dated further ahead of the tracker's clock (seconds)"
     )
@@ -66,7 +70,10 @@ class TrackerSettings(CommonSettings):
         description="Seconds an event for an unknown fund waits for its FundAllocated (0: reject at once)",
     )
     park_sweep_interval: float = Field(30.0, gt=0, description="Seconds between sweeps of expired parked events")
-    metrics_port: int | None = Field(None, description="Prometheus /metrics port on 127.0.0.1; unset: no endpoint")
+    metrics_port: int | None = Field(None, description="Prometheus /metrics port; unset: no endpoint")
+    metrics_host: str = Field(
+        "127.0.0.1", description="Address /metrics listens on: loopback by default, 0.0.0.0 for a Prometheus scrape"
+    )
     web_enabled: bool = Field(False, description="Run faust's web server")
     web_port: int = Field(6066, description="faust web port (127.0.0.1) when enabled")
     data_dir: Path = Field(Path(".fundtrail/tracker"), description="faust's data directory")
@@ -88,3 +95,8 @@ class PublisherSettings(BaseSettings):
     )
     client_id: str = Field("fundtrail-publisher", description="Kafka client id of the publisher")
     topic_prefix: str = Field("", description="Namespace prepended to the raw topic's name; usually empty")
+    publish_region: str | None = Field(
+        None, pattern=r"^[0-9]{6}([0-9]{3})?$",
+        description="Publish on this region's raw topic (fundtrail.events.raw.<code>), the one a bureau's Kafka "
+                    "user may write; unset: the unscoped raw topic (gateway, operators)",
+    )

@@ -15,6 +15,7 @@ from fundtrail_schemas.topics import (
     ENRICHED_EVENTS,
     RAW_EVENTS,
     TOPICS_BY_NAME,
+    TRAIL_COSIGNATURES,
     VIOLATIONS,
     TopicSpec,
 )
@@ -27,6 +28,7 @@ class TrackerTopics:
     enriched: str = ENRICHED_EVENTS
     violations: str = VIOLATIONS
     cases: str = CASES
+    cosignatures: str = TRAIL_COSIGNATURES
     prefix: str = ""
 
     @classmethod
@@ -38,6 +40,7 @@ class TrackerTopics:
             enriched=prefix + ENRICHED_EVENTS,
             violations=prefix + VIOLATIONS,
             cases=prefix + CASES,
+            cosignatures=prefix + TRAIL_COSIGNATURES,
             prefix=prefix,
         )
 
@@ -45,5 +48,5 @@ class TrackerTopics:
         """Registry specs of these topics, renamed (for `ensure_topics`)."""
         return [
             replace(TOPICS_BY_NAME[name], name=self.prefix + name)
-            for name in (RAW_EVENTS, DEAD_LETTERS, ENRICHED_EVENTS, VIOLATIONS, CASES)
+            for name in (RAW_EVENTS, DEAD_LETTERS, ENRICHED_EVENTS, VIOLATIONS, CASES, TRAIL_COSIGNATURES)
         ]

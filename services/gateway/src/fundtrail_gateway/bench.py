@@ -160,6 +160,7 @@ def _serve_and_measure(
         "FUNDTRAIL_GATEWAY_ENABLE_TRACING": "true" if tracing else "false",
         "FUNDTRAIL_GATEWAY_RATE_LIMIT_PER_SECOND": "1000000",
         "FUNDTRAIL_GATEWAY_RATE_LIMIT_BURST": "1000000",
+        "FUNDTRAIL_GATEWAY_RATE_LIMIT_ANONYMOUS_PER_SECOND": "1000000",
         "FUNDTRAIL_GATEWAY_DB_POOL_SIZE": str(max(10, concurrency // (2 * workers))),
         "FUNDTRAIL_GATEWAY_LOG_LEVEL": "WARNING",
     }

@@ -23,6 +23,7 @@ from fundtrail_schemas.checkpoint import (
     verify_bundle_json,
     verify_checkpoint,
 )
+from fundtrail_schemas.note import SIG_COSIGNATURE_V1, Note, NoteError, NoteVerifier, verify_cosignature
 
 from .core.auth import Role
 
@@ -37,11 +38,12 @@ def token(
     subject: Annotated[str, typer.Option(help="Who the token names (user id)")],
     region: Annotated[str | None, typer.Option(help="Region code the token is scoped to")] = None,
     ttl: Annotated[int | None, typer.Option(help="Lifetime in seconds (default from settings)")] = None,
+    department: Annotated[str | None, typer.Option(help="Department claim (inspection, finance, ...)")] = None,
     private_key: Annotated[
         Path | None, typer.Option(help="PEM private key (default FUNDTRAIL_GATEWAY_JWT_PRIVATE_KEY_FILE)")
     ] = None,
 ) -> None:
-    """Issue a development/demo bearer token signed with the gateway's key from settings."""
+    """Issue a development/demo bearer token signed with the gateway's key from settings (header kid included)."""
     from .adapters.keys import token_codec
     from .settings import AuthSettings
 
@@ -50,11 +52,15 @@ def token(
         settings = AuthSettings(**overrides)
         codec = token_codec(settings, signing=True)
         issued = codec.issue(
-            subject, role, region, now=datetime.now(UTC), ttl=timedelta(seconds=ttl or settings.token_ttl_seconds)
+            subject, role, region, now=datetime.now(UTC), ttl=timedelta(seconds=ttl or settings.token_ttl_seconds),
+            department=department,
         )
     except ValueError as exc:
         err.print(f"[red]cannot issue a token:[/] {exc}")
         raise typer.Exit(2) from exc
+    if not settings.local_key_accepted:
+        err.print("[yellow]note:[/] FUNDTRAIL_GATEWAY_OIDC_ISSUER is set: a gateway with these settings accepts "
+                  "only the identity provider's tokens, not this one")
     typer.echo(issued)
 
 
@@ -147,9 +153,32 @@ def _get(client: Any, path: str, **params: Any) -> Any:
     return response.json()
 
 
+def check_witnesses(client: Any, current: Checkpoint, witnesses: list[NoteVerifier]) -> list[CheckResult]:
+    """One check per required witness: a valid cosignature/v1 of exactly this checkpoint."""
+    response = client.get(f"/v1/checkpoints/{current.tree_size}/note")
+    if response.status_code != 200:
+        raise RuntimeError(f"GET /v1/checkpoints/{current.tree_size}/note answered {response.status_code}")
+    try:
+        note = Note.parse(response.text)
+    except NoteError as exc:
+        return [CheckResult(name="witness.note", passed=False, reason=f"the cosigned note is malformed: {exc}")]
+    same = note.text.encode() == current.signed_bytes()
+    checks = [CheckResult(name="witness.note", passed=same,
+                          reason="the cosigned note is the verified checkpoint" if same
+                          else "the cosigned note is of another checkpoint")]
+    for w in witnesses:
+        times = [t for s in note.signatures if (t := verify_cosignature(w, s, note.text)) is not None]
+        checks.append(CheckResult(
+            name=f"witness.{w.name}", passed=same and bool(times),
+            reason=(f"cosigned by {w.name} at {datetime.fromtimestamp(max(times), UTC).isoformat()}" if times
+                    else f"no valid cosignature from {w.name}+{w.key_hash:08x}: this checkpoint was not witnessed"),
+        ))
+    return checks
+
+
 def verify_online(
     api: str, token_value: str | None, public_key: Any, entry: int | None, state_path: Path,
-    expected_log_id: str | None, transport: Any = None,
+    expected_log_id: str | None, transport: Any = None, witnesses: list[NoteVerifier] | None = None,
 ) -> VerificationReport:
     """Fetch the latest checkpoint, prove growth since the remembered one, prove an entry; remember on success."""
     import httpx
@@ -160,9 +189,11 @@ def verify_online(
         current = Checkpoint.model_validate(_get(client, "/v1/proofs/checkpoint"))
         checks.append(CheckResult(
             name="checkpoint.signature", passed=verify_checkpoint(current, public_key),
-            reason=f"log {current.log_id!r} size {current.tree_size} root {current.root_hash[:16]}… signed "
-            f"{current.timestamp.isoformat()} by key {current.key_id}",
+            reason=f"origin {current.log_id!r} size {current.tree_size} root {current.root_hash[:16]}… "
+            f"(recorded {current.timestamp.isoformat()})",
         ))
+        if witnesses:
+            checks.extend(check_witnesses(client, current, witnesses))
         if expected_log_id is not None:
             checks.append(CheckResult(name="checkpoint.log_id", passed=current.log_id == expected_log_id,
                                       reason=f"log id is {current.log_id!r}"))
@@ -265,7 +296,7 @@ def _trail_items(client: Any, subject_path: str) -> tuple[list[Any], str | None]
 
 def verify_audit(
     api: str, token_value: str | None, public_key: Any, state_path: Path, expected_log_id: str | None,
-    transport: Any = None,
+    transport: Any = None, witnesses: list[NoteVerifier] | None = None,
 ) -> VerificationReport:
     """The full audit: recompute the log from every leaf, compare it with the signed checkpoint, the stored
     nodes, the remembered checkpoint, and with what the trail, fund, event and violation endpoints show."""
@@ -273,11 +304,14 @@ def verify_audit(
 
     headers = {"Authorization": f"Bearer {token_value}"} if token_value else {}
     with httpx.Client(base_url=api, headers=headers, timeout=60, transport=transport) as client:
-        return audit_through(client, public_key, state_path, expected_log_id)
+        return audit_through(client, public_key, state_path, expected_log_id, witnesses)
 
 
-def audit_through(client: Any, public_key: Any, state_path: Path, expected_log_id: str | None) -> VerificationReport:
-    """`verify_audit` over an open HTTP client (an httpx.Client with the auditor's token)."""
+def audit_through(client: Any, public_key: Any, state_path: Path, expected_log_id: str | None,
+                  witnesses: list[NoteVerifier] | None = None) -> VerificationReport:
+    """`verify_audit` over an open HTTP client (an httpx.Client with the auditor's token).
+
+    `public_key` is the log's key: a NoteVerifier (`--log-key` vkey) or an Ed25519 public key (PEM)."""
     import base64
     from urllib.parse import quote
 
@@ -287,8 +321,10 @@ def audit_through(client: Any, public_key: Any, state_path: Path, expected_log_i
     checks: list[CheckResult] = []
     current = Checkpoint.model_validate(_get(client, "/v1/proofs/checkpoint"))
     checks.append(CheckResult(name="checkpoint_signature", passed=verify_checkpoint(current, public_key),
-                              reason=f"log {current.log_id!r} size {current.tree_size} signed by key "
-                              f"{current.key_id}"))
+                              reason=f"origin {current.log_id!r} size {current.tree_size} root "
+                              f"{current.root_hash[:16]}… (signed note)"))
+    if witnesses:
+        checks.extend(check_witnesses(client, current, witnesses))
     if expected_log_id is not None and current.log_id != expected_log_id:
         checks.append(CheckResult(name="checkpoint_signature", passed=False,
                                   reason=f"log id is {current.log_id!r}, expected {expected_log_id!r}"))
@@ -407,8 +443,32 @@ def _parse_columns(columns: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _log_key(public_key: Path | None, log_key: str | None) -> Any:
+    if log_key:
+        return NoteVerifier.from_vkey(log_key)
+    if public_key is not None:
+        return load_public_key(public_key)
+    raise ValueError("give --log-key VKEY (from GET /v1/log/key) or --public-key PEM")
+
+
+def _witness_keys(vkeys: list[str]) -> list[NoteVerifier]:
+    keys = [NoteVerifier.from_vkey(v) for v in vkeys]
+    for k in keys:
+        if k.sig_type != SIG_COSIGNATURE_V1:
+            raise ValueError(f"--witness {k.name}: not a cosignature/v1 key (type 0x04)")
+    return keys
+
+
 def verify(
-    public_key: Annotated[Path, typer.Option(help="The log's Ed25519 public key (PEM)")],
+    public_key: Annotated[
+        Path | None, typer.Option(help="The log's Ed25519 public key (PEM); its key name is the origin")
+    ] = None,
+    log_key: Annotated[
+        str | None, typer.Option(envvar="FUNDTRAIL_LOG_KEY", help="The log's note verifier key (vkey)")
+    ] = None,
+    witness: Annotated[
+        list[str] | None, typer.Option(help="Require a valid cosignature from this witness vkey (repeatable)")
+    ] = None,
     api: Annotated[str | None, typer.Option(envvar="FUNDTRAIL_API_URL", help="Gateway base URL")] = None,
     token_value: Annotated[
         str | None, typer.Option("--token", envvar="FUNDTRAIL_TOKEN", help="Bearer token (auditor)")
@@ -421,14 +481,22 @@ def verify(
     = False,
 ) -> None:
     """Check that an entry is in the log and that the log only grew since the last check."""
-    key = load_public_key(public_key)
+    try:
+        key = _log_key(public_key, log_key)
+        witnesses = _witness_keys(witness or [])
+    except (ValueError, OSError) as exc:
+        err.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from exc
     try:
         if bundle is not None:
+            if witnesses:
+                err.print("[red]--witness needs --api: cosignatures are fetched from the gateway[/]")
+                raise typer.Exit(2)
             report = verify_offline(bundle, key, state, log_id)
         elif api is not None and audit:
-            report = verify_audit(api, token_value, key, state, log_id)
+            report = verify_audit(api, token_value, key, state, log_id, witnesses=witnesses)
         elif api is not None:
-            report = verify_online(api, token_value, key, entry, state, log_id)
+            report = verify_online(api, token_value, key, entry, state, log_id, witnesses=witnesses)
         else:
             err.print("[red]give --api URL (with --token) or --bundle FILE[/]")
             raise typer.Exit(2)

@@ -15,14 +15,33 @@ from fundtrail_schemas.kafka_admin import ensure_topics
 from fundtrail_schemas.telemetry import setup_tracing
 
 from .adapters.database import make_engine, make_sessionmaker
-from .adapters.keys import token_codec
+from .adapters.importer import ImportPool
+from .adapters.keys import server_verifier, token_codec
 from .adapters.publisher import KafkaPublisher
+from .adapters.ratelimit import SharedRateLimiter
 from .adapters.rulepacks import load_packs
 from .adapters.trails import TrailStore
+from .api.console_static import install_console
 from .api.errors import install_error_handlers
 from .api.fastpath import TrailFastPath
+from .api.guard import RequestGuard
 from .api.openapi import install_openapi
-from .api.routers import audit, events, funds, health, imports, proofs, rules, trails, violations
+from .api.routers import (
+    audit,
+    checkpoints,
+    console,
+    dev,
+    events,
+    exports,
+    funds,
+    health,
+    imports,
+    proofs,
+    rules,
+    stats,
+    trails,
+    violations,
+)
 from .core.pagecache import PageCache
 from .core.ratelimit import RateLimiter
 from .core.recent import ExpiringMap
@@ -57,11 +76,18 @@ TAGS = [
 
 
 def _runtime(settings: GatewaySettings) -> Runtime:
+    verifier, key_source = server_verifier(settings)
     return Runtime(
         settings=settings,
-        codec=token_codec(settings),
+        codec=verifier,
+        key_source=key_source,
         publisher=KafkaPublisher(settings.kafka_bootstrap_servers, send_timeout=settings.kafka_send_timeout_seconds),
-        limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
+        limiter=(limiter := RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)),
+        shared_limiter=SharedRateLimiter(
+            settings.database_url if settings.rate_limit_backend == "postgresql" else None,
+            settings.rate_limit_window_seconds, limiter,
+        ),
+        imports=ImportPool(settings.import_workers, settings.import_budget_seconds, settings.import_memory_bytes),
         recent_ids=ExpiringMap(settings.recent_ids_ttl_seconds, settings.recent_ids_max),
         pending_cases=ExpiringMap(settings.case_pending_ttl_seconds, 100_000),
         page_cache=PageCache(settings.trail_cache_bytes, settings.trail_cache_probe_seconds),
@@ -85,11 +111,15 @@ def create_app(settings: GatewaySettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if runtime.key_source is not None:
+            # Discovery and the first JWKS fetch: without keys no request could be authenticated.
+            await runtime.key_source.start()
         runtime.packs = load_packs(settings.rulepack_dir)
         runtime.engine = make_engine(settings)
         runtime.sessions = make_sessionmaker(runtime.engine)
         runtime.trails = TrailStore(settings)
         await runtime.trails.open()
+        await runtime.shared_limiter.open()
         if settings.ensure_topics:
             await _ensure_topics(settings.kafka_bootstrap_servers)
         # Everything built so far lives as long as the process: move it out of the collector's reach.
@@ -99,6 +129,10 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             yield
         finally:
             gc.unfreeze()
+            if runtime.key_source is not None:
+                await runtime.key_source.stop()
+            runtime.imports.close()
+            await runtime.shared_limiter.close()
             await runtime.trails.close()
             await runtime.engine.dispose()
             runtime.engine = runtime.sessions = runtime.trails = None
@@ -110,17 +144,23 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         description=DESCRIPTION,
         openapi_tags=TAGS,
         lifespan=lifespan,
-        max_body_size=settings.max_upload_bytes,
     )
     app.state.runtime = runtime
     app.state.metrics = GatewayMetrics()
     install_error_handlers(app)
-    for module in (events, imports, trails, funds, violations, proofs, audit, rules, health):
+    for module in (events, imports, trails, funds, violations, proofs, audit, checkpoints, rules, health, console,
+                   stats, exports):
         app.include_router(module.router)
+    if settings.dev_sign_in:
+        app.state.dev_signer = token_codec(settings, signing=True)
+        app.include_router(dev.router)
     install_openapi(app)
+    install_console(app, settings.console_dir)
     # Inside the metrics (and tracing) middleware: answers from the page cache are counted and traced too.
     trail_routes = {r.path.split("/")[2]: r for r in trails.router.routes if isinstance(r, APIRoute)}
     app.add_middleware(TrailFastPath, routes=trail_routes)
+    # Before routing and authentication (NUL characters, rate limit, body size), inside the metrics.
+    app.add_middleware(RequestGuard, max_body_bytes=settings.max_upload_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics, fastapi_app=app)
     if settings.enable_tracing:
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor

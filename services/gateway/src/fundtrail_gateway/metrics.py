@@ -32,10 +32,13 @@ class GatewayMetrics:
 
 
 def _route_template(app: Any, scope: Scope) -> str:
+    """The template of the route a request was never routed to (e.g. refused by the guard in front)."""
     for route in app.router.routes:
-        match, _ = route.matches(scope)
-        if match is Match.FULL:
-            return str(getattr(route, "path", "other"))
+        # FastAPI keeps included routers as one entry each (no `path`): look at their own routes.
+        for candidate in getattr(getattr(route, "original_router", None), "routes", None) or [route]:
+            match, _ = candidate.matches(scope)
+            if match is Match.FULL:
+                return str(getattr(candidate, "path", "other"))
     return "unmatched"
 
 

@@ -7,6 +7,7 @@ table contract describes: contract events, RFC 9162 leaves and nodes, signed che
 
 from __future__ import annotations
 
+import base64
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -264,13 +265,15 @@ class TrailBuilder:
     def checkpoint(self, key: Ed25519PrivateKey, log_id: str = LOG_ID, at: datetime | None = None) -> TrailCheckpoint:
         """Sign the current tree head."""
         cp = sign_checkpoint(key, log_id, self.tree.size, self.tree.root(), at or T0 + timedelta(days=400))
+        sig = cp.parsed_note().signatures[0]
         row = TrailCheckpoint(
             tree_size=cp.tree_size,
             root_hash=cp.root_hash,
             signed_at=cp.timestamp,
             log_id=cp.log_id,
-            key_id=cp.key_id,
-            signature=cp.signature,
+            key_id=f"{sig.key_hash:08x}",
+            signature=base64.b64encode(sig.signature).decode("ascii"),
+            note=cp.note,
         )
         self.checkpoints.append(row)
         self.rows.append(row)

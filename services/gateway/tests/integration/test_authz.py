@@ -12,6 +12,7 @@ import httpx
 import jwt
 import pytest
 
+from fundtrail_gateway.core.tokens import key_thumbprint
 from fundtrail_gateway.seed import COUNTIES, World
 
 pytestmark = pytest.mark.integration
@@ -135,12 +136,15 @@ async def test_jwt_negatives_refused_over_http(
             "iat": int(now.timestamp()), "nbf": int(now.timestamp()),
             "exp": int((now + timedelta(hours=1)).timestamp())}
 
-    def signed(**over: Any) -> str:
-        return jwt.encode({k: v for k, v in {**base, **over}.items() if v is not None}, key, algorithm="EdDSA")
+    kid = key_thumbprint("EdDSA", key.public_key())
+
+    def signed(header_kid: str | None = kid, **over: Any) -> str:
+        claims = {k: v for k, v in {**base, **over}.items() if v is not None}
+        return jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": header_kid} if header_kid else None)
 
     import hmac
 
-    header = _b64({"alg": "HS256", "typ": "JWT"})
+    header = _b64({"alg": "HS256", "typ": "JWT", "kid": kid})
     body = _b64(base)
     mac = hmac.new(pub_path.read_bytes(), f"{header}.{body}".encode(), "sha256").digest()
     tokens = {
@@ -149,18 +153,33 @@ async def test_jwt_negatives_refused_over_http(
         "not_yet_valid": signed(nbf=int((now + timedelta(minutes=5)).timestamp())),
         "wrong_audience": signed(aud="other"),
         "wrong_issuer": signed(iss="other"),
-        "alg_none": f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{body}.",
+        "alg_none": f"{_b64({'alg': 'none', 'typ': 'JWT', 'kid': kid})}.{body}.",
         "hs256_with_public_key": f"{header}.{body}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode()}",
         "missing_exp": signed(exp=None),
+        # The findings of issue 20: each is refused now, for its own reason.
+        "exp_numeric_string_9999": signed(exp="253402300799"),
+        "exp_year_9999": signed(exp=253402300799),
+        "no_kid": signed(header_kid=None),
+        "unknown_kid": signed(header_kid="not-our-key"),
+        "token_64k": signed(padding="x" * 64 * 1024),
     }
+    reasons = {"exp_numeric_string_9999": "non-numeric-date", "exp_year_9999": "lifetime-too-long",
+               "no_kid": "missing-kid", "unknown_kid": "unknown-kid", "token_64k": "token-too-large",
+               "expired": "expired", "wrong_audience": "wrong-audience", "alg_none": "wrong-algorithm"}
     url = f"/v1/funds/{world.counties['440705'].fund_doc_no}/trail"
     assert (await client.get(url, headers={"Authorization": f"Bearer {signed()}"})).status_code == 200
     for name, token in tokens.items():
         r = await client.get(url, headers={"Authorization": f"Bearer {token}"})
         assert r.status_code == 401, (name, r.text)
-        assert r.headers["www-authenticate"].startswith("Bearer")
-        assert r.json()["type"] == "urn:fundtrail:problem:unauthorized"
-    assert (await client.get(url)).status_code == 401
+        assert r.headers["content-type"] == "application/problem+json"
+        assert r.headers["www-authenticate"].startswith('Bearer realm="fundtrail", error="invalid_token"'), name
+        problem = r.json()
+        assert problem["type"] == "urn:fundtrail:problem:unauthorized" and problem["detail"]
+        if name in reasons:
+            assert problem["reason"] == reasons[name], (name, problem)
+    anonymous = await client.get(url)
+    assert anonymous.status_code == 401
+    assert anonymous.headers["www-authenticate"] == 'Bearer realm="fundtrail"'  # RFC 6750: no error code
     assert (await client.get(url, headers={"Authorization": "Basic eDp5"})).status_code == 401
     missing_scope = signed(scope="bureau", region="440705")
     assert (await client.get(url, headers={"Authorization": f"Bearer {missing_scope}"})).status_code == 403

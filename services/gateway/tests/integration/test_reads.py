@@ -115,7 +115,7 @@ async def test_violation_list_filters_and_detail(
     assert (await client.get("/v1/violations?raised_from=12", headers=headers)).status_code == 422
     c = world.counties["440705"]
     detail = (await client.get(f"/v1/violations/{c.violation_id}", headers=headers)).json()
-    assert detail["status"] == "acknowledged" and detail["allowed_actions"] == ["rectify", "dismiss"]
+    assert detail["status"] == "acknowledged" and detail["allowed_actions"] == ["rectify", "dismiss", "assign"]
     assert detail["case_history"][0]["action"] == "acknowledged"
     assert detail["links"]["evidence"] == [f"/v1/events/{c.event_ids[5]}"]
     assert len(detail["links"]["trail_entries"]) == 2 and detail["legal_basis"]
@@ -185,7 +185,8 @@ def test_verify_cli_online_and_offline(
 async def test_errors_are_problem_documents_and_rate_limit(
     settings_factory: Callable[..., GatewaySettings], auth: Callable[..., dict[str, str]]
 ) -> None:
-    app = create_app(settings_factory(rate_limit_per_second=0.5, rate_limit_burst=2))
+    # Two requests per hour-long window: the third is refused (the window will not end mid-test).
+    app = create_app(settings_factory(rate_limit_per_second=2 / 3600, rate_limit_window_seconds=3600))
     async with running(app) as c:
         headers = auth("auditor", subject="rate-limited-auditor")
         assert (await c.get("/v1/departments", headers=headers)).status_code == 200

@@ -8,7 +8,6 @@ import uuid
 import pytest
 
 from fundtrail_gateway.core.auth import Principal, Role, parse_scopes
-from fundtrail_gateway.core.cases import CaseActionKind, ImpossibleTransition, allowed_actions, next_status
 from fundtrail_gateway.core.cursor import InvalidCursor, cursor_or_problem, decode_cursor, encode_cursor
 from fundtrail_gateway.core.ingest import Outcome, accepted_ids, mark_recorded, validate_items
 from fundtrail_gateway.core.positions import Position, build_tree
@@ -72,20 +71,6 @@ def test_cursor_round_trip_and_refusals() -> None:
         cursor_or_problem("trail", "nope", (int,))
     assert info.value.problem.status == 400
     assert cursor_or_problem("trail", None, (int,)) is None
-
-
-def test_case_transitions() -> None:
-    assert next_status("raised", CaseActionKind.ACKNOWLEDGE) == "acknowledged"
-    assert next_status("acknowledged", CaseActionKind.RECTIFY) == "rectified"
-    assert next_status("raised", CaseActionKind.DISMISS) == "dismissed"
-    assert next_status("acknowledged", CaseActionKind.DISMISS) == "dismissed"
-    for status, action in [("raised", CaseActionKind.RECTIFY), ("acknowledged", CaseActionKind.ACKNOWLEDGE),
-                           ("rectified", CaseActionKind.DISMISS), ("dismissed", CaseActionKind.ACKNOWLEDGE),
-                           ("resolved", CaseActionKind.RECTIFY)]:
-        with pytest.raises(ImpossibleTransition):
-            next_status(status, action)
-    assert allowed_actions("raised") == [CaseActionKind.ACKNOWLEDGE, CaseActionKind.DISMISS]
-    assert allowed_actions("rectified") == []
 
 
 def test_rate_limiter_token_bucket() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +13,13 @@ from fundtrail_schemas.kafka_batch import Inbound as Inbound
 from fundtrail_schemas.kafka_sink import Headers as Headers
 from fundtrail_schemas.kafka_sink import ProducerSink as ProducerSink
 from fundtrail_schemas.kafka_sink import Sink as Sink
-from fundtrail_schemas.topics import HEADER_EVENT_TYPE, HEADER_SCHEMA_VERSION, HEADER_TRACEPARENT, HEADER_TRACESTATE
+from fundtrail_schemas.topics import (
+    HEADER_EVENT_TYPE,
+    HEADER_SCHEMA_VERSION,
+    HEADER_TRACEPARENT,
+    HEADER_TRACESTATE,
+    TOPICS_BY_NAME,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,3 +66,38 @@ def fund_key(event: Envelope) -> bytes:
     if event.project_id:
         return f"project:{event.project_id}".encode()
     return str(getattr(event, "violation_id", event.event_id)).encode()
+
+
+async def follow_topic(bootstrap: str, topic: str, start: Mapping[int, int], client_id: str) -> AsyncIterator[Inbound]:
+    """Every record of `topic` from `start` (next offset per partition; the others from their
+    beginning), read outside any consumer group: each replica sees all of it (broadcast), as the
+    rule-pack topic needs. Partitions added later are not followed (it has one)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                                auto_offset_reset="earliest", client_id=client_id)
+    await consumer.start()
+    try:
+        # The partitions the start-up read found, else the registry's count (a consumer outside a
+        # group has no metadata of topics it has not assigned).
+        known = sorted(start) or range(TOPICS_BY_NAME[topic].partitions)
+        tps = [TopicPartition(topic, p) for p in known]
+        consumer.assign(tps)
+        for tp in tps:
+            if tp.partition in start:
+                consumer.seek(tp, start[tp.partition])
+            else:
+                await consumer.seek_to_beginning(tp)
+        async for r in consumer:
+            if r.value is not None:
+                yield Inbound(r.topic, r.partition, r.offset, r.key, r.value, tuple(r.headers or ()))
+    finally:
+        await consumer.stop()
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition fund-tracker's producer (aiokafka's default partitioner) puts `key` on."""
+    from aiokafka.partitioner import DefaultPartitioner
+
+    every = list(range(partitions))
+    return int(DefaultPartitioner()(key, every, every))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,10 +26,10 @@ from fundtrail_schemas.rulepack import Rule
 
 from ..core.engine import EngineState, Judged, Refutable
 from ..core.helpers import parse_time
+from ..core.reference import REFERENCE_TYPES
 from ..core.timers import Timer
 from ..core.windows import WindowEntry
 
-WATERMARK = "event_time"
 # One row per partition of the enriched topic: its latest event time (see core/timers.py).
 PARTITION_CLOCK = "partition/"
 # Window entries older than this before the watermark are not loaded (no window is that long).
@@ -60,6 +60,9 @@ class Verdict:
 
 class ComplianceStore:
     """Async access to the compliance tables over one connection."""
+
+    # Reference rows of transactions from this id on may not have been read yet (see reference_since).
+    reference_horizon: int = 0
 
     def __init__(self, database_url: str) -> None:
         self._url = database_url
@@ -93,19 +96,25 @@ class ComplianceStore:
 
     # --- state --------------------------------------------------------------------------------
 
-    async def load_state(self, state: EngineState) -> None:
-        """Fill an empty engine state from the database (start-up, or after a failed batch)."""
+    async def load_state(
+        self, state: EngineState, owned: Collection[int] | None = None, owns: Callable[[str], bool] | None = None
+    ) -> None:
+        """Fill an empty engine state from the database (start-up, a new assignment, a failed batch).
+
+        With `owned` (the enriched-topic partitions this worker holds) only their clocks are read and
+        the watermark is their minimum; with `owns` (is this fund on an owned partition) only those
+        funds' timers and refutable violations: another replica fires and refutes the others.
+        """
         async with self.transaction() as cur:
-            await cur.execute("SELECT name, at FROM compliance_watermark")
-            clocks = {name: at for name, at in await cur.fetchall()}
-            state.clock.restore(clocks.get(WATERMARK), {
-                int(name[len(PARTITION_CLOCK):]): at for name, at in clocks.items() if name.startswith(PARTITION_CLOCK)
-            })
+            await cur.execute("SELECT name, at FROM compliance_watermark WHERE name LIKE %s", (PARTITION_CLOCK + "%",))
+            clocks = {int(name[len(PARTITION_CLOCK):]): at for name, at in await cur.fetchall()}
+            state.clock.restore(None, {p: at for p, at in clocks.items() if owned is None or p in owned})
+            state.clock.assign(owned)  # the minimum over those partitions, never a maximum over replicas
             await cur.execute(
                 "SELECT timer_id, rule_id, rule_ref, subject, fund_doc_no, level, region_code, trigger_event_id,"
                 " started_at, due_at, days, snapshot, trace_id, status FROM compliance_timer WHERE status = 'pending'"
             )
-            state.timers.load(Timer(*r) for r in await cur.fetchall())
+            state.timers.load(Timer(*r) for r in await cur.fetchall() if owns is None or owns(r[4]))
             since = (state.clock.watermark - WINDOW_HORIZON) if state.clock.watermark else None
             await cur.execute(
                 "SELECT rule_id, window_key, event_id, at, amount_fen FROM compliance_window_entry"
@@ -116,25 +125,65 @@ class ComplianceStore:
                 (rule_id, tuple(json.loads(key)), WindowEntry(str(eid), at, amount))
                 for rule_id, key, eid, at, amount in await cur.fetchall()
             )
+            # The horizon first: every transaction below it has ended, so what it wrote is read now.
+            await cur.execute(_HORIZON)
+            horizon = (await cur.fetchone() or (0,))[0]
             await cur.execute("SELECT record FROM compliance_reference ORDER BY occurred_at, event_id")
             for (record,) in await cur.fetchall():
                 state.reference.apply(record, record=False)
+            self.reference_horizon = horizon
             await cur.execute(
                 "SELECT violation_id, rule_ref, fund_doc_no, occurred_at, deadline, evidence FROM compliance_refutable"
             )
             for r in await cur.fetchall():
-                state.add_refutable(Refutable(*r), record=False)
+                if owns is None or owns(r[2]):
+                    state.add_refutable(Refutable(*r), record=False)
             # After the reference data: each day's view is rebuilt from it (the view a judged event
             # was last judged on is the one committed with it).
             await cur.execute("SELECT vendor_id, day, event_id, occurred_at, record, raised FROM compliance_judged")
             for vendor, on, eid, at, record, raised in await cur.fetchall():
-                state.note_judged(vendor, on, str(eid), Judged(at, record, set(raised)), record=False)
+                # Only the owner of an event's partition judges it again (and publishes what that raises).
+                if owns is None or owns(enriched_key(orjson.loads(record)["event"])):
+                    state.note_judged(vendor, on, str(eid), Judged(at, record, set(raised)), record=False)
 
-    async def processed(self, cur: psycopg.AsyncCursor[Any], event_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
-        """Which of these events were evaluated already."""
+    async def reference_since(self) -> Callable[[], Awaitable[list[dict[str, Any]]]]:
+        """Send (inside the open transaction) the read of reference data written by transactions that
+        may have committed since the last look: other replicas', and our own, which apply again as no
+        change. Await the returned function for the records.
+
+        In pipeline mode both statements go with the batch's first round trip. The horizon is taken
+        first, so nothing that commits between the two statements is skipped next time."""
+        assert self._conn is not None
+        horizon_cur, rows_cur = self._conn.cursor(), self._conn.cursor()
+        await horizon_cur.execute(_HORIZON)
+        await rows_cur.execute(
+            "SELECT record FROM compliance_reference WHERE txid >= %s ORDER BY occurred_at, event_id",
+            (self.reference_horizon,),
+        )
+
+        async def result() -> list[dict[str, Any]]:
+            try:
+                row = await horizon_cur.fetchone()
+                rows = await rows_cur.fetchall()
+            finally:
+                await horizon_cur.close()
+                await rows_cur.close()
+            if row is not None:
+                self.reference_horizon = row[0]
+            return [r[0] for r in rows]
+
+        return result
+
+    async def processed(
+        self, cur: psycopg.AsyncCursor[Any], event_ids: Sequence[uuid.UUID], pack_version: str
+    ) -> set[uuid.UUID]:
+        """Which of these events were evaluated already under this rule-pack set."""
         if not event_ids:
             return set()
-        await cur.execute("SELECT event_id FROM compliance_processed WHERE event_id = ANY(%s)", (list(event_ids),))
+        await cur.execute(
+            "SELECT event_id FROM compliance_processed WHERE event_id = ANY(%s) AND pack_version = %s",
+            (list(event_ids), pack_version),
+        )
         return {r[0] for r in await cur.fetchall()}
 
     async def write_batch(
@@ -144,6 +193,7 @@ class ComplianceStore:
         violations: Sequence[ViolationRaised],
         state: EngineState,
         now: datetime,
+        pack_version: str = "",
     ) -> None:
         """Dedup rows, violations and every state change of a batch (inside the caller's transaction)."""
         windows = state.windows.drain()
@@ -153,13 +203,13 @@ class ComplianceStore:
         judged, judged_kept_from = state.drain_judged()
         if processed:
             await cur.execute(
-                "INSERT INTO compliance_processed (event_id, evaluated_at, violations)"
-                " SELECT e, %b::timestamptz, n FROM unnest(%b::uuid[], %b::int[]) AS u(e, n)"
-                " ON CONFLICT (event_id) DO NOTHING",
-                (now, [eid for eid, _ in processed], [n for _, n in processed]),
+                "INSERT INTO compliance_processed (event_id, pack_version, evaluated_at, violations)"
+                " SELECT e, %b, %b::timestamptz, n FROM unnest(%b::uuid[], %b::int[]) AS u(e, n)"
+                " ON CONFLICT (event_id, pack_version) DO NOTHING",
+                (pack_version, now, [eid for eid, _ in processed], [n for _, n in processed]),
             )
         if violations:
-            await cur.execute(_INSERT_VIOLATIONS, columns(_violation_row(v, now) for v in violations))
+            await cur.execute(_INSERT_VIOLATIONS, columns(_violation_row(v, now, pack_version) for v in violations))
         if windows:
             await cur.execute(_INSERT_WINDOW_ENTRIES, (
                 [rid for rid, _, _ in windows],
@@ -190,9 +240,8 @@ class ComplianceStore:
             ))
         if judged_kept_from is not None:
             await cur.execute("DELETE FROM compliance_judged WHERE day < %b", (judged_kept_from,))
+        # Only the partitions' clocks: a watermark saved by each replica would be a maximum over them.
         clocks = [(f"{PARTITION_CLOCK}{p}", at) for p, at in sorted(state.clock.drain().items())]
-        if state.clock.watermark is not None:
-            clocks.append((WATERMARK, state.clock.watermark))
         if clocks:
             await cur.execute(_UPSERT_CLOCKS, columns(clocks))
 
@@ -227,11 +276,16 @@ class ComplianceStore:
             (event.event_id, event.violation_id, action, event.actor, event.occurred_at,
              Jsonb(event.model_dump(mode="json")), trace_id, outcome, from_status, to_status, reason, now),
         )
-        if outcome == "applied":
-            await cur.execute(
-                "UPDATE violation SET status = %s, status_changed_at = %s WHERE violation_id = %s",
-                (to_status, event.occurred_at, event.violation_id),
-            )
+        if outcome != "applied":
+            return
+        # Assignee and due date come with an assignment, or optionally with an acknowledgement.
+        assignee, due = getattr(event, "assignee", None), getattr(event, "due_date", None)
+        await cur.execute(
+            "UPDATE violation SET status_changed_at = CASE WHEN status = %s THEN status_changed_at ELSE %s END,"
+            " status = %s, assignee = COALESCE(%s, assignee), due_date = COALESCE(%s, due_date)"
+            " WHERE violation_id = %s",
+            (to_status, event.occurred_at, to_status, assignee, due, event.violation_id),
+        )
 
     # --- rule history -------------------------------------------------------------------------
 
@@ -304,6 +358,7 @@ _INSERT_VIOLATIONS = unnest_insert("violation", (
     ("project_id", "text"), ("region_code", "text"), ("occurred_at", "timestamptz"), ("raised_at", "timestamptz"),
     ("status_changed_at", "timestamptz"), ("explanation_zh", "text"), ("explanation_en", "text"),
     ("legal_basis", "text"), ("evidence", "jsonb"), ("payload", "jsonb"), ("trace_id", "text"),
+    ("pack_version", "text"),
 )) + " ON CONFLICT (violation_id) DO NOTHING"
 _INSERT_WINDOW_ENTRIES = unnest_insert("compliance_window_entry", (
     ("rule_id", "text"), ("window_key", "text"), ("event_id", "uuid"), ("at", "timestamptz"), ("amount_fen", "bigint"),
@@ -328,6 +383,21 @@ _UPSERT_JUDGED = unnest_insert("compliance_judged", (
     ("event_id", "uuid"), ("vendor_id", "text"), ("day", "date"), ("occurred_at", "timestamptz"),
     ("record", "bytea"), ("raised", "uuid[]"),
 )) + " ON CONFLICT (event_id) DO UPDATE SET raised = EXCLUDED.raised"
+# The oldest transaction still running: every one below it has committed or rolled back.
+_HORIZON = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+
+
+def enriched_key(event: Mapping[str, Any]) -> str:
+    """The message key of an enriched event (as `fundtrail_schemas.events.event_key` gives it)."""
+    if event.get("event_type") in REFERENCE_TYPES:
+        return f"vendor:{event['vendor_id']}"
+    if event.get("fund_doc_no"):
+        return str(event["fund_doc_no"])
+    if event.get("project_id"):
+        return f"project:{event['project_id']}"
+    return str(event["event_id"])
+
+
 # A partition's clock and the watermark only move forward, whatever order batches commit in.
 _UPSERT_CLOCKS = unnest_insert("compliance_watermark", (("name", "text"), ("at", "timestamptz"))) + (
     " ON CONFLICT (name) DO UPDATE SET at = GREATEST(compliance_watermark.at, EXCLUDED.at)"
@@ -338,12 +408,12 @@ def _json(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def _violation_row(v: ViolationRaised, now: datetime) -> tuple[Any, ...]:
+def _violation_row(v: ViolationRaised, now: datetime, pack_version: str) -> tuple[Any, ...]:
     return (
         v.violation_id, v.rule_id, v.rule_version, v.department.value, v.severity.value, "raised",
         v.triggering_event_id, v.fund_doc_no, v.project_id, v.region_code, v.occurred_at, now, now,
         v.explanation_zh, v.explanation_en, v.legal_basis, v.evidence.model_dump_json(), v.model_dump_json(),
-        v.trace_id,
+        v.trace_id, pack_version or None,
     )
 
 

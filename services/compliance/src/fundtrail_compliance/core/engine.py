@@ -257,6 +257,18 @@ class Engine:
         self._sweep()
         return out
 
+    def apply_reference(self, ev: Mapping[str, Any]) -> Outcome:
+        """Reference data another replica read (shared through the store): taken in, not recorded
+        again, and the events judged here on its vendor are judged again, as if it had been read here."""
+        out = Outcome()
+        st = self.state
+        vendor = str(ev["vendor_id"])
+        judged = vendor in st.judged
+        before = st.reference.signature(vendor) if judged else None
+        if st.reference.apply(ev, record=False) and judged and st.reference.signature(vendor) != before:
+            self._rejudge(vendor, out)
+        return out
+
     def advance(self, to: datetime, partition: int = 0) -> Outcome:
         """Move event time forward without an event (tests, idle periods); fires due timers."""
         self.state.clock.observe(to, partition)

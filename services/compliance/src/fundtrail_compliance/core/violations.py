@@ -7,6 +7,7 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
+from fundtrail_schemas.cases import SYSTEM_ACTOR
 from fundtrail_schemas.events import Evidence, ViolationRaised, ViolationResolved
 from fundtrail_schemas.rulepack import Rule
 from fundtrail_schemas.types import Department, Level
@@ -14,7 +15,7 @@ from fundtrail_schemas.types import Department, Level
 # Namespace of violation ids: uuid5(namespace, "<rule id>@<version>\x1f<triggering event id>").
 VIOLATION_NAMESPACE = uuid.UUID("3b9e3c0a-51c4-4d43-9a55-2f0d6a7c4e21")
 RESOLUTION_NAMESPACE = uuid.UUID("a4f0c7de-1f3e-4c1b-8e0e-5f6d2b9c7a33")
-COMPLIANCE_ACTOR = "compliance"
+COMPLIANCE_ACTOR = SYSTEM_ACTOR  # the contract names it (fundtrail_schemas.cases)
 _CJK = "\u3000-\u303f\u3400-\u9fff\uff00-\uffef"
 _CJK_SPACE = re.compile(f"(?<=[{_CJK}]) +| +(?=[{_CJK}])")
 _FIELD = re.compile(r"{([a-zA-Z_][a-zA-Z0-9_]*)(?::(yuan|pct))?}")

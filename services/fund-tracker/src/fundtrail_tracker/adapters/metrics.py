@@ -50,3 +50,8 @@ class Metrics:
         self.checkpoints = Counter(
             "fundtrail_tracker_checkpoints_total", "Signed trail checkpoints written", registry=registry
         )
+        self.last_checkpoint = Gauge(
+            "fundtrail_tracker_last_checkpoint_timestamp_seconds",
+            "Unix time at which the trail head was last known to be covered by a signed checkpoint",
+            registry=registry,
+        )

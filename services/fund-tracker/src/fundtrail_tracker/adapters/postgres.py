@@ -563,13 +563,45 @@ async def insert_processed(cur: psycopg.AsyncCursor[Any], rows: Sequence[Process
 
 async def insert_checkpoint(
     cur: psycopg.AsyncCursor[Any], *, tree_size: int, root_hash: str, signed_at: datetime, log_id: str,
-    key_id: str, signature: str,
+    key_id: str, signature: str, note: str,
 ) -> bool:
     """Store a signed tree head; False when one for this size exists already."""
     await cur.execute(
-        "INSERT INTO trail_checkpoint (tree_size, root_hash, signed_at, log_id, key_id, signature)"
-        " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (tree_size) DO NOTHING",
-        (tree_size, root_hash, signed_at, log_id, key_id, signature),
+        "INSERT INTO trail_checkpoint (tree_size, root_hash, signed_at, log_id, key_id, signature, note)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (tree_size) DO NOTHING",
+        (tree_size, root_hash, signed_at, log_id, key_id, signature, note),
+    )
+    return cur.rowcount == 1
+
+
+async def checkpoints_without_note(cur: psycopg.AsyncCursor[Any]) -> list[tuple[int, str, str]]:
+    """(tree_size, root_hash, log_id) of checkpoints stored before migration 0006 (no signed note)."""
+    await cur.execute("SELECT tree_size, root_hash, log_id FROM trail_checkpoint WHERE note IS NULL ORDER BY 1")
+    return [(int(r[0]), str(r[1]), str(r[2])) for r in await cur.fetchall()]
+
+
+async def set_checkpoint_note(
+    cur: psycopg.AsyncCursor[Any], *, tree_size: int, log_id: str, key_id: str, signature: str, note: str
+) -> None:
+    """Attach the signed note to a checkpoint stored in the old format."""
+    await cur.execute(
+        "UPDATE trail_checkpoint SET log_id = %s, key_id = %s, signature = %s, note = %s"
+        " WHERE tree_size = %s AND note IS NULL",
+        (log_id, key_id, signature, note, tree_size),
+    )
+
+
+async def insert_cosignature(
+    cur: psycopg.AsyncCursor[Any], *, tree_size: int, witness_name: str, key_hash: str, cosigned_at: datetime,
+    line: str, recorded_at: datetime,
+) -> bool:
+    """Store a witness cosignature; a newer one from the same witness replaces an older one."""
+    await cur.execute(
+        "INSERT INTO trail_cosignature (tree_size, witness_name, key_hash, cosigned_at, line, recorded_at)"
+        " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (tree_size, witness_name, key_hash) DO UPDATE"
+        " SET cosigned_at = EXCLUDED.cosigned_at, line = EXCLUDED.line, recorded_at = EXCLUDED.recorded_at"
+        " WHERE trail_cosignature.cosigned_at < EXCLUDED.cosigned_at",
+        (tree_size, witness_name, key_hash, cosigned_at, line, recorded_at),
     )
     return cur.rowcount == 1
 

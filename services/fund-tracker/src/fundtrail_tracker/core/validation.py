@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from fundtrail_schemas.decode import MAX_EVENT_BYTES, FieldError, ReasonCode, Rejection, parse_object
+from fundtrail_schemas.decode import (
+    MAX_EVENT_BYTES,
+    MAX_JSON_DEPTH,
+    FieldError,
+    ReasonCode,
+    Rejection,
+    has_nul,
+    json_depth_exceeds,
+    parse_object,
+)
 from fundtrail_schemas.events import (
     BudgetAdjusted,
     ContractAmended,
@@ -33,10 +41,6 @@ except ImportError:  # pragma: no cover - depends on the environment
     _JSON_ERRORS = (json.JSONDecodeError, UnicodeDecodeError)
 
 
-# An escaped NUL: "\u0000" preceded by an even number of backslashes.
-_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
-
-
 def load_json(raw: bytes) -> Any:
     """Parse JSON bytes (orjson when installed)."""
     return _loads(raw)
@@ -51,21 +55,33 @@ class Valid:
 
 
 def decode_message(
-    raw: bytes, *, now: datetime, max_future_skew: timedelta, source_only: bool = True
+    raw: bytes | None, *, now: datetime, max_future_skew: timedelta, source_only: bool = True
 ) -> tuple[Valid | Rejection, uuid.UUID | None]:
     """Validate one message value; return the event or a rejection, and the event id when readable."""
+    if raw is None:
+        return Rejection(ReasonCode.EMPTY, "the record has no value (a null or tombstone record)"), None
     if len(raw) > MAX_EVENT_BYTES:
         msg = f"message is {len(raw)} bytes; the limit is {MAX_EVENT_BYTES} bytes"
         return Rejection(ReasonCode.OVERSIZED, msg), None
+    if not raw.strip():
+        return Rejection(ReasonCode.EMPTY, "the record value is empty"), None
     try:
         obj = _loads(raw)
     except _JSON_ERRORS as exc:
         return Rejection(ReasonCode.MALFORMED_JSON, f"not valid UTF-8 JSON: {exc}"), None
+    # orjson stops at 1,024 levels in C; an event has a few, and deeper input is not validated.
+    if json_depth_exceeds(obj, MAX_JSON_DEPTH):
+        return Rejection(ReasonCode.INVALID_FIELD, f"JSON nested deeper than {MAX_JSON_DEPTH} levels"), None
     result = parse_object(obj, source_only=source_only)
     if isinstance(result, Rejection):
         # Only a rejection needs it: an accepted event's id is parsed already.
         return result, _event_id_hint(obj)
     return check_event(result, now=now, max_future_skew=max_future_skew), result.event_id
+
+
+def undecodable(exc: BaseException) -> Rejection:
+    """The rejection of a record whose decoding raised: it is dead-lettered, never retried forever."""
+    return Rejection(ReasonCode.UNDECODABLE, f"decoding the record failed: {exc!r}"[:2000])
 
 
 def check_event(event: Envelope, *, now: datetime, max_future_skew: timedelta) -> Valid | Rejection:
@@ -81,7 +97,7 @@ def check_event(event: Envelope, *, now: datetime, max_future_skew: timedelta) -
             )
     payload = event.model_dump_json().encode()
     # jsonb cannot hold U+0000; refusing it here keeps one bad event from blocking its batch.
-    if b"\\u0000" in payload and _NUL_ESCAPE.search(payload):
+    if has_nul(payload):
         return Rejection(
             ReasonCode.INVALID_FIELD,
             "the event contains a NUL character (U+0000), which cannot be stored",

@@ -54,6 +54,8 @@ def publish(
         console.print("[red]--strict: nothing published[/]")
         raise typer.Exit(2)
 
+    from fundtrail_schemas.topics import raw_topic
+
     from ..settings import PublisherSettings
     from ..topics import TrackerTopics
     from .sdk import Publisher
@@ -72,6 +74,8 @@ def publish(
     progress = Progress(TextColumn("publishing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                         console=console, transient=False)
     topic = TrackerTopics.with_prefix(settings.topic_prefix).raw
+    if settings.publish_region:  # a bureau's Kafka user may write only its region's topics
+        topic = settings.topic_prefix + raw_topic(settings.publish_region)
     with progress, Publisher(settings.kafka_bootstrap_servers, settings.state_dir, client_id=settings.client_id,
                              topic=topic) as pub:
         task = progress.add_task("publish", total=len(report.rows))

@@ -20,6 +20,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
 from fundtrail_schemas.events import Envelope, event_key, now_utc
+from fundtrail_schemas.kafka_security import client_security
 from fundtrail_schemas.tabular import MappedRow, RowDefaults, RowError, TabularReport, detect_format, map_file
 from fundtrail_schemas.telemetry import ATTR_EVENT_ID, ATTR_EVENT_TYPE, inject_headers
 from fundtrail_schemas.topics import HEADER_EVENT_TYPE, HEADER_SCHEMA_VERSION, RAW_EVENTS
@@ -92,6 +93,7 @@ class Publisher:
                 linger_ms=20,
                 batch_size=256 * 1024,
                 compression_type=None,
+                **client_security("kafka-python"),
                 **self._config,
             )
         return self._producer

@@ -8,8 +8,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 
-from ..core.tokens import TokenCodec
+from ..core.tokens import TokenCodec, Verifier, VerifierChain
 from ..settings import AuthSettings
+from .oidc import OidcKeySource, oidc_verifier
 
 _PUBLIC_TYPES: dict[str, type] = {"EdDSA": Ed25519PublicKey, "RS256": RSAPublicKey}
 _PRIVATE_TYPES: dict[str, type] = {"EdDSA": Ed25519PrivateKey, "RS256": RSAPrivateKey}
@@ -55,4 +56,22 @@ def token_codec(settings: AuthSettings, *, signing: bool = False) -> TokenCodec:
         audience=settings.jwt_audience,
         issuer=settings.jwt_issuer,
         leeway_seconds=settings.jwt_leeway_seconds,
+        key_id=settings.jwt_key_id,
+        max_lifetime_seconds=settings.token_max_lifetime_seconds,
+        max_token_bytes=settings.token_max_bytes,
     )
+
+
+def server_verifier(settings: AuthSettings) -> tuple[Verifier, OidcKeySource | None]:
+    """What the server verifies tokens with, and the JWKS source to start in the lifespan (OIDC mode).
+
+    OIDC mode accepts only the provider's tokens, unless development explicitly allows the local key too
+    (settings refuse OIDC_ACCEPT_DEV_TOKENS elsewhere); the token's kid then picks the key set.
+    """
+    local = token_codec(settings) if settings.local_key_accepted else None
+    if not settings.oidc_enabled:
+        assert local is not None
+        return local, None
+    provider = oidc_verifier(settings)
+    source = OidcKeySource(settings, provider)
+    return (VerifierChain(provider, local) if local is not None else provider), source

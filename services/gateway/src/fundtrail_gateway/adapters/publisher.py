@@ -13,6 +13,7 @@ from kafka.errors import KafkaError
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
+from fundtrail_schemas.kafka_security import client_security
 from fundtrail_schemas.telemetry import ATTR_BATCH_SIZE, inject_headers
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ class KafkaPublisher:
                 request_timeout_ms=int(self._timeout * 1000),
                 max_block_ms=int(self._timeout * 1000),
                 bootstrap_timeout_ms=int(bootstrap_timeout * 1000),
+                **client_security("kafka-python"),
             )
         except KafkaError as exc:
             raise PublisherUnavailable(f"Kafka at {self._bootstrap} is not reachable: {exc}") from exc

@@ -19,6 +19,7 @@ from fundtrail_schemas.store.tracker import (
     FundPosition,
     ProcessedEvent,
     TrailCheckpoint,
+    TrailCosignature,
     TrailEntry,
     TrailNode,
 )
@@ -35,6 +36,7 @@ fu = Fund.metadata.tables[str(Fund.__tablename__)]
 fp = FundPosition.metadata.tables[str(FundPosition.__tablename__)]
 tn = TrailNode.metadata.tables[str(TrailNode.__tablename__)]
 tc = TrailCheckpoint.metadata.tables[str(TrailCheckpoint.__tablename__)]
+tcs = TrailCosignature.metadata.tables[str(TrailCosignature.__tablename__)]
 
 def _region_clause(column: Any, prefix: str | None) -> Any:
     return None if prefix is None else column.like(like_pattern(prefix))
@@ -154,14 +156,38 @@ async def trail_entries_of_violation(
     return (await session.execute(stmt.order_by(te.c.seq))).all()
 
 
+# Rows signed before migration 0006 have no note until fund-tracker re-signs them: never served.
+_SIGNED_NOTE = tc.c.note.is_not(None)
+
+
 async def latest_checkpoint(session: AsyncSession) -> Row[Any] | None:
     """The signed tree head with the largest tree size."""
-    return (await session.execute(select(tc).order_by(tc.c.tree_size.desc()).limit(1))).first()
+    stmt = select(tc).where(_SIGNED_NOTE).order_by(tc.c.tree_size.desc()).limit(1)
+    return (await session.execute(stmt)).first()
 
 
 async def checkpoint_of_size(session: AsyncSession, tree_size: int) -> Row[Any] | None:
     """The signed tree head for exactly `tree_size` leaves."""
-    return (await session.execute(select(tc).where(tc.c.tree_size == tree_size))).first()
+    return (await session.execute(select(tc).where(tc.c.tree_size == tree_size, _SIGNED_NOTE))).first()
+
+
+async def checkpoints_after(session: AsyncSession, after: int | None, limit: int) -> Sequence[Row[Any]]:
+    """Up to `limit` signed tree heads with sizes above `after`, smallest first."""
+    stmt = select(tc).where(_SIGNED_NOTE)
+    if after is not None:
+        stmt = stmt.where(tc.c.tree_size > after)
+    return (await session.execute(stmt.order_by(tc.c.tree_size).limit(limit))).all()
+
+
+async def cosignature_lines(session: AsyncSession, sizes: Sequence[int]) -> dict[int, list[str]]:
+    """The stored witness signature lines per tree size (verified again before they are served)."""
+    if not sizes:
+        return {}
+    stmt = select(tcs.c.tree_size, tcs.c.line).where(tcs.c.tree_size.in_(list(sizes)))
+    out: dict[int, list[str]] = {}
+    for size, line in (await session.execute(stmt.order_by(tcs.c.tree_size, tcs.c.witness_name))).all():
+        out.setdefault(int(size), []).append(str(line))
+    return out
 
 
 async def trail_entry(session: AsyncSession, seq: int) -> Row[Any] | None:

@@ -64,8 +64,12 @@ class TrailChunk:
     settled: bool  # nothing on it can change any more (no violation status) and every entry verified
 
 
-def render_chunk(rows: list[Any], subject: str, regional: bool, after_seq: int, size: int, base: str) -> TrailChunk:
-    """Items from rows of `TRAIL_QUERIES` (pure: no I/O)."""
+def render_chunk(rows: list[Any], subject: str, prefix: str | None, after_seq: int, size: int, base: str) -> TrailChunk:
+    """Items from rows of `TRAIL_QUERIES` for readers of region `prefix` (None: everything; pure: no I/O).
+
+    A regional reader sees ledger states redacted and no leaf bytes holding more (core.leafview)."""
+    # The region whose code prefix this is (core.regions.region_prefix, reversed): codes have six digits.
+    region = None if prefix is None else prefix.ljust(6, "0")
     shown = rows[:size]
     parts: list[bytes] = []
     previous: int | None = after_seq if after_seq >= 0 else None
@@ -77,9 +81,10 @@ def render_chunk(rows: list[Any], subject: str, regional: bool, after_seq: int, 
                             bytes(node_hash) if node_hash is not None else None, columns)
         violation_id = columns["violation_id"]
         item = render_item(
-            entry, subject=None if regional else subject, previous=previous, violation_status=status,
+            entry, subject=None if region is not None else subject, previous=previous, violation_status=status,
             proof_url=f"{base}/v1/proofs/entries/{seq}",
             violation_url=f"{base}/v1/violations/{violation_id}" if violation_id is not None else None,
+            region=region,
         )
         settled = settled and item["verification"]["ok"] and item["entry_kind"] != "violation"
         previous = seq
@@ -144,7 +149,7 @@ class TrailStore:
             raise TrailStoreUnavailable(str(exc)) from exc
         # An aggregate: always one row; its arrays are null when no entry matched.
         rows = [] if row is None or row[0] is None else list(zip(*row, strict=True))
-        return render_chunk(rows, subject, prefix is not None, after_seq, size, self._base)
+        return render_chunk(rows, subject, prefix, after_seq, size, self._base)
 
     async def change_count(self) -> int | None:
         """Rows updated or deleted (or tables truncated) in the trail tables so far, per PostgreSQL's statistics.

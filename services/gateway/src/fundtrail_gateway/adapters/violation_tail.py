@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from fundtrail_schemas.kafka_security import client_security
 from fundtrail_schemas.topics import VIOLATIONS
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ class ViolationTail:
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="latest",
+            **client_security("aiokafka"),
         )
         self._topic = topic
 

@@ -11,17 +11,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..adapters.publisher import KafkaPublisher
 from ..core.auth import Principal, Role
-from ..core.problems import forbidden, too_many_requests, unauthorized, unavailable
-from ..core.tokens import TokenError
+from ..core.problems import forbidden, unauthorized, unavailable
+from ..core.tokens import TokenError, UnknownKeyError
 from ..runtime import Runtime
 from ..settings import GatewaySettings
+from .guard import verified_principal
 
 bearer_scheme = HTTPBearer(
     auto_error=False,
     scheme_name="bearer",
     bearerFormat="JWT",
-    description="JWT with roles as scopes (bureau, compliance, auditor, admin) and a region claim; "
-    "issue one with `fundtrail token`.",
+    description="JWT with roles (bureau, compliance, auditor, admin), a region and a department claim: from "
+    "the OpenID Connect provider when FUNDTRAIL_GATEWAY_OIDC_ISSUER is set, else issued by `fundtrail token`.",
 )
 
 
@@ -61,18 +62,32 @@ async def get_publisher(runtime: RuntimeDep) -> KafkaPublisher:
 PublisherDep = Annotated[KafkaPublisher, Depends(get_publisher)]
 
 
-def authenticate(runtime: Runtime, credentials: HTTPAuthorizationCredentials | None) -> Principal:
-    """The caller named by a valid bearer token, within its rate limit."""
-    if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
-        raise unauthorized("a bearer token is required")
+async def authenticate(runtime: Runtime, request: Request) -> Principal:
+    """The caller named by a valid bearer token (the rate limit was taken before, by `api.guard`)."""
+    raw = request.headers.get("authorization")
+    limit = runtime.settings.token_max_bytes
+    # Before any parsing: a 64 KiB header is refused for its size, not for what a parser makes of it.
+    if raw is not None and len(raw) > limit + len("Bearer "):
+        raise unauthorized(f"the Authorization header is larger than {limit} bytes", reason="token-too-large")
+    scheme, _, token = (raw or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise unauthorized("a bearer token is required", reason=None)
+    token = token.strip()
+    verified = verified_principal(request.scope)
+    if verified is not None and verified[0] == token:
+        return verified[1]  # the guard verified this very token for this request
     try:
-        principal = runtime.codec.decode(credentials.credentials)
+        return runtime.codec.decode(token)
+    except UnknownKeyError as exc:
+        # The provider may have rotated its keys: refetch (rate-limited) and try once more.
+        if runtime.key_source is None or not await runtime.key_source.refresh_for_unknown_kid(exc.kid):
+            raise unauthorized(str(exc), reason=exc.reason) from exc
+        try:
+            return runtime.codec.decode(token)
+        except TokenError as again:
+            raise unauthorized(str(again), reason=again.reason) from again
     except TokenError as exc:
-        raise unauthorized(str(exc)) from exc
-    wait = runtime.limiter.acquire(principal.subject, runtime.clock())
-    if wait is not None:
-        raise too_many_requests(wait)
-    return principal
+        raise unauthorized(str(exc), reason=exc.reason) from exc
 
 
 def require(*roles: Role) -> Callable[..., Awaitable[Principal]]:
@@ -85,7 +100,9 @@ def require(*roles: Role) -> Callable[..., Awaitable[Principal]]:
     async def guard(
         request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
     ) -> Principal:
-        principal = authenticate(request.app.state.runtime, credentials)
+        # `credentials` only documents the scheme in OpenAPI: authenticate reads the raw header itself,
+        # so that its size is checked before anything parses it.
+        principal = await authenticate(request.app.state.runtime, request)
         if not principal.has_any(roles):
             raise forbidden(f"this operation needs the {names} role")
         return principal

@@ -2,11 +2,10 @@
 
 For a page already in the page cache, FastAPI's routing, dependency solving and parameter parsing cost
 more than half of the request. This middleware answers such a request itself once it has made the
-route's checks (a valid bearer token, a reader role, the rate limit) and found the page under the
-caller's region scope, path and query. Anything else (no token, a bad one, another role, a page not in
-the cache, a caller over its limit) goes on to the route, which answers it as always: this path only
-ever repeats a 200 (or its 304) that the route gave for the same path, query and scope. The rate limit
-is taken last, so a request handed on to the route is never counted twice.
+route's checks (a valid bearer token, a reader role; the guard in front took the rate limit) and found
+the page under the caller's region scope, path and query. Anything else (no token, a bad one, another
+role, a page not in the cache) goes on to the route, which answers it as always: this path only ever
+repeats a 200 (or its 304) that the route gave for the same path, query and scope.
 """
 
 from __future__ import annotations
@@ -17,9 +16,9 @@ from typing import Any
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..core.pagecache import etag_matches
-from ..core.tokens import TokenError
 from ..runtime import Runtime
 from .deps import READER_ROLES
+from .guard import verified_principal
 from .paging import read_prefix
 from .routers.trails import page_headers
 
@@ -29,17 +28,6 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
         if key == name:
             return bytes(value)
     return None
-
-
-def _bearer(scope: Scope) -> str | None:
-    """The credentials of an `Authorization: Bearer ...` header (the same parse as FastAPI's HTTPBearer)."""
-    raw = _header(scope, b"authorization")
-    if raw is None:
-        return None
-    scheme, _, credentials = raw.decode("latin-1").partition(" ")
-    if scheme.lower() != "bearer" or not credentials:
-        return None
-    return credentials
 
 
 class TrailFastPath:
@@ -63,19 +51,15 @@ class TrailFastPath:
         runtime: Runtime = scope["app"].state.runtime
         if not len(runtime.page_cache) or runtime.page_cache.probe_due(time.monotonic()):
             return False  # nothing cached, or the route must first check the trail rows did not change
-        token = _bearer(scope)
-        if token is None:
+        # The guard in front verified the token and took the rate limit already.
+        verified = verified_principal(scope)
+        if verified is None:
             return False
-        try:
-            principal = runtime.codec.decode(token)
-        except TokenError:
-            return False
+        principal = verified[1]
         if not principal.has_any(READER_ROLES):
             return False
         page = runtime.page_cache.get((read_prefix(principal), path, scope["query_string"]))
         if page is None:
-            return False
-        if runtime.limiter.acquire(principal.subject, runtime.clock()) is not None:
             return False
         route = self.routes.get(path.split("/", 3)[2])
         if route is not None:

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from fundtrail_schemas.checkpoint import Checkpoint, ConsistencyProof, InclusionProof
 from fundtrail_schemas.rulepack import Rule
-from fundtrail_schemas.types import LongText, Sha256Hex, ShortText
+from fundtrail_schemas.types import Identifier, LongText, Sha256Hex, ShortText
 
 from ..core.problems import Problem
 
@@ -40,7 +40,10 @@ class TrailEntryOut(_Out):
 
     leaf_index: int = Field(description="Position in the Merkle log (RFC 9162 leaf index)")
     leaf_hash: str = Field(description="SHA-256(0x00 || leaf bytes), hex, computed from `leaf_data`")
-    leaf_data: str = Field(description="The exact leaf bytes, base64 (format: docs/verifying.md)")
+    leaf_data: str | None = Field(description="The exact leaf bytes, base64 (format: docs/verifying.md); null when "
+                                  "withheld from a regional reader (leaf_withheld)")
+    leaf_withheld: bool = Field(description="The leaf holds ledger state outside the reader's region: its bytes "
+                                "are not served (the gateway README, What a region sees)")
     verification: EntryVerification
     prev: dict[str, int | None] = Field(
         description="Leaf index of the previous entry of each subject (fund, project, payment, vendor); null: first"
@@ -133,7 +136,10 @@ class LeafOut(_Out):
 
     leaf_index: int
     leaf_hash: str = Field(description="SHA-256(0x00 || leaf bytes), hex, computed from `leaf_data`")
-    leaf_data: str = Field(description="The exact leaf bytes, base64")
+    leaf_data: str | None = Field(description="The exact leaf bytes, base64; null when withheld from a regional "
+                                  "reader (leaf_withheld)")
+    leaf_withheld: bool = Field(description="The leaf holds ledger state outside the reader's region: its bytes "
+                                "are not served (the gateway README, What a region sees)")
     verification: EntryVerification
 
 
@@ -227,6 +233,9 @@ class ViolationOut(_Out):
     trace_id: str | None
     explanation_zh: str
     explanation_en: str
+    assignee: str | None = Field(description="Who rectifies it (set by assign or acknowledge)")
+    due_date: date | None = Field(description="整改期限: the rectification due date (Asia/Shanghai)")
+    overdue: bool = Field(description="An open case whose due date is before today in Asia/Shanghai")
     links: ViolationLinks
 
 
@@ -237,6 +246,8 @@ class CaseActionOut(_Out):
     at: datetime
     trace_id: str | None
     payload: dict[str, Any] = Field(description="The case action as published, parsed from its leaf")
+    outcome: str = Field(description="applied, or rejected (the lifecycle refused it; see reason)")
+    reason: str | None = Field(description="Why compliance refused it (a reason code), when it did")
     leaf: LeafOut | None = Field(description="The case action's trail entry (null: not appended yet)")
 
 
@@ -257,9 +268,29 @@ class ViolationsPage(_Out):
 
 
 class AcknowledgeRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"note": "已收到，正在核查"}]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"note": "已收到，正在核查"},
+                {"note": "已收到，正在核查", "assignee": "USER-440705101-CZS-02", "due_date": "2026-04-30"},
+            ]
+        },
+    )
 
     note: LongText = ""
+    assignee: Identifier | None = Field(None, description="Who rectifies it (optional)")
+    due_date: date | None = Field(None, description="整改期限, YYYY-MM-DD (optional)")
+
+
+class AssignRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"assignee": "USER-440705101-CZS-02", "due_date": "2026-04-30"}]},
+    )
+
+    assignee: Identifier = Field(description="Who rectifies it")
+    due_date: date = Field(description="整改期限, YYYY-MM-DD")
 
 
 class RectifyRequest(BaseModel):
@@ -307,7 +338,10 @@ class InclusionOut(_Out):
     checkpoint: Checkpoint
     leaf_index: int
     leaf_hash: str
-    leaf_data: str = Field(description="The exact leaf bytes, base64")
+    leaf_data: str | None = Field(description="The exact leaf bytes, base64; null when withheld from a regional "
+                                  "reader (leaf_withheld)")
+    leaf_withheld: bool = Field(description="The leaf holds ledger state outside the reader's region: its bytes "
+                                "are not served (the gateway README, What a region sees)")
     entry_id: uuid.UUID
     inclusion_proof: InclusionProof
 
@@ -363,3 +397,41 @@ class Health(_Out):
 class Readiness(_Out):
     status: Literal["ready"]
     checks: dict[str, Literal["ok"]] = Field(description="Each dependency checked: postgresql, kafka")
+
+
+class CosignatureOut(_Out):
+    witness: str = Field(description="The witness's key name")
+    key_hash: str = Field(description="Signed-note key hash, 8 hex digits")
+    timestamp: datetime = Field(description="The signed time of the cosignature (tlog-cosignature/v1)")
+
+
+class CheckpointEntryOut(Checkpoint):
+    """A stored checkpoint; `note` carries the log's signature and every valid configured witness cosignature."""
+
+    cosignatures: list[CosignatureOut]
+    links: dict[str, str]
+
+
+class CheckpointsPage(_Out):
+    items: list[CheckpointEntryOut]
+    next: str | None = Field(description="Link to the next page (larger tree sizes), or null")
+
+
+class LogKeyOut(_Out):
+    """Where and how to verify this log's checkpoints."""
+
+    origin: str | None = Field(description="The checkpoint origin line, also the log key's name")
+    vkey: str | None = Field(description="Note verifier key <name>+<key hash>+<base64(0x01 || Ed25519 key)>")
+    key_hash: str | None
+    public_key: str | None = Field(description="The raw 32-byte Ed25519 public key, base64")
+    witnesses: list[str] = Field(description="Cosigner vkeys (type 0x04) whose cosignatures are served")
+    checkpoints: str
+    latest_note: str
+
+
+class CosignaturesAccepted(_Out):
+    """The cosignatures verified and were published; they are served once fund-tracker stored them."""
+
+    tree_size: int
+    accepted: list[CosignatureOut]
+    topic: str

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from fundtrail_schemas.types import region_within
+from fundtrail_schemas.types import Department, region_within
 
 
 class Role(StrEnum):
@@ -31,6 +31,7 @@ class Principal:
     roles: frozenset[Role]
     region: str | None
     token_id: str | None = None
+    department: Department | None = None  # which of the nine departments the caller works for, if any
 
     def has_any(self, roles: Iterable[Role]) -> bool:
         """True if the principal holds at least one of `roles`."""

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from fundtrail_schemas.decode import FieldError, ReasonCode, Rejection, parse_object
+from fundtrail_schemas.decode import FieldError, ReasonCode, Rejection, encode_event, has_nul, parse_object
 from fundtrail_schemas.events import Envelope
 
 from .auth import Principal
@@ -30,6 +30,35 @@ class Item:
     event: Envelope | None = None
     event_id: uuid.UUID | None = None
     problem: Problem | None = None
+    # An import row arrives encoded by the worker that mapped it: (key, value, headers).
+    wire: tuple[bytes, bytes, list[tuple[str, bytes]]] | None = None
+
+
+def bureau_region(source_bureau: str) -> str:
+    """The region code a bureau code starts with (`440705-CZJ` → `440705`)."""
+    return source_bureau.split("-", 1)[0].strip()
+
+
+def publish_refusal(principal: Principal, region_code: str, source_bureau: str) -> Rejection | None:
+    """Why `principal` may not publish an event of `region_code` in the name of `source_bureau`, or None.
+
+    Provenance comes from the token, never from the body alone: the event's region and the bureau it
+    names must both lie inside the token's region (a 440705 token cannot publish as 440781-CZJ).
+    """
+    if not principal.can_publish_for(region_code):
+        return Rejection(
+            ReasonCode.REGION_FORBIDDEN,
+            f"region {region_code} is outside your bureau's region {principal.region}",
+            (FieldError("region_code", "outside your region"),),
+        )
+    if not principal.can_publish_for(bureau_region(source_bureau)):
+        return Rejection(
+            ReasonCode.REGION_FORBIDDEN,
+            f"source_bureau {source_bureau!r} is not a bureau of your region {principal.region}; the source "
+            f"bureau must start with your region code (e.g. {principal.region}-CZJ)",
+            (FieldError("source_bureau", "not a bureau of your region"),),
+        )
+    return None
 
 
 def _raw_event_id(obj: Any) -> uuid.UUID | None:
@@ -61,14 +90,16 @@ def validate_items(items: Sequence[Any], principal: Principal, instance: str | N
             out.append(Item(index, Outcome.REJECTED, event_id=_raw_event_id(obj),
                             problem=rejection_problem(parsed, index, instance)))
             continue
-        if not principal.can_publish_for(parsed.region_code):
-            rejection = Rejection(
-                ReasonCode.REGION_FORBIDDEN,
-                f"region {parsed.region_code} is outside your bureau's region {principal.region}",
-                (FieldError("region_code", "outside your region"),),
-            )
+        if has_nul(encode_event(parsed)):  # fund-tracker could not store it: refused here, not dead-lettered there
+            rejection = Rejection(ReasonCode.INVALID_FIELD, "the event contains a NUL character (U+0000), which "
+                                  "cannot be stored", (FieldError("(event)", "contains U+0000"),))
             out.append(Item(index, Outcome.REJECTED, event_id=parsed.event_id,
                             problem=rejection_problem(rejection, index, instance)))
+            continue
+        refusal = publish_refusal(principal, parsed.region_code, parsed.source_bureau)
+        if refusal is not None:
+            out.append(Item(index, Outcome.REJECTED, event_id=parsed.event_id,
+                            problem=rejection_problem(refusal, index, instance)))
             continue
         if parsed.event_id in seen:
             out.append(Item(index, Outcome.ALREADY_RECORDED, event=parsed, event_id=parsed.event_id))

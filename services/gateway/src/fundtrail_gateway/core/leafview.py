@@ -9,6 +9,11 @@ from them, so a client can verify the very bytes it shows; and each names what d
 * `column_mismatch`: a trail_entry column disagrees with the leaf;
 * `chain_gap`: the entry's `prev` pointer in this subject's chain does not name the entry shown before
   it (an entry of the trail is missing or was moved).
+
+A reader scoped to a region sees ledger states redacted (`core.scoping`). The leaf bytes are signed
+data and cannot be redacted, so such a reader gets them only when they hold nothing it may not see
+(redacting the leaf's states changes nothing); otherwise `leaf_data` is null and `leaf_withheld`
+true, while the leaf index and hash stay (the hash's inclusion can still be proven).
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from typing import Any
 
 from fundtrail_schemas import merkle
 from fundtrail_schemas.leaf import COPIED_COLUMNS, Leaf, LeafError, decode_leaf, parse_time
+
+from .scoping import redact_state
 
 LEAF_UNPARSEABLE = "leaf_unparseable"
 LEAF_HASH = "leaf_hash"
@@ -73,9 +80,25 @@ def check_entry(entry: StoredEntry) -> tuple[Leaf | None, bytes, list[str]]:
     return leaf, computed, problems
 
 
+def leaf_withheld(leaf: Leaf | None, region: str | None) -> bool:
+    """Whether a reader of `region` (None: unrestricted) may not have the leaf bytes (module docstring)."""
+    if region is None:
+        return False
+    if leaf is None:
+        return True  # unparseable: what it holds cannot be told
+    return redact_state(leaf.before, region) != leaf.before or redact_state(leaf.after, region) != leaf.after
+
+
+def leaf_bytes_out(leaf_data: bytes, withheld: bool) -> dict[str, Any]:
+    """The `leaf_data` and `leaf_withheld` fields of a response."""
+    return {"leaf_data": None if withheld else base64.b64encode(leaf_data).decode("ascii"),
+            "leaf_withheld": withheld}
+
+
 def render_item(entry: StoredEntry, *, subject: str | None, previous: int | None,
-                violation_status: str | None, proof_url: str, violation_url: str | None) -> dict[str, Any]:
-    """One served trail item (TrailEntryOut).
+                violation_status: str | None, proof_url: str, violation_url: str | None,
+                region: str | None = None) -> dict[str, Any]:
+    """One served trail item (TrailEntryOut), for a reader of `region` (None: unrestricted).
 
     `previous` is the leaf index of the subject's entry shown before this one (on this page, or the
     cursor's), None for the first entry of the trail. `subject` names the chain to check; None for
@@ -87,7 +110,7 @@ def render_item(entry: StoredEntry, *, subject: str | None, previous: int | None
     item: dict[str, Any] = {
         "leaf_index": entry.seq,
         "leaf_hash": computed.hex(),
-        "leaf_data": base64.b64encode(entry.leaf_data).decode("ascii"),
+        **leaf_bytes_out(entry.leaf_data, leaf_withheld(leaf, region)),
         "verification": {"ok": not problems, "problems": problems},
         "prev": prev,
         "entry_kind": leaf.kind if leaf else None,
@@ -105,20 +128,23 @@ def render_item(entry: StoredEntry, *, subject: str | None, previous: int | None
         "appended_at": leaf.appended_at if leaf else None,
         "trace_id": leaf.trace_id if leaf else None,
         "event": leaf.payload if leaf else None,
-        "state_before": leaf.before if leaf else None,
-        "state_after": leaf.after if leaf else None,
+        "state_before": redact_state(leaf.before, region) if leaf else None,
+        "state_after": redact_state(leaf.after, region) if leaf else None,
         "links": {"proof": proof_url, "violation": violation_url},
     }
     return item
 
 
-def leaf_block(entry: StoredEntry, extra_problems: list[str] | None = None) -> tuple[Leaf | None, dict[str, Any]]:
-    """The parsed leaf and the `leaf` object a detail response carries (index, hash, bytes, checks)."""
+def leaf_block(entry: StoredEntry, extra_problems: list[str] | None = None,
+               region: str | None = None) -> tuple[Leaf | None, dict[str, Any]]:
+    """The parsed leaf and the `leaf` object a detail response carries (index, hash, bytes, checks).
+
+    The leaf is returned unredacted: callers showing its states to a reader of `region` redact them."""
     leaf, computed, problems = check_entry(entry)
     problems += extra_problems or []
     return leaf, {
         "leaf_index": entry.seq,
         "leaf_hash": computed.hex(),
-        "leaf_data": base64.b64encode(entry.leaf_data).decode("ascii"),
+        **leaf_bytes_out(entry.leaf_data, leaf_withheld(leaf, region)),
         "verification": {"ok": not problems, "problems": problems},
     }

@@ -117,11 +117,17 @@ def unprocessable(detail: str, errors: Sequence[FieldProblem] = (), *, slug: str
     return ProblemError(make_problem(422, detail, slug=slug, errors=list(errors), **extensions))
 
 
-def unauthorized(detail: str) -> ProblemError:
-    """401 with the Bearer challenge."""
+def unauthorized(detail: str, reason: str | None = "invalid-token") -> ProblemError:
+    """401 with the Bearer challenge (RFC 6750); `reason` None means no token was presented at all."""
+    if reason is None:
+        # RFC 6750 3.1: a request without credentials gets the challenge without an error code.
+        return ProblemError(make_problem(401, detail, slug="unauthorized"),
+                            headers={"WWW-Authenticate": 'Bearer realm="fundtrail"'})
+    description = "".join(c for c in detail if c.isascii() and c.isprintable() and c not in '"\\')
     return ProblemError(
-        make_problem(401, detail, slug="unauthorized"),
-        headers={"WWW-Authenticate": 'Bearer realm="fundtrail", error="invalid_token"'},
+        make_problem(401, detail, slug="unauthorized", reason=reason),
+        headers={"WWW-Authenticate": f'Bearer realm="fundtrail", error="invalid_token", '
+                                     f'error_description="{description}"'},
     )
 
 

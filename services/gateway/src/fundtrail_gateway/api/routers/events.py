@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from typing import Any
@@ -10,15 +9,16 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from fundtrail_schemas.decode import encode_event
+from fundtrail_schemas.decode import JsonLimitError, encode_event, load_json_bounded
 from fundtrail_schemas.events import Envelope, event_key
-from fundtrail_schemas.topics import HEADER_EVENT_TYPE, HEADER_SCHEMA_VERSION, RAW_EVENTS
+from fundtrail_schemas.topics import HEADER_EVENT_TYPE, HEADER_PUBLISHED_BY, HEADER_SCHEMA_VERSION, RAW_EVENTS
 
 from ...adapters import repository
 from ...adapters.publisher import KafkaPublisher, OutMessage, PublisherUnavailable
 from ...core.ingest import Item, Outcome, accepted_ids, mark_recorded, validate_items
 from ...core.leafview import leaf_block
 from ...core.problems import ProblemError, bad_request, make_problem, not_found, unavailable
+from ...core.scoping import redact_state
 from ...runtime import Runtime
 from ..deps import Bureau, PublisherDep, Reader, RuntimeDep, SessionDep
 from ..models import EventOut, IngestReport
@@ -39,8 +39,20 @@ def event_message(event: Envelope) -> OutMessage:
     )
 
 
+def _message(item: Item, subject: str) -> OutMessage:
+    # Who published it travels with the record (fundtrail-published-by), next to the checked source bureau.
+    by = (HEADER_PUBLISHED_BY, subject.encode())
+    if item.wire is not None:
+        key, value, headers = item.wire
+        return OutMessage(RAW_EVENTS, key, value, [*headers, by])
+    assert item.event is not None
+    msg = event_message(item.event)
+    return OutMessage(msg.topic, msg.key, msg.value, [*msg.headers, by])
+
+
 async def publish_items(
-    items: list[Item], runtime: Runtime, publisher: KafkaPublisher, session: Any, instance: str
+    items: list[Item], runtime: Runtime, publisher: KafkaPublisher, session: Any, instance: str,
+    publisher_subject: str,
 ) -> None:
     """Drop already-recorded ids, publish the rest, and turn delivery failures into per-item problems."""
     now = runtime.clock()
@@ -52,7 +64,7 @@ async def publish_items(
     if not to_send:
         return
     try:
-        deliveries = await publisher.publish([event_message(i.event) for i in to_send if i.event is not None])
+        deliveries = await publisher.publish([_message(i, publisher_subject) for i in to_send])
     except PublisherUnavailable as exc:
         log.warning("publishing %d events failed: %s", len(to_send), exc)
         raise unavailable("the event broker is not reachable; nothing was published") from exc
@@ -93,12 +105,18 @@ def _outcome_status(items: list[Item]) -> int:
     return 422
 
 
-async def read_json_body(request: Request) -> Any:
-    """The parsed JSON body, or a 400 problem."""
+async def read_json_body(request: Request, max_bytes: int) -> Any:
+    """The parsed JSON body; a 413 problem past `max_bytes`, 422 past the nesting and number limits,
+    400 for what is not JSON. The limits hold before any validation work."""
     raw = await request.body()
+    if len(raw) > max_bytes:
+        raise ProblemError(make_problem(413, f"the body is {len(raw)} bytes; at most {max_bytes} are accepted "
+                                             "(send fewer events per request)"))
     try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return load_json_bounded(raw)
+    except JsonLimitError as exc:
+        raise ProblemError(make_problem(422, f"the body exceeds a limit: {exc}", slug="json-limit")) from exc
+    except ValueError as exc:  # json.JSONDecodeError, UnicodeDecodeError
         raise bad_request(f"the body is not valid UTF-8 JSON: {exc}", slug="malformed-json") from exc
 
 
@@ -126,7 +144,7 @@ async def post_events(
     ctype = request.headers.get("content-type", "")
     if ctype.split(";")[0].strip().lower() not in ("application/json", ""):
         raise ProblemError(make_problem(415, f"send application/json, not {ctype}"))
-    body = await read_json_body(request)
+    body = await read_json_body(request, runtime.settings.max_events_body_bytes)
     batch = isinstance(body, list)
     items_in: list[Any] = body if batch else [body]
     limit = runtime.settings.max_batch_events
@@ -139,7 +157,7 @@ async def post_events(
                                         slug="not-an-event"))
     instance = request.url.path
     items = validate_items(items_in, principal, instance)
-    await publish_items(items, runtime, publisher, session, instance)
+    await publish_items(items, runtime, publisher, session, instance, principal.subject)
     status = _outcome_status(items)
     body_out = report(items)
     if status == 202:
@@ -167,7 +185,8 @@ async def get_event(event_id: uuid.UUID, principal: Reader, session: SessionDep)
     entry = await repository.stored_entry_by_id(session, event_id)
     if entry is None or entry.columns["entry_kind"] != "event":
         raise not_found(f"no event {event_id} in your region")
-    leaf, block = leaf_block(entry)
+    region_scope = principal.read_region()
+    leaf, block = leaf_block(entry, region=region_scope)
     region = leaf.region_code if leaf is not None else entry.columns["region_code"]
     if not principal.can_read(region):
         raise not_found(f"no event {event_id} in your region")
@@ -187,7 +206,8 @@ async def get_event(event_id: uuid.UUID, principal: Reader, session: SessionDep)
         "accepted_at": leaf.appended_at,
         "trace_id": leaf.trace_id,
         "payload": leaf.payload,
-        "state_before": leaf.before,
-        "state_after": leaf.after,
+        # Positions outside the reader's region and vendor totals are withheld (core.scoping).
+        "state_before": redact_state(leaf.before, region_scope),
+        "state_after": redact_state(leaf.after, region_scope),
         "leaf": block,
     })

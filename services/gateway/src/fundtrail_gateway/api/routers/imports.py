@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+import uuid
+from typing import Any
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from fundtrail_schemas.decode import ReasonCode
 from fundtrail_schemas.events import now_utc
-from fundtrail_schemas.tabular import RowDefaults, RowError, detect_format, map_file
+from fundtrail_schemas.tabular import TOO_MANY_ROWS, RowError
+from fundtrail_schemas.topics import HEADER_EVENT_TYPE, HEADER_SCHEMA_VERSION
 
-from ...core.ingest import Item, Outcome
-from ...core.problems import FieldProblem, ProblemError, make_problem
+from ...adapters.importer import FormProblem, ImportForm, ImportInterrupted, ImportTooExpensive, ImportUnreadable
+from ...core.ingest import Item, Outcome, publish_refusal
+from ...core.problems import FieldProblem, ProblemError, make_problem, unavailable
 from ..deps import Bureau, PublisherDep, RuntimeDep, SessionDep
 from ..models import ImportReport
 from ..openapi import problem_responses
@@ -26,8 +29,15 @@ router = APIRouter(prefix="/v1/imports", tags=["events"])
     "",
     status_code=202,
     response_model=ImportReport,
-    responses=problem_responses(400, 413, 415, 503),
+    responses=problem_responses(400, 413, 415, 422, 503),
     summary="Import a CSV or XLSX file",
+    openapi_extra={"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+        "type": "object", "required": ["file"],
+        "properties": {
+            "file": {"type": "string", "format": "binary", "description": "The .csv, .xlsx or .jsonl export"},
+            **ImportForm.model_json_schema()["properties"],
+        },
+    }}}}},
     description=(
         "Maps each row of the bureau's export to a contract event with the same mapping and row-level report "
         "as `fundtrail publish FILE` (`fundtrail_schemas.tabular`), then publishes the valid rows of the "
@@ -38,46 +48,49 @@ router = APIRouter(prefix="/v1/imports", tags=["events"])
     ),
 )
 async def import_file(
-    request: Request,
-    principal: Bureau,
-    runtime: RuntimeDep,
-    publisher: PublisherDep,
-    session: SessionDep,
-    file: Annotated[UploadFile, File(description="The .csv, .xlsx or .jsonl export")],
-    source_bureau: Annotated[str | None, Form(max_length=128, description="Default source bureau")] = None,
-    region_code: Annotated[
-        str | None, Form(pattern=r"^(\d{6}|\d{9}|\d{12})$", description="Default region code of the rows")
-    ] = None,
-    event_type: Annotated[str | None, Form(max_length=64, description="Event type of every row")] = None,
-    sheet: Annotated[str | None, Form(max_length=128, description="XLSX sheet name (default: the first)")] = None,
-    dry_run: Annotated[bool, Form(description="Validate and report only")] = False,
-    file_format: Annotated[
-        Literal["csv", "xlsx", "jsonl"] | None,
-        Form(alias="format", description="File format; by default the file name's extension decides"),
-    ] = None,
+    request: Request, principal: Bureau, runtime: RuntimeDep, publisher: PublisherDep, session: SessionDep,
 ) -> Response:
     """Import a bureau's file and publish its valid rows."""
+    ctype = request.headers.get("content-type", "")
+    if not ctype.lower().startswith("multipart/form-data"):
+        raise ProblemError(make_problem(415, f"send multipart/form-data, not {ctype or 'no content type'}"))
+    body = await request.body()
+    settings = runtime.settings
+    # The form is parsed and the file mapped in a worker process within a time budget: neither a large
+    # upload nor a hostile cell holds the event loop.
     try:
-        fmt = file_format or detect_format(file.filename or "")
-    except ValueError as exc:
-        raise ProblemError(make_problem(422, str(exc), slug="unsupported-file", errors=[
-            FieldProblem(field="body.file", message="name a .csv, .xlsx or .jsonl file, or give `format`")
-        ])) from exc
-    data = await file.read()
-    defaults = RowDefaults(source_bureau=source_bureau, region_code=region_code, event_type=event_type)
-    mapped = map_file(data, fmt, defaults=defaults, published_at=now_utc(), sheet=sheet)
+        result = await runtime.imports.map(body, ctype, now_utc(), settings.max_import_rows)
+    except ImportTooExpensive as exc:
+        raise ProblemError(make_problem(413, f"{exc}; split the file or check its cells",
+                                        slug="import-too-costly")) from exc
+    except ImportInterrupted as exc:
+        raise unavailable(str(exc), retry_after=1) from exc
+    except ImportUnreadable as exc:
+        raise ProblemError(make_problem(422, str(exc), slug="unreadable-file")) from exc
+    if isinstance(result, FormProblem):
+        errors_out = [FieldProblem(field=f, message=m) for f, m in result.errors] or None
+        raise ProblemError(make_problem(result.status, result.message, slug=result.slug, errors=errors_out))
+    mapped, form, filename = result.mapped, result.form, result.filename
+    dry_run = form.dry_run
+    if any(e.reason == TOO_MANY_ROWS for e in mapped.errors):
+        raise ProblemError(make_problem(413, mapped.errors[0].message, slug="too-many-rows"))
     errors: list[RowError] = list(mapped.errors)
     items: list[Item] = []
     rows_of: dict[int, int] = {}
     for row in mapped.rows:
-        if not principal.can_publish_for(row.event.region_code):
-            errors.append(RowError(row.row, "region_code", f"region {row.event.region_code} is outside your "
-                                   f"bureau's region {principal.region}", ReasonCode.REGION_FORBIDDEN.value))
+        refusal = publish_refusal(principal, row.region_code, row.source_bureau)
+        if refusal is not None:
+            field = refusal.errors[0].field if refusal.errors else "region_code"
+            errors.append(RowError(row.row, field, refusal.message, ReasonCode.REGION_FORBIDDEN.value))
             continue
         rows_of[len(items)] = row.row
-        items.append(Item(len(items), Outcome.ACCEPTED, event=row.event, event_id=row.event.event_id))
+        event_id = uuid.UUID(row.event_id)
+        items.append(Item(len(items), Outcome.ACCEPTED, event_id=event_id, wire=(
+            row.key, row.value,
+            [(HEADER_EVENT_TYPE, row.event_type.encode()), (HEADER_SCHEMA_VERSION, str(row.schema_version).encode())],
+        )))
     if not dry_run:
-        await publish_items(items, runtime, publisher, session, request.url.path)
+        await publish_items(items, runtime, publisher, session, request.url.path, principal.subject)
     for item in items:
         if item.outcome is Outcome.REJECTED and item.problem is not None:
             detail = item.problem.detail or "not published"
@@ -86,7 +99,7 @@ async def import_file(
     def listed(outcome: Outcome) -> list[dict[str, Any]]:
         return [{"row": rows_of[i.index], "event_id": i.event_id} for i in items if i.outcome is outcome]
 
-    body = {
+    report = {
         "format": mapped.format,
         "total_rows": mapped.total_rows,
         "valid_rows": len(mapped.rows),
@@ -96,9 +109,9 @@ async def import_file(
         "accepted": listed(Outcome.ACCEPTED),
         "already_recorded": listed(Outcome.ALREADY_RECORDED),
     }
-    if body["accepted"] or body["already_recorded"]:
-        return json_response(body, status_code=202)
+    if report["accepted"] or report["already_recorded"]:
+        return json_response(report, status_code=202)
     only_region = errors and all(e.reason == ReasonCode.REGION_FORBIDDEN.value for e in errors)
     status = 403 if only_region else 422
-    raise ProblemError(make_problem(status, f"no row of {file.filename!r} could be published",
-                                    slug="import-rejected", report=body))
+    raise ProblemError(make_problem(status, f"no row of {filename!r} could be published",
+                                    slug="import-rejected", report=report))

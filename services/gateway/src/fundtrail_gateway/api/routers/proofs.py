@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import logging
 from typing import Annotated, Any
 
@@ -18,9 +17,11 @@ from fundtrail_schemas.checkpoint import (
     ProofBundle,
     build_proof_bundle,
 )
+from fundtrail_schemas.leaf import LeafError, decode_leaf
 
 from ...adapters import repository
 from ...adapters.repository import MissingNode, PostgresMerkleStore
+from ...core.leafview import leaf_bytes_out, leaf_withheld
 from ...core.problems import ProblemError, make_problem, not_found
 from ..deps import Reader, SessionDep
 from ..models import CheckpointOut, ConsistencyOut, InclusionOut
@@ -35,15 +36,14 @@ SizeQuery = Annotated[int | None, Query(ge=1, le=MAX_SIZE, description="Tree siz
 LeafPath = Annotated[int, Path(ge=0, le=MAX_SIZE - 1, description="Leaf index (trail entry `leaf_index`)")]
 
 
-def checkpoint_model(row: Any) -> Checkpoint:
-    """A stored tree head as the contract model."""
+def checkpoint_model(row: Any, note: str | None = None) -> Checkpoint:
+    """A stored tree head as the contract model (``note``: the cosigned note instead of the stored one)."""
     return Checkpoint(
         log_id=row.log_id,
         tree_size=row.tree_size,
         root_hash=row.root_hash,
         timestamp=row.signed_at,
-        signature=row.signature,
-        key_id=row.key_id,
+        note=note or row.note,
     )
 
 
@@ -63,6 +63,18 @@ def _storage_problem(exc: Exception) -> ProblemError:
     # Stored data that cannot make a proof was altered or removed: a verification failure, not a server error.
     log.error("trail storage is inconsistent: %s", exc)
     return ProblemError(make_problem(409, f"the stored trail cannot prove this: {exc}", slug="trail-inconsistent"))
+
+
+def _withheld(principal: Reader, leaf_data: bytes) -> bool:
+    """Whether the leaf bytes are withheld from this reader (core.leafview.leaf_withheld)."""
+    region = principal.read_region()
+    if region is None:
+        return False
+    try:
+        leaf = decode_leaf(leaf_data)
+    except LeafError:
+        return True
+    return leaf_withheld(leaf, region)
 
 
 async def _visible_entry(session: SessionDep, principal: Reader, leaf_index: int, cp: Checkpoint) -> Any:
@@ -103,7 +115,7 @@ async def inclusion(
         "checkpoint": cp.model_dump(mode="json"),
         "leaf_index": leaf_index,
         "leaf_hash": merkle.leaf_hash(bytes(entry.leaf_data)).hex(),
-        "leaf_data": base64.b64encode(bytes(entry.leaf_data)).decode("ascii"),
+        **leaf_bytes_out(bytes(entry.leaf_data), _withheld(principal, bytes(entry.leaf_data))),
         "entry_id": entry.entry_id,
         "inclusion_proof": InclusionProof.from_hashes(leaf_index, cp.tree_size, proof).model_dump(mode="json"),
     }
@@ -167,6 +179,10 @@ async def bundle(
             raise not_found(f"the log of size {cp.tree_size} has no earlier checkpoint of size {previous_size}")
         previous = await _checkpoint(session, previous_size)
     leaf_data = bytes(entry.leaf_data)
+    if _withheld(principal, leaf_data):
+        raise ProblemError(make_problem(
+            403, f"trail entry {leaf_index} holds ledger state outside your region; its bundle is for auditors",
+            slug="leaf-withheld"))
 
     def build(sync: Session) -> ProofBundle:
         return build_proof_bundle(PostgresMerkleStore(sync), leaf_data, leaf_index, cp, previous)

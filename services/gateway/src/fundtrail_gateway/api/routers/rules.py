@@ -143,11 +143,14 @@ async def put_rulepack(
     if ctype in ("application/yaml", "application/x-yaml", "text/yaml"):
         text = (await request.body()).decode("utf-8", errors="replace")
     elif ctype in ("application/json", ""):
-        text = yaml.safe_dump(await read_json_body(request), allow_unicode=True)
+        text = yaml.safe_dump(await read_json_body(request, runtime.settings.max_upload_bytes), allow_unicode=True)
     else:
         raise ProblemError(make_problem(415, f"send application/json or application/yaml, not {ctype}"))
     try:
-        pack = parse_pack(text, f"PUT /v1/rulepacks/{department.value}")
+        try:
+            pack = parse_pack(text, f"PUT /v1/rulepacks/{department.value}")
+        except RecursionError as exc:  # YAML nested past the parser's recursion limit
+            raise RulePackError(f"PUT /v1/rulepacks/{department.value}", "the document is nested too deeply") from exc
     except RulePackError as exc:
         errors = [FieldProblem(field=exc.rule or "(pack)", message=exc.problem)]
         raise unprocessable(f"the rule pack is not valid: {exc.problem}", errors, slug="invalid-rulepack") from exc

@@ -17,15 +17,9 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import ValidationError
 from starlette.responses import Response
 
-from fundtrail_schemas.decode import encode_event, parse_object, plain_errors
-from fundtrail_schemas.events import (
-    ViolationAcknowledged,
-    ViolationDismissed,
-    ViolationRaised,
-    ViolationRectified,
-    event_key,
-    now_utc,
-)
+from fundtrail_schemas.cases import EVENT_TYPE_OF, CaseAction, CaseRole, CaseStatus, allowed_actions, decide, overdue
+from fundtrail_schemas.decode import encode_event, has_nul, parse_object, plain_errors
+from fundtrail_schemas.events import EVENT_TYPES, ViolationRaised, event_key, now_utc
 from fundtrail_schemas.telemetry import current_trace_id
 from fundtrail_schemas.topics import CASES, HEADER_EVENT_TYPE, HEADER_SCHEMA_VERSION
 from fundtrail_schemas.types import Department, Severity, level_of_region
@@ -33,7 +27,6 @@ from fundtrail_schemas.types import Department, Severity, level_of_region
 from ...adapters import repository
 from ...adapters.publisher import OutMessage, PublisherUnavailable
 from ...adapters.violation_tail import ViolationTail
-from ...core.cases import EVENT_TYPE_OF, CaseActionKind, CaseStatus, ImpossibleTransition, allowed_actions, next_status
 from ...core.cursor import cursor_or_problem, encode_cursor
 from ...core.leafview import leaf_block
 from ...core.problems import (
@@ -49,6 +42,7 @@ from ...core.regions import DISJOINT, intersect, region_prefix
 from ..deps import CaseActor, PublisherDep, Reader, RuntimeDep, SessionDep, SettingsDep
 from ..models import (
     AcknowledgeRequest,
+    AssignRequest,
     CaseActionAccepted,
     DismissRequest,
     RectifyRequest,
@@ -123,6 +117,9 @@ def _summary(settings: SettingsDep, row: Any) -> dict[str, Any]:
         "trace_id": row.trace_id,
         "explanation_zh": row.explanation_zh,
         "explanation_en": row.explanation_en,
+        "assignee": row.assignee,
+        "due_date": row.due_date,
+        "overdue": overdue(row.status, row.due_date, now_utc()),
         "links": _links(settings, row),
     }
 
@@ -310,7 +307,7 @@ async def get_violation(
     body.update(legal_basis=row.legal_basis, evidence=row.evidence, leaf=None)
     leaves: dict[str, tuple[Any, dict[str, Any]]] = {}
     for entry in entries:
-        leaf, block = leaf_block(entry)
+        leaf, block = leaf_block(entry, region=principal.read_region())
         leaves[str(entry.columns["entry_id"])] = (leaf, block)
         if entry.columns["entry_kind"] == "violation":
             # What the log committed replaces the copy in the violation row; a differing copy is named.
@@ -331,6 +328,8 @@ async def get_violation(
             "at": h.at,
             "trace_id": h.trace_id,
             "payload": leaf.payload if leaf is not None else h.payload,
+            "outcome": h.outcome,
+            "reason": h.reason,
             "leaf": case_block,
         })
     body.update(case_history=case_history, allowed_actions=[a.value for a in allowed_actions(row.status)])
@@ -358,13 +357,17 @@ def _rank(status: str) -> int:
     return {CaseStatus.RAISED.value: 0, CaseStatus.ACKNOWLEDGED.value: 1}.get(status, 2)
 
 
+# Case actions taken through this API are a compliance group's (`CaseActor` admits only that role).
+_ROLE = CaseRole.COMPLIANCE
+
+
 def _effective_status(stored: str, pending: str | None) -> str:
     """The stored status, or the one this gateway just published if compliance has not recorded it yet."""
     return pending if pending is not None and _rank(pending) > _rank(stored) else stored
 
 
 async def _act(
-    action: CaseActionKind,
+    action: CaseAction,
     violation_id: uuid.UUID,
     fields: dict[str, Any],
     principal: Any,
@@ -378,10 +381,10 @@ async def _act(
     async with _case_lock:
         now = runtime.clock()
         current = _effective_status(row.status, runtime.pending_cases.get(violation_id, now))
-        try:
-            target = next_status(current, action)
-        except ImpossibleTransition as exc:
-            raise conflict(str(exc), slug="impossible-transition", status_now=current) from exc
+        decision = decide(current, action, _ROLE)  # the contract's table, the one compliance applies
+        if not decision.applied or decision.to_status is None:
+            raise conflict(decision.message or "not allowed", slug="impossible-transition", status_now=current)
+        target = CaseStatus(decision.to_status)
         at = now_utc()
         envelope = {
             "event_id": uuid.uuid4(),
@@ -394,17 +397,17 @@ async def _act(
             "project_id": row.project_id,
             "violation_id": violation_id,
             "actor": principal.subject,
+            "actor_role": _ROLE,
         }
-        model = {
-            CaseActionKind.ACKNOWLEDGE: ViolationAcknowledged,
-            CaseActionKind.RECTIFY: ViolationRectified,
-            CaseActionKind.DISMISS: ViolationDismissed,
-        }[action]
+        model = EVENT_TYPES[EVENT_TYPE_OF[action]]
         try:
             event = model(**envelope, **fields)
         except ValidationError as exc:
             errors = [FieldProblem(field=e.field, message=e.message) for e in plain_errors(exc, model.__name__)]
             raise unprocessable("the case action is not a valid event", errors) from exc
+        if has_nul(encode_event(event)):
+            raise unprocessable("the case action contains a NUL character (U+0000), which cannot be stored",
+                                [FieldProblem(field="body", message="contains U+0000")])
         headers = [
             (HEADER_EVENT_TYPE, event.event_type.encode()),
             (HEADER_SCHEMA_VERSION, str(event.schema_version).encode()),
@@ -443,9 +446,9 @@ async def acknowledge(
     violation_id: uuid.UUID, body: AcknowledgeRequest, principal: CaseActor, runtime: RuntimeDep,
     publisher: PublisherDep, session: SessionDep,
 ) -> Response:
-    """raised → acknowledged (publishes ViolationAcknowledged to the cases topic)."""
-    return await _act(CaseActionKind.ACKNOWLEDGE, violation_id, {"note": body.note}, principal, runtime, publisher,
-                      session)
+    """raised → acknowledged (publishes ViolationAcknowledged to the cases topic), optionally assigning it."""
+    fields = {"note": body.note, "assignee": body.assignee, "due_date": body.due_date}
+    return await _act(CaseAction.ACKNOWLEDGE, violation_id, fields, principal, runtime, publisher, session)
 
 
 @router.post(
@@ -461,7 +464,7 @@ async def rectify(
 ) -> Response:
     """acknowledged → rectified, with a note and the SHA-256 of the supporting document."""
     fields = {"note": body.note, "document_sha256": body.document_sha256}
-    return await _act(CaseActionKind.RECTIFY, violation_id, fields, principal, runtime, publisher, session)
+    return await _act(CaseAction.RECTIFY, violation_id, fields, principal, runtime, publisher, session)
 
 
 @router.post(
@@ -476,5 +479,21 @@ async def dismiss(
     publisher: PublisherDep, session: SessionDep,
 ) -> Response:
     """raised or acknowledged → dismissed, with a reason."""
-    return await _act(CaseActionKind.DISMISS, violation_id, {"reason": body.reason}, principal, runtime, publisher,
+    return await _act(CaseAction.DISMISS, violation_id, {"reason": body.reason}, principal, runtime, publisher,
                       session)
+
+
+@router.post(
+    "/{violation_id}/assign",
+    status_code=202,
+    response_model=CaseActionAccepted,
+    responses=_ACTION_RESPONSES,
+    summary="Assign a violation and set its rectification due date",
+)
+async def assign(
+    violation_id: uuid.UUID, body: AssignRequest, principal: CaseActor, runtime: RuntimeDep,
+    publisher: PublisherDep, session: SessionDep,
+) -> Response:
+    """Any open status, unchanged: publishes ViolationAssigned with the assignee and the 整改期限."""
+    fields = {"assignee": body.assignee, "due_date": body.due_date}
+    return await _act(CaseAction.ASSIGN, violation_id, fields, principal, runtime, publisher, session)
