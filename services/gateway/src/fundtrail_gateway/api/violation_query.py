@@ -7,10 +7,10 @@ from typing import Annotated
 
 from fastapi import Depends, Query
 
+from fundtrail_schemas.cases import CaseStatus
 from fundtrail_schemas.types import Department, Severity
 
 from ..adapters.repository import ViolationFilter
-from ..core.cases import CaseStatus
 from ..core.problems import FieldProblem, unprocessable
 from ..core.regions import DISJOINT, intersect, region_prefix
 from .deps import Reader

@@ -170,7 +170,7 @@ def served_item_problems(item: Mapping[str, Any], facts: LogFacts) -> list[str]:
     return problems
 
 
-# The status a case action's event type leaves a violation in (the rectification loop, core.cases).
+# The status a case action's event type leaves a violation in (the rectification loop, fundtrail_schemas.cases).
 STATUS_AFTER = {"ViolationAcknowledged": "acknowledged", "ViolationRectified": "rectified",
                 "ViolationDismissed": "dismissed", "ViolationResolved": "resolved"}
 
