@@ -22,6 +22,7 @@ from fundtrail_gateway.seed import World
 from fundtrail_gateway.settings import GatewaySettings
 from fundtrail_gateway.testing import running
 from fundtrail_schemas.checkpoint import key_id
+from fundtrail_schemas.note import NoteVerifier
 
 pytestmark = pytest.mark.integration
 
@@ -79,17 +80,17 @@ async def test_dev_session_mints_a_scoped_token(
 async def test_regions_and_log_key(
     settings_factory: Callable[..., GatewaySettings], auth: Auth, log_key: Ed25519PrivateKey, tmp_path: Path
 ) -> None:
-    pem = tmp_path / "log.pub.pem"
-    pem.write_bytes(log_key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
-    async with running(create_app(settings_factory(log_public_key_file=pem))) as c:
+    # The console's key comes from TRAIL_VKEY (the signed-note verifier key).
+    vkey = NoteVerifier.ed25519("fundtrail.example/log", log_key.public_key()).vkey
+    async with running(create_app(settings_factory(trail_vkey=vkey))) as c:
         headers = auth("compliance", "440705")
         tree = (await c.get("/v1/regions", headers=headers)).json()
         assert tree["code"] == "440700" and len(tree["children"]) == 7
         assert {"440705", "440781"} <= {county["code"] for county in tree["children"]}
         key = (await c.get("/v1/console/log-key", headers=headers)).json()
         raw = log_key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        assert base64.b64decode(key["public_key"]) == raw and key["key_id"] == key_id(log_key.public_key())
+        assert base64.b64decode(key["public_key"]) == raw and key["key_id"] == key_id(log_key.public_key(), "fundtrail.example/log")
+        assert key["vkey"] == vkey
         names = (await c.get("/v1/regions/names", params=[("code", "440705"), ("code", "999999")],
                              headers=headers)).json()
         assert names == {"440705": {"name": "新会区", "full_name": "江门市新会区"}}

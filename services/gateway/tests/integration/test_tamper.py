@@ -58,9 +58,10 @@ TAMPERS: list[tuple[str, str, str]] = [
     ("node_deleted", "DELETE FROM trail_node WHERE level = 1 AND idx = 0", "interior_node"),
     ("checkpoint_rolled_back", "DELETE FROM trail_checkpoint WHERE tree_size = (SELECT max(tree_size) FROM"
      " trail_checkpoint)", "checkpoint_rollback"),
-    ("checkpoint_signature", "UPDATE trail_checkpoint SET signature = (SELECT signature FROM trail_checkpoint"
-     " ORDER BY tree_size LIMIT 1) WHERE tree_size = (SELECT max(tree_size) FROM trail_checkpoint)",
-     "checkpoint_signature"),
+    # The latest note carries the first checkpoint's signature line (a signed note: text, blank line, signatures).
+    ("checkpoint_signature", "UPDATE trail_checkpoint SET note = split_part(note, E'\\n\\n', 1) || E'\\n\\n' ||"
+     " split_part((SELECT note FROM trail_checkpoint ORDER BY tree_size LIMIT 1), E'\\n\\n', 2)"
+     " WHERE tree_size = (SELECT max(tree_size) FROM trail_checkpoint)", "checkpoint_signature"),
     ("fork", "FORK", "fork"),
     ("processed_event_payload", "UPDATE processed_event SET payload = jsonb_set(payload::jsonb, '{amount_fen}',"
      " '90000000')::json WHERE sequence = 5", "column_mismatch"),
@@ -169,8 +170,8 @@ def test_tamper_is_named_by_verify_and_never_a_500(
                                     " LIMIT 1").fetchone()  # type: ignore[misc]
             cp = sign_checkpoint(log_key, seeded_template[1].log_id, size, bytes(32), at)
             conn.execute(BYPASS)
-            conn.execute("UPDATE trail_checkpoint SET root_hash = %s, signature = %s WHERE tree_size = %s",
-                         (cp.root_hash, cp.signature, size))
+            conn.execute("UPDATE trail_checkpoint SET root_hash = %s, note = %s WHERE tree_size = %s",
+                         (cp.root_hash, cp.note, size))
         else:
             conn.execute(BYPASS + sql)  # type: ignore[arg-type]
         checks, answers = _audit(url, settings_factory, auth("auditor"), log_key, state)
@@ -187,12 +188,15 @@ def test_trail_tables_refuse_update_and_delete(seeded_template: tuple[str, World
                           "TRUNCATE trail_entry"):
             with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
                 conn.execute(statement)  # type: ignore[arg-type]
-        # The service roles: the writer may insert but not update; the reader only select.
+        # The service roles: the writer may insert but not update (on trail_checkpoint it may only attach a
+        # note to a checkpoint without one, which the trigger checks); the reader only select.
         conn.execute("CREATE ROLE tamper_writer LOGIN IN ROLE fundtrail_writer")
         try:
             conn.execute("SET ROLE tamper_writer")
             with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied"):
-                conn.execute("UPDATE trail_checkpoint SET signature = 'x'")
+                conn.execute("UPDATE trail_entry SET region_code = '440781'")
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
+                conn.execute("UPDATE trail_checkpoint SET note = 'x'")
             conn.execute("SELECT count(*) FROM trail_entry")
             conn.execute("RESET ROLE")
         finally:
