@@ -218,6 +218,30 @@ def test_a_fund_trail_is_complete_across_levels_and_its_proofs_verify(
         assert proof.verify(bytes.fromhex(entry["leaf_hash"]), cp.root)
 
 
+def test_the_full_audit_passes_on_what_the_workers_wrote(
+    e2e_stack: Stack, demo_loaded: dict[str, Any], tmp_path: Any
+) -> None:
+    """`fundtrail verify --audit` over the real workers' log: every leaf, chain, node and ledger state agrees
+    with the signed root and with what the gateway shows."""
+    import httpx
+
+    from fundtrail_devstack.lag import wait_for_zero_lag
+    from fundtrail_gateway.cli import audit_through
+
+    wait_for_zero_lag(e2e_stack.bootstrap, timeout=120)
+    auditor = e2e_stack.token("auditor", "e2e-auditor")
+    size = _count(e2e_stack, "select count(*) from trail_entry")
+    _wait_until(lambda: _checkpoint_size(e2e_stack, auditor) >= size, 60, "a checkpoint covering the whole log")
+    with httpx.Client(base_url=e2e_stack.gateway_url, headers={"Authorization": f"Bearer {auditor}"},
+                      timeout=60) as client:
+        report = audit_through(client, load_public_key(e2e_stack.checkpoint_public_key), tmp_path / "state.json",
+                               None)
+    failed = [c for c in report.checks if not c.passed]
+    assert not failed, failed
+    names = {c.name for c in report.checks}
+    assert {"checkpoint_root", "chain_gap", "ledger_replay", "served_fact_mismatch", "interior_node"} <= names
+
+
 def _checkpoint_size(stack: Stack, token: str) -> int:
     try:
         return int(stack.get_json("/v1/proofs/checkpoint", token)["tree_size"])  # type: ignore[index]

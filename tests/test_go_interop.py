@@ -149,6 +149,8 @@ def _other_leaf(body: bytes) -> bytes:
          "FAIL: consistency"),
         ("altered leaf bytes", lambda p, b: _other_leaf(b) if "/proofs/entries/" in p else b,
          "SHA-256(0x00 || leaf data) is"),
+        ("trail item bytes other than the proven ones", lambda p, b: _other_leaf(b) if p.endswith("/trail") else b,
+         "the trail item's leaf data differs from the proof's"),
     ],
 )
 def test_go_verifier_refuses_a_tampering_server(

@@ -287,17 +287,18 @@ func (v *verifier) proveEntry(fund string, item trailItem, latest checkpoint) bo
 	}
 	// The leaf hash is recomputed here from the served bytes, never taken from the server.
 	leafHash := v.hasher.HashLeaf(data)
+	if hex.EncodeToString(leafHash) != item.LeafHash || hex.EncodeToString(leafHash) != doc.LeafHash {
+		v.fail("%s leaf %d: SHA-256(0x00 || leaf data) is %x, the server says %s / %s",
+			fund, item.LeafIndex, leafHash, item.LeafHash, doc.LeafHash)
+		return false
+	}
+	// The bytes the trail showed must be the very bytes proven (null: withheld from a regional reader).
 	if item.LeafData != nil {
 		fromTrail, err := base64.StdEncoding.DecodeString(*item.LeafData)
 		if err != nil || !bytes.Equal(fromTrail, data) {
 			v.fail("%s leaf %d: the trail item's leaf data differs from the proof's", fund, item.LeafIndex)
 			return false
 		}
-	}
-	if hex.EncodeToString(leafHash) != item.LeafHash || hex.EncodeToString(leafHash) != doc.LeafHash {
-		v.fail("%s leaf %d: SHA-256(0x00 || leaf data) is %x, the server says %s / %s",
-			fund, item.LeafIndex, leafHash, item.LeafHash, doc.LeafHash)
-		return false
 	}
 	hashes, err := decodeHashes(doc.Proof.Hashes)
 	if err == nil && (doc.Proof.LeafIndex != item.LeafIndex || doc.Proof.TreeSize != latest.size) {

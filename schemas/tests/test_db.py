@@ -72,3 +72,33 @@ def test_concurrent_inserts_of_one_event_id_leave_one_row(migrated_database_url:
         assert count == 1
     finally:
         engine.dispose()
+
+
+def test_a_checkpoint_without_note_may_get_one_and_nothing_else_changes(migrated_database_url: str) -> None:
+    import psycopg
+
+    from fundtrail_schemas.db import conninfo
+
+    now = datetime.now(UTC)
+    with psycopg.connect(conninfo(migrated_database_url), autocommit=True) as conn:
+        conn.execute("INSERT INTO trail_checkpoint (tree_size, root_hash, signed_at, log_id, key_id, signature)"
+                     " VALUES (7, %s, %s, 'old/log', 'k', 's')", ("ab" * 32, now))
+
+        def refused(sql: str, *params: object) -> None:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
+                conn.execute(sql, params)
+
+        # Without a note the signed facts stay: no new root, size or time, not even with a note.
+        refused("UPDATE trail_checkpoint SET root_hash = %s, note = 'n' WHERE tree_size = 7", "cd" * 32)
+        refused("UPDATE trail_checkpoint SET signed_at = %s, note = 'n' WHERE tree_size = 7", now.replace(year=2020))
+        refused("UPDATE trail_checkpoint SET log_id = 'other' WHERE tree_size = 7")  # no note attached
+        # The start-up re-signing: the note and the signature columns it supersedes.
+        conn.execute("UPDATE trail_checkpoint SET log_id = 'new/log', key_id = 'k2', signature = 's2', note = 'n1'"
+                     " WHERE tree_size = 7")
+        # Once it has a note, the row never changes again.
+        refused("UPDATE trail_checkpoint SET note = 'n2' WHERE tree_size = 7")
+        refused("UPDATE trail_checkpoint SET note = NULL WHERE tree_size = 7")
+        refused("DELETE FROM trail_checkpoint WHERE tree_size = 7")
+        refused("TRUNCATE trail_checkpoint")
+        row = conn.execute("SELECT root_hash, log_id, note FROM trail_checkpoint WHERE tree_size = 7").fetchone()
+    assert row == ("ab" * 32, "new/log", "n1")

@@ -19,6 +19,7 @@ from fundtrail_schemas import merkle
 from fundtrail_schemas.checkpoint import Checkpoint, load_public_key, verify_checkpoint
 from fundtrail_schemas.enriched import DeadLetter, EnrichedEvent
 from fundtrail_schemas.examples import load_examples
+from fundtrail_schemas.leaf import decode_leaf
 from fundtrail_tracker.adapters.trail_store import PgTrailStore
 from fundtrail_tracker.keys import public_key_path
 
@@ -277,7 +278,12 @@ def test_signed_checkpoints_prove_inclusion_and_consistency(module_scenario: Any
             old = cps[0]
             proof = merkle.consistency_proof_from_store(store, old.tree_size, latest.tree_size)
             assert merkle.verify_consistency(old.tree_size, latest.tree_size, old.root, latest.root, proof)
-        # Leaves are canonical JSON naming the entry, as documented.
+        # Leaves are the contract's canonical JSON (fundtrail_schemas.leaf): the fund's entries chain without
+        # a gap, and each event commits the ledger state around it.
         entry = json.loads(leaves[-1])
-        assert set(entry) == {"entry_id", "event_type", "kind", "payload", "trace_id"}
         assert leaves[-1] == json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        chain = [(i, decode_leaf(x)) for i, x in enumerate(leaves) if decode_leaf(x).fund_doc_no == fund]
+        assert len(chain) == 41
+        assert [leaf.prev["fund"] for _, leaf in chain] == [None] + [i for i, _ in chain[:-1]]
+        assert all(leaf.before is not None and leaf.after is not None and leaf.after != leaf.before
+                   for _, leaf in chain)

@@ -30,13 +30,12 @@ from typing import Any
 import psycopg
 
 from fundtrail_schemas.kafka_security import client_security
-from fundtrail_schemas.merkle import leaf_hash
 from fundtrail_schemas.worker import cpu_seconds
 
 from .adapters import postgres as pg
 from .adapters.trail_store import PgTrailStore
 from .app import PRODUCER_LINGER_SECONDS, PRODUCER_MAX_BATCH_BYTES, PRODUCER_MAX_REQUEST_BYTES
-from .core.trail import EntryKind, TrailItem, leaf_data
+from .core.trail import EntryKind, TrailDraft, subjects_of
 from .synthetic import encode, generate, key_of
 from .topics import TrackerTopics
 
@@ -269,14 +268,12 @@ def _run_worker(bootstrap: str, url: str, topics: TrackerTopics, n: int, batch_s
     }
 
 
-def _bench_items(start: int, count: int, now: datetime) -> list[TrailItem]:
-    items = []
-    for i in range(start, start + count):
-        eid = uuid.uuid4()
-        data = leaf_data(EntryKind.EVENT, eid, "BenchmarkLeaf", b'{"i":%d}' % i, None)
-        items.append(TrailItem(EntryKind.EVENT, eid, "BenchmarkLeaf", "BENCH", None, None, None, None, None,
-                               "440700", now, data, leaf_hash(data), None))
-    return items
+def _bench_items(start: int, count: int, now: datetime) -> list[TrailDraft]:
+    return [
+        TrailDraft(EntryKind.EVENT, uuid.uuid4(), "BenchmarkLeaf", "BENCH", None, None, None, None, None,
+                   "440700", now, None, b'{"i":%d}' % i)
+        for i in range(start, start + count)
+    ]
 
 
 async def _trail_append(url: str, leaves: int, batch: int) -> float:
@@ -291,7 +288,8 @@ async def _trail_append(url: str, leaves: int, batch: int) -> float:
             async with conn.transaction(), conn.cursor() as cur:
                 await pg.lock_trail(cur)
                 frontier = await head.load(cur)
-                await pg.append_trail(cur, frontier, items, now)
+                heads = await (await pg.request_trail_heads(conn, subjects_of(items)))()
+                await pg.append_trail(cur, frontier, items, now, heads)
             head.adopt(frontier)
         return time.perf_counter() - started
     finally:

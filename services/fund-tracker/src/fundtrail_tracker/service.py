@@ -53,7 +53,7 @@ from .core.batch import Candidate, Rejected, Snapshot, Source, plan_batch, waiti
 from .core.ledger import Ledger, keys_of
 from .core.outputs import dead_letter_json, enriched_json
 from .core.provenance import check_provenance
-from .core.trail import TrailItem, case_item, event_item, violation_item
+from .core.trail import TrailDraft, case_item, event_item, subjects_of, violation_item
 from .core.validation import Valid, business_key, decode_message, undecodable
 from .topics import TrackerTopics
 
@@ -91,7 +91,6 @@ class PreparedBatch:
     candidates: list[Candidate] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
     spans: dict[int, Span] = field(default_factory=dict)
-    items: dict[int, TrailItem] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -256,17 +255,15 @@ class Tracker:
                 if not isinstance(result, Rejection):
                     hint = result.event.event_id
                     result = check_provenance(result, raw_topic_region(m.topic, self._topics.prefix))
-                item = None if isinstance(result, Rejection) else event_item(
-                    result.event, result.payload, span_trace_id(span))
             except Exception as exc:  # one record that breaks decoding must not stop its partition
                 log.exception("record %s[%d]@%d could not be decoded; dead-lettered", m.topic, m.partition, m.offset)
-                result, hint, item = undecodable(exc), None, None
+                result, hint = undecodable(exc), None
             if isinstance(result, Rejection):
                 batch.rejected.append(Rejected(source, result, hint))
                 span.set_status(Status(StatusCode.ERROR, result.reason.value))
-            elif item is not None:
+            else:
+                # The trail draft is made in the transaction: its leaf carries the ledger state around it.
                 batch.candidates.append(Candidate(source, result))
-                batch.items[id(source)] = item
         self.phases.add("decode", time.perf_counter() - started, time.thread_time() - cpu)
         return batch
 
@@ -314,7 +311,7 @@ class Tracker:
         async def work(cur: psycopg.AsyncCursor[Any]) -> BatchResult:
             frontier_box.clear()
             return await self._raw_tx(cur, batch.candidates, batch.rejected, batch.now, batch.spans, frontier_box,
-                                      items=batch.items, phases=self.phases)
+                                      phases=self.phases)
 
         result = await self._transaction("raw", work, pipelined=True)
         self.phases.lap("commit")
@@ -346,7 +343,6 @@ class Tracker:
         frontier_box: list[Any],
         *,
         from_parking: list[pg.ParkedRow] | None = None,
-        items: dict[int, TrailItem] | None = None,
         phases: Phases | None = None,
     ) -> BatchResult:
         phases = phases or Phases(None)
@@ -382,8 +378,13 @@ class Tracker:
                     released[row.waiting_for.removeprefix("fund:")].append(c)
             if released:  # rare: the released events' own rows are needed too
                 reads = await _request_reads(conn, direct + [c for cs in released.values() for c in cs])
+            heads_read = await pg.request_trail_heads(conn, subjects_of(
+                event_item(c.valid.event, c.valid.payload, None)
+                for c in [*direct, *(c for cs in released.values() for c in cs)]
+            ))
             processed, parked, known_keys, ledger = await reads()
             tree_size = await size()
+            heads = await heads_read()
         snapshot = Snapshot(ledger=ledger, processed=processed, business_keys=known_keys, parked=parked | extra_parked)
         phases.lap("read")
         plan = plan_batch(direct, snapshot, now=now, park_timeout=self._config.park_timeout, released=released)
@@ -393,18 +394,15 @@ class Tracker:
                 plan.unpark.append(r.event_id)
 
         accepted_spans: list[Span] = []
-        leaves: list[TrailItem] = []
-        prepared = items or {}
+        leaves: list[TrailDraft] = []
         for a in plan.accepted:
             src = a.candidate.source
             span = spans.get(id(src))
             if span is None:
                 span = spans[id(src)] = process_span(src.topic, src.partition, src.offset, src.trace_headers)
             accepted_spans.append(span)
-            item = prepared.get(id(src))
-            if item is None:
-                item = event_item(a.candidate.valid.event, a.candidate.valid.payload, span_trace_id(span))
-            leaves.append(item)
+            leaves.append(event_item(a.candidate.valid.event, a.candidate.valid.payload, span_trace_id(span),
+                                     a.transition.before_json, a.transition.after_json))
 
         phases.lap("decide")
         frontier = await self._head.load(cur, tree_size)
@@ -414,9 +412,10 @@ class Tracker:
         # go first, in one pipeline (one round trip) with the trail entries: nothing leaves for a
         # batch that is decided again.
         async with cur.connection.pipeline():
-            seqs, nodes = await pg.append_trail_entries(cur, frontier, leaves, now)
+            sealed, nodes = await pg.append_trail_entries(cur, frontier, leaves, now, heads)
             phases.lap("trail")
-            for a, seq, item, span in zip(plan.accepted, seqs, leaves, accepted_spans, strict=True):
+            for a, item, span in zip(plan.accepted, sealed, accepted_spans, strict=True):
+                seq = item.seq
                 ev = a.candidate.valid.event
                 after = a.transition.after_json
                 before = a.transition.before_json
@@ -424,11 +423,11 @@ class Tracker:
                     event_id=ev.event_id, sequence=seq, event_type=ev.event_type, fund_doc_no=ev.fund_doc_no,
                     project_id=ev.project_id, region_code=ev.region_code, level=ev.level.value,
                     occurred_at=ev.occurred_at, accepted_at=now, payload=a.candidate.valid.payload.decode(),
-                    state_after=after.decode(), trace_id=item.trace_id,
+                    state_after=after.decode(), trace_id=item.draft.trace_id,
                     source_partition=a.candidate.source.partition, source_offset=a.candidate.source.offset,
                     business_key=a.business_key,
                 ))
-                value = enriched_json(a.candidate.valid.payload, seq, now, before, after, item.trace_id)
+                value = enriched_json(a.candidate.valid.payload, seq, now, before, after, item.draft.trace_id)
                 headers = _event_headers(ev.event_type, ev.schema_version) + context_headers(span)
                 headers.append((HEADER_SOURCE_TOPIC, a.candidate.source.topic.encode()))  # its provenance
                 enriched.append((event_key(ev), value, headers))
@@ -549,7 +548,7 @@ class Tracker:
                 elif isinstance(ev, _CaseEvent):
                     wanted += [ev.event_id, ev.violation_id]
             known = await pg.existing_entries(cur, wanted)
-            items: list[TrailItem] = []
+            items: list[TrailDraft] = []
             duplicates = 0
             for _, v, span in valid:
                 ev = v.event
@@ -568,8 +567,9 @@ class Tracker:
                     continue
                 known[item.entry_id] = item.links
                 items.append(item)
+            heads = await (await pg.request_trail_heads(cur.connection, subjects_of(items)))()
             frontier = await self._head.load(cur)
-            await pg.append_trail(cur, frontier, items, now)
+            await pg.append_trail(cur, frontier, items, now, heads)
             out = _Outputs(self._sink)
             reasons: dict[str, int] = defaultdict(int)
             for r in rejected:

@@ -27,6 +27,7 @@ from .api.fastpath import TrailFastPath
 from .api.guard import RequestGuard
 from .api.openapi import install_openapi
 from .api.routers import (
+    audit,
     checkpoints,
     console,
     dev,
@@ -89,7 +90,7 @@ def _runtime(settings: GatewaySettings) -> Runtime:
         imports=ImportPool(settings.import_workers, settings.import_budget_seconds, settings.import_memory_bytes),
         recent_ids=ExpiringMap(settings.recent_ids_ttl_seconds, settings.recent_ids_max),
         pending_cases=ExpiringMap(settings.case_pending_ttl_seconds, 100_000),
-        page_cache=PageCache(settings.trail_cache_bytes),
+        page_cache=PageCache(settings.trail_cache_bytes, settings.trail_cache_probe_seconds),
     )
 
 
@@ -147,8 +148,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.state.runtime = runtime
     app.state.metrics = GatewayMetrics()
     install_error_handlers(app)
-    for module in (events, imports, trails, funds, violations, proofs, checkpoints, rules, health, console, stats,
-                   exports):
+    for module in (events, imports, trails, funds, violations, proofs, audit, checkpoints, rules, health, console,
+                   stats, exports):
         app.include_router(module.router)
     if settings.dev_sign_in:
         app.state.dev_signer = token_codec(settings, signing=True)

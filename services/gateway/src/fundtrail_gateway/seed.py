@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine
 from sqlmodel import Session, SQLModel
@@ -35,6 +36,7 @@ from fundtrail_schemas.events import (
     ViolationRectified,
     ViolationResolved,
 )
+from fundtrail_schemas.leaf import SUBJECTS, encode_leaf
 from fundtrail_schemas.store.compliance import CaseAction, Violation
 from fundtrail_schemas.store.tracker import (
     Fund,
@@ -74,21 +76,58 @@ def _vendor_of(event: Envelope) -> str | None:
     return None
 
 
+PositionKey = tuple[str, str, str]
+Move = tuple[Level, str, str, int]  # (level, region, PositionState field, delta)
+_POSITION_FIELDS = ("received_fen", "passed_down_fen", "paid_fen", "returned_fen", "contracted_fen")
+
+
 @dataclass
 class TrailBuilder:
-    """Appends events, violations and case actions to a Merkle log and the ledger tables."""
+    """Appends events, violations and case actions to a Merkle log and the ledger tables.
+
+    Leaves are built by the contract's `fundtrail_schemas.leaf.encode_leaf`, as fund-tracker builds them;
+    fund positions are kept here and committed in each event's leaf (`before` / `after`)."""
 
     rows: list[SQLModel] = field(default_factory=list)
     tree: merkle.CompactRange = field(default_factory=merkle.CompactRange)
     checkpoints: list[TrailCheckpoint] = field(default_factory=list)
+    heads: dict[tuple[str, str], int] = field(default_factory=dict)
+    positions: dict[PositionKey, dict[str, Any]] = field(default_factory=dict)
+    links: dict[uuid.UUID, dict[str, str | None]] = field(default_factory=dict)
 
     @property
     def size(self) -> int:
         return self.tree.size
 
-    def _append(self, kind: str, entry_id: uuid.UUID, event: Envelope, violation_id: uuid.UUID | None) -> int:
+    def _append(self, kind: str, entry_id: uuid.UUID, event: Envelope, violation_id: uuid.UUID | None,
+                *, inherit: dict[str, str | None] | None = None, before: dict[str, Any] | None = None,
+                after: dict[str, Any] | None = None) -> int:
         seq = self.tree.size
-        data = encode_event(event)
+        inherited = inherit or {}
+        cols: dict[str, Any] = {
+            "fund_doc_no": event.fund_doc_no or inherited.get("fund_doc_no"),
+            "project_id": event.project_id or inherited.get("project_id"),
+            "payment_id": getattr(event, "payment_id", None) or inherited.get("payment_id"),
+            "contract_id": getattr(event, "contract_id", None) or inherited.get("contract_id"),
+            "vendor_id": _vendor_of(event) or inherited.get("vendor_id"),
+        }
+        if isinstance(event, ViolationRaised | ViolationAcknowledged | ViolationRectified | ViolationDismissed
+                      | ViolationResolved):
+            cols["payment_id"] = inherited.get("payment_id")
+            cols["contract_id"] = inherited.get("contract_id")
+            cols["vendor_id"] = inherited.get("vendor_id")
+        subjects = [(k, cols[c]) for k, c in SUBJECTS.items() if cols[c] is not None]
+        appended_at = event.published_at + timedelta(seconds=1)
+        trace_id = uuid.uuid5(uuid.NAMESPACE_OID, str(entry_id)).hex
+        data = encode_leaf(
+            kind=kind, entry_id=entry_id, event_type=event.event_type, payload=encode_event(event),
+            region_code=event.region_code, occurred_at=event.occurred_at, appended_at=appended_at,
+            trace_id=trace_id, prev={k: self.heads.get((k, v)) for k, v in subjects}, violation_id=violation_id,
+            before=before, after=after, **cols,
+        )
+        for subject in subjects:
+            self.heads[subject] = seq
+        self.links[entry_id] = cols
         leaf = merkle.leaf_hash(data)
         for level, idx, h in self.tree.append(leaf):
             self.rows.append(TrailNode(level=level, idx=idx, hash=h))
@@ -98,25 +137,46 @@ class TrailBuilder:
                 entry_kind=kind,
                 entry_id=entry_id,
                 event_type=event.event_type,
-                fund_doc_no=event.fund_doc_no,
-                project_id=event.project_id,
-                payment_id=getattr(event, "payment_id", None),
-                contract_id=getattr(event, "contract_id", None),
-                vendor_id=_vendor_of(event),
                 violation_id=violation_id,
                 region_code=event.region_code,
                 occurred_at=event.occurred_at,
-                appended_at=event.published_at + timedelta(seconds=1),
+                appended_at=appended_at,
                 leaf_data=data,
                 leaf_hash=leaf,
-                trace_id=uuid.uuid5(uuid.NAMESPACE_OID, str(entry_id)).hex,
+                trace_id=trace_id,
+                **cols,
             )
         )
         return seq
 
-    def event(self, event: Envelope, state_after: dict[str, Any] | None = None) -> int:
-        """An accepted event: processed_event row plus a trail leaf (and a payment row for payments)."""
-        seq = self._append("event", event.event_id, event, None)
+    def _position(self, fund: str, level: Level, region: str) -> dict[str, Any]:
+        key = (fund, level.value, region)
+        return self.positions.get(key) or {"fund_doc_no": fund, "level": level.value, "region_code": region,
+                                           **dict.fromkeys(_POSITION_FIELDS, 0)}
+
+    def _ledger(self, event: Envelope, moves: Iterable[Move]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The event's own position and its counterparty's, before and after `moves`."""
+        fund = event.fund_doc_no or ""
+        own = (event.level, event.region_code)
+        touched = [own] + [(lv, r) for lv, r, _, _ in moves if (lv, r) != own]
+        before = {k: self._position(fund, *touched[i]) for i, k in enumerate(("position", "counterparty"))
+                  if i < len(touched)}
+        for lv, region, name, delta in moves:
+            pos = dict(self._position(fund, lv, region))
+            pos[name] += delta
+            self.positions[(fund, lv.value, region)] = pos
+        after = {k: self._position(fund, *touched[i]) for i, k in enumerate(("position", "counterparty"))
+                 if i < len(touched)}
+        return before, after
+
+    def event(self, event: Envelope, state_after: dict[str, Any] | None = None, moves: Iterable[Move] = ()) -> int:
+        """An accepted event: processed_event row plus a trail leaf (and a payment row for payments).
+
+        `moves` change fund positions; `state_after`, when given, replaces the ledger state the leaf commits."""
+        before, after = self._ledger(event, list(moves))
+        if state_after is not None:
+            before, after = {}, state_after
+        seq = self._append("event", event.event_id, event, None, before=before, after=after)
         self.rows.append(
             ProcessedEvent(
                 event_id=event.event_id,
@@ -128,8 +188,8 @@ class TrailBuilder:
                 level=event.level.value,
                 occurred_at=event.occurred_at,
                 accepted_at=event.published_at + timedelta(seconds=1),
-                payload=event.model_dump(mode="json"),
-                state_after=state_after or {"sequence": seq},
+                payload=orjson.loads(encode_event(event)),
+                state_after=after,
                 trace_id=uuid.uuid5(uuid.NAMESPACE_OID, str(event.event_id)).hex,
             )
         )
@@ -150,9 +210,15 @@ class TrailBuilder:
             )
         return seq
 
+    def position_rows(self) -> list[FundPosition]:
+        """The fund_position rows the committed ledger states describe."""
+        return [FundPosition(**{k: v for k, v in p.items() if k != "fund_doc_no"}, fund_doc_no=f)
+                for (f, _, _), p in sorted(self.positions.items())]
+
     def violation(self, v: ViolationRaised, status: str = "raised") -> int:
         """A raised violation: violation row plus a trail leaf."""
-        seq = self._append("violation", v.event_id, v, v.violation_id)
+        seq = self._append("violation", v.violation_id, v, v.violation_id,
+                           inherit=self.links.get(v.triggering_event_id))
         self.rows.append(
             Violation(
                 violation_id=v.violation_id,
@@ -172,7 +238,7 @@ class TrailBuilder:
                 explanation_en=v.explanation_en,
                 legal_basis=v.legal_basis,
                 evidence=v.evidence.model_dump(mode="json"),
-                payload=v.model_dump(mode="json"),
+                payload=orjson.loads(encode_event(v)),
                 trace_id=v.trace_id,
             )
         )
@@ -183,7 +249,7 @@ class TrailBuilder:
     ) -> int:
         """A recorded case action: case_action row plus a trail leaf."""
         violation_id = action.violation_id
-        seq = self._append("case", action.event_id, action, violation_id)
+        seq = self._append("case", action.event_id, action, violation_id, inherit=self.links.get(violation_id))
         self.rows.append(
             CaseAction(
                 event_id=action.event_id,
@@ -191,7 +257,7 @@ class TrailBuilder:
                 action=kind,
                 actor=action.actor,
                 at=action.occurred_at,
-                payload=action.model_dump(mode="json"),
+                payload=orjson.loads(encode_event(action)),
             )
         )
         return seq
@@ -274,6 +340,16 @@ def seed_county(b: TrailBuilder, county: str, n_payments: int = 2) -> CountyWorl
                         approving_official_id=f"OFF-{town}-1"),
         ContractSigned(**_env((county, 4), Level.TOWN, town, 40, fund, project), contract_id=contract,
                        vendor_id=vendor, amount_fen=180_000_000),
+        FundTransferred(**_env((county, 5), Level.TOWN, town, 45, fund, project), transfer_id=f"ZF-{town}-1",
+                        amount_fen=50_000_000, to_level=Level.VILLAGE, to_region_code=village),
+    ]
+    moves: list[list[Move]] = [
+        [(Level.CITY, CITY, "received_fen", 1_000_000_000), (Level.CITY, CITY, "passed_down_fen", 1_000_000_000),
+         (Level.COUNTY, county, "received_fen", 1_000_000_000)],
+        [(Level.COUNTY, county, "passed_down_fen", 400_000_000), (Level.TOWN, town, "received_fen", 400_000_000)],
+        [],
+        [(Level.TOWN, town, "contracted_fen", 180_000_000)],
+        [(Level.TOWN, town, "passed_down_fen", 50_000_000), (Level.VILLAGE, village, "received_fen", 50_000_000)],
     ]
     payments = [
         PaymentDisbursed(**_env((county, "pay", i), Level.TOWN, town, 50 + i, fund, project),
@@ -284,8 +360,10 @@ def seed_county(b: TrailBuilder, county: str, n_payments: int = 2) -> CountyWorl
                          handler_id="STAFF-1", approver_id="STAFF-1" if i == 0 else "STAFF-2", purpose="进度款")
         for i in range(n_payments)
     ]
-    for ev in [*events, *payments]:
-        seqs.append(b.event(ev))
+    for ev, mv in zip(events, moves, strict=True):
+        seqs.append(b.event(ev, moves=mv))
+    for p in payments:
+        seqs.append(b.event(p, moves=[(Level.TOWN, town, "paid_fen", p.amount_fen)]))
     first_payment = payments[0]
 
     def raised(n: int, rule: str, dept: Department, trigger: Envelope) -> ViolationRaised:
@@ -307,15 +385,6 @@ def seed_county(b: TrailBuilder, county: str, n_payments: int = 2) -> CountyWorl
     seqs.append(b.violation(v2, status="raised"))
     b.rows.append(Fund(fund_doc_no=fund, title=f"{county} 基础设施专项", purpose_category="infrastructure",
                        allocated_fen=1_000_000_000, deadline=date(2026, 12, 31), allocated_at=T0, region_code=CITY))
-    paid = sum(p.amount_fen for p in payments)
-    for level, region, received, down, contracted, paid_here in (
-        (Level.CITY, CITY, 1_000_000_000, 1_000_000_000, 0, 0),
-        (Level.COUNTY, county, 1_000_000_000, 400_000_000, 0, 0),
-        (Level.TOWN, town, 400_000_000, 50_000_000, 180_000_000, paid),
-        (Level.VILLAGE, village, 50_000_000, 0, 0, 0),
-    ):
-        b.rows.append(FundPosition(fund_doc_no=fund, level=level.value, region_code=region, received_fen=received,
-                                   passed_down_fen=down, paid_fen=paid_here, contracted_fen=contracted))
     return CountyWorld(
         county=county, town=town, village=village, fund_doc_no=fund, project_id=project,
         payment_id=first_payment.payment_id, vendor_id=vendor, contract_id=contract,
@@ -339,6 +408,7 @@ def seed_world(engine: Engine, key: Ed25519PrivateKey, counties: Iterable[str] =
         worlds[county] = seed_county(b, county)
         b.checkpoint(key, at=T0 + timedelta(days=400 + len(worlds)))
     sizes = tuple(cp.tree_size for cp in b.checkpoints)
+    b.rows.extend(b.position_rows())
     b.write(engine)
     return World(worlds, sizes, LOG_ID)
 

@@ -161,6 +161,9 @@ class GatewaySettings(AuthSettings, CommonSettings):
     trail_cache_bytes: int = Field(
         64 * 1024 * 1024, ge=0, description="Memory for rendered trail pages that can no longer change (0: off)"
     )
+    trail_cache_probe_seconds: float = Field(
+        1.0, ge=0, description="How often a cache hit first checks that no trail row was updated or deleted"
+    )
     ready_timeout_seconds: float = Field(2.0, gt=0, le=30, description="Budget of each /ready dependency check")
     default_page_size: int = Field(50, ge=1)
     max_page_size: int = Field(200, ge=1, le=1000)

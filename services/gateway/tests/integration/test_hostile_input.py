@@ -306,10 +306,16 @@ async def test_regional_readers_see_only_their_regions_ledger_positions(
         engine.dispose()
     async with running(create_app(settings_factory(database_url=migrated_database_url))) as c:
         county_reader, auditor = auth("compliance", "440705"), auth("auditor")
-        seen = (await c.get(f"/v1/funds/{fund}/trail", headers=county_reader)).json()["items"][0]["state_after"]
-        one = (await c.get(f"/v1/events/{returned.event_id}", headers=county_reader)).json()["state_after"]
+        item = (await c.get(f"/v1/funds/{fund}/trail", headers=county_reader)).json()["items"][0]
+        event = (await c.get(f"/v1/events/{returned.event_id}", headers=county_reader)).json()
+        seen, one = item["state_after"], event["state_after"]
+        full_item = (await c.get(f"/v1/funds/{fund}/trail", headers=auditor)).json()["items"][0]
         full = (await c.get(f"/v1/events/{returned.event_id}", headers=auditor)).json()["state_after"]
-        full_trail = (await c.get(f"/v1/funds/{fund}/trail", headers=auditor)).json()["items"][0]["state_after"]
+        full_trail = full_item["state_after"]
+    # The leaf holds the city's position: its signed bytes are withheld from the county, its hash is not.
+    for shown in (item, event["leaf"]):
+        assert shown["leaf_data"] is None and shown["leaf_withheld"] is True and shown["leaf_hash"]
+    assert full_item["leaf_withheld"] is False and full_item["leaf_data"]
     assert full == full_trail == state
     expected = redact_state(state, "440705")
     assert seen == one == expected  # the SQL and the Python rule agree

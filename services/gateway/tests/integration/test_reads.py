@@ -47,12 +47,12 @@ async def test_fund_trail_in_order_with_state_violations_and_pagination(
         items += body["items"]
         url = body["next"]
         pages += 1
-    assert pages == 3
+    assert pages == 4
     assert [i["leaf_index"] for i in items] == list(c.leaf_indexes)
     kinds = [i["entry_kind"] for i in items]
     assert kinds.count("violation") == 2 and kinds.count("case") == 1
     first = items[0]
-    assert first["event"]["event_type"] == "FundAllocated" and first["state_after"] == {"sequence": first["leaf_index"]}
+    assert first["event"]["event_type"] == "FundAllocated" and first["state_after"]["position"]["level"] == "city"
     assert bytes.fromhex(first["leaf_hash"]) == merkle.leaf_hash(
         base64.b64decode((await client.get(first["links"]["proof"], headers=headers)).json()["leaf_data"])
     )
@@ -72,9 +72,12 @@ async def test_payment_vendor_and_project_trails(
     c = world.counties["440705"]
     headers = auth("compliance", "440705")
     pay = (await client.get(f"/v1/payments/{c.payment_id}/trail", headers=headers)).json()["items"]
-    assert [i["event_type"] for i in pay] == ["PaymentDisbursed"]
+    # Violations and case actions inherit the payment of their triggering event (as fund-tracker writes them).
+    assert [i["event_type"] for i in pay] == ["PaymentDisbursed", "ViolationRaised", "ViolationAcknowledged",
+                                              "ViolationRaised"]
     vendor = (await client.get(f"/v1/vendors/{c.vendor_id}/trail", headers=headers)).json()["items"]
-    assert [i["event_type"] for i in vendor] == ["ContractSigned", "PaymentDisbursed", "PaymentDisbursed"]
+    assert [i["event_type"] for i in vendor] == ["ContractSigned", "PaymentDisbursed", "PaymentDisbursed",
+                                                 "ViolationRaised", "ViolationAcknowledged", "ViolationRaised"]
     project = (await client.get(f"/v1/projects/{c.project_id}/trail", headers=headers)).json()["items"]
     assert project[0]["event_type"] == "ProjectApproved" and len(project) == len(c.leaf_indexes) - 2
 
@@ -114,7 +117,7 @@ async def test_violation_list_filters_and_detail(
     detail = (await client.get(f"/v1/violations/{c.violation_id}", headers=headers)).json()
     assert detail["status"] == "acknowledged" and detail["allowed_actions"] == ["rectify", "dismiss", "assign"]
     assert detail["case_history"][0]["action"] == "acknowledged"
-    assert detail["links"]["evidence"] == [f"/v1/events/{c.event_ids[4]}"]
+    assert detail["links"]["evidence"] == [f"/v1/events/{c.event_ids[5]}"]
     assert len(detail["links"]["trail_entries"]) == 2 and detail["legal_basis"]
     evidence = (await client.get(detail["links"]["evidence"][0], headers=headers)).json()
     assert evidence["event_type"] == "PaymentDisbursed" and evidence["payload"]["handler_id"] == "STAFF-1"

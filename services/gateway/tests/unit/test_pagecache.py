@@ -58,3 +58,20 @@ def test_etag_is_a_strong_digest_of_the_bytes() -> None:
 )
 def test_if_none_match(header: str | None, matches: bool) -> None:
     assert etag_matches(header, '"abc"') is matches
+
+
+def test_one_hit_probes_for_change_and_a_moved_count_drops_every_page() -> None:
+    from fundtrail_gateway.core.pagecache import PageCache, RenderedPage
+
+    cache = PageCache(1000, probe_seconds=1.0)
+    cache.put("a", RenderedPage(b"x", '"e"'))
+    assert cache.claim_probe(10.0) and not cache.claim_probe(10.5)  # the others use the cache meanwhile
+    cache.observe(5, 10.0)
+    assert cache.get("a") is not None and not cache.probe_due(10.9) and cache.claim_probe(11.0)
+    cache.observe(5, 11.0)
+    assert cache.get("a") is not None
+    cache.observe(6, 12.0)
+    assert cache.get("a") is None and cache.size == 0
+    cache.put("a", RenderedPage(b"x", '"e"'))
+    cache.observe(None, 13.0)  # the probe failed: nothing is trusted
+    assert len(cache) == 0

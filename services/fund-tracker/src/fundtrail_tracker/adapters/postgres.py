@@ -20,6 +20,7 @@ from psycopg.types.json import Jsonb
 
 from fundtrail_schemas.db import columns, connect_worker, unnest_insert
 from fundtrail_schemas.db import conninfo as conninfo  # re-exported: callers import it from here
+from fundtrail_schemas.leaf import SUBJECTS
 from fundtrail_schemas.merkle import CompactRange, node_id, range_decomposition
 from fundtrail_schemas.types import Category, Level
 
@@ -32,7 +33,7 @@ from ..core.ledger import (
     ProjectRecord,
 )
 from ..core.state import Contract, Fund, Position, Project, Vendor, dumps, from_json
-from ..core.trail import Links, TrailItem
+from ..core.trail import Heads, Links, TrailDraft, TrailItem, seal_all
 
 T = TypeVar("T")
 
@@ -164,36 +165,61 @@ async def lock_trail(cur: psycopg.AsyncCursor[Any]) -> None:
 
 
 async def append_trail(
-    cur: psycopg.AsyncCursor[Any], frontier: CompactRange, items: Sequence[TrailItem], appended_at: datetime
-) -> list[int]:
-    """Append entries and their completed subtree hashes; return their sequence numbers."""
+    cur: psycopg.AsyncCursor[Any], frontier: CompactRange, drafts: Sequence[TrailDraft], appended_at: datetime,
+    heads: Heads,
+) -> list[TrailItem]:
+    """Append entries and their completed subtree hashes; return the sealed entries."""
     async with cur.connection.pipeline():
-        seqs, nodes = await append_trail_entries(cur, frontier, items, appended_at)
+        items, nodes = await append_trail_entries(cur, frontier, drafts, appended_at, heads)
         await write_trail_nodes(cur, nodes)
-    return seqs
+    return items
 
 
 TrailNode = tuple[int, int, bytes]
 
 
 async def append_trail_entries(
-    cur: psycopg.AsyncCursor[Any], frontier: CompactRange, items: Sequence[TrailItem], appended_at: datetime
-) -> tuple[list[int], list[TrailNode]]:
-    """Append entries (one statement); their sequence numbers, and the subtree hashes they complete,
-    to be written with `write_trail_nodes` in the same transaction."""
-    seqs: list[int] = []
+    cur: psycopg.AsyncCursor[Any], frontier: CompactRange, drafts: Sequence[TrailDraft], appended_at: datetime,
+    heads: Heads,
+) -> tuple[list[TrailItem], list[TrailNode]]:
+    """Seal and append entries (one statement); the sealed entries, and the subtree hashes they complete,
+    to be written with `write_trail_nodes` in the same transaction.
+
+    `heads` holds the latest leaf index of every chain the drafts belong to (`request_trail_heads`)."""
+    items = seal_all(drafts, frontier.size, appended_at, heads)
     nodes: list[TrailNode] = []
     for item in items:
-        seqs.append(frontier.size)
         nodes.extend(frontier.append(item.leaf_hash))
     if items:
         await cur.execute(_INSERT_TRAIL_ENTRIES, columns(
-            (seq, it.kind, it.entry_id, it.event_type, it.fund_doc_no, it.project_id, it.payment_id,
-             it.contract_id, it.vendor_id, it.violation_id, it.region_code, it.occurred_at, appended_at,
-             it.leaf_data, it.leaf_hash, it.trace_id)
-            for seq, it in zip(seqs, items, strict=True)
+            (it.seq, d.kind, d.entry_id, d.event_type, d.fund_doc_no, d.project_id, d.payment_id,
+             d.contract_id, d.vendor_id, d.violation_id, d.region_code, d.occurred_at, appended_at,
+             it.leaf_data, it.leaf_hash, d.trace_id)
+            for it in items
+            for d in (it.draft,)
         ))
-    return seqs, nodes
+    return items, nodes
+
+
+# The latest leaf of each chain: one backward index scan per subject (ix_trail_fund, ix_trail_project, ...).
+_HEADS_SQL = " UNION ALL ".join(
+    f"SELECT '{kind}', k, (SELECT max(seq) FROM trail_entry WHERE {column} = k)"
+    f" FROM unnest(%b::text[]) AS u(k)"
+    for kind, column in SUBJECTS.items()
+)
+
+
+async def request_trail_heads(conn: psycopg.AsyncConnection[Any], subjects: Iterable[tuple[str, str]]) -> Result[Heads]:
+    """The leaf index of the latest entry of each chain (absent: no entry yet); sent now, read later."""
+    wanted: dict[str, list[str]] = {kind: [] for kind in SUBJECTS}
+    for kind, value in set(subjects):
+        wanted[kind].append(value)
+    if not any(wanted.values()):
+        return _ready({})
+    return await _request(
+        conn, _HEADS_SQL, [wanted[kind] for kind in SUBJECTS],
+        lambda rows: {(kind, key): seq for kind, key, seq in rows if seq is not None},
+    )
 
 
 async def write_trail_nodes(cur: psycopg.AsyncCursor[Any], nodes: Sequence[TrailNode]) -> None:

@@ -1,21 +1,16 @@
-"""Trail leaves: the canonical bytes of each appended entry, and the columns to query them by.
+"""Trail entries: what each appended entry records, and its leaf bytes (format in `fundtrail_schemas.leaf`).
 
-Leaf format (what `trail_entry.leaf_data` holds and the Merkle leaf hash covers):
-UTF-8 JSON of the object {"entry_id", "event_type", "kind", "payload", "trace_id"} with keys sorted
-at every depth, no insignificant whitespace, non-ASCII characters written as themselves (not
-escaped), integers in decimal; `kind` is "event", "violation" or "case"; `payload` is the event in
-its wire form; `trace_id` is 32 lowercase hex digits or null. The leaf hash is
-SHA-256(0x00 || leaf_data) (RFC 9162). The stored bytes are authoritative: verifiers hash them,
-they never re-serialize the payload.
+An entry is drafted from the event that caused it (`event_item`, `violation_item`, `case_item`) and
+sealed when the writer gives it a leaf index (`seal`): only then are its `prev` pointers and its
+append time known, and only then are its leaf bytes built.
 """
 
 from __future__ import annotations
 
-import json
 import uuid
+from collections.abc import Iterable, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from fundtrail_schemas import merkle
 from fundtrail_schemas.events import (
@@ -23,24 +18,12 @@ from fundtrail_schemas.events import (
     PaymentDisbursed,
     ViolationRaised,
 )
+from fundtrail_schemas.leaf import SUBJECTS, encode_leaf
 
 from .ledger import contract_id_of, vendor_id_of
 
-try:
-    import orjson
-
-    def canonical_json(obj: Any) -> bytes:
-        """Canonical JSON bytes (sorted keys, compact, UTF-8)."""
-        return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
-
-    _loads: Any = orjson.loads
-except ImportError:  # pragma: no cover - depends on the environment
-
-    def canonical_json(obj: Any) -> bytes:
-        """Canonical JSON bytes (sorted keys, compact, UTF-8)."""
-        return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-    _loads = json.loads
+# (subject kind, subject id) -> leaf index of its latest entry
+Heads = MutableMapping[tuple[str, str], int]
 
 
 class EntryKind:
@@ -62,8 +45,8 @@ class Links:
 
 
 @dataclass(frozen=True, slots=True)
-class TrailItem:
-    """One entry to append; the writer gives it its sequence number."""
+class TrailDraft:
+    """One entry to append, before the writer gives it its leaf index."""
 
     kind: str
     entry_id: uuid.UUID
@@ -76,9 +59,10 @@ class TrailItem:
     violation_id: uuid.UUID | None
     region_code: str
     occurred_at: datetime
-    leaf_data: bytes
-    leaf_hash: bytes
     trace_id: str | None
+    payload: bytes
+    before: bytes | None = None
+    after: bytes | None = None
 
     @property
     def links(self) -> Links:
@@ -86,24 +70,52 @@ class TrailItem:
         return Links(self.fund_doc_no, self.project_id, self.payment_id, self.contract_id, self.vendor_id,
                      self.region_code)
 
+    def subjects(self) -> list[tuple[str, str]]:
+        """(subject kind, id) of every chain this entry belongs to."""
+        return [(kind, value) for kind, column in SUBJECTS.items() if (value := getattr(self, column)) is not None]
 
-def leaf_data(kind: str, entry_id: uuid.UUID, event_type: str, payload: bytes, trace_id: str | None) -> bytes:
-    """The canonical leaf bytes (see the module docstring)."""
-    return canonical_json(
-        {
-            "entry_id": str(entry_id),
-            "event_type": event_type,
-            "kind": kind,
-            "payload": _loads(payload),
-            "trace_id": trace_id,
-        }
+
+@dataclass(frozen=True, slots=True)
+class TrailItem:
+    """A sealed entry: its leaf index, append time and leaf bytes."""
+
+    draft: TrailDraft
+    seq: int
+    appended_at: datetime
+    leaf_data: bytes
+    leaf_hash: bytes
+
+
+def subjects_of(drafts: Iterable[TrailDraft]) -> set[tuple[str, str]]:
+    """Every chain a set of drafts belongs to (the heads the writer must read)."""
+    return {s for d in drafts for s in d.subjects()}
+
+
+def seal(draft: TrailDraft, seq: int, appended_at: datetime, heads: Heads) -> TrailItem:
+    """Give `draft` leaf index `seq`: name each chain's previous entry, build the leaf, advance the heads."""
+    subjects = draft.subjects()
+    prev = {kind: heads.get((kind, value)) for kind, value in subjects}
+    data = encode_leaf(
+        kind=draft.kind, entry_id=draft.entry_id, event_type=draft.event_type, payload=draft.payload,
+        region_code=draft.region_code, occurred_at=draft.occurred_at, appended_at=appended_at,
+        trace_id=draft.trace_id, prev=prev, fund_doc_no=draft.fund_doc_no, project_id=draft.project_id,
+        payment_id=draft.payment_id, contract_id=draft.contract_id, vendor_id=draft.vendor_id,
+        violation_id=draft.violation_id, before=draft.before, after=draft.after,
     )
+    for subject in subjects:
+        heads[subject] = seq
+    return TrailItem(draft, seq, appended_at, data, merkle.leaf_hash(data))
 
 
-def _item(kind: str, entry_id: uuid.UUID, event: Envelope, payload: bytes, trace_id: str | None,
-          *, links: Links, violation_id: uuid.UUID | None = None) -> TrailItem:
-    data = leaf_data(kind, entry_id, event.event_type, payload, trace_id)
-    return TrailItem(
+def seal_all(drafts: Sequence[TrailDraft], first_seq: int, appended_at: datetime, heads: Heads) -> list[TrailItem]:
+    """Seal drafts in order from leaf index `first_seq`."""
+    return [seal(d, first_seq + i, appended_at, heads) for i, d in enumerate(drafts)]
+
+
+def _draft(kind: str, entry_id: uuid.UUID, event: Envelope, payload: bytes, trace_id: str | None,
+           *, links: Links, violation_id: uuid.UUID | None = None, before: bytes | None = None,
+           after: bytes | None = None) -> TrailDraft:
+    return TrailDraft(
         kind=kind,
         entry_id=entry_id,
         event_type=event.event_type,
@@ -115,33 +127,37 @@ def _item(kind: str, entry_id: uuid.UUID, event: Envelope, payload: bytes, trace
         violation_id=violation_id,
         region_code=event.region_code,
         occurred_at=event.occurred_at,
-        leaf_data=data,
-        leaf_hash=merkle.leaf_hash(data),
         trace_id=trace_id,
+        payload=payload,
+        before=before,
+        after=after,
     )
 
 
-def event_item(event: Envelope, payload: bytes, trace_id: str | None) -> TrailItem:
-    """The trail entry of an accepted bureau event (entry id = event id)."""
+def event_item(event: Envelope, payload: bytes, trace_id: str | None, before: bytes | None = None,
+               after: bytes | None = None) -> TrailDraft:
+    """The trail entry of an accepted bureau event (entry id = event id), with the ledger around it."""
     links = Links(
         payment_id=event.payment_id if isinstance(event, PaymentDisbursed) else None,
         contract_id=contract_id_of(event),
         vendor_id=vendor_id_of(event),
     )
-    return _item(EntryKind.EVENT, event.event_id, event, payload, trace_id, links=links)
+    return _draft(EntryKind.EVENT, event.event_id, event, payload, trace_id, links=links, before=before, after=after)
 
 
-def violation_item(event: ViolationRaised, payload: bytes, trace_id: str | None, triggering: Links | None) -> TrailItem:
+def violation_item(
+    event: ViolationRaised, payload: bytes, trace_id: str | None, triggering: Links | None
+) -> TrailDraft:
     """The trail entry of a violation (entry id = violation id, so a re-raised violation is one entry).
 
     Payment, contract and vendor columns come from the triggering event's entry.
     """
-    return _item(EntryKind.VIOLATION, event.violation_id, event, payload, trace_id,
-                 links=triggering or Links(), violation_id=event.violation_id)
+    return _draft(EntryKind.VIOLATION, event.violation_id, event, payload, trace_id,
+                  links=triggering or Links(), violation_id=event.violation_id)
 
 
 def case_item(event: Envelope, violation_id: uuid.UUID, payload: bytes, trace_id: str | None,
-              violation: Links | None) -> TrailItem:
+              violation: Links | None) -> TrailDraft:
     """The trail entry of a case action (entry id = event id); query columns come from the violation."""
-    return _item(EntryKind.CASE, event.event_id, event, payload, trace_id,
-                 links=violation or Links(), violation_id=violation_id)
+    return _draft(EntryKind.CASE, event.event_id, event, payload, trace_id,
+                  links=violation or Links(), violation_id=violation_id)

@@ -24,6 +24,7 @@ from fundtrail_schemas.store.tracker import (
     TrailNode,
 )
 
+from ..core.leafview import StoredEntry
 from ..core.positions import Position
 from ..core.regions import like_pattern
 
@@ -219,3 +220,66 @@ class PostgresMerkleStore:
         if missing:
             raise MissingNode(f"trail nodes {missing} are not stored")
         return [found[i] for i in ids]
+
+
+_ENTRY_COLUMNS = ("entry_kind", "entry_id", "event_type", "fund_doc_no", "project_id", "payment_id", "contract_id",
+                  "vendor_id", "violation_id", "region_code", "occurred_at", "appended_at", "trace_id")
+
+
+def _stored(row: Any) -> StoredEntry:
+    return StoredEntry(row.seq, bytes(row.leaf_data), bytes(row.leaf_hash),
+                       bytes(row.node_hash) if row.node_hash is not None else None,
+                       {c: getattr(row, c) for c in _ENTRY_COLUMNS})
+
+
+def _with_node() -> Any:
+    return select(te, tn.c.hash.label("node_hash")).select_from(
+        te.outerjoin(tn, and_(tn.c.level == 0, tn.c.idx == te.c.seq))
+    )
+
+
+async def stored_entry_by_id(session: AsyncSession, entry_id: uuid.UUID) -> StoredEntry | None:
+    """The trail entry whose entry id is `entry_id` (an event, a case action, or a violation id)."""
+    row = (await session.execute(_with_node().where(te.c.entry_id == entry_id))).first()
+    return None if row is None else _stored(row)
+
+
+async def stored_entries_of_violation(session: AsyncSession, violation_id: uuid.UUID) -> list[StoredEntry]:
+    """The violation's own entry and its case actions' entries, in log order."""
+    rows = (await session.execute(_with_node().where(te.c.violation_id == violation_id).order_by(te.c.seq))).all()
+    return [_stored(r) for r in rows]
+
+
+async def stored_entries(session: AsyncSession, after: int, limit: int) -> list[StoredEntry]:
+    """Trail entries after leaf `after`, in log order (the audit's full read)."""
+    rows = (await session.execute(_with_node().where(te.c.seq > after).order_by(te.c.seq).limit(limit))).all()
+    return [_stored(r) for r in rows]
+
+
+async def nodes_page(session: AsyncSession, level: int, after: int, limit: int) -> list[tuple[int, bytes]]:
+    """Stored subtree hashes of one level after index `after`."""
+    stmt = select(tn.c.idx, tn.c.hash).where(tn.c.level == level, tn.c.idx > after).order_by(tn.c.idx).limit(limit)
+    return [(r.idx, bytes(r.hash)) for r in (await session.execute(stmt)).all()]
+
+
+async def leaf_copies(session: AsyncSession, after: int, limit: int) -> dict[int, dict[str, Any]]:
+    """Other tables' copies of the facts of leaves after `after`: processed_event, violation, case_action rows."""
+    page = select(te.c.seq, te.c.entry_kind, te.c.entry_id, te.c.violation_id).where(te.c.seq > after).order_by(
+        te.c.seq).limit(limit).subquery()
+    stmt = select(page.c.seq, pe.c.payload, pe.c.state_after, vi.c.payload.label("vpayload"),
+                  ca.c.payload.label("cpayload")).select_from(
+        page.outerjoin(pe, and_(page.c.entry_kind == "event", pe.c.event_id == page.c.entry_id))
+        .outerjoin(vi, and_(page.c.entry_kind == "violation", vi.c.violation_id == page.c.violation_id))
+        .outerjoin(ca, and_(page.c.entry_kind == "case", ca.c.event_id == page.c.entry_id))
+    )
+    out: dict[int, dict[str, Any]] = {}
+    for r in (await session.execute(stmt)).all():
+        copy: dict[str, Any] = {}
+        if r.payload is not None:
+            copy = {"payload": r.payload, "state_after": r.state_after}
+        elif r.vpayload is not None:
+            copy = {"payload": r.vpayload}
+        elif r.cpayload is not None:
+            copy = {"payload": r.cpayload}
+        out[r.seq] = copy
+    return out

@@ -1,16 +1,8 @@
 """The trail read path: a plain psycopg pool and one prepared statement per subject and scope.
 
-The trail is the gateway's hottest read, and profiling it under load showed where the time goes:
-
-* the SQLAlchemy session and execution layers cost three times the client CPU of plain psycopg for the
-  same rows, and its asyncio queue pool lets waiting requests be overtaken (second-long tails);
-* a page of 50 entries is ~65 KB, and libpq reads a result of many rows 16 KB at a time: every read
-  is one more wait on the event loop, and under load each wait costs a full turn of the loop (all
-  other ready requests run first). A page took eight turns.
-
-So PostgreSQL renders the entries (JSON, byte for byte what `TrailEntryOut` documents) and sends the
-page as one value: libpq sizes its buffer to the message and reads it in one go, the request waits
-once or twice, and Python neither builds a dict per row nor serialises it.
+Every item is built from its leaf bytes (`core.leafview`): the columns beside the leaf are only
+indexes to find it, and are checked against it. The SQLAlchemy layers cost three times the client CPU
+of plain psycopg for the same rows, hence the plain pool.
 """
 
 from __future__ import annotations
@@ -18,81 +10,43 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from fundtrail_schemas.db import conninfo as conninfo  # re-exported: callers import it from here
 
+from ..core.leafview import StoredEntry, render_item
 from ..core.regions import like_pattern
 from ..settings import GatewaySettings
 
 # What a trail is "of": the indexed trail_entry column to filter on (ix_trail_fund, ix_trail_project, ...).
 SUBJECT_COLUMNS = {"fund": "fund_doc_no", "project": "project_id", "payment": "payment_id", "vendor": "vendor_id"}
-
-# The same text orjson writes for an aware UTC datetime: microseconds only when there are any.
-_ISO_UTC = (
-    "(to_char({c} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS')"
-    " || CASE WHEN extract(microseconds FROM {c})::int %% 1000000 = 0 THEN ''"
-    " ELSE to_char({c} AT TIME ZONE 'UTC', '.US') END || '+00:00')"
-)
+_COLUMNS = ("entry_kind", "entry_id", "event_type", "fund_doc_no", "project_id", "payment_id", "contract_id",
+            "vendor_id", "violation_id", "region_code", "occurred_at", "appended_at", "trace_id")
 
 # The page is picked from trail_entry alone (index on the subject column and seq, LIMIT size + 1), then
-# joined by primary key to the rows it records. Stored JSON goes out as PostgreSQL prints it as jsonb
-# (processed_event stores json, cheaper to write, so it is cast here), exactly as the per-row path
-# embedded it. Besides the rendered items: how many rows were found (size + 1 means there is a next
-# page), the last leaf index, and whether anything on the page can still change (a violation's
-# status, or an entry whose event, violation or case row is not there yet).
+# joined to the log's level-0 node of each leaf and, for violations, to their current case status. The
+# page comes back as one row of arrays: one message, which libpq reads in one go (a result of many rows
+# arrives 16 KB at a time, and under load every read waits a full turn of the event loop).
 _TRAIL_SQL = """\
-WITH page AS MATERIALIZED (
+SELECT array_agg(te.seq ORDER BY te.seq), array_agg(te.leaf_data ORDER BY te.seq),
+       array_agg(te.leaf_hash ORDER BY te.seq), array_agg(n.hash ORDER BY te.seq),
+       array_agg(vi.status ORDER BY te.seq), {columns}
+FROM (
   SELECT * FROM trail_entry
   WHERE {column} = %(key)s AND seq > %(after)s{region}
   ORDER BY seq
   LIMIT %(size)s + 1
-), entries AS (
-  SELECT row_number() OVER (ORDER BY te.seq) AS n, te.seq, te.entry_kind,
-         (pe.event_id IS NOT NULL OR ca.payload IS NOT NULL OR vi.payload IS NOT NULL) AS recorded,
-         (SELECT row_to_json(e) FROM (SELECT
-            te.seq AS leaf_index, encode(te.leaf_hash, 'hex') AS leaf_hash, te.entry_kind, te.entry_id,
-            te.event_type, te.fund_doc_no, te.project_id, te.payment_id, te.contract_id, te.vendor_id,
-            te.violation_id, vi.status AS violation_status, te.region_code,
-            {occurred_at} AS occurred_at, {appended_at} AS appended_at, te.trace_id,
-            coalesce(pe.payload::jsonb, ca.payload, vi.payload) AS event, {state_after} AS state_after,
-            (SELECT row_to_json(l) FROM (SELECT
-               %(base)s || '/v1/proofs/entries/' || te.seq AS proof,
-               %(base)s || '/v1/violations/' || te.violation_id AS violation) l) AS links
-          ) e)::text AS item
-  FROM page te
-  LEFT JOIN processed_event pe ON te.entry_kind = 'event' AND pe.event_id = te.entry_id
-  LEFT JOIN case_action ca ON te.entry_kind = 'case' AND ca.event_id = te.entry_id
-  LEFT JOIN violation vi ON te.entry_kind = 'violation' AND vi.violation_id = te.violation_id
-)
-SELECT count(*),
-       max(seq) FILTER (WHERE n <= %(size)s),
-       coalesce(bool_and(entry_kind <> 'violation' AND recorded) FILTER (WHERE n <= %(size)s), true),
-       convert_to(coalesce(string_agg(item, ',' ORDER BY seq) FILTER (WHERE n <= %(size)s), ''), 'UTF8')
-FROM entries"""
-
-# core.scoping.redact_state in SQL, for regional readers: positions outside the region keep who they
-# are, vendor totals are withheld (jsonb prints keys in its own order either way, so an unredacted
-# state renders byte for byte as before).
-REDACTED_STATE_SQL = """\
-CASE WHEN pe.state_after IS NULL OR jsonb_typeof(pe.state_after::jsonb) <> 'object' THEN pe.state_after::jsonb
-ELSE coalesce((SELECT jsonb_object_agg(s.k, CASE
-    WHEN s.k IN ('position', 'counterparty') AND jsonb_typeof(s.v) = 'object'
-         AND coalesce(s.v->>'region_code', '') NOT LIKE %(pattern)s
-      THEN jsonb_build_object('fund_doc_no', s.v->'fund_doc_no', 'level', s.v->'level',
-                              'region_code', s.v->'region_code', 'redacted', true)
-    WHEN s.k = 'vendor' AND jsonb_typeof(s.v) = 'object'
-      THEN jsonb_build_object('vendor_id', s.v->'vendor_id', 'redacted', true)
-    ELSE s.v END) FROM jsonb_each(pe.state_after::jsonb) AS s(k, v)), '{}'::jsonb) END"""
+) te
+LEFT JOIN trail_node n ON n.level = 0 AND n.idx = te.seq
+LEFT JOIN violation vi ON te.entry_kind = 'violation' AND vi.violation_id = te.violation_id"""
 
 TRAIL_QUERIES = {
     (subject, regional): _TRAIL_SQL.format(
         column=column,
         region=" AND region_code LIKE %(pattern)s" if regional else "",
-        state_after=REDACTED_STATE_SQL if regional else "pe.state_after::jsonb",
-        occurred_at=_ISO_UTC.format(c="te.occurred_at"),
-        appended_at=_ISO_UTC.format(c="te.appended_at"),
+        columns=", ".join(f"array_agg(te.{c} ORDER BY te.seq)" for c in _COLUMNS),
     ).encode()
     for subject, column in SUBJECT_COLUMNS.items()
     for regional in (False, True)
@@ -107,7 +61,43 @@ class TrailChunk:
     count: int  # entries in `items`
     more: bool  # an entry follows the last one
     last_seq: int | None  # leaf index of the last entry
-    settled: bool  # nothing on it can change any more (no violation status, every recorded row present)
+    settled: bool  # nothing on it can change any more (no violation status) and every entry verified
+
+
+def render_chunk(rows: list[Any], subject: str, prefix: str | None, after_seq: int, size: int, base: str) -> TrailChunk:
+    """Items from rows of `TRAIL_QUERIES` for readers of region `prefix` (None: everything; pure: no I/O).
+
+    A regional reader sees ledger states redacted and no leaf bytes holding more (core.leafview)."""
+    # The region whose code prefix this is (core.regions.region_prefix, reversed): codes have six digits.
+    region = None if prefix is None else prefix.ljust(6, "0")
+    shown = rows[:size]
+    parts: list[bytes] = []
+    previous: int | None = after_seq if after_seq >= 0 else None
+    settled = True
+    for row in shown:
+        seq, data, stored_hash, node_hash, status = row[:5]
+        columns = dict(zip(_COLUMNS, row[5:], strict=True))
+        entry = StoredEntry(seq, bytes(data), bytes(stored_hash) if stored_hash is not None else None,
+                            bytes(node_hash) if node_hash is not None else None, columns)
+        violation_id = columns["violation_id"]
+        item = render_item(
+            entry, subject=None if region is not None else subject, previous=previous, violation_status=status,
+            proof_url=f"{base}/v1/proofs/entries/{seq}",
+            violation_url=f"{base}/v1/violations/{violation_id}" if violation_id is not None else None,
+            region=region,
+        )
+        settled = settled and item["verification"]["ok"] and item["entry_kind"] != "violation"
+        previous = seq
+        parts.append(orjson.dumps(item))
+    return TrailChunk(b",".join(parts), len(shown), len(rows) > size, shown[-1][0] if shown else None, settled)
+
+
+# Deleted, updated or truncated rows of the tables a trail page is rendered from (statistics lag by
+# at most the stats flush interval; the page cache probes it, see core.pagecache).
+_CHANGES_SQL = (
+    b"SELECT coalesce(sum(n_tup_upd + n_tup_del), 0) + coalesce(sum(pg_relation_filenode(relid)::bigint), 0)"
+    b" FROM pg_stat_user_tables WHERE relname IN ('trail_entry', 'trail_node')"
+)
 
 
 class TrailStoreUnavailable(RuntimeError):
@@ -157,9 +147,21 @@ class TrailStore:
                 row = await cur.fetchone()
         except (PoolTimeout, psycopg.OperationalError) as exc:
             raise TrailStoreUnavailable(str(exc)) from exc
-        assert row is not None  # an aggregate: always one row
-        found, last_seq, settled, items = row
-        return TrailChunk(bytes(items), min(found, size), found > size, last_seq, settled)
+        # An aggregate: always one row; its arrays are null when no entry matched.
+        rows = [] if row is None or row[0] is None else list(zip(*row, strict=True))
+        return render_chunk(rows, subject, prefix, after_seq, size, self._base)
+
+    async def change_count(self) -> int | None:
+        """Rows updated or deleted (or tables truncated) in the trail tables so far, per PostgreSQL's statistics.
+
+        The tables are append-only, so a change here means the rows pages were rendered from have changed."""
+        try:
+            async with self.pool.connection(self._timeout) as conn:
+                cur = await conn.execute(_CHANGES_SQL, prepare=self._prepare)
+                row = await cur.fetchone()
+        except (PoolTimeout, psycopg.OperationalError):
+            return None
+        return None if row is None else int(row[0])
 
     async def ping(self, within: float) -> None:
         """`select 1` on a pooled connection; TrailStoreUnavailable when PostgreSQL does not answer."""

@@ -10,6 +10,7 @@ repeats a 200 (or its 304) that the route gave for the same path, query and scop
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -48,8 +49,8 @@ class TrailFastPath:
         if not path.endswith("/trail"):
             return False
         runtime: Runtime = scope["app"].state.runtime
-        if not len(runtime.page_cache):
-            return False
+        if not len(runtime.page_cache) or runtime.page_cache.probe_due(time.monotonic()):
+            return False  # nothing cached, or the route must first check the trail rows did not change
         # The guard in front verified the token and took the rate limit already.
         verified = verified_principal(scope)
         if verified is None:

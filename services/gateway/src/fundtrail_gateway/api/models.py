@@ -24,26 +24,48 @@ class TrailEntryLinks(_Out):
     violation: str | None = None
 
 
+class EntryVerification(_Out):
+    """What the gateway checked of an entry before serving it."""
+
+    ok: bool = Field(description="Every check passed")
+    problems: list[Literal["leaf_hash", "leaf_unparseable", "column_mismatch", "chain_gap"]] = Field(
+        description="Checks that failed: the leaf bytes do not hash to the log's leaf (leaf_hash), are not a "
+        "leaf of the contract's format (leaf_unparseable), a stored column disagrees with the leaf "
+        "(column_mismatch), or `prev` does not name the entry shown before (chain_gap)"
+    )
+
+
 class TrailEntryOut(_Out):
-    """One leaf of the tamper-evident log, with what it records."""
+    """One leaf of the tamper-evident log: every fact below is parsed from `leaf_data`."""
 
     leaf_index: int = Field(description="Position in the Merkle log (RFC 9162 leaf index)")
-    leaf_hash: str = Field(description="SHA-256(0x00 || leaf bytes), hex")
-    entry_kind: str = Field(description="event | violation | case")
-    entry_id: uuid.UUID
-    event_type: str
+    leaf_hash: str = Field(description="SHA-256(0x00 || leaf bytes), hex, computed from `leaf_data`")
+    leaf_data: str | None = Field(description="The exact leaf bytes, base64 (format: docs/verifying.md); null when "
+                                  "withheld from a regional reader (leaf_withheld)")
+    leaf_withheld: bool = Field(description="The leaf holds ledger state outside the reader's region: its bytes "
+                                "are not served (the gateway README, What a region sees)")
+    verification: EntryVerification
+    prev: dict[str, int | None] = Field(
+        description="Leaf index of the previous entry of each subject (fund, project, payment, vendor); null: first"
+    )
+    entry_kind: str | None = Field(description="event | violation | case")
+    entry_id: uuid.UUID | None
+    event_type: str | None
     fund_doc_no: str | None
     project_id: str | None
     payment_id: str | None
     contract_id: str | None
     vendor_id: str | None
     violation_id: uuid.UUID | None
-    violation_status: str | None = Field(description="Current case status, for violation entries")
-    region_code: str
-    occurred_at: datetime
-    appended_at: datetime
+    violation_status: str | None = Field(
+        description="Current case status, for violation entries (not in the log: derive it from its case entries)"
+    )
+    region_code: str | None
+    occurred_at: datetime | None
+    appended_at: datetime | None
     trace_id: str | None
     event: dict[str, Any] | None = Field(description="The event, violation or case action as published")
+    state_before: dict[str, Any] | None = Field(description="Ledger state before an accepted event")
     state_after: dict[str, Any] | None = Field(description="Ledger state after an accepted event")
     links: TrailEntryLinks
 
@@ -109,8 +131,20 @@ class FundsPage(_Out):
     next_cursor: str | None
 
 
+class LeafOut(_Out):
+    """The leaf a response was parsed from: check `leaf_hash` with the inclusion proof of `leaf_index`."""
+
+    leaf_index: int
+    leaf_hash: str = Field(description="SHA-256(0x00 || leaf bytes), hex, computed from `leaf_data`")
+    leaf_data: str | None = Field(description="The exact leaf bytes, base64; null when withheld from a regional "
+                                  "reader (leaf_withheld)")
+    leaf_withheld: bool = Field(description="The leaf holds ledger state outside the reader's region: its bytes "
+                                "are not served (the gateway README, What a region sees)")
+    verification: EntryVerification
+
+
 class EventOut(_Out):
-    """An accepted event with the ledger state after it."""
+    """An accepted event with the ledger state around it, parsed from its leaf."""
 
     event_id: uuid.UUID
     sequence: int
@@ -123,7 +157,9 @@ class EventOut(_Out):
     accepted_at: datetime
     trace_id: str | None
     payload: dict[str, Any]
-    state_after: dict[str, Any]
+    state_before: dict[str, Any] | None
+    state_after: dict[str, Any] | None
+    leaf: LeafOut
 
 
 class RejectedItem(_Out):
@@ -209,18 +245,20 @@ class CaseActionOut(_Out):
     actor: str
     at: datetime
     trace_id: str | None
-    payload: dict[str, Any]
+    payload: dict[str, Any] = Field(description="The case action as published, parsed from its leaf")
     outcome: str = Field(description="applied, or rejected (the lifecycle refused it; see reason)")
     reason: str | None = Field(description="Why compliance refused it (a reason code), when it did")
+    leaf: LeafOut | None = Field(description="The case action's trail entry (null: not appended yet)")
 
 
 class ViolationDetail(ViolationOut):
-    """A violation with its evidence, legal basis and case history."""
+    """A violation with its evidence, legal basis and case history; the facts are parsed from its leaf."""
 
     legal_basis: str
     evidence: dict[str, Any]
     case_history: list[CaseActionOut]
     allowed_actions: list[str]
+    leaf: LeafOut | None = Field(description="The violation's trail entry (null: not appended yet)")
 
 
 class ViolationsPage(_Out):
@@ -300,7 +338,10 @@ class InclusionOut(_Out):
     checkpoint: Checkpoint
     leaf_index: int
     leaf_hash: str
-    leaf_data: str = Field(description="The exact leaf bytes, base64")
+    leaf_data: str | None = Field(description="The exact leaf bytes, base64; null when withheld from a regional "
+                                  "reader (leaf_withheld)")
+    leaf_withheld: bool = Field(description="The leaf holds ledger state outside the reader's region: its bytes "
+                                "are not served (the gateway README, What a region sees)")
     entry_id: uuid.UUID
     inclusion_proof: InclusionProof
 

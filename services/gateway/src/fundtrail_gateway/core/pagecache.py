@@ -2,8 +2,13 @@
 
 The trail is append-only and one writer appends it in leaf order (fund-tracker holds the trail lock),
 so once an entry after a page is visible, no entry can join the page any more. Such a page is final
-unless it shows something mutable: a violation's current status, or an entry whose event, violation
-or case row is not there yet. Only final pages are cached; the key carries the caller's region scope.
+unless it shows something mutable (a violation's current status) or an entry that failed its checks.
+Only final pages are cached; the key carries the caller's region scope.
+
+Append-only is enforced by the database (triggers refuse UPDATE, DELETE and TRUNCATE), but a
+superuser can still bypass them: so the cache notices change. At most once per `probe_seconds` a hit
+first reads PostgreSQL's count of updated and deleted trail rows (and the tables' file nodes, which
+TRUNCATE renews); when it moved, every page is dropped and rendered again from the leaves.
 """
 
 from __future__ import annotations
@@ -41,10 +46,36 @@ def etag_matches(if_none_match: str | None, etag: str) -> bool:
 class PageCache:
     """An LRU of rendered pages bounded by the bytes of their bodies (0 disables it)."""
 
-    def __init__(self, max_bytes: int) -> None:
+    def __init__(self, max_bytes: int, probe_seconds: float = 1.0) -> None:
         self.max_bytes = max_bytes
         self.size = 0
+        self.probe_seconds = probe_seconds
         self._pages: OrderedDict[Hashable, RenderedPage] = OrderedDict()
+        self._changes: int | None = None
+        self._probed_at: float | None = None
+
+    def probe_due(self, now: float) -> bool:
+        """Whether a hit at monotonic time `now` must first probe the trail tables for change."""
+        return self._probed_at is None or now - self._probed_at >= self.probe_seconds
+
+    def claim_probe(self, now: float) -> bool:
+        """True for the one caller that must probe now; the others keep using the cache meanwhile."""
+        if not self.probe_due(now):
+            return False
+        self._probed_at = now
+        return True
+
+    def observe(self, changes: int | None, now: float) -> None:
+        """Record a probe; drop every page when the change count moved (None: probe failed, drop too)."""
+        self._probed_at = now
+        if changes is None or (self._changes is not None and changes != self._changes):
+            self.clear()
+        self._changes = changes
+
+    def clear(self) -> None:
+        """Drop every page."""
+        self._pages.clear()
+        self.size = 0
 
     def __len__(self) -> int:
         return len(self._pages)

@@ -12,8 +12,9 @@ region (compliance users):
 - the fund's own facts (`fund`: allocation document, purpose, amount allocated, deadline) and the
   project and contract the event belongs to stay: they are the event's own subject.
 
-Auditors (no region) see everything. The trail query applies the same rule in SQL
-(`adapters.trails.REDACTED_STATE_SQL`); a test checks that both agree.
+Auditors (no region) see everything. Trail items, event and violation details apply this rule to
+the states parsed from the leaf; the leaf bytes themselves go to a regional reader only when this
+rule withholds nothing of them (`core.leafview.leaf_withheld`).
 """
 
 from __future__ import annotations

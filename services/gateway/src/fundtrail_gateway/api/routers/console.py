@@ -45,13 +45,13 @@ def _region_tree() -> dict[str, Any]:
     }
 
 
-@router.get("/v1/regions", summary="City, counties and towns with their names")
+@router.get("/v1/regions", responses=problem_responses(), summary="City, counties and towns with their names")
 async def regions(principal: AnyRole) -> Response:
     """The region tree down to towns (villages are named in the fund pages)."""
     return json_response(_region_tree())
 
 
-@router.get("/v1/regions/names", summary="Names of region codes (villages included)")
+@router.get("/v1/regions/names", responses=problem_responses(), summary="Names of region codes (villages included)")
 async def region_names(
     principal: AnyRole,
     code: Annotated[list[str], Query(max_length=500, description="Region codes (6, 9 or 12 digits)")],

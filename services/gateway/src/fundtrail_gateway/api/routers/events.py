@@ -6,7 +6,6 @@ import logging
 import uuid
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
@@ -17,6 +16,7 @@ from fundtrail_schemas.topics import HEADER_EVENT_TYPE, HEADER_PUBLISHED_BY, HEA
 from ...adapters import repository
 from ...adapters.publisher import KafkaPublisher, OutMessage, PublisherUnavailable
 from ...core.ingest import Item, Outcome, accepted_ids, mark_recorded, validate_items
+from ...core.leafview import leaf_block
 from ...core.problems import ProblemError, bad_request, make_problem, not_found, unavailable
 from ...core.scoping import redact_state
 from ...runtime import Runtime
@@ -27,10 +27,6 @@ from ..paging import json_response
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/events", tags=["events"])
-
-
-def _json(value: Any) -> Any:
-    return orjson.loads(value) if isinstance(value, str | bytes) else value
 
 
 def event_message(event: Envelope) -> OutMessage:
@@ -181,26 +177,37 @@ async def post_events(
 @router.get(
     "/{event_id}",
     response_model=EventOut,
-    responses=problem_responses(404),
+    responses=problem_responses(404, 409),
     summary="One accepted event",
 )
 async def get_event(event_id: uuid.UUID, principal: Reader, session: SessionDep) -> Response:
-    """An accepted event with the ledger state after it (the target of evidence links)."""
-    row = await repository.processed_event(session, event_id)
-    if row is None or not principal.can_read(row.region_code):
+    """An accepted event with the ledger state around it (the target of evidence links), parsed from its leaf."""
+    entry = await repository.stored_entry_by_id(session, event_id)
+    if entry is None or entry.columns["entry_kind"] != "event":
         raise not_found(f"no event {event_id} in your region")
+    region_scope = principal.read_region()
+    leaf, block = leaf_block(entry, region=region_scope)
+    region = leaf.region_code if leaf is not None else entry.columns["region_code"]
+    if not principal.can_read(region):
+        raise not_found(f"no event {event_id} in your region")
+    if leaf is None:
+        # Nothing can be shown that the log vouches for: say so instead of serving the copies.
+        raise ProblemError(make_problem(409, f"the trail entry of event {event_id} is not a readable leaf",
+                                        slug="trail-inconsistent", leaf=block))
     return json_response({
-        "event_id": row.event_id,
-        "sequence": row.sequence,
-        "event_type": row.event_type,
-        "fund_doc_no": row.fund_doc_no,
-        "project_id": row.project_id,
-        "region_code": row.region_code,
-        "level": row.level,
-        "occurred_at": row.occurred_at,
-        "accepted_at": row.accepted_at,
-        "trace_id": row.trace_id,
-        "payload": row.payload,
+        "event_id": event_id,
+        "sequence": entry.seq,
+        "event_type": leaf.event_type,
+        "fund_doc_no": leaf.fund_doc_no,
+        "project_id": leaf.project_id,
+        "region_code": leaf.region_code,
+        "level": leaf.payload.get("level"),
+        "occurred_at": leaf.occurred_at,
+        "accepted_at": leaf.appended_at,
+        "trace_id": leaf.trace_id,
+        "payload": leaf.payload,
         # Positions outside the reader's region and vendor totals are withheld (core.scoping).
-        "state_after": redact_state(_json(row.state_after), principal.read_region()),
+        "state_before": redact_state(leaf.before, region_scope),
+        "state_after": redact_state(leaf.after, region_scope),
+        "leaf": block,
     })

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import logging
 from typing import Annotated, Any
 
@@ -18,9 +17,11 @@ from fundtrail_schemas.checkpoint import (
     ProofBundle,
     build_proof_bundle,
 )
+from fundtrail_schemas.leaf import LeafError, decode_leaf
 
 from ...adapters import repository
 from ...adapters.repository import MissingNode, PostgresMerkleStore
+from ...core.leafview import leaf_bytes_out, leaf_withheld
 from ...core.problems import ProblemError, make_problem, not_found
 from ..deps import Reader, SessionDep
 from ..models import CheckpointOut, ConsistencyOut, InclusionOut
@@ -59,9 +60,21 @@ async def _checkpoint(session: SessionDep, tree_size: int | None) -> Checkpoint:
 
 
 def _storage_problem(exc: Exception) -> ProblemError:
-    log.error("trail storage is incomplete: %s", exc)
-    return ProblemError(make_problem(500, "the trail storage is missing data needed for this proof",
-                                     slug="trail-incomplete"))
+    # Stored data that cannot make a proof was altered or removed: a verification failure, not a server error.
+    log.error("trail storage is inconsistent: %s", exc)
+    return ProblemError(make_problem(409, f"the stored trail cannot prove this: {exc}", slug="trail-inconsistent"))
+
+
+def _withheld(principal: Reader, leaf_data: bytes) -> bool:
+    """Whether the leaf bytes are withheld from this reader (core.leafview.leaf_withheld)."""
+    region = principal.read_region()
+    if region is None:
+        return False
+    try:
+        leaf = decode_leaf(leaf_data)
+    except LeafError:
+        return True
+    return leaf_withheld(leaf, region)
 
 
 async def _visible_entry(session: SessionDep, principal: Reader, leaf_index: int, cp: Checkpoint) -> Any:
@@ -80,7 +93,7 @@ async def latest_checkpoint(principal: Reader, session: SessionDep) -> Response:
 @router.get(
     "/entries/{leaf_index}",
     response_model=InclusionOut,
-    responses=problem_responses(404),
+    responses=problem_responses(404, 409),
     summary="Inclusion proof of a trail entry",
 )
 async def inclusion(
@@ -97,11 +110,12 @@ async def inclusion(
         proof = await session.run_sync(prove)
     except MissingNode as exc:
         raise _storage_problem(exc) from exc
+    # The hash of the bytes served, never the stored hash column: the client proves what it is shown.
     body = {
         "checkpoint": cp.model_dump(mode="json"),
         "leaf_index": leaf_index,
-        "leaf_hash": bytes(entry.leaf_hash).hex(),
-        "leaf_data": base64.b64encode(bytes(entry.leaf_data)).decode("ascii"),
+        "leaf_hash": merkle.leaf_hash(bytes(entry.leaf_data)).hex(),
+        **leaf_bytes_out(bytes(entry.leaf_data), _withheld(principal, bytes(entry.leaf_data))),
         "entry_id": entry.entry_id,
         "inclusion_proof": InclusionProof.from_hashes(leaf_index, cp.tree_size, proof).model_dump(mode="json"),
     }
@@ -111,7 +125,7 @@ async def inclusion(
 @router.get(
     "/consistency",
     response_model=ConsistencyOut,
-    responses=problem_responses(404),
+    responses=problem_responses(404, 409),
     summary="Consistency proof between two tree sizes",
 )
 async def consistency(
@@ -144,7 +158,7 @@ async def consistency(
 @router.get(
     "/entries/{leaf_index}/bundle",
     response_model=ProofBundle,
-    responses=problem_responses(404),
+    responses=problem_responses(404, 409),
     summary="Export a proof bundle",
 )
 async def bundle(
@@ -165,6 +179,10 @@ async def bundle(
             raise not_found(f"the log of size {cp.tree_size} has no earlier checkpoint of size {previous_size}")
         previous = await _checkpoint(session, previous_size)
     leaf_data = bytes(entry.leaf_data)
+    if _withheld(principal, leaf_data):
+        raise ProblemError(make_problem(
+            403, f"trail entry {leaf_index} holds ledger state outside your region; its bundle is for auditors",
+            slug="leaf-withheld"))
 
     def build(sync: Session) -> ProofBundle:
         return build_proof_bundle(PostgresMerkleStore(sync), leaf_data, leaf_index, cp, previous)

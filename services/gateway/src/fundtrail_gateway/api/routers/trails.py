@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -63,7 +64,11 @@ async def trail_response(
     # The region scope is part of the key: a county user never gets a page rendered for the auditor.
     # Only pages of valid requests are cached, so a hit needs no cursor check.
     cache_key = (prefix, request.scope["path"], request.scope["query_string"])
-    cached = runtime.page_cache.get(cache_key)
+    cache = runtime.page_cache
+    cached = cache.get(cache_key)
+    if cached is not None and runtime.trails is not None and cache.claim_probe(now := time.monotonic()):
+        cache.observe(await runtime.trails.change_count(), now)
+        cached = cache.get(cache_key)
     if cached is not None:
         return _page_response(request, cached, final=True)
     after = cursor_or_problem("trail", cursor, _CURSOR_SHAPE)
@@ -90,7 +95,9 @@ async def trail_response(
     # A page is final once an entry follows it (one writer appends in leaf order) and nothing on it can change.
     final = chunk.more and chunk.settled
     if final:
-        runtime.page_cache.put(cache_key, page)
+        if cache.claim_probe(now := time.monotonic()):
+            cache.observe(await runtime.trails.change_count(), now)
+        cache.put(cache_key, page)
     return _page_response(request, page, final)
 
 
@@ -111,8 +118,12 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 _DOC = (
-    "Each entry is one leaf of the tamper-evident log (leaf index and leaf hash), in log order: accepted "
-    "events with the ledger state after them, violations and case actions interleaved, with trace ids. "
+    "Each entry is one leaf of the tamper-evident log, in log order: accepted events with the ledger state "
+    "before and after them, violations and case actions interleaved, with trace ids. Everything shown is "
+    "parsed from the leaf bytes (`leaf_data`, base64), whose hash `leaf_hash` the inclusion proof covers; "
+    "`prev` names the previous entry of each subject, and `verification` lists the checks the entry failed "
+    "(leaf_hash, leaf_unparseable, column_mismatch, chain_gap; the chain is not checked in region-filtered "
+    "views). "
     "Compliance users see only entries inside their region; an id with nothing in their region is a 404."
 )
 

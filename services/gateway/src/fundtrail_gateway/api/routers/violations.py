@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 from typing import Annotated, Any
 
 import orjson
@@ -27,6 +28,7 @@ from ...adapters import repository
 from ...adapters.publisher import OutMessage, PublisherUnavailable
 from ...adapters.violation_tail import ViolationTail
 from ...core.cursor import cursor_or_problem, encode_cursor
+from ...core.leafview import leaf_block
 from ...core.problems import (
     FieldProblem,
     ProblemError,
@@ -299,28 +301,56 @@ async def get_violation(
     """A violation with explanation, legal basis, evidence links and case history."""
     row = await _visible_violation(session, principal, violation_id)
     history = await repository.case_actions(session, violation_id)
-    entries = await repository.trail_entries_of_violation(session, violation_id)
+    entries = await repository.stored_entries_of_violation(session, violation_id)
     body = _summary(settings, row)
     body["links"] = _links(settings, row, [e.seq for e in entries])
-    body.update(
-        legal_basis=row.legal_basis,
-        evidence=row.evidence,
-        case_history=[
-            {
-                "event_id": h.event_id,
-                "action": h.action,
-                "actor": h.actor,
-                "at": h.at,
-                "trace_id": h.trace_id,
-                "payload": h.payload,
-                "outcome": h.outcome,
-                "reason": h.reason,
-            }
-            for h in history
-        ],
-        allowed_actions=[a.value for a in allowed_actions(row.status)],
-    )
+    body.update(legal_basis=row.legal_basis, evidence=row.evidence, leaf=None)
+    leaves: dict[str, tuple[Any, dict[str, Any]]] = {}
+    for entry in entries:
+        leaf, block = leaf_block(entry, region=principal.read_region())
+        leaves[str(entry.columns["entry_id"])] = (leaf, block)
+        if entry.columns["entry_kind"] == "violation":
+            # What the log committed replaces the copy in the violation row; a differing copy is named.
+            if leaf is not None:
+                differs = [k for k in _LEAF_FIELDS if k in leaf.payload and not _same(body[k], leaf.payload[k])]
+                body.update({k: leaf.payload[k] for k in _LEAF_FIELDS if k in leaf.payload})
+                if differs:
+                    block["verification"]["problems"].append("served_fact_mismatch")
+                    block["verification"]["ok"] = False
+            body["leaf"] = block
+    case_history = []
+    for h in history:
+        leaf, case_block = leaves.get(str(h.event_id), (None, None))
+        case_history.append({
+            "event_id": h.event_id,
+            "action": h.action,
+            "actor": leaf.payload.get("actor", h.actor) if leaf is not None else h.actor,
+            "at": h.at,
+            "trace_id": h.trace_id,
+            "payload": leaf.payload if leaf is not None else h.payload,
+            "outcome": h.outcome,
+            "reason": h.reason,
+            "leaf": case_block,
+        })
+    body.update(case_history=case_history, allowed_actions=[a.value for a in allowed_actions(row.status)])
     return json_response(body)
+
+
+def _same(stored: Any, committed: Any) -> bool:
+    if isinstance(stored, datetime) and isinstance(committed, str):
+        try:
+            return stored == datetime.fromisoformat(committed)
+        except ValueError:
+            return False
+    if isinstance(stored, uuid.UUID | Enum):
+        return str(stored.value if isinstance(stored, Enum) else stored) == committed
+    return bool(stored == committed)
+
+
+# Facts of a violation its raised event carries (the leaf's payload), served from the leaf.
+_LEAF_FIELDS = ("rule_id", "rule_version", "department", "severity", "triggering_event_id", "fund_doc_no",
+                "project_id", "region_code", "occurred_at", "trace_id", "explanation_zh", "explanation_en",
+                "legal_basis", "evidence")
 
 
 def _rank(status: str) -> int:
