@@ -6,6 +6,7 @@ The expectations are written out here, per principal and topic family, independe
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -120,6 +121,11 @@ def _consume(consumer: KafkaConsumer, topic: str) -> bool:
     """
     tp = TopicPartition(topic, 0)
     try:
+        # An empty answer may be a metadata refresh still under way on a busy machine: ask a few times.
+        for _ in range(10):
+            if consumer.partitions_for_topic(topic):
+                break
+            time.sleep(0.5)
         if not consumer.partitions_for_topic(topic):
             # The topic exists (the fixture made it): no partitions is the metadata refusal.
             consumer.assign([tp])
