@@ -46,6 +46,18 @@ def _rows(stack: Stack, sql: str, **params: Any) -> list[Any]:
         engine.dispose()
 
 
+def _tamper(stack: Stack, sql: str, **params: Any) -> None:
+    """Change the log's tables as an insider with superuser rights would: past the append-only triggers
+    (migration 0003), which session_replication_role = replica skips for this transaction only."""
+    engine = sync_engine(stack.database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("SET LOCAL session_replication_role = replica"))
+            conn.execute(text(sql), params)
+    finally:
+        engine.dispose()
+
+
 def _wait_until(predicate: Any, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -293,7 +305,7 @@ def test_every_verified_mark_of_a_demo_fund_is_green_and_a_tampered_leaf_turns_r
     original = _rows(demo_stack, "select leaf_data from trail_entry where seq = :s", s=leaf)[0][0]
     tampered = bytes(original).replace(b'"', b"'", 1)
     assert tampered != bytes(original)
-    _rows(demo_stack, "update trail_entry set leaf_data = :d where seq = :s", d=tampered, s=leaf)
+    _tamper(demo_stack, "update trail_entry set leaf_data = :d where seq = :s", d=tampered, s=leaf)
     try:
         page.reload()
         after = _settled(page)
@@ -304,7 +316,7 @@ def test_every_verified_mark_of_a_demo_fund_is_green_and_a_tampered_leaf_turns_r
         mark.scroll_into_view_if_needed()
         shot(page, "fund-tampered")
     finally:
-        _rows(demo_stack, "update trail_entry set leaf_data = :d where seq = :s", d=bytes(original), s=leaf)
+        _tamper(demo_stack, "update trail_entry set leaf_data = :d where seq = :s", d=bytes(original), s=leaf)
 
 
 def test_an_import_with_a_broken_row_shows_that_rows_error(open_as: Any, tmp_path: Path) -> None:
