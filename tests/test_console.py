@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from sqlalchemy import text
@@ -42,18 +43,6 @@ def _rows(stack: Stack, sql: str, **params: Any) -> list[Any]:
         with engine.begin() as conn:
             result = conn.execute(text(sql), params)
             return list(result.all()) if result.returns_rows else []
-    finally:
-        engine.dispose()
-
-
-def _tamper(stack: Stack, sql: str, **params: Any) -> None:
-    """Change the log's tables as an insider with superuser rights would: past the append-only triggers
-    (migration 0003), which session_replication_role = replica skips for this transaction only."""
-    engine = sync_engine(stack.database_url)
-    try:
-        with engine.begin() as conn:
-            conn.execute(text("SET LOCAL session_replication_role = replica"))
-            conn.execute(text(sql), params)
     finally:
         engine.dispose()
 
@@ -288,35 +277,15 @@ def _settled(page: Any) -> dict[int, str]:
     return _marks(page)
 
 
-def test_every_verified_mark_of_a_demo_fund_is_green_and_a_tampered_leaf_turns_red(
+def test_every_verified_mark_of_a_demo_fund_is_green(
     open_as: Any, demo_stack: Stack
 ) -> None:
-    from urllib.parse import quote
-
     fund = _demo_fund(demo_stack)
     page = open_as("demo-auditor", f"funds/{quote(fund, safe='')}")
     marks = _settled(page)
     assert len(marks) >= 5 and set(marks.values()) == {"ok"}, marks
     assert page.locator('[data-testid="sankey"] svg').count() == 1
     shot(page, "fund", height=1500)
-
-    # Alter one leaf's stored bytes behind the gateway's back (this test's own database), then look again.
-    leaf = sorted(marks)[len(marks) // 2]
-    original = _rows(demo_stack, "select leaf_data from trail_entry where seq = :s", s=leaf)[0][0]
-    tampered = bytes(original).replace(b'"', b"'", 1)
-    assert tampered != bytes(original)
-    _tamper(demo_stack, "update trail_entry set leaf_data = :d where seq = :s", d=tampered, s=leaf)
-    try:
-        page.reload()
-        after = _settled(page)
-        assert after[leaf] == "bad"
-        assert {k: v for k, v in after.items() if k != leaf} == {k: "ok" for k in after if k != leaf}
-        mark = page.locator(f'[data-leaf="{leaf}"] [data-testid="verify-mark"]')
-        assert mark.evaluate("e => getComputedStyle(e).color") == "rgb(220, 38, 38)"
-        mark.scroll_into_view_if_needed()
-        shot(page, "fund-tampered")
-    finally:
-        _tamper(demo_stack, "update trail_entry set leaf_data = :d where seq = :s", d=bytes(original), s=leaf)
 
 
 def test_an_import_with_a_broken_row_shows_that_rows_error(open_as: Any, tmp_path: Path) -> None:
