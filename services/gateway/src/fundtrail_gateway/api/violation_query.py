@@ -19,6 +19,7 @@ from .paging import read_prefix
 RegionQuery = Annotated[
     str | None, Query(pattern=r"^(\d{6}|\d{9}|\d{12})$", description="Only this region and the regions inside it")
 ]
+# ISO-8601 with an explicit offset; a bare number is not a time here (pydantic would read epoch seconds).
 TimeQuery = Annotated[
     str | None,
     Query(
@@ -29,7 +30,7 @@ TimeQuery = Annotated[
 ]
 
 
-def _instant(name: str, value: str | None) -> datetime | None:
+def instant(name: str, value: str | None) -> datetime | None:
     if value is None:
         return None
     try:
@@ -60,8 +61,8 @@ async def violation_query(
         severity=severity.value if severity else None,
         rule_id=rule_id,
         status=status.value if status else None,
-        raised_from=_instant("raised_from", raised_from),
-        raised_until=_instant("raised_until", raised_until),
+        raised_from=instant("raised_from", raised_from),
+        raised_until=instant("raised_until", raised_until),
         fund_doc_no=fund_doc_no,
     )
 

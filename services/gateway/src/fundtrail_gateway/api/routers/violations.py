@@ -51,34 +51,10 @@ from ..models import (
 )
 from ..openapi import problem_responses
 from ..paging import CursorQuery, LimitQuery, json_response, link, next_link, page_size, read_prefix, seg
+from ..violation_query import RegionQuery, TimeQuery, instant
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/violations", tags=["violations"])
-
-RegionQuery = Annotated[
-    str | None,
-    Query(pattern=r"^(\d{6}|\d{9}|\d{12})$", description="Only this region and the regions inside it"),
-]
-# ISO-8601 with an explicit offset; a bare number is not a time here (pydantic would read epoch seconds).
-TimeQuery = Annotated[
-    str | None,
-    Query(
-        pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})$",
-        description="ISO-8601 date-time with offset, e.g. 2026-03-01T00:00:00+08:00",
-        json_schema_extra={"format": "date-time"},
-    ),
-]
-
-
-def _instant(name: str, value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError as exc:
-        errors = [FieldProblem(field=f"query.{name}", message=str(exc))]
-        raise unprocessable(f"{name} is not a date-time", errors) from exc
-
 
 # Serialises check-then-publish of case actions in this process, so two clicks publish one action.
 _case_lock = asyncio.Lock()
@@ -251,7 +227,7 @@ async def list_violations(
     limit: LimitQuery = None,
 ) -> Response:
     """Violations in the caller's region, newest first, filtered."""
-    time_from, time_until = _instant("raised_from", raised_from), _instant("raised_until", raised_until)
+    time_from, time_until = instant("raised_from", raised_from), instant("raised_until", raised_until)
     after = cursor_or_problem("violations", cursor, (str, str))
     after_key: tuple[datetime, uuid.UUID] | None = None
     if after is not None:
