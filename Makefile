@@ -65,7 +65,7 @@ bench: install ## Run the benchmarks and write docs/benchmarks.md
 
 lint: install ## ruff + mypy + schema drift check
 	$(RUN) ruff check .
-	$(RUN) mypy schemas/src deploy/devstack/src services/fund-tracker/src services/compliance/src services/gateway/src witness/src
+	$(RUN) mypy schemas/src packages/verify/src packages/publish/src packages/runtime/src packages/demo/src deploy/devstack/src services/fund-tracker/src services/compliance/src services/gateway/src witness/src
 	$(RUN) fundtrail schemas --check
 
 fmt: install ## Fix what ruff can fix

@@ -116,7 +116,7 @@ def fresh_database_url(pg_node: PostgresServer) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def migrated_template(pg_node: PostgresServer) -> str:
     """A database with every migration applied, used as the template for fast per-test copies."""
-    from fundtrail_schemas.db import upgrade
+    from fundtrail_runtime.db import upgrade
 
     name = f"tmpl_{uuid.uuid4().hex[:12]}"
     url = pg_node.create_database(name)

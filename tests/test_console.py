@@ -26,7 +26,7 @@ from fundtrail_devstack.otlp_sink import OtlpSink
 from fundtrail_devstack.run import write_demo
 from fundtrail_devstack.stack import REPO_ROOT, Stack, publish_file
 from fundtrail_devstack.testing import PostgresServer, dedicated_test_kafka
-from fundtrail_schemas.db import sync_engine
+from fundtrail_runtime.db import sync_engine
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 

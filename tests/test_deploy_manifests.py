@@ -26,7 +26,7 @@ from pydantic_settings import BaseSettings
 
 from fundtrail_schemas.kafka_acl import principals
 from fundtrail_schemas.kafka_security import KafkaSecurity
-from fundtrail_schemas.settings import CommonSettings
+from fundtrail_runtime.settings import CommonSettings
 from fundtrail_schemas.topics import ENRICHED_EVENTS, RAW_EVENTS, TOPICS_BY_NAME, registry_topics
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -26,7 +26,7 @@ from fundtrail_devstack._util import free_port
 from fundtrail_devstack.run import write_demo
 from fundtrail_devstack.stack import ServiceProcess, Stack, publish_file
 from fundtrail_devstack.testing import PostgresServer, dedicated_test_kafka
-from fundtrail_schemas.db import sync_engine, upgrade
+from fundtrail_runtime.db import sync_engine, upgrade
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 

@@ -15,9 +15,9 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from fundtrail_schemas import merkle
-from fundtrail_schemas.checkpoint import InclusionProof, sign_checkpoint
-from fundtrail_schemas.note import CheckpointText, Note, NoteSigner, cosign, sign_note
+from fundtrail_verify import merkle
+from fundtrail_verify.checkpoint import InclusionProof, sign_checkpoint
+from fundtrail_verify.note import CheckpointText, Note, NoteSigner, cosign, sign_note
 
 OUT = Path(__file__).resolve().parents[1] / "src" / "verify.vectors.json"
 # Fixed keys so the file does not change on every run (test material, never real log or witness keys).

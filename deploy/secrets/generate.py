@@ -15,13 +15,13 @@ import sys
 from pathlib import Path
 from urllib.parse import quote
 
-from fundtrail_schemas.checkpoint import (
+from fundtrail_verify.checkpoint import (
     generate_keypair,
     private_key_from_pem,
     private_key_to_pem,
     public_key_to_pem,
 )
-from fundtrail_schemas.note import NoteVerifier
+from fundtrail_verify.note import NoteVerifier
 
 HERE = Path(__file__).resolve().parent
 DB_USER = "fundtrail"

@@ -7,7 +7,7 @@ import uuid
 import pytest
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 
-from fundtrail_schemas.kafka_admin import ensure_topics
+from fundtrail_runtime.kafka_admin import ensure_topics
 from fundtrail_schemas.topics import TOPICS, TOPICS_BY_NAME, Cleanup, TopicSpec, department_topic
 from fundtrail_schemas.types import Department
 

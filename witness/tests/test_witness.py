@@ -12,8 +12,8 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from fundtrail_schemas.merkle import InMemoryTree, consistency_proof_from_store
-from fundtrail_schemas.note import (
+from fundtrail_verify.merkle import InMemoryTree, consistency_proof_from_store
+from fundtrail_verify.note import (
     SIG_COSIGNATURE_V1,
     CheckpointText,
     Note,

@@ -88,7 +88,7 @@ async def test_produce_with_kafka_python_consume_with_aiokafka(kafka_bootstrap: 
     from aiokafka import AIOKafkaConsumer
     from kafka import KafkaProducer
 
-    from fundtrail_schemas.kafka_admin import ensure_topics
+    from fundtrail_runtime.kafka_admin import ensure_topics
     from fundtrail_schemas.topics import TopicSpec
 
     topic = f"devstack.roundtrip.{uuid.uuid4().hex[:8]}"

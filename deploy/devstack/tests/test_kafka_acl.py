@@ -16,7 +16,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import AuthorizationError, KafkaError
 
 from fundtrail_devstack.kafka import KafkaNode
-from fundtrail_schemas.kafka_admin import ensure_topics
+from fundtrail_runtime.kafka_admin import ensure_topics
 from fundtrail_schemas.kafka_security import KafkaSecurity, client_security
 from fundtrail_schemas.topics import (
     CASES,

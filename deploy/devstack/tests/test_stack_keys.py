@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from fundtrail_devstack.stack import TRAIL_ORIGIN, Stack
-from fundtrail_schemas.checkpoint import load_private_key, sign_checkpoint, verify_checkpoint
-from fundtrail_schemas.note import NoteVerifier
+from fundtrail_verify.checkpoint import load_private_key, sign_checkpoint, verify_checkpoint
+from fundtrail_verify.note import NoteVerifier
 
 
 def test_gateway_serves_the_vkey_of_the_key_the_tracker_signs_with(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
-"""The `fundtrail` command: contract tools here, service sub-commands discovered by entry point.
+"""The `fundtrail` command: contract tools here, every other sub-command discovered by entry point.
 
-Services register typer apps under the entry-point group `fundtrail.cli`, so this package never
-imports a service and services never import each other.
+Packages (runtime, demo, publish, verify) and services register typer apps under the entry-point
+group `fundtrail.cli`, so the contract imports none of them and whoever installs one package gets
+its commands and nothing else.
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ from importlib.metadata import entry_points
 
 import typer
 from rich.console import Console
-
-from .demo.cli import demo_app
 
 app = typer.Typer(no_args_is_help=True, help="fundtrail: compliance network for rural-revitalization funds")
 console = Console()
@@ -34,35 +33,6 @@ def schemas_cmd(check: bool = typer.Option(False, help="Only check that files ma
     paths = write_schemas()
     examples = write_examples()
     console.print(f"wrote {len(paths)} schema files to {JSONSCHEMA_DIR} and {len(examples)} golden examples")
-
-
-@app.command("topics")
-def topics_cmd(
-    bootstrap: str = typer.Option(..., envvar="KAFKA_BOOTSTRAP_SERVERS", help="Kafka bootstrap servers"),
-) -> None:
-    """Create every topic of the registry (the regions' raw topics too) that does not exist yet."""
-    from .kafka_admin import ensure_topics
-    from .topics import configured_topics, registry_topics
-
-    created = ensure_topics(bootstrap, configured_topics(base=registry_topics()))
-    console.print(f"created {len(created)} topics" + (f": {', '.join(created)}" if created else ""))
-
-
-db_app = typer.Typer(help="Database migrations")
-app.add_typer(db_app, name="db")
-app.add_typer(demo_app, name="demo")
-
-
-@db_app.command("upgrade")
-def db_upgrade(
-    database_url: str = typer.Option(..., envvar="DATABASE_URL", help="SQLAlchemy URL of the database"),
-    revision: str = "heads",
-) -> None:
-    """Apply migrations."""
-    from .db import upgrade
-
-    upgrade(database_url, revision)
-    console.print("database is at the latest revision")
 
 
 def _register_plugins() -> None:

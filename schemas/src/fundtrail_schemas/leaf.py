@@ -35,7 +35,6 @@ from typing import Any
 
 import orjson
 
-from . import merkle
 
 FORMAT = 2
 KINDS = ("event", "violation", "case")
@@ -144,11 +143,6 @@ def _json(value: bytes | Mapping[str, Any] | None) -> Any:
 
 def _utc(at: datetime) -> datetime:
     return at if at.tzinfo is UTC else at.astimezone(UTC)
-
-
-def leaf_hash(data: bytes) -> bytes:
-    """The RFC 9162 leaf hash of leaf bytes."""
-    return merkle.leaf_hash(data)
 
 
 _STR = (str,)

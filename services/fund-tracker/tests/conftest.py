@@ -165,7 +165,7 @@ def scenario_factory(
     kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Callable[..., Scenario]:
     """Make scenarios with their topics created (database given by the caller)."""
-    from fundtrail_schemas.kafka_admin import ensure_topics
+    from fundtrail_runtime.kafka_admin import ensure_topics
 
     def make(database_url: str, **extra_env: str) -> Scenario:
         s = Scenario(kafka_bootstrap, database_url, tmp_path_factory.mktemp("tracker"), extra_env=extra_env)
@@ -208,7 +208,7 @@ def module_scenario(
     kafka_bootstrap: str, module_database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Scenario, WorkerProcess]]:
     """One running worker (and its scenario) shared by the functional tests of a module."""
-    from fundtrail_schemas.kafka_admin import ensure_topics
+    from fundtrail_runtime.kafka_admin import ensure_topics
 
     s = Scenario(kafka_bootstrap, module_database_url, tmp_path_factory.mktemp("tracker-module"),
                  extra_env={"FUNDTRAIL_TRACKER_CHECKPOINT_INTERVAL": "1", "FUNDTRAIL_TRACKER_BATCH_TIMEOUT": "0.05"})

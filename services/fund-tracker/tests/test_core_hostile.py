@@ -9,7 +9,7 @@ import pytest
 
 from fundtrail_schemas.decode import ReasonCode, Rejection
 from fundtrail_schemas.events import now_utc
-from fundtrail_schemas.kafka_batch import Inbound
+from fundtrail_runtime.kafka_batch import Inbound
 from fundtrail_tracker import service
 from fundtrail_tracker.core.validation import decode_message
 from fundtrail_tracker.service import Tracker, TrackerConfig

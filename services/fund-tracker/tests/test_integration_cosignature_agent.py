@@ -1,7 +1,7 @@
 """The running worker stores witness cosignature records from `fundtrail.trail.cosignatures`.
 
 Real Kafka, real PostgreSQL, fund-tracker as its own process; the record is what the gateway
-publishes after verifying a witness's submission (`fundtrail_schemas.cosignatures`).
+publishes after verifying a witness's submission (`fundtrail_verify.cosignatures`).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from fundtrail_schemas.cosignatures import CheckpointCosigned
-from fundtrail_schemas.note import SIG_COSIGNATURE_V1, NoteVerifier, cosign
+from fundtrail_verify.cosignatures import CheckpointCosigned
+from fundtrail_verify.note import SIG_COSIGNATURE_V1, NoteVerifier, cosign
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from fundtrail_devstack.testing import start_test_kafka, world_traversable_tmpdir
-from fundtrail_schemas.kafka_admin import ensure_topics
+from fundtrail_runtime.kafka_admin import ensure_topics
 from fundtrail_tracker.synthetic import encode, generate, key_of
 
 pytestmark = pytest.mark.integration

@@ -15,8 +15,8 @@ from typing import Any
 import openpyxl
 import pytest
 
-from fundtrail_schemas import merkle
-from fundtrail_schemas.checkpoint import Checkpoint, load_public_key, verify_checkpoint
+from fundtrail_verify import merkle
+from fundtrail_verify.checkpoint import Checkpoint, load_public_key, verify_checkpoint
 from fundtrail_schemas.enriched import DeadLetter, EnrichedEvent
 from fundtrail_schemas.examples import load_examples
 from fundtrail_schemas.leaf import decode_leaf
@@ -175,7 +175,7 @@ def test_trace_context_flows_from_publisher_to_enriched_event(module_scenario: A
 
     from fundtrail_schemas.events import FundAllocated
     from fundtrail_schemas.telemetry import setup_tracing
-    from fundtrail_tracker.publisher import Publisher
+    from fundtrail_publish import Publisher
 
     s, worker = module_scenario
     setup_tracing("fundtrail-tests")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from fundtrail_schemas.checkpoint import generate_keypair, save_private_key
+from fundtrail_verify.checkpoint import generate_keypair, save_private_key
 from fundtrail_tracker.keys import SigningKeyExposed, load_signing_key
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from fundtrail_schemas.events import PaymentDisbursed
 from fundtrail_schemas.examples import load_examples
 from fundtrail_schemas.tabular import MappedRow, content_hash
-from fundtrail_tracker.publisher import Publisher
-from fundtrail_tracker.publisher.journal import Journal, JournalEntry
+from fundtrail_publish import Publisher
+from fundtrail_publish.journal import Journal, JournalEntry
 
 
 def row(n: int, **changes: object) -> MappedRow:

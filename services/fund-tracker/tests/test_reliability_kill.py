@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from fundtrail_schemas import merkle
+from fundtrail_verify import merkle
 from fundtrail_tracker.adapters.trail_store import PgTrailStore
 from fundtrail_tracker.synthetic import encode, generate, key_of
 

@@ -20,7 +20,7 @@ from fundtrail_gateway.main import create_app
 from fundtrail_gateway.seed import World, seed_world
 from fundtrail_gateway.settings import GatewaySettings
 from fundtrail_gateway.testing import SAMPLE_RULEPACK, running
-from fundtrail_schemas.db import sync_engine
+from fundtrail_runtime.db import sync_engine
 
 
 @pytest.fixture(scope="session")

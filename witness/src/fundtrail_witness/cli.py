@@ -12,7 +12,7 @@ import typer
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from fundtrail_schemas.note import SIG_COSIGNATURE_V1, NoteError, NoteVerifier
+from fundtrail_verify.note import SIG_COSIGNATURE_V1, NoteError, NoteVerifier
 
 from .core import Refusal
 from .witness import Witness, WitnessError

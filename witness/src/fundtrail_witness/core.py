@@ -12,8 +12,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from fundtrail_schemas.merkle import verify_consistency
-from fundtrail_schemas.note import CheckpointText
+from fundtrail_verify.merkle import verify_consistency
+from fundtrail_verify.note import CheckpointText
 
 
 class Refusal(Exception):

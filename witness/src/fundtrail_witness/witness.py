@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from fundtrail_schemas.note import (
+from fundtrail_verify.note import (
     SIG_COSIGNATURE_V1,
     SIG_ED25519,
     CheckpointText,

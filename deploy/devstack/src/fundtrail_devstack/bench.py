@@ -87,14 +87,14 @@ def main(out: Path, only: list[str] | None = None, latency_seconds: int = 60, la
     started = time.monotonic()
 
     def fresh_db() -> str:
-        from fundtrail_schemas.db import upgrade
+        from fundtrail_runtime.db import upgrade
 
         url = pg.create_database(f"bench_{uuid.uuid4().hex[:10]}")
         upgrade(url)
         return url
 
     suites: dict[str, Callable[[], dict[str, Any]]] = {
-        "trail (Merkle log)": lambda: run_in_process("fundtrail_schemas.bench_merkle", "run", n_leaves=1_000_000),
+        "trail (Merkle log)": lambda: run_in_process("fundtrail_runtime.bench_merkle", "run", n_leaves=1_000_000),
         "fund-tracker": lambda: run_in_process("fundtrail_tracker.bench", "run", bootstrap=kafka.bootstrap,
                                                database_url=fresh_db(), broker_pid=kafka.running_pid()),
         "compliance": lambda: run_in_process("fundtrail_compliance.bench", "run", bootstrap=kafka.bootstrap),

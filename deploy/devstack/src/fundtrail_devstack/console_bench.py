@@ -45,7 +45,7 @@ from generate_series(1, :n) as i
 
 def seed_violations(database_url: str, n: int) -> None:
     """`n` raised violations over the seven counties, nine departments and four severities."""
-    from fundtrail_schemas.db import sync_engine
+    from fundtrail_runtime.db import sync_engine
 
     engine = sync_engine(database_url)
     try:

@@ -32,7 +32,7 @@ from fundtrail_schemas.events import (
     event_key,
 )
 from fundtrail_schemas.kafka_security import client_security
-from fundtrail_schemas.kafka_sink import AiokafkaSink, Record
+from fundtrail_runtime.kafka_sink import AiokafkaSink, Record
 from fundtrail_schemas.telemetry import inject_headers
 from fundtrail_schemas.topics import RAW_EVENTS
 from fundtrail_schemas.types import (
@@ -43,7 +43,7 @@ from fundtrail_schemas.types import (
     ProcurementCategory,
     ProcurementMethod,
 )
-from fundtrail_schemas.worker import cpu_seconds
+from fundtrail_runtime.worker import cpu_seconds
 
 from .stack import Stack
 

@@ -23,7 +23,7 @@ def next_revision_id(versions: Path) -> str:
 
 def new_revision(message: str) -> Path:
     """Write migrations/versions/NNNN_<message>.py for what the models add; return its path."""
-    from fundtrail_schemas.db import MIGRATIONS_DIR, alembic_config, upgrade
+    from fundtrail_runtime.db import MIGRATIONS_DIR, alembic_config, upgrade
 
     versions = MIGRATIONS_DIR / "versions"
     versions.mkdir(exist_ok=True)

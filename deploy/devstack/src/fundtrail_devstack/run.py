@@ -23,7 +23,7 @@ console = Console()
 
 def write_demo(path: Path, seed: int, size: float) -> tuple[int, list[dict[str, object]]]:
     """Generate the demo year as JSON Lines; return the event count and the expected violations."""
-    from fundtrail_schemas.demo import generate
+    from fundtrail_demo import generate
 
     dataset = generate(seed, size)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -38,7 +38,7 @@ def write_demo(path: Path, seed: int, size: float) -> tuple[int, list[dict[str, 
 
 def wait_processed(database_url: str, total: int, timeout: float) -> int:
     """Poll the ledger until `total` events are recorded (with a progress bar)."""
-    from fundtrail_schemas.db import sync_engine
+    from fundtrail_runtime.db import sync_engine
 
     engine = sync_engine(database_url)
     done = 0

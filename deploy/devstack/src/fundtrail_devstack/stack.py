@@ -118,8 +118,8 @@ class Stack:
     @property
     def trail_vkey(self) -> str:
         """The trail's note verifier key: the checkpoint public key under the origin (ensure_keys first)."""
-        from fundtrail_schemas.checkpoint import load_public_key
-        from fundtrail_schemas.note import NoteVerifier
+        from fundtrail_verify.checkpoint import load_public_key
+        from fundtrail_verify.note import NoteVerifier
 
         return NoteVerifier.ed25519(TRAIL_ORIGIN, load_public_key(self.checkpoint_public_key)).vkey
 
@@ -133,7 +133,7 @@ class Stack:
 
     def ensure_keys(self) -> None:
         """Generate the checkpoint-signing and JWT key pairs once (development only)."""
-        from fundtrail_schemas.checkpoint import generate_keypair, save_private_key, save_public_key
+        from fundtrail_verify.checkpoint import generate_keypair, save_private_key, save_public_key
 
         self.keys_dir.mkdir(parents=True, exist_ok=True)
         for priv, pub in ((self.checkpoint_key, self.checkpoint_public_key), (self.jwt_key, self.jwt_public_key)):
@@ -205,8 +205,8 @@ class Stack:
     # --- lifecycle ----------------------------------------------------------------------
     def prepare(self) -> None:
         """Keys, migrations, Kafka users and ACLs, and topics (as the operator), before any service starts."""
-        from fundtrail_schemas.db import upgrade
-        from fundtrail_schemas.kafka_admin import ensure_topics
+        from fundtrail_runtime.db import upgrade
+        from fundtrail_runtime.kafka_admin import ensure_topics
         from fundtrail_schemas.topics import configured_topics, registry_topics
 
         from .kafka_auth import apply_principals

@@ -1,7 +1,7 @@
 """The faust application: agents translate batches of records into calls on the `ComplianceService`.
 
 Built by `build_app` at start-up (never at import). The enriched events, the hot path, are read by
-a task with `fundtrail_schemas.kafka_batch.BatchReader` (aiokafka `getmany`, consumer group
+a task with `fundtrail_runtime.kafka_batch.BatchReader` (aiokafka `getmany`, consumer group
 `<app id>-enriched`), committing offsets only after the service returned. Case actions are a
 faust agent with concurrency 1 (faust-streaming #606); case batches are taken with
 `noack_take` and acked only after the service returned, so a failed batch is redelivered. Rule
@@ -17,9 +17,9 @@ from typing import Any
 
 import faust
 
-from fundtrail_schemas.kafka_batch import BatchReader, from_faust_event
+from fundtrail_runtime.kafka_batch import BatchReader, from_faust_event
 from fundtrail_schemas.topics import CASES, ENRICHED_EVENTS, RULE_PACKS
-from fundtrail_schemas.worker import faust_options, thaw_if_due, until_done
+from fundtrail_runtime.worker import faust_options, thaw_if_due, until_done
 
 from .adapters.idle import IdlePartitions
 from .adapters.kafka import ProducerSink, follow_topic
@@ -100,7 +100,7 @@ def build_app(settings: ComplianceSettings, metrics: Metrics) -> faust.App:
 
     @app.task
     async def enriched_events() -> None:
-        # The hot path reads with aiokafka directly (fundtrail_schemas.kafka_batch says why); offsets
+        # The hot path reads with aiokafka directly (fundtrail_runtime.kafka_batch says why); offsets
         # are committed only after the service returned, so a failed batch is redelivered.
         await reader.run(list, lambda batch: until_done(service.handle_enriched, batch, 0.5), after_batch)
 

@@ -127,9 +127,9 @@ def run(
     """Measure evaluation and replay throughput; every rate has its pass-through baseline beside it."""
     from kafka.admin import KafkaAdminClient
 
-    from fundtrail_schemas.kafka_admin import ensure_topics
+    from fundtrail_runtime.kafka_admin import ensure_topics
     from fundtrail_schemas.topics import DEFAULT_PARTITIONS, TopicSpec
-    from fundtrail_schemas.worker import tune_gc
+    from fundtrail_runtime.worker import tune_gc
 
     from .logreader import read_log, read_log_prejudged
     from .replay import evaluate

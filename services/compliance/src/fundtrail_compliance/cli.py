@@ -65,7 +65,7 @@ def replay(
     from rich.table import Table
 
     from fundtrail_schemas.rulepack import RulePackError
-    from fundtrail_schemas.worker import tune_gc
+    from fundtrail_runtime.worker import tune_gc
 
     from . import replay as rp
     from .logreader import read_log, read_log_prejudged

@@ -123,7 +123,7 @@ def _pipe_size(fd: int) -> int:
 def _child_main(argv: list[str]) -> int:
     """The reading process: frames on stdout (b"P" the packs' fingerprint, b"D" records, b"X" the
     end, b"E" a failure)."""
-    from fundtrail_schemas.worker import tune_gc
+    from fundtrail_runtime.worker import tune_gc
 
     bootstrap, topic, packs_dir = argv
     out = os.fdopen(os.dup(1), "wb", buffering=PIPE_BYTES)

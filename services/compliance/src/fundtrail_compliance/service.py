@@ -49,7 +49,7 @@ from fundtrail_schemas.topics import (
     VIOLATIONS_DLQ,
     department_topic,
 )
-from fundtrail_schemas.worker import BatchPhases
+from fundtrail_runtime.worker import BatchPhases
 
 from .adapters.kafka import (
     Inbound,

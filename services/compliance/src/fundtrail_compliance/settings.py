@@ -9,8 +9,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from fundtrail_schemas.kafka_batch import COMMIT_INTERVAL_SECONDS
-from fundtrail_schemas.settings import CommonSettings
+from fundtrail_runtime.kafka_batch import COMMIT_INTERVAL_SECONDS
+from fundtrail_runtime.settings import CommonSettings
 
 ENV_PREFIX = "FUNDTRAIL_COMPLIANCE_"
 # Repository layout default: services/compliance/rulepacks.

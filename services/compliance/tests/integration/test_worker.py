@@ -484,7 +484,7 @@ def test_parallel_replay_reads_and_judges_as_the_serial_one(worker, kafka_bootst
     from fundtrail_compliance.logreader import read_log, read_log_prejudged
     from fundtrail_compliance.packs import load_dir
     from fundtrail_compliance.replay import evaluate
-    from fundtrail_schemas.kafka_admin import ensure_topics
+    from fundtrail_runtime.kafka_admin import ensure_topics
     from fundtrail_schemas.topics import TopicSpec
 
     # A copy of the log on a topic of our own: other suites may append to the shared one.

@@ -101,7 +101,7 @@ def test_batch_phases_are_exported_under_the_names_the_latency_report_reads() ->
     from prometheus_client import CollectorRegistry
 
     from fundtrail_compliance.adapters.metrics import PHASES, Metrics
-    from fundtrail_schemas.worker import BatchPhases
+    from fundtrail_runtime.worker import BatchPhases
 
     registry = CollectorRegistry()
     metrics = Metrics(registry)
@@ -115,7 +115,7 @@ def test_a_fund_is_owned_by_the_partition_the_tracker_produces_it_to() -> None:
     from fundtrail_compliance.adapters.kafka import partition_of
     from fundtrail_compliance.adapters.postgres import enriched_key
     from fundtrail_schemas.events import any_event_adapter, event_key
-    from fundtrail_schemas.kafka_sink import AiokafkaSink
+    from fundtrail_runtime.kafka_sink import AiokafkaSink
 
     sink = AiokafkaSink(None)
     funds = [f"江财农〔2026〕{n}号".encode() for n in range(200)]

@@ -1,7 +1,7 @@
 """The faust application: agents translate batches of records into calls on the `Tracker`.
 
 Built by `build_app` at start-up (never at import). The raw topic, the hot path, is read by a task
-with `fundtrail_schemas.kafka_batch.BatchReader` (aiokafka `getmany`, its own consumer group
+with `fundtrail_runtime.kafka_batch.BatchReader` (aiokafka `getmany`, its own consumer group
 `<app id>-raw`); its offsets are committed only after `Tracker.commit_raw` returned. The trail
 inputs (violations, case actions) are a faust agent with concurrency 1 (faust-streaming #606)
 taking batches with `noack_take`: records are acked only after `Tracker.handle_trail` returned, so
@@ -17,9 +17,9 @@ from typing import Any
 import faust
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from fundtrail_schemas.kafka_batch import BatchReader, from_faust_event
+from fundtrail_runtime.kafka_batch import BatchReader, from_faust_event
 from fundtrail_schemas.topics import raw_topic_pattern
-from fundtrail_schemas.worker import faust_options, thaw_if_due, until_done
+from fundtrail_runtime.worker import faust_options, thaw_if_due, until_done
 
 from .adapters.kafka import ProducerSink
 from .adapters.metrics import Metrics
@@ -95,7 +95,7 @@ def build_app(settings: TrackerSettings, signing_key: Ed25519PrivateKey, metrics
 
     @app.task
     async def raw_events() -> None:
-        # The hot path reads with aiokafka directly (fundtrail_schemas.kafka_batch says why); the
+        # The hot path reads with aiokafka directly (fundtrail_runtime.kafka_batch says why); the
         # next batch is read while one is processed, and batches and their offsets commit in order.
         # (Validating batch N+1 during N's transaction was measured: no gain on 2 cores.)
         await reader.run(tracker.prepare_raw, lambda prepared: until_done(tracker.commit_raw, prepared), raw_lag)

@@ -30,7 +30,7 @@ from typing import Any
 import psycopg
 
 from fundtrail_schemas.kafka_security import client_security
-from fundtrail_schemas.worker import cpu_seconds
+from fundtrail_runtime.worker import cpu_seconds
 
 from .adapters import postgres as pg
 from .adapters.trail_store import PgTrailStore
@@ -114,7 +114,7 @@ def _faust_passthrough_main(bootstrap: str, source: str, target: str, n: int, ba
     """Child process: the worker's faust set-up (noack_take, ack, produce, await acks) doing no work."""
     import faust
 
-    from fundtrail_schemas.worker import use_uvloop
+    from fundtrail_runtime.worker import use_uvloop
 
     use_uvloop()
     app = faust.App(
@@ -312,7 +312,7 @@ def _proofs(url: str, size: int, samples: int = 50) -> dict[str, Any]:
     """Inclusion and consistency proofs on the appended log: lookups per proof and latency, all verified."""
     import random
 
-    from fundtrail_schemas import merkle
+    from fundtrail_verify import merkle
 
     rng = random.Random(size)
     with psycopg.connect(pg.conninfo(url)) as conn:
@@ -359,8 +359,8 @@ def _ceiling(passthrough_cpu_us: float, postgres_cpu_us: float | None, broker_cp
 def run(bootstrap: str, database_url: str, n: int = 50_000, *, batch_size: int = 1000,
         trail_leaves: int = 1_000_000, timeout: float = 900.0, broker_pid: int | None = None) -> dict[str, Any]:
     """Measure worker throughput vs an aiokafka pass-through and the trail append rate; return the numbers."""
-    from fundtrail_schemas.db import upgrade
-    from fundtrail_schemas.kafka_admin import ensure_topics
+    from fundtrail_runtime.db import upgrade
+    from fundtrail_runtime.kafka_admin import ensure_topics
     from fundtrail_schemas.topics import TopicSpec
 
     run_id = uuid.uuid4().hex[:8]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from fundtrail_schemas.checkpoint import generate_keypair, load_private_key, save_private_key, save_public_key
+from fundtrail_verify.checkpoint import generate_keypair, load_private_key, save_private_key, save_public_key
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,10 @@ def run_worker() -> None:
     import faust
     from prometheus_client import start_http_server
 
-    from fundtrail_schemas.db import upgrade
-    from fundtrail_schemas.kafka_admin import ensure_topics
+    from fundtrail_runtime.db import upgrade
+    from fundtrail_runtime.kafka_admin import ensure_topics
     from fundtrail_schemas.telemetry import setup_tracing
-    from fundtrail_schemas.worker import bound_shutdown, freeze_survivors, tune_gc, use_uvloop
+    from fundtrail_runtime.worker import bound_shutdown, freeze_survivors, tune_gc, use_uvloop
 
     from .adapters.metrics import Metrics
     from .app import build_app

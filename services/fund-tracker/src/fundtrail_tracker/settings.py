@@ -1,7 +1,6 @@
 """Settings of fund-tracker (env prefix FUNDTRAIL_TRACKER_; DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS shared).
 
-Two classes: the worker's, and the publisher's. The publisher runs on a finance bureau's machine,
-which has Kafka access but no database and no signing key, so it must not require them.
+The publisher's settings live in fundtrail_publish (a bureau installs it without this service).
 """
 
 from __future__ import annotations
@@ -13,8 +12,8 @@ from typing import Annotated
 from pydantic import AliasChoices, BeforeValidator, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from fundtrail_schemas.kafka_batch import COMMIT_INTERVAL_SECONDS
-from fundtrail_schemas.settings import CommonSettings
+from fundtrail_runtime.kafka_batch import COMMIT_INTERVAL_SECONDS
+from fundtrail_runtime.settings import CommonSettings
 
 ENV_PREFIX = "FUNDTRAIL_TRACKER_"
 
@@ -78,25 +77,3 @@ class TrackerSettings(CommonSettings):
     web_port: int = Field(6066, description="faust web port (127.0.0.1) when enabled")
     data_dir: Path = Field(Path(".fundtrail/tracker"), description="faust's data directory")
     log_level: str = Field("info", description="faust worker log level")
-
-
-class PublisherSettings(BaseSettings):
-    """`fundtrail publish` and the publisher SDK."""
-
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=".env", extra="ignore")
-
-    kafka_bootstrap_servers: str = Field(
-        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "kafka_bootstrap_servers"),
-        description="host:port[,host:port] of the Kafka brokers",
-    )
-    state_dir: Path = Field(
-        Path.home() / ".local" / "state" / "fundtrail",
-        description="Where the publish journal (published event ids and content hashes) lives",
-    )
-    client_id: str = Field("fundtrail-publisher", description="Kafka client id of the publisher")
-    topic_prefix: str = Field("", description="Namespace prepended to the raw topic's name; usually empty")
-    publish_region: str | None = Field(
-        None, pattern=r"^[0-9]{6}([0-9]{3})?$",
-        description="Publish on this region's raw topic (fundtrail.events.raw.<code>), the one a bureau's Kafka "
-                    "user may write; unset: the unscoped raw topic (gateway, operators)",
-    )

@@ -27,7 +27,7 @@ from urllib.parse import quote
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import text
 
-from fundtrail_schemas.db import sync_engine
+from fundtrail_runtime.db import sync_engine
 
 from .core.auth import Role
 from .core.tokens import TokenCodec

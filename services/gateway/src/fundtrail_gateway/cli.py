@@ -12,7 +12,7 @@ import httpx
 import typer
 from rich.console import Console
 
-from fundtrail_schemas.checkpoint import (
+from fundtrail_verify.checkpoint import (
     Checkpoint,
     CheckResult,
     ConsistencyProof,
@@ -23,7 +23,7 @@ from fundtrail_schemas.checkpoint import (
     verify_bundle_json,
     verify_checkpoint,
 )
-from fundtrail_schemas.note import SIG_COSIGNATURE_V1, Note, NoteError, NoteVerifier, verify_cosignature
+from fundtrail_verify.note import SIG_COSIGNATURE_V1, Note, NoteError, NoteVerifier, verify_cosignature
 
 from .core.auth import Role
 

@@ -11,7 +11,7 @@ import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from fundtrail_schemas.kafka_admin import ensure_topics
+from fundtrail_runtime.kafka_admin import ensure_topics
 from fundtrail_schemas.telemetry import setup_tracing
 
 from .adapters.database import make_engine, make_sessionmaker

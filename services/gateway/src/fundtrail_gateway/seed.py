@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine
 from sqlmodel import Session, SQLModel
 
-from fundtrail_schemas import merkle
-from fundtrail_schemas.checkpoint import sign_checkpoint
+from fundtrail_verify import merkle
+from fundtrail_verify.checkpoint import sign_checkpoint
 from fundtrail_schemas.decode import encode_event
 from fundtrail_schemas.events import (
     ContractSigned,
@@ -37,8 +37,8 @@ from fundtrail_schemas.events import (
     ViolationResolved,
 )
 from fundtrail_schemas.leaf import SUBJECTS, encode_leaf
-from fundtrail_schemas.store.compliance import CaseAction, Violation
-from fundtrail_schemas.store.tracker import (
+from fundtrail_runtime.store.compliance import CaseAction, Violation
+from fundtrail_runtime.store.tracker import (
     Fund,
     FundPosition,
     Payment,

@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from fundtrail_schemas.settings import CommonSettings
+from fundtrail_runtime.settings import CommonSettings
 
 from .core.checkpoints import LogKeys
 from .core.tokens import ASYMMETRIC_ALGORITHMS

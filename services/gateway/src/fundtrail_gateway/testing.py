@@ -115,8 +115,8 @@ def seeded_gateway(
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from fundtrail_schemas.db import sync_engine
-    from fundtrail_schemas.note import NoteVerifier
+    from fundtrail_runtime.db import sync_engine
+    from fundtrail_verify.note import NoteVerifier
 
     from .core.auth import Role
     from .core.tokens import TokenCodec

@@ -13,8 +13,8 @@ from fundtrail_gateway.main import create_app
 from fundtrail_gateway.seed import LOG_ID, World
 from fundtrail_gateway.settings import GatewaySettings
 from fundtrail_gateway.testing import running
-from fundtrail_schemas.checkpoint import Checkpoint, verify_checkpoint
-from fundtrail_schemas.note import SIG_COSIGNATURE_V1, NoteVerifier, cosign, open_note
+from fundtrail_verify.checkpoint import Checkpoint, verify_checkpoint
+from fundtrail_verify.note import SIG_COSIGNATURE_V1, NoteVerifier, cosign, open_note
 
 pytestmark = pytest.mark.integration
 

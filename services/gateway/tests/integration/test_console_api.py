@@ -21,8 +21,8 @@ from fundtrail_gateway.main import create_app
 from fundtrail_gateway.seed import LOG_ID, World
 from fundtrail_gateway.settings import GatewaySettings
 from fundtrail_gateway.testing import running
-from fundtrail_schemas.checkpoint import Checkpoint, key_id, verify_checkpoint
-from fundtrail_schemas.note import NoteVerifier
+from fundtrail_verify.checkpoint import Checkpoint, key_id, verify_checkpoint
+from fundtrail_verify.note import NoteVerifier
 
 pytestmark = pytest.mark.integration
 

@@ -280,7 +280,7 @@ async def test_regional_readers_see_only_their_regions_ledger_positions(
 
     from fundtrail_gateway.core.scoping import redact_state
     from fundtrail_gateway.seed import TrailBuilder
-    from fundtrail_schemas.db import sync_engine
+    from fundtrail_runtime.db import sync_engine
     from fundtrail_schemas.events import FundReturned
     from fundtrail_schemas.types import Level
 

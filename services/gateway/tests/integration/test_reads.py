@@ -17,8 +17,8 @@ from fundtrail_gateway.main import create_app
 from fundtrail_gateway.seed import World
 from fundtrail_gateway.settings import GatewaySettings
 from fundtrail_gateway.testing import running
-from fundtrail_schemas import merkle
-from fundtrail_schemas.checkpoint import (
+from fundtrail_verify import merkle
+from fundtrail_verify.checkpoint import (
     Checkpoint,
     ConsistencyProof,
     InclusionProof,

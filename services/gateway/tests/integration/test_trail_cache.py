@@ -29,8 +29,8 @@ from fundtrail_gateway.main import create_app
 from fundtrail_gateway.seed import TrailBuilder
 from fundtrail_gateway.settings import GatewaySettings
 from fundtrail_gateway.testing import free_port, running
-from fundtrail_schemas import merkle
-from fundtrail_schemas.db import sync_engine
+from fundtrail_verify import merkle
+from fundtrail_runtime.db import sync_engine
 from fundtrail_schemas.events import (
     Evidence,
     FundAllocated,

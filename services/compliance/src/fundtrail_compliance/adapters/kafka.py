@@ -9,10 +9,10 @@ from typing import Any
 from fundtrail_schemas.events import Envelope
 
 # Re-exported: the service names records and sinks by these.
-from fundtrail_schemas.kafka_batch import Inbound as Inbound
-from fundtrail_schemas.kafka_sink import Headers as Headers
-from fundtrail_schemas.kafka_sink import ProducerSink as ProducerSink
-from fundtrail_schemas.kafka_sink import Sink as Sink
+from fundtrail_runtime.kafka_batch import Inbound as Inbound
+from fundtrail_runtime.kafka_sink import Headers as Headers
+from fundtrail_runtime.kafka_sink import ProducerSink as ProducerSink
+from fundtrail_runtime.kafka_sink import Sink as Sink
 from fundtrail_schemas.topics import (
     HEADER_EVENT_TYPE,
     HEADER_SCHEMA_VERSION,

@@ -19,8 +19,8 @@ import orjson
 import psycopg
 from psycopg.types.json import Jsonb
 
-from fundtrail_schemas.db import array_literal, columns, connect_worker, unnest_insert
-from fundtrail_schemas.db import conninfo as conninfo  # re-exported: callers import it from here
+from fundtrail_runtime.db import array_literal, columns, connect_worker, unnest_insert
+from fundtrail_runtime.db import conninfo as conninfo  # re-exported: callers import it from here
 from fundtrail_schemas.events import ViolationRaised
 from fundtrail_schemas.rulepack import Rule
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 # Re-exported: the service names records and sinks by these.
-from fundtrail_schemas.kafka_batch import Inbound as Inbound
-from fundtrail_schemas.kafka_sink import AiokafkaSink as AiokafkaSink
-from fundtrail_schemas.kafka_sink import Headers as Headers
-from fundtrail_schemas.kafka_sink import ProducerSink as ProducerSink
-from fundtrail_schemas.kafka_sink import Record as Record
-from fundtrail_schemas.kafka_sink import Sink as Sink
+from fundtrail_runtime.kafka_batch import Inbound as Inbound
+from fundtrail_runtime.kafka_sink import AiokafkaSink as AiokafkaSink
+from fundtrail_runtime.kafka_sink import Headers as Headers
+from fundtrail_runtime.kafka_sink import ProducerSink as ProducerSink
+from fundtrail_runtime.kafka_sink import Record as Record
+from fundtrail_runtime.kafka_sink import Sink as Sink
 from fundtrail_schemas.topics import HEADER_TRACEPARENT, HEADER_TRACESTATE
 
 

@@ -18,10 +18,10 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg.types.json import Jsonb
 
-from fundtrail_schemas.db import columns, connect_worker, unnest_insert
-from fundtrail_schemas.db import conninfo as conninfo  # re-exported: callers import it from here
+from fundtrail_runtime.db import columns, connect_worker, unnest_insert
+from fundtrail_runtime.db import conninfo as conninfo  # re-exported: callers import it from here
 from fundtrail_schemas.leaf import SUBJECTS
-from fundtrail_schemas.merkle import CompactRange, node_id, range_decomposition
+from fundtrail_verify.merkle import CompactRange, node_id, range_decomposition
 from fundtrail_schemas.types import Category, Level
 
 from ..core.ledger import (

@@ -1,4 +1,4 @@
-"""A `fundtrail_schemas.merkle` store over the `trail_node` table (proofs in O(log n) lookups)."""
+"""A `fundtrail_verify.merkle` store over the `trail_node` table (proofs in O(log n) lookups)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import psycopg
 
-from fundtrail_schemas.merkle import Range, node_id
+from fundtrail_verify.merkle import Range, node_id
 
 
 class PgTrailStore:

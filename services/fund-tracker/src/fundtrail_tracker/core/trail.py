@@ -12,7 +12,7 @@ from collections.abc import Iterable, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from fundtrail_schemas import merkle
+from fundtrail_verify import merkle
 from fundtrail_schemas.events import (
     Envelope,
     PaymentDisbursed,

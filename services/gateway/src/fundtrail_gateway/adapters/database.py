@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from fundtrail_schemas.db import normalize_url
+from fundtrail_runtime.db import normalize_url
 
 from ..settings import GatewaySettings
 

@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from fundtrail_schemas.db import conninfo
+from fundtrail_runtime.db import conninfo
 
 from ..core.ratelimit import RateLimiter
 

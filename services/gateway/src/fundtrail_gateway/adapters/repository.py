@@ -12,9 +12,9 @@ from sqlalchemy import Row, and_, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from fundtrail_schemas import merkle
-from fundtrail_schemas.store.compliance import CaseAction, Violation
-from fundtrail_schemas.store.tracker import (
+from fundtrail_verify import merkle
+from fundtrail_runtime.store.compliance import CaseAction, Violation
+from fundtrail_runtime.store.tracker import (
     Fund,
     FundPosition,
     ProcessedEvent,
@@ -200,7 +200,7 @@ class MissingNode(LookupError):
 
 
 class PostgresMerkleStore:
-    """`fundtrail_schemas.merkle.MultiGetMerkleStore` over the trail_node table (sync, for run_sync)."""
+    """`fundtrail_verify.merkle.MultiGetMerkleStore` over the trail_node table (sync, for run_sync)."""
 
     def __init__(self, session: Session) -> None:
         self._session = session

@@ -14,7 +14,7 @@ import orjson
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from fundtrail_schemas.db import conninfo as conninfo  # re-exported: callers import it from here
+from fundtrail_runtime.db import conninfo as conninfo  # re-exported: callers import it from here
 
 from ..core.leafview import StoredEntry, render_item
 from ..core.regions import like_pattern

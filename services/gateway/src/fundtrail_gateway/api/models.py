@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from fundtrail_schemas.checkpoint import Checkpoint, ConsistencyProof, InclusionProof
+from fundtrail_verify.checkpoint import Checkpoint, ConsistencyProof, InclusionProof
 from fundtrail_schemas.rulepack import Rule
 from fundtrail_schemas.types import Identifier, LongText, Sha256Hex, ShortText
 

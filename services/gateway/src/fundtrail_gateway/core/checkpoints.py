@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from fundtrail_schemas.note import (
+from fundtrail_verify.note import (
     SIG_COSIGNATURE_V1,
     SIG_ED25519,
     CheckpointText,

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
-from fundtrail_schemas.note import NoteVerifier
+from fundtrail_verify.note import NoteVerifier
 from fundtrail_schemas.regions import CITY, counties, full_name, is_known, region, towns
 
 from ...core.problems import not_found

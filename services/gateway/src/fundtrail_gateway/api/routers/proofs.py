@@ -9,8 +9,8 @@ from fastapi import APIRouter, Path, Query
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
-from fundtrail_schemas import merkle
-from fundtrail_schemas.checkpoint import (
+from fundtrail_verify import merkle
+from fundtrail_verify.checkpoint import (
     Checkpoint,
     ConsistencyProof,
     InclusionProof,
