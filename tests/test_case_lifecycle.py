@@ -21,8 +21,8 @@ from kafka import KafkaProducer
 from sqlalchemy import text
 
 from fundtrail_devstack.stack import Stack
-from fundtrail_schemas.cases import EVENT_TYPE_OF, REFUSED_ACTIONS_ENTER_TRAIL, CaseAction, CaseRole, CaseStatus
 from fundtrail_runtime.db import sync_engine
+from fundtrail_schemas.cases import EVENT_TYPE_OF, REFUSED_ACTIONS_ENTER_TRAIL, CaseAction, CaseRole, CaseStatus
 from fundtrail_schemas.events import EVENT_TYPES, event_key
 from fundtrail_schemas.topics import CASES
 from fundtrail_schemas.types import level_of_region

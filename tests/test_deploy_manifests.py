@@ -24,9 +24,9 @@ import yaml
 from pydantic import AliasChoices, AliasPath, BaseModel
 from pydantic_settings import BaseSettings
 
+from fundtrail_runtime.settings import CommonSettings
 from fundtrail_schemas.kafka_acl import principals
 from fundtrail_schemas.kafka_security import KafkaSecurity
-from fundtrail_runtime.settings import CommonSettings
 from fundtrail_schemas.topics import ENRICHED_EVENTS, RAW_EVENTS, TOPICS_BY_NAME, registry_topics
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from fundtrail_demo import generate
 from fundtrail_devstack.otlp_sink import OtlpSink
 from fundtrail_devstack.run import write_demo
 from fundtrail_devstack.stack import Stack, publish_file
-from fundtrail_verify.checkpoint import Checkpoint, InclusionProof, load_public_key, verify_checkpoint
 from fundtrail_runtime.db import sync_engine
-from fundtrail_demo import generate
+from fundtrail_verify.checkpoint import Checkpoint, InclusionProof, load_public_key, verify_checkpoint
 from fundtrail_verify.merkle import leaf_hash
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]

@@ -25,11 +25,11 @@ from kafka import KafkaConsumer
 from fundtrail_gateway.cli import verify_online
 from fundtrail_gateway.seed import LOG_ID
 from fundtrail_gateway.testing import SeededGateway, seeded_gateway
-from fundtrail_verify.cosignatures import CheckpointCosigned
 from fundtrail_runtime.kafka_sink import AiokafkaSink
-from fundtrail_verify.note import SIG_COSIGNATURE_V1, NoteVerifier, cosign
 from fundtrail_schemas.topics import TRAIL_COSIGNATURES
 from fundtrail_tracker.service import Tracker, TrackerConfig
+from fundtrail_verify.cosignatures import CheckpointCosigned
+from fundtrail_verify.note import SIG_COSIGNATURE_V1, NoteVerifier, cosign
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 

@@ -35,7 +35,6 @@ from typing import Any
 
 import orjson
 
-
 FORMAT = 2
 KINDS = ("event", "violation", "case")
 # Subject kinds a leaf chains, and the leaf member (and trail_entry column) that names the subject.

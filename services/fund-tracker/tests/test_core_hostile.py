@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from fundtrail_runtime.kafka_batch import Inbound
 from fundtrail_schemas.decode import ReasonCode, Rejection
 from fundtrail_schemas.events import now_utc
-from fundtrail_runtime.kafka_batch import Inbound
 from fundtrail_tracker import service
 from fundtrail_tracker.core.validation import decode_message
 from fundtrail_tracker.service import Tracker, TrackerConfig

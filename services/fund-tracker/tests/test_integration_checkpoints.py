@@ -9,13 +9,13 @@ import psycopg
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from fundtrail_tracker.adapters.kafka import AiokafkaSink
+from fundtrail_tracker.adapters.postgres import conninfo
+from fundtrail_tracker.service import Tracker, TrackerConfig
 from fundtrail_verify import merkle
 from fundtrail_verify.checkpoint import Checkpoint, verify_checkpoint
 from fundtrail_verify.cosignatures import CheckpointCosigned
 from fundtrail_verify.note import SIG_COSIGNATURE_V1, NoteVerifier, cosign
-from fundtrail_tracker.adapters.kafka import AiokafkaSink
-from fundtrail_tracker.adapters.postgres import conninfo
-from fundtrail_tracker.service import Tracker, TrackerConfig
 
 pytestmark = pytest.mark.integration
 

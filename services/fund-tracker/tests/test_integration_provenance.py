@@ -15,8 +15,8 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import AuthorizationError
 
-from fundtrail_schemas.examples import load_examples
 from fundtrail_runtime.kafka_admin import ensure_topics
+from fundtrail_schemas.examples import load_examples
 from fundtrail_schemas.kafka_security import KafkaSecurity, client_security
 from fundtrail_schemas.topics import DEAD_LETTERS, ENRICHED_EVENTS, HEADER_SOURCE_TOPIC, raw_topic, registry_topics
 

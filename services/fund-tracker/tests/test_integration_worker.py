@@ -15,13 +15,13 @@ from typing import Any
 import openpyxl
 import pytest
 
-from fundtrail_verify import merkle
-from fundtrail_verify.checkpoint import Checkpoint, load_public_key, verify_checkpoint
 from fundtrail_schemas.enriched import DeadLetter, EnrichedEvent
 from fundtrail_schemas.examples import load_examples
 from fundtrail_schemas.leaf import decode_leaf
 from fundtrail_tracker.adapters.trail_store import PgTrailStore
 from fundtrail_tracker.keys import public_key_path
+from fundtrail_verify import merkle
+from fundtrail_verify.checkpoint import Checkpoint, load_public_key, verify_checkpoint
 
 pytestmark = pytest.mark.integration
 
@@ -173,9 +173,9 @@ def test_trace_context_flows_from_publisher_to_enriched_event(module_scenario: A
                                                               tmp_path: Path) -> None:
     from opentelemetry import trace
 
+    from fundtrail_publish import Publisher
     from fundtrail_schemas.events import FundAllocated
     from fundtrail_schemas.telemetry import setup_tracing
-    from fundtrail_publish import Publisher
 
     s, worker = module_scenario
     setup_tracing("fundtrail-tests")

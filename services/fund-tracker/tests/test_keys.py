@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from fundtrail_verify.checkpoint import generate_keypair, save_private_key
 from fundtrail_tracker.keys import SigningKeyExposed, load_signing_key
+from fundtrail_verify.checkpoint import generate_keypair, save_private_key
 
 
 @pytest.mark.parametrize("mode", [0o600, 0o400, 0o440])

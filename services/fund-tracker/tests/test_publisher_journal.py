@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+from fundtrail_publish import Publisher
+from fundtrail_publish.journal import Journal, JournalEntry
 from fundtrail_schemas.events import PaymentDisbursed
 from fundtrail_schemas.examples import load_examples
 from fundtrail_schemas.tabular import MappedRow, content_hash
-from fundtrail_publish import Publisher
-from fundtrail_publish.journal import Journal, JournalEntry
 
 
 def row(n: int, **changes: object) -> MappedRow:

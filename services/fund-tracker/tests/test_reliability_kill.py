@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from fundtrail_verify import merkle
 from fundtrail_tracker.adapters.trail_store import PgTrailStore
 from fundtrail_tracker.synthetic import encode, generate, key_of
+from fundtrail_verify import merkle
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

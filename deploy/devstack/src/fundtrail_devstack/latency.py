@@ -21,6 +21,8 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaProducer
 
+from fundtrail_runtime.kafka_sink import AiokafkaSink, Record
+from fundtrail_runtime.worker import cpu_seconds
 from fundtrail_schemas.events import (
     ContractSigned,
     Envelope,
@@ -32,7 +34,6 @@ from fundtrail_schemas.events import (
     event_key,
 )
 from fundtrail_schemas.kafka_security import client_security
-from fundtrail_runtime.kafka_sink import AiokafkaSink, Record
 from fundtrail_schemas.telemetry import inject_headers
 from fundtrail_schemas.topics import RAW_EVENTS
 from fundtrail_schemas.types import (
@@ -43,7 +44,6 @@ from fundtrail_schemas.types import (
     ProcurementCategory,
     ProcurementMethod,
 )
-from fundtrail_runtime.worker import cpu_seconds
 
 from .stack import Stack
 

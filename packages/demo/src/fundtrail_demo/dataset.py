@@ -15,6 +15,7 @@ from fundtrail_schemas.catalogue import BY_RULE_ID
 from fundtrail_schemas.events import Envelope
 from fundtrail_schemas.regions import CITY, counties
 from fundtrail_schemas.types import Category
+
 from . import names
 from .plan import (
     DAY,

@@ -34,6 +34,7 @@ from fundtrail_schemas.events import (
     VendorRegistered,
 )
 from fundtrail_schemas.types import NEGATIVE_LIST, TENDER_METHODS, Level, PaymentKind, ProcurementMethod
+
 from .plan import (
     AMENDMENT_BPS,
     BUDGET_OVERRUN_BPS,

@@ -27,6 +27,7 @@ from fundtrail_schemas.types import (
     ProcurementCategory,
     ProcurementMethod,
 )
+
 from . import names
 
 YEAR = 2025

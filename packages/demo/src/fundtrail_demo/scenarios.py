@@ -13,7 +13,16 @@ from datetime import timedelta
 from typing import Any
 
 from fundtrail_schemas.regions import CITY, Region, region, villages
-from fundtrail_schemas.types import NEGATIVE_LIST, AccountKind, Category, Level, PaymentKind, ProcurementCategory, ProcurementMethod
+from fundtrail_schemas.types import (
+    NEGATIVE_LIST,
+    AccountKind,
+    Category,
+    Level,
+    PaymentKind,
+    ProcurementCategory,
+    ProcurementMethod,
+)
+
 from .plan import (
     DAY,
     IDLE_DAYS,

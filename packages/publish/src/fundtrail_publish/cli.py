@@ -28,8 +28,9 @@ def publish(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only validate and report row errors")] = False,
     bootstrap: Annotated[str | None, typer.Option("--bootstrap", envvar="KAFKA_BOOTSTRAP_SERVERS",
                                                   help="Kafka bootstrap servers")] = None,
-    state_dir: Annotated[Path | None, typer.Option("--state-dir", envvar=["FUNDTRAIL_PUBLISH_STATE_DIR", "FUNDTRAIL_TRACKER_STATE_DIR"],
-                                                   help="Where the publish journal lives")] = None,
+    state_dir: Annotated[Path | None, typer.Option(
+        "--state-dir", envvar=["FUNDTRAIL_PUBLISH_STATE_DIR", "FUNDTRAIL_TRACKER_STATE_DIR"],
+        help="Where the publish journal lives")] = None,
 ) -> None:
     """Validate FILE locally (row-level errors with row numbers), then publish its new events."""
     from fundtrail_schemas.events import now_utc

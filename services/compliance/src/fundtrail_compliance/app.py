@@ -18,8 +18,8 @@ from typing import Any
 import faust
 
 from fundtrail_runtime.kafka_batch import BatchReader, from_faust_event
-from fundtrail_schemas.topics import CASES, ENRICHED_EVENTS, RULE_PACKS
 from fundtrail_runtime.worker import faust_options, thaw_if_due, until_done
+from fundtrail_schemas.topics import CASES, ENRICHED_EVENTS, RULE_PACKS
 
 from .adapters.idle import IdlePartitions
 from .adapters.kafka import ProducerSink, follow_topic

@@ -128,8 +128,8 @@ def run(
     from kafka.admin import KafkaAdminClient
 
     from fundtrail_runtime.kafka_admin import ensure_topics
-    from fundtrail_schemas.topics import DEFAULT_PARTITIONS, TopicSpec
     from fundtrail_runtime.worker import tune_gc
+    from fundtrail_schemas.topics import DEFAULT_PARTITIONS, TopicSpec
 
     from .logreader import read_log, read_log_prejudged
     from .replay import evaluate

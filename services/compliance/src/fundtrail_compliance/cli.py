@@ -64,8 +64,8 @@ def replay(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from fundtrail_schemas.rulepack import RulePackError
     from fundtrail_runtime.worker import tune_gc
+    from fundtrail_schemas.rulepack import RulePackError
 
     from . import replay as rp
     from .logreader import read_log, read_log_prejudged

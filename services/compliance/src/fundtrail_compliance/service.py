@@ -24,6 +24,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
 
+from fundtrail_runtime.worker import BatchPhases
 from fundtrail_schemas import cases
 from fundtrail_schemas.decode import ReasonCode, has_nul
 from fundtrail_schemas.enriched import DeadLetter
@@ -49,7 +50,6 @@ from fundtrail_schemas.topics import (
     VIOLATIONS_DLQ,
     department_topic,
 )
-from fundtrail_runtime.worker import BatchPhases
 
 from .adapters.kafka import (
     Inbound,

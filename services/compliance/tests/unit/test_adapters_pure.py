@@ -114,8 +114,8 @@ def test_batch_phases_are_exported_under_the_names_the_latency_report_reads() ->
 def test_a_fund_is_owned_by_the_partition_the_tracker_produces_it_to() -> None:
     from fundtrail_compliance.adapters.kafka import partition_of
     from fundtrail_compliance.adapters.postgres import enriched_key
-    from fundtrail_schemas.events import any_event_adapter, event_key
     from fundtrail_runtime.kafka_sink import AiokafkaSink
+    from fundtrail_schemas.events import any_event_adapter, event_key
 
     sink = AiokafkaSink(None)
     funds = [f"江财农〔2026〕{n}号".encode() for n in range(200)]

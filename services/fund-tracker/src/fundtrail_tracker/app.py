@@ -18,8 +18,8 @@ import faust
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fundtrail_runtime.kafka_batch import BatchReader, from_faust_event
-from fundtrail_schemas.topics import raw_topic_pattern
 from fundtrail_runtime.worker import faust_options, thaw_if_due, until_done
+from fundtrail_schemas.topics import raw_topic_pattern
 
 from .adapters.kafka import ProducerSink
 from .adapters.metrics import Metrics

@@ -29,8 +29,8 @@ from typing import Any
 
 import psycopg
 
-from fundtrail_schemas.kafka_security import client_security
 from fundtrail_runtime.worker import cpu_seconds
+from fundtrail_schemas.kafka_security import client_security
 
 from .adapters import postgres as pg
 from .adapters.trail_store import PgTrailStore

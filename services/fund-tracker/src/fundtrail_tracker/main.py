@@ -14,8 +14,8 @@ def run_worker() -> None:
 
     from fundtrail_runtime.db import upgrade
     from fundtrail_runtime.kafka_admin import ensure_topics
-    from fundtrail_schemas.telemetry import setup_tracing
     from fundtrail_runtime.worker import bound_shutdown, freeze_survivors, tune_gc, use_uvloop
+    from fundtrail_schemas.telemetry import setup_tracing
 
     from .adapters.metrics import Metrics
     from .app import build_app

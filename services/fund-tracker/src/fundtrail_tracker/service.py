@@ -31,8 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from opentelemetry.trace import Span, Status, StatusCode
 from pydantic import ValidationError
 
-from fundtrail_verify.checkpoint import Checkpoint, sign_checkpoint
-from fundtrail_verify.cosignatures import CheckpointCosigned
+from fundtrail_runtime.worker import BatchPhases
 from fundtrail_schemas.decode import FieldError, ReasonCode, Rejection
 from fundtrail_schemas.events import (
     CASE_EVENTS,
@@ -41,9 +40,10 @@ from fundtrail_schemas.events import (
     event_key,
     now_utc,
 )
-from fundtrail_verify.note import NoteError
 from fundtrail_schemas.topics import HEADER_EVENT_TYPE, HEADER_SCHEMA_VERSION, HEADER_SOURCE_TOPIC, raw_topic_region
-from fundtrail_runtime.worker import BatchPhases
+from fundtrail_verify.checkpoint import Checkpoint, sign_checkpoint
+from fundtrail_verify.cosignatures import CheckpointCosigned
+from fundtrail_verify.note import NoteError
 
 from .adapters import postgres as pg
 from .adapters.kafka import Inbound, Record, Sink, trace_headers

@@ -9,8 +9,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AliasChoices, BeforeValidator, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BeforeValidator, Field
+from pydantic_settings import SettingsConfigDict
 
 from fundtrail_runtime.kafka_batch import COMMIT_INTERVAL_SECONDS
 from fundtrail_runtime.settings import CommonSettings

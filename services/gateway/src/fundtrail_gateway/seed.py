@@ -19,8 +19,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine
 from sqlmodel import Session, SQLModel
 
-from fundtrail_verify import merkle
-from fundtrail_verify.checkpoint import sign_checkpoint
+from fundtrail_runtime.store.compliance import CaseAction, Violation
+from fundtrail_runtime.store.tracker import (
+    Fund,
+    FundPosition,
+    Payment,
+    ProcessedEvent,
+    TrailCheckpoint,
+    TrailEntry,
+    TrailNode,
+)
 from fundtrail_schemas.decode import encode_event
 from fundtrail_schemas.events import (
     ContractSigned,
@@ -37,16 +45,6 @@ from fundtrail_schemas.events import (
     ViolationResolved,
 )
 from fundtrail_schemas.leaf import SUBJECTS, encode_leaf
-from fundtrail_runtime.store.compliance import CaseAction, Violation
-from fundtrail_runtime.store.tracker import (
-    Fund,
-    FundPosition,
-    Payment,
-    ProcessedEvent,
-    TrailCheckpoint,
-    TrailEntry,
-    TrailNode,
-)
 from fundtrail_schemas.types import (
     AccountKind,
     Category,
@@ -57,6 +55,8 @@ from fundtrail_schemas.types import (
     ProcurementMethod,
     Severity,
 )
+from fundtrail_verify import merkle
+from fundtrail_verify.checkpoint import sign_checkpoint
 
 LOG_ID = "fundtrail.test/log"
 T0 = datetime(2026, 3, 2, 1, 30, tzinfo=UTC)

@@ -18,8 +18,8 @@ from starlette.testclient import TestClient
 from fundtrail_gateway.cli import audit_through
 from fundtrail_gateway.main import create_app
 from fundtrail_gateway.seed import World, seed_world
-from fundtrail_verify.checkpoint import sign_checkpoint
 from fundtrail_runtime.db import sync_engine
+from fundtrail_verify.checkpoint import sign_checkpoint
 
 pytestmark = pytest.mark.integration
 

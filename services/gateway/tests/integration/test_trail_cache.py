@@ -29,7 +29,6 @@ from fundtrail_gateway.main import create_app
 from fundtrail_gateway.seed import TrailBuilder
 from fundtrail_gateway.settings import GatewaySettings
 from fundtrail_gateway.testing import free_port, running
-from fundtrail_verify import merkle
 from fundtrail_runtime.db import sync_engine
 from fundtrail_schemas.events import (
     Evidence,
@@ -51,6 +50,7 @@ from fundtrail_schemas.types import (
     ProcurementMethod,
     Severity,
 )
+from fundtrail_verify import merkle
 
 pytestmark = pytest.mark.integration
 

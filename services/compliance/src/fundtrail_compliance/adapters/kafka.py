@@ -6,13 +6,12 @@ from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from fundtrail_schemas.events import Envelope
-
 # Re-exported: the service names records and sinks by these.
 from fundtrail_runtime.kafka_batch import Inbound as Inbound
 from fundtrail_runtime.kafka_sink import Headers as Headers
 from fundtrail_runtime.kafka_sink import ProducerSink as ProducerSink
 from fundtrail_runtime.kafka_sink import Sink as Sink
+from fundtrail_schemas.events import Envelope
 from fundtrail_schemas.topics import (
     HEADER_EVENT_TYPE,
     HEADER_SCHEMA_VERSION,

@@ -21,8 +21,8 @@ from psycopg.types.json import Jsonb
 from fundtrail_runtime.db import columns, connect_worker, unnest_insert
 from fundtrail_runtime.db import conninfo as conninfo  # re-exported: callers import it from here
 from fundtrail_schemas.leaf import SUBJECTS
-from fundtrail_verify.merkle import CompactRange, node_id, range_decomposition
 from fundtrail_schemas.types import Category, Level
+from fundtrail_verify.merkle import CompactRange, node_id, range_decomposition
 
 from ..core.ledger import (
     ContractRecord,

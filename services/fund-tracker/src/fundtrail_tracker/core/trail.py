@@ -12,13 +12,13 @@ from collections.abc import Iterable, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from fundtrail_verify import merkle
 from fundtrail_schemas.events import (
     Envelope,
     PaymentDisbursed,
     ViolationRaised,
 )
 from fundtrail_schemas.leaf import SUBJECTS, encode_leaf
+from fundtrail_verify import merkle
 
 from .ledger import contract_id_of, vendor_id_of
 

@@ -12,7 +12,6 @@ from sqlalchemy import Row, and_, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from fundtrail_verify import merkle
 from fundtrail_runtime.store.compliance import CaseAction, Violation
 from fundtrail_runtime.store.tracker import (
     Fund,
@@ -23,6 +22,7 @@ from fundtrail_runtime.store.tracker import (
     TrailEntry,
     TrailNode,
 )
+from fundtrail_verify import merkle
 
 from ..core.leafview import StoredEntry
 from ..core.positions import Position

@@ -8,9 +8,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from fundtrail_verify.checkpoint import Checkpoint, ConsistencyProof, InclusionProof
 from fundtrail_schemas.rulepack import Rule
 from fundtrail_schemas.types import Identifier, LongText, Sha256Hex, ShortText
+from fundtrail_verify.checkpoint import Checkpoint, ConsistencyProof, InclusionProof
 
 from ..core.problems import Problem
 

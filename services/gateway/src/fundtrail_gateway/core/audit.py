@@ -12,9 +12,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from fundtrail_schemas.leaf import SUBJECTS, Leaf, LeafError, decode_leaf
 from fundtrail_verify import merkle
 from fundtrail_verify.checkpoint import Checkpoint, CheckResult
-from fundtrail_schemas.leaf import SUBJECTS, Leaf, LeafError, decode_leaf
 
 from .leafview import StoredEntry, check_entry
 

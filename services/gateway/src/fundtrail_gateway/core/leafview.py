@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from fundtrail_verify import merkle
 from fundtrail_schemas.leaf import COPIED_COLUMNS, Leaf, LeafError, decode_leaf, parse_time
+from fundtrail_verify import merkle
 
 from .scoping import redact_state
 

@@ -17,9 +17,9 @@ import orjson
 from fastapi import APIRouter, Path, Request
 from starlette.responses import Response
 
+from fundtrail_schemas.topics import TRAIL_COSIGNATURES
 from fundtrail_verify.cosignatures import CheckpointCosigned
 from fundtrail_verify.note import Note, NoteError
-from fundtrail_schemas.topics import TRAIL_COSIGNATURES
 
 from ...adapters import repository
 from ...adapters.publisher import OutMessage, PublisherUnavailable

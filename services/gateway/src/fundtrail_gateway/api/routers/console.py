@@ -9,8 +9,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
-from fundtrail_verify.note import NoteVerifier
 from fundtrail_schemas.regions import CITY, counties, full_name, is_known, region, towns
+from fundtrail_verify.note import NoteVerifier
 
 from ...core.problems import not_found
 from ..deps import AnyRole, SettingsDep

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Query
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
+from fundtrail_schemas.leaf import LeafError, decode_leaf
 from fundtrail_verify import merkle
 from fundtrail_verify.checkpoint import (
     Checkpoint,
@@ -17,7 +18,6 @@ from fundtrail_verify.checkpoint import (
     ProofBundle,
     build_proof_bundle,
 )
-from fundtrail_schemas.leaf import LeafError, decode_leaf
 
 from ...adapters import repository
 from ...adapters.repository import MissingNode, PostgresMerkleStore
