@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -110,8 +111,10 @@ def test_the_publisher_installs_alone_and_publishes(tmp_path: Path, kafka_bootst
     events.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
     dry = fundtrail(python, "publish", "--dry-run", str(events))
-    valid = int(dry.stdout.split(" valid")[0].rsplit(" ", 1)[-1]) if " valid" in dry.stdout else -1
-    assert valid >= 10, dry.stdout + dry.stderr  # lifecycle events are valid; cases may be refused
+    counted = re.search(r"(\d+) valid", dry.stdout + dry.stderr)
+    assert counted, dry.stdout + dry.stderr
+    valid = int(counted.group(1))
+    assert valid >= 10, dry.stdout + dry.stderr  # the lifecycle events; case actions are not a bureau's to publish
     prefix = f"clean-{uuid.uuid4().hex[:8]}."
     ensure_topics(kafka_bootstrap, [replace(TOPICS_BY_NAME[RAW_EVENTS], name=prefix + RAW_EVENTS)])
     env = {"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "FUNDTRAIL_PUBLISH_TOPIC_PREFIX": prefix,

@@ -238,7 +238,7 @@ def test_the_full_audit_passes_on_what_the_workers_wrote(
     import httpx
 
     from fundtrail_devstack.lag import wait_for_zero_lag
-    from fundtrail_gateway.cli import audit_through
+    from fundtrail_verify.cli import audit_through
 
     wait_for_zero_lag(e2e_stack.bootstrap, timeout=120)
     auditor = e2e_stack.token("auditor", "e2e-auditor")

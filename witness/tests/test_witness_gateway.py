@@ -22,12 +22,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from kafka import KafkaConsumer
 
-from fundtrail_gateway.cli import verify_online
 from fundtrail_gateway.seed import LOG_ID
 from fundtrail_gateway.testing import SeededGateway, seeded_gateway
 from fundtrail_runtime.kafka_sink import AiokafkaSink
 from fundtrail_schemas.topics import TRAIL_COSIGNATURES
 from fundtrail_tracker.service import Tracker, TrackerConfig
+from fundtrail_verify.cli import verify_online
 from fundtrail_verify.cosignatures import CheckpointCosigned
 from fundtrail_verify.note import SIG_COSIGNATURE_V1, NoteVerifier, cosign
 

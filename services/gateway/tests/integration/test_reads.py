@@ -12,7 +12,6 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from fundtrail_gateway.cli import verify_offline, verify_online
 from fundtrail_gateway.main import create_app
 from fundtrail_gateway.seed import World
 from fundtrail_gateway.settings import GatewaySettings
@@ -26,6 +25,7 @@ from fundtrail_verify.checkpoint import (
     verify_bundle,
     verify_checkpoint,
 )
+from fundtrail_verify.cli import verify_offline, verify_online
 
 pytestmark = pytest.mark.integration
 

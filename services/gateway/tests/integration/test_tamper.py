@@ -15,11 +15,11 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from starlette.testclient import TestClient
 
-from fundtrail_gateway.cli import audit_through
 from fundtrail_gateway.main import create_app
 from fundtrail_gateway.seed import World, seed_world
 from fundtrail_runtime.db import sync_engine
 from fundtrail_verify.checkpoint import sign_checkpoint
+from fundtrail_verify.cli import audit_through
 
 pytestmark = pytest.mark.integration
 

@@ -9,10 +9,10 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from fundtrail_gateway.core.audit import audit_log, served_positions_problems
 from fundtrail_gateway.core.leafview import StoredEntry, check_entry, render_item
 from fundtrail_schemas.leaf import encode_leaf
 from fundtrail_verify import merkle
+from fundtrail_verify.audit import audit_log, served_positions_problems
 from fundtrail_verify.checkpoint import sign_checkpoint
 
 AT = datetime(2026, 3, 2, tzinfo=UTC)

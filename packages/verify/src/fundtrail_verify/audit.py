@@ -16,7 +16,7 @@ from fundtrail_schemas.leaf import SUBJECTS, Leaf, LeafError, decode_leaf
 from fundtrail_verify import merkle
 from fundtrail_verify.checkpoint import Checkpoint, CheckResult
 
-from .leafview import StoredEntry, check_entry
+from .entry import StoredEntry, check_entry
 
 POSITION_FIELDS = ("received_fen", "passed_down_fen", "paid_fen", "returned_fen", "contracted_fen")
 PositionKey = tuple[str, str, str]  # fund, level, region
