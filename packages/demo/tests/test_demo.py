@@ -179,7 +179,7 @@ def test_csv_output_reads_back_through_the_publisher_mapping() -> None:
 
 def test_cli_writes_events_and_manifest(tmp_path) -> None:
     out, manifest = tmp_path / "demo.jsonl", tmp_path / "expected.json"
-    result = CliRunner().invoke(demo_app, ["generate", "--seed", "2", "--size", "0.05", "--out", str(out),
+    result = CliRunner().invoke(demo_app, ["--seed", "2", "--size", "0.05", "--out", str(out),
                                       "--expected", str(manifest)])
     assert result.exit_code == 0, result.output
     assert out.read_bytes() == _jsonl(2, 0.05)
@@ -189,7 +189,7 @@ def test_cli_writes_events_and_manifest(tmp_path) -> None:
     ids = {json.loads(line)["event_id"] for line in out.read_bytes().splitlines()}
     assert {v["triggering_event_id"] for v in data["expected_violations"]} <= ids
     csv_out = tmp_path / "demo.csv"
-    result = CliRunner().invoke(demo_app, ["generate", "--seed", "2", "--size", "0.05", "--out", str(csv_out),
+    result = CliRunner().invoke(demo_app, ["--seed", "2", "--size", "0.05", "--out", str(csv_out),
                                       "--format", "csv"])
     assert result.exit_code == 0, result.output
     assert len(csv_out.read_text(encoding="utf-8").splitlines()) == data["summary"]["events"] + 1
