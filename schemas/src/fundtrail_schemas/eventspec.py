@@ -151,6 +151,8 @@ def bureau_specs() -> list[EventSpec]:
 # They take a contract event or its JSON object (compliance works on decoded dicts).
 
 def _get(event: Envelope | Mapping[str, Any], name: str) -> Any:
+    if type(event) is dict:  # the common case, without the slower ABC check below
+        return event.get(name)
     return event.get(name) if isinstance(event, Mapping) else getattr(event, name, None)
 
 
