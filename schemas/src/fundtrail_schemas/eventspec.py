@@ -150,19 +150,28 @@ def bureau_specs() -> list[EventSpec]:
 # --------------------------------------------------------------------------- accessors
 # They take a contract event or its JSON object (compliance works on decoded dicts).
 
+_MISSING = object()
+
+
 def _get(event: Envelope | Mapping[str, Any], name: str) -> Any:
-    if type(event) is dict:  # the common case, without the slower ABC check below
+    # Per event on hot paths: `type() is dict` and getattr are cheap; isinstance on a pydantic model
+    # is not (~200 ns against dict, ~650 ns against Mapping), so it comes last.
+    if type(event) is dict:
         return event.get(name)
-    return event.get(name) if isinstance(event, Mapping) else getattr(event, name, None)
+    value = getattr(event, name, _MISSING)
+    if value is _MISSING:
+        return event.get(name) if isinstance(event, Mapping) else None
+    return value
 
 
-def _type(event: Envelope | Mapping[str, Any]) -> Any:
-    return _get(event, "event_type")
+# Accessor -> event type -> the field it reads (None: the type has no such field).
+_ACCESSED: dict[str, dict[str, str | None]] = {
+    attr: {s.name: getattr(s, attr) for s in _SPECS} for attr in ("payment", "contract", "vendor")
+}
 
 
 def _field_value(event: Envelope | Mapping[str, Any], attr: str) -> str | None:
-    spec = SPECS.get(_type(event))
-    name = getattr(spec, attr) if spec is not None else None
+    name = _ACCESSED[attr].get(_get(event, "event_type"))
     value = _get(event, name) if name else None
     return str(value) if value else None
 
@@ -179,7 +188,7 @@ def contract_of(event: Envelope | Mapping[str, Any]) -> str | None:
 
 def counterparty_of(event: Envelope | Mapping[str, Any]) -> tuple[Any, str] | None:
     """(level, region code) of the position receiving an allocation, transfer or return."""
-    spec = SPECS.get(_type(event))
+    spec = SPECS.get(_get(event, "event_type"))
     if spec is None or spec.counterparty is None:
         return None
     level_field, region_field = spec.counterparty
@@ -194,7 +203,7 @@ def trail_columns(event: Envelope | Mapping[str, Any]) -> dict[str, str | None]:
 
 def message_key(event: Envelope | Mapping[str, Any]) -> str:
     """Kafka message key: reference data by vendor, fund events by fund, else by project or event id."""
-    spec = SPECS.get(_type(event))
+    spec = SPECS.get(_get(event, "event_type"))
     if spec is not None and spec.family is Family.REFERENCE:
         return f"vendor:{vendor_of(event)}"
     if fund := _get(event, "fund_doc_no"):
