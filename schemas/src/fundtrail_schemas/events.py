@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime, timedelta
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import (
     AwareDatetime,
@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from .cases import CaseRole
+from .eventspec import SPECS, Family, message_key
 from .types import (
     AccountKind,
     BasisPoints,
@@ -380,29 +381,6 @@ class ViolationResolved(_CaseAction):
     refuting_event_id: uuid.UUID
 
 
-LIFECYCLE_EVENTS: tuple[type[FundEventBase], ...] = (
-    FundAllocated,
-    FundTransferred,
-    ProjectApproved,
-    ProcurementAwarded,
-    ContractSigned,
-    ContractAmended,
-    PaymentDisbursed,
-    ProjectAccepted,
-    ProjectSettled,
-    FundReturned,
-    BudgetAdjusted,
-)
-REFERENCE_EVENTS: tuple[type[Envelope], ...] = (VendorRegistered, VendorDebarred, RelationDeclared)
-CASE_EVENTS: tuple[type[_CaseAction], ...] = (
-    ViolationAcknowledged,
-    ViolationRectified,
-    ViolationDismissed,
-    ViolationAssigned,
-    ViolationResolved,
-)
-VIOLATION_EVENTS: tuple[type[Envelope], ...] = (ViolationRaised,)
-
 # What bureaus may publish on the raw topic.
 SourceEvent = Annotated[
     FundAllocated
@@ -449,10 +427,24 @@ AnyEvent = Annotated[
     Field(discriminator="event_type"),
 ]
 
+# The unions above are the contract's list of models (pydantic needs them written out); every
+# other list is derived from them and the registry, which says what each type is (`eventspec`).
 EVENT_TYPES: dict[str, type[Envelope]] = {
-    m.model_fields["event_type"].default: m
-    for m in (*LIFECYCLE_EVENTS, *REFERENCE_EVENTS, *VIOLATION_EVENTS, *CASE_EVENTS)
+    m.model_fields["event_type"].default: m for m in get_args(get_args(AnyEvent)[0])
 }
+
+
+def _family(family: Family) -> tuple[Any, ...]:
+    try:
+        return tuple(EVENT_TYPES[s.name] for s in SPECS.values() if s.family is family)
+    except KeyError as exc:
+        raise ImportError(f"eventspec.SPECS names {exc}, which is not in the AnyEvent union") from None
+
+
+LIFECYCLE_EVENTS: tuple[type[FundEventBase], ...] = _family(Family.LIFECYCLE)
+REFERENCE_EVENTS: tuple[type[Envelope], ...] = _family(Family.REFERENCE)
+CASE_EVENTS: tuple[type[_CaseAction], ...] = _family(Family.CASE)
+VIOLATION_EVENTS: tuple[type[Envelope], ...] = _family(Family.VIOLATION)
 
 source_event_adapter: TypeAdapter[SourceEvent] = TypeAdapter(SourceEvent)
 case_event_adapter: TypeAdapter[CaseEvent] = TypeAdapter(CaseEvent)
@@ -460,14 +452,8 @@ any_event_adapter: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)
 
 
 def event_key(event: Envelope) -> bytes:
-    """Kafka message key: fund events by fund, reference data by vendor, cases by violation."""
-    if isinstance(event, (VendorRegistered, VendorDebarred, RelationDeclared)):
-        return f"vendor:{event.vendor_id}".encode()
-    if event.fund_doc_no:
-        return event.fund_doc_no.encode()
-    if event.project_id:
-        return f"project:{event.project_id}".encode()
-    return str(event.event_id).encode()
+    """Kafka message key: reference data by vendor, fund events by fund (`eventspec.message_key`)."""
+    return message_key(event).encode()
 
 
 def now_utc() -> datetime:

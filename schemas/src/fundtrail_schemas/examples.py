@@ -37,6 +37,7 @@ from .events import (
     ViolationRectified,
     ViolationResolved,
 )
+from .eventspec import SPECS
 from .types import (
     AccountKind,
     Category,
@@ -285,9 +286,15 @@ def example_path(event_type: str, version: int = CURRENT_VERSION, root: Path = E
 
 
 def write_examples(root: Path = EXAMPLES_DIR) -> list[Path]:
-    """Write the current version's golden examples (never touches earlier versions)."""
+    """Write the current version's golden examples (never touches earlier versions).
+
+    Every type in the registry needs one: a type without is refused here, before anything is written."""
+    events = golden_events()
+    missing = sorted(set(SPECS) - {ev.event_type for ev in events})
+    if missing:
+        raise ValueError(f"no golden example for {', '.join(missing)}: add one to examples.golden_events")
     out = []
-    for ev in golden_events():
+    for ev in events:
         path = example_path(ev.event_type, CURRENT_VERSION, root)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(ev.model_dump(mode="json"), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")

@@ -16,7 +16,7 @@ count as ASCII ones. Besides the event fields:
 - ``<name>_yuan`` (e.g. ``amount_yuan``, 金额（元）) is converted exactly to ``<name>_fen``; at most
   two decimals, never through a float;
 - ``source_record_key`` (来源记录号) names the source record; without it the natural key of the
-  event type is used (`natural_key`);
+  event type is used (`natural_key`, from `eventspec`);
 - empty cells are absent fields; ``level`` defaults to the level the region code denotes;
   ``source_bureau``, ``region_code`` and ``event_type`` may come from `RowDefaults`;
 - times without an offset are China Standard Time (UTC+08:00); a bare date means its midnight;
@@ -44,7 +44,8 @@ from typing import Any, Union, get_args, get_origin
 from pydantic import AwareDatetime, BaseModel
 
 from .decode import MAX_INT_DIGITS, JsonLimitError, ReasonCode, Rejection, load_json_bounded, parse_object
-from .events import EVENT_TYPES, Envelope, derive_event_id
+from .events import Envelope, derive_event_id
+from .eventspec import bureau_specs, natural_key
 from .types import level_of_region
 
 __all__ = [
@@ -147,24 +148,8 @@ COLUMN_ALIASES: dict[str, str] = {
     "调整后预算(元)": "new_budget_yuan",
 }
 
-# The natural key of each event type: the fields that identify the business record.
-_NATURAL_KEYS: dict[str, tuple[str, ...]] = {
-    "FundAllocated": ("fund_doc_no", "recipient_region_code"),
-    "FundTransferred": ("fund_doc_no", "transfer_id"),
-    "ProjectApproved": ("project_id",),
-    "ProcurementAwarded": ("award_id",),
-    "ContractSigned": ("contract_id",),
-    "ContractAmended": ("contract_id", "amendment_id"),
-    "PaymentDisbursed": ("payment_id",),
-    "ProjectAccepted": ("project_id", "acceptance_id"),
-    "ProjectSettled": ("project_id", "closed"),
-    "FundReturned": ("fund_doc_no", "return_id"),
-    "BudgetAdjusted": ("project_id", "adjustment_id"),
-    "VendorRegistered": ("vendor_id", "occurred_at"),
-    "VendorDebarred": ("vendor_id", "debarred_from"),
-    "RelationDeclared": ("official_id", "vendor_id", "relation"),
-}
-_SOURCE_MODELS: dict[str, type[BaseModel]] = {name: EVENT_TYPES[name] for name in _NATURAL_KEYS}
+# What a row may be: the types bureaus publish (their natural keys: `eventspec.natural_key`).
+_SOURCE_MODELS: dict[str, type[BaseModel]] = {s.name: s.model for s in bureau_specs()}
 _TRUE = {"true", "1", "yes", "y", "是", "t"}
 _FALSE = {"false", "0", "no", "n", "否", "f"}
 _INT_RE = re.compile(r"^[+-]?\d+$")
@@ -484,21 +469,6 @@ def _coerce(event_type: str, name: str, value: Any) -> Any:
     if name == "event_id" and isinstance(value, uuid.UUID):
         return str(value)
     return _to_str(value) if not isinstance(value, str) else value
-
-
-def natural_key(event_type: str, values: Mapping[str, Any]) -> str | None:
-    """The source record key of an event type from its identifying fields (None if one is missing)."""
-    fields = _NATURAL_KEYS.get(event_type)
-    if not fields:
-        return None
-    parts = []
-    for f in fields:
-        v = values.get(f)
-        if v is None or v == "":
-            return None
-        parts.append(v.isoformat() if isinstance(v, datetime | date) else str(v).lower() if isinstance(v, bool)
-                     else str(v))
-    return ":".join((event_type, *parts))
 
 
 def content_hash(event: BaseModel) -> str:

@@ -7,14 +7,15 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any, TextIO
 
-from fundtrail_schemas.events import LIFECYCLE_EVENTS, REFERENCE_EVENTS, Envelope
+from fundtrail_schemas.events import Envelope
+from fundtrail_schemas.eventspec import bureau_specs
 
 
 def csv_columns() -> list[str]:
     """Every source-event field once, envelope fields first: the header `tabular.map_file` reads."""
     columns: list[str] = []
-    for model in (*LIFECYCLE_EVENTS, *REFERENCE_EVENTS):
-        for name in model.model_fields:
+    for spec in bureau_specs():
+        for name in spec.model.model_fields:
             if name not in columns:
                 columns.append(name)
     return columns

@@ -44,6 +44,7 @@ from fundtrail_schemas.events import (
     ViolationRectified,
     ViolationResolved,
 )
+from fundtrail_schemas.eventspec import TRAIL_COLUMNS, trail_columns
 from fundtrail_schemas.leaf import SUBJECTS, encode_leaf
 from fundtrail_schemas.types import (
     AccountKind,
@@ -66,14 +67,6 @@ COUNTIES = ("440705", "440781", "440783")
 
 def _uuid(*parts: object) -> uuid.UUID:
     return uuid.uuid5(uuid.NAMESPACE_URL, "fundtrail-seed/" + "/".join(str(p) for p in parts))
-
-
-def _vendor_of(event: Envelope) -> str | None:
-    for name in ("vendor_id", "payee_vendor_id", "winner_vendor_id"):
-        value = getattr(event, name, None)
-        if value:
-            return str(value)
-    return None
 
 
 PositionKey = tuple[str, str, str]
@@ -104,18 +97,13 @@ class TrailBuilder:
                 after: dict[str, Any] | None = None) -> int:
         seq = self.tree.size
         inherited = inherit or {}
+        # The registry names the columns an event fills itself (violations and case actions: none).
+        own = trail_columns(event)
         cols: dict[str, Any] = {
             "fund_doc_no": event.fund_doc_no or inherited.get("fund_doc_no"),
             "project_id": event.project_id or inherited.get("project_id"),
-            "payment_id": getattr(event, "payment_id", None) or inherited.get("payment_id"),
-            "contract_id": getattr(event, "contract_id", None) or inherited.get("contract_id"),
-            "vendor_id": _vendor_of(event) or inherited.get("vendor_id"),
+            **{c: own[c] or inherited.get(c) for c in TRAIL_COLUMNS},
         }
-        if isinstance(event, ViolationRaised | ViolationAcknowledged | ViolationRectified | ViolationDismissed
-                      | ViolationResolved):
-            cols["payment_id"] = inherited.get("payment_id")
-            cols["contract_id"] = inherited.get("contract_id")
-            cols["vendor_id"] = inherited.get("vendor_id")
         subjects = [(k, cols[c]) for k, c in SUBJECTS.items() if cols[c] is not None]
         appended_at = event.published_at + timedelta(seconds=1)
         trace_id = uuid.uuid5(uuid.NAMESPACE_OID, str(entry_id)).hex

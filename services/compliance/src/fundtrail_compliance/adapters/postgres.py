@@ -22,11 +22,11 @@ from psycopg.types.json import Jsonb
 from fundtrail_runtime.db import array_literal, columns, connect_worker, unnest_insert
 from fundtrail_runtime.db import conninfo as conninfo  # re-exported: callers import it from here
 from fundtrail_schemas.events import ViolationRaised
+from fundtrail_schemas.eventspec import message_key
 from fundtrail_schemas.rulepack import Rule
 
 from ..core.engine import EngineState, Judged, Refutable
 from ..core.helpers import parse_time
-from ..core.reference import REFERENCE_TYPES
 from ..core.timers import Timer
 from ..core.windows import WindowEntry
 
@@ -389,13 +389,7 @@ _HORIZON = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
 
 def enriched_key(event: Mapping[str, Any]) -> str:
     """The message key of an enriched event (as `fundtrail_schemas.events.event_key` gives it)."""
-    if event.get("event_type") in REFERENCE_TYPES:
-        return f"vendor:{event['vendor_id']}"
-    if event.get("fund_doc_no"):
-        return str(event["fund_doc_no"])
-    if event.get("project_id"):
-        return f"project:{event['project_id']}"
-    return str(event["event_id"])
+    return message_key(event)
 
 
 # A partition's clock and the watermark only move forward, whatever order batches commit in.

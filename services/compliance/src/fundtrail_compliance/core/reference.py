@@ -7,20 +7,17 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-REFERENCE_TYPES = frozenset({"VendorRegistered", "VendorDebarred", "RelationDeclared"})
+from fundtrail_schemas.eventspec import SPECS, Family, vendor_of
+
+# The reference-data types, as the event-type registry says (each needs a branch in `apply`).
+REFERENCE_TYPES = frozenset(s.name for s in SPECS.values() if s.family is Family.REFERENCE)
 _REGISTRY_FIELDS = ("name", "founded_on")
 _DEBARMENT_FIELDS = ("debarred_from", "debarred_until", "authority", "reason")
-# The field naming the vendor an event awards, contracts or pays.
-_VENDOR_FIELDS = ("winner_vendor_id", "vendor_id", "payee_vendor_id")
 
 
 def event_vendor(event: Mapping[str, Any]) -> str | None:
-    """The vendor an event concerns, if any."""
-    for f in _VENDOR_FIELDS:
-        v = event.get(f)
-        if v:
-            return str(v)
-    return None
+    """The vendor an event concerns, if any (the field the registry names for its type)."""
+    return vendor_of(event)
 
 
 @dataclass
@@ -34,6 +31,8 @@ class ReferenceData:
     def apply(self, event: Mapping[str, Any], *, record: bool = True) -> bool:
         """Take in one reference event (idempotent); True when it changed anything."""
         kind = event["event_type"]
+        if kind not in REFERENCE_TYPES:
+            raise ValueError(f"{kind} is not reference data")
         vendor = str(event["vendor_id"])
         self._views.clear()
         eid = str(event["event_id"])
@@ -62,7 +61,7 @@ class ReferenceData:
                 "relation": event["relation"], "occurred_at": event["occurred_at"],
             }
         else:
-            raise ValueError(f"{kind} is not reference data")
+            raise ValueError(f"{kind} is reference data this registry does not take in yet (add a branch)")
         if record:
             self.changed.append((kind, dict(event)))
         return True

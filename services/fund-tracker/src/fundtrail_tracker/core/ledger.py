@@ -15,6 +15,10 @@ Money flow per fund and position (level + region):
 - ContractSigned / ContractAmended: the contract value is the signed amount plus approved
   amendments; its change is added to the event's position and the project as `contracted_fen`.
 So the sum of all balances of a fund is allocated − paid (conservation across levels).
+
+Each event type a bureau may publish has exactly one handler, registered with `@handles`;
+`missing_handlers` lists the registry's types that lack one (a test asserts there are none), and
+`apply` refuses an event of such a type rather than ignore it.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from fundtrail_schemas.enriched import LedgerState
 from fundtrail_schemas.events import (
@@ -43,6 +47,7 @@ from fundtrail_schemas.events import (
     VendorDebarred,
     VendorRegistered,
 )
+from fundtrail_schemas.eventspec import SPECS, EventSpec, contract_of, counterparty_of, vendor_of
 from fundtrail_schemas.types import Level, PaymentKind
 
 from .state import Contract, Fund, Position, Project, Vendor, dumps
@@ -144,30 +149,16 @@ class LedgerKeys:
 
 
 def counterparty_key(event: Envelope) -> PositionKey | None:
-    """The receiving position of an allocation, transfer or return."""
-    if isinstance(event, FundAllocated):
-        return (event.fund_doc_no, _LEVEL[event.recipient_level], event.recipient_region_code)
-    if isinstance(event, FundTransferred | FundReturned):
-        return (event.fund_doc_no, _LEVEL[event.to_level], event.to_region_code)
-    return None
+    """The receiving position of an allocation, transfer or return (the registry's `counterparty`)."""
+    cp = counterparty_of(event)
+    if cp is None or not isinstance(event, FundEventBase):
+        return None
+    return (event.fund_doc_no, _LEVEL[cp[0]], cp[1])
 
 
-def contract_id_of(event: Envelope) -> str | None:
-    """The contract an event refers to."""
-    if isinstance(event, ContractSigned | ContractAmended | PaymentDisbursed):
-        return event.contract_id
-    return None
-
-
-def vendor_id_of(event: Envelope) -> str | None:
-    """The vendor an event refers to (award winner, contractor, payee, reference data subject)."""
-    if isinstance(event, ProcurementAwarded):
-        return event.winner_vendor_id
-    if isinstance(event, ContractSigned | VendorRegistered | VendorDebarred | RelationDeclared):
-        return event.vendor_id
-    if isinstance(event, PaymentDisbursed):
-        return event.payee_vendor_id
-    return None
+# The event-type registry says which field holds an event's contract and vendor.
+contract_id_of = contract_of
+vendor_id_of = vendor_of
 
 
 def keys_of(events: Iterable[Envelope]) -> LedgerKeys:
@@ -204,6 +195,26 @@ def keys_of(events: Iterable[Envelope]) -> LedgerKeys:
 def contract_value(contract: Contract) -> int:
     """What a contract is worth now: the signed amount plus approved amendments."""
     return (contract.amount_fen if contract.signed else 0) + contract.approved_amendments_fen
+
+
+class UnhandledEventType(LookupError):
+    """`Ledger.apply` got an event type no handler is registered for."""
+
+
+_Handler = TypeVar("_Handler", bound=Callable[..., None])
+# Event model -> the Ledger method applying it; filled by @handles as the class body runs.
+_HANDLERS: dict[type[Envelope], Callable[[Ledger, Any], None]] = {}
+
+
+def handles(*models: type[Envelope]) -> Callable[[_Handler], _Handler]:
+    """Register a Ledger method as the transition of `models` (one handler per type)."""
+    def register(fn: _Handler) -> _Handler:
+        for model in models:
+            if model in _HANDLERS:
+                raise ValueError(f"{model.__name__} has two ledger handlers")
+            _HANDLERS[model] = fn
+        return fn
+    return register
 
 
 @dataclass
@@ -301,12 +312,20 @@ class Ledger:
 
     def apply(self, event: Envelope) -> Transition:
         """Apply one accepted event; return the touched slice before and after."""
-        before = self.view_json(event)
         handler = _HANDLERS.get(type(event))
-        if handler is not None:
-            handler(self, event)
+        if handler is None:
+            # A type the ledger does not know would silently change nothing: refuse it instead
+            # (the completeness test, `missing_handlers`, catches this before it ships).
+            raise UnhandledEventType(f"no ledger handler for {event.event_type}: register one with @handles")
+        before = self.view_json(event)
+        handler(self, event)
         return Transition(before, self.view_json(event))
 
+    @handles(VendorRegistered, VendorDebarred, RelationDeclared)
+    def _reference(self, ev: Envelope) -> None:
+        """Reference data moves no money: compliance keeps the vendor registry (its `core/reference.py`)."""
+
+    @handles(FundAllocated)
     def _allocated(self, ev: FundAllocated) -> None:
         rec = self.funds.get(ev.fund_doc_no)
         if rec is None:
@@ -333,10 +352,9 @@ class Ledger:
         self._receive(ev)
 
     def _receive(self, ev: FundAllocated | FundTransferred | FundReturned) -> None:
-        if isinstance(ev, FundAllocated):
-            key = (ev.fund_doc_no, _LEVEL[ev.recipient_level], ev.recipient_region_code)
-        else:
-            key = (ev.fund_doc_no, _LEVEL[ev.to_level], ev.to_region_code)
+        key = counterparty_key(ev)
+        if key is None:
+            raise UnhandledEventType(f"{ev.event_type} names no counterparty in the event-type registry")
         pos = self._position(key)
         pos.received_fen += ev.amount_fen
         pos.first_received_at = _min_time(pos.first_received_at, ev.occurred_at)
@@ -344,18 +362,21 @@ class Ledger:
     def _own(self, ev: FundEventBase) -> Position:
         return self._position((ev.fund_doc_no, _LEVEL[ev.level], ev.region_code))
 
+    @handles(FundTransferred)
     def _transferred(self, ev: FundTransferred) -> None:
         pos = self._own(ev)
         pos.passed_down_fen += ev.amount_fen
         pos.last_outflow_at = _max_time(pos.last_outflow_at, ev.occurred_at)
         self._receive(ev)
 
+    @handles(FundReturned)
     def _returned(self, ev: FundReturned) -> None:
         pos = self._own(ev)
         pos.returned_fen += ev.amount_fen
         pos.last_outflow_at = _max_time(pos.last_outflow_at, ev.occurred_at)
         self._receive(ev)
 
+    @handles(ProjectApproved)
     def _approved(self, ev: ProjectApproved) -> None:
         rec = self._project(ev.project_id, ev.fund_doc_no)
         st = rec.state
@@ -373,6 +394,7 @@ class Ledger:
             st.approving_official_id = ev.approving_official_id
         self._set_budget(rec, prov_key(ev, rank=0), ev.budget_fen)
 
+    @handles(BudgetAdjusted)
     def _budget_adjusted(self, ev: BudgetAdjusted) -> None:
         rec = self._project(ev.project_id, ev.fund_doc_no)
         # rank 1: an adjustment dated the same instant as the approval still supersedes it.
@@ -385,6 +407,7 @@ class Ledger:
             rec.provenance["budget"] = key
             rec.state.budget_fen = budget_fen
 
+    @handles(ProcurementAwarded)
     def _awarded(self, ev: ProcurementAwarded) -> None:
         prj = self._project(ev.project_id, ev.fund_doc_no).state
         prj.awards_count += 1
@@ -399,6 +422,7 @@ class Ledger:
             self._own(ev).contracted_fen += delta
             self._project(ev.project_id, ev.fund_doc_no).state.contracted_fen += delta
 
+    @handles(ContractSigned)
     def _signed(self, ev: ContractSigned) -> None:
         rec = self._contract(ev.contract_id, ev.project_id, ev.fund_doc_no)
         st = rec.state
@@ -410,6 +434,7 @@ class Ledger:
         st.retention_share_bps = ev.retention_share_bps
         self._contract_changed(ev, rec, old_value)
 
+    @handles(ContractAmended)
     def _amended(self, ev: ContractAmended) -> None:
         rec = self._contract(ev.contract_id, ev.project_id, ev.fund_doc_no)
         st = rec.state
@@ -419,6 +444,7 @@ class Ledger:
             st.approved_amendments_fen += ev.delta_fen
         self._contract_changed(ev, rec, old_value)
 
+    @handles(PaymentDisbursed)
     def _paid(self, ev: PaymentDisbursed) -> None:
         pos = self._own(ev)
         pos.paid_fen += ev.amount_fen
@@ -452,6 +478,7 @@ class Ledger:
             )
         )
 
+    @handles(ProjectAccepted)
     def _accepted(self, ev: ProjectAccepted) -> None:
         st = self._project(ev.project_id, ev.fund_doc_no).state
         if ev.passed:
@@ -459,6 +486,7 @@ class Ledger:
             st.accepted_at = _min_time(st.accepted_at, ev.occurred_at)
             st.accepted_progress_bps = max(st.accepted_progress_bps, ev.progress_bps)
 
+    @handles(ProjectSettled)
     def _settled(self, ev: ProjectSettled) -> None:
         rec = self._project(ev.project_id, ev.fund_doc_no)
         st = rec.state
@@ -472,16 +500,6 @@ class Ledger:
             rec.settlement_amount_fen = ev.settlement_amount_fen
 
 
-_HANDLERS: dict[type, Callable[[Ledger, Any], None]] = {
-    FundAllocated: Ledger._allocated,
-    FundTransferred: Ledger._transferred,
-    FundReturned: Ledger._returned,
-    ProjectApproved: Ledger._approved,
-    BudgetAdjusted: Ledger._budget_adjusted,
-    ProcurementAwarded: Ledger._awarded,
-    ContractSigned: Ledger._signed,
-    ContractAmended: Ledger._amended,
-    PaymentDisbursed: Ledger._paid,
-    ProjectAccepted: Ledger._accepted,
-    ProjectSettled: Ledger._settled,
-}
+def missing_handlers(specs: Iterable[EventSpec] = SPECS.values()) -> list[str]:
+    """The types bureaus may publish that have no ledger handler (the completeness test wants none)."""
+    return [s.name for s in specs if s.bureau and s.model not in _HANDLERS]

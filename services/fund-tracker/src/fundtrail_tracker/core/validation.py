@@ -1,4 +1,6 @@
-"""Validation of raw messages beyond the contract: clock skew, storability, business identity."""
+"""Validation of raw messages beyond the contract: clock skew, storability, business identity.
+
+Which fields identify a business fact is the event-type registry's (`eventspec.business_key`)."""
 
 from __future__ import annotations
 
@@ -18,18 +20,10 @@ from fundtrail_schemas.decode import (
     json_depth_exceeds,
     parse_object,
 )
-from fundtrail_schemas.events import (
-    BudgetAdjusted,
-    ContractAmended,
-    ContractSigned,
-    Envelope,
-    FundReturned,
-    FundTransferred,
-    PaymentDisbursed,
-    ProcurementAwarded,
-    ProjectAccepted,
-    ProjectApproved,
-)
+from fundtrail_schemas.events import Envelope
+from fundtrail_schemas.eventspec import business_key
+
+__all__ = ["Valid", "business_key", "check_event", "decode_message", "duplicate_fact", "load_json", "undecodable"]
 
 try:  # orjson is several times faster; the stdlib is the fallback.
     import orjson
@@ -112,34 +106,6 @@ def _event_id_hint(obj: Any) -> uuid.UUID | None:
             return uuid.UUID(obj["event_id"])
         except ValueError:
             return None
-    return None
-
-
-def business_key(event: Envelope) -> tuple[str, str] | None:
-    """The natural id of the business fact an event records, and the field that carries it.
-
-    Two different event ids for one fact (a payment sent by file and by HTTP with different ids)
-    must not count the money twice: the second one is rejected.
-    """
-    match event:
-        case PaymentDisbursed():
-            return f"PaymentDisbursed:{event.payment_id}", "payment_id"
-        case ContractSigned():
-            return f"ContractSigned:{event.contract_id}", "contract_id"
-        case ProjectApproved():
-            return f"ProjectApproved:{event.project_id}", "project_id"
-        case ProcurementAwarded():
-            return f"ProcurementAwarded:{event.award_id}", "award_id"
-        case FundTransferred():
-            return f"FundTransferred:{event.fund_doc_no}:{event.transfer_id}", "transfer_id"
-        case FundReturned():
-            return f"FundReturned:{event.fund_doc_no}:{event.return_id}", "return_id"
-        case ContractAmended():
-            return f"ContractAmended:{event.contract_id}:{event.amendment_id}", "amendment_id"
-        case ProjectAccepted():
-            return f"ProjectAccepted:{event.project_id}:{event.acceptance_id}", "acceptance_id"
-        case BudgetAdjusted():
-            return f"BudgetAdjusted:{event.project_id}:{event.adjustment_id}", "adjustment_id"
     return None
 
 

@@ -10,6 +10,7 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import TypeAdapter
 
 from fundtrail_schemas.events import SourceEvent
+from fundtrail_schemas.eventspec import bureau_specs
 from fundtrail_schemas.examples import load_examples
 
 from ..core.problems import PROBLEM_MEDIA_TYPE, Problem
@@ -30,11 +31,8 @@ _DESCRIPTIONS = {
 
 COMMON = (400, 401, 403, 422, 429, 500)
 
-BUREAU_EVENT_TYPES = (
-    "FundAllocated", "FundTransferred", "ProjectApproved", "ProcurementAwarded", "ContractSigned",
-    "ContractAmended", "PaymentDisbursed", "ProjectAccepted", "ProjectSettled", "FundReturned",
-    "BudgetAdjusted", "VendorRegistered", "VendorDebarred", "RelationDeclared",
-)
+# The types a bureau may publish, as the event-type registry says.
+BUREAU_EVENT_TYPES = tuple(s.name for s in bureau_specs())
 
 
 def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
