@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
+from ..catalogue import parameters
 from ..events import (
     BudgetAdjusted,
     ContractAmended,
@@ -50,10 +51,10 @@ from .plan import (
     TENDER_THRESHOLD,
 )
 
-PASS_DOWN_DAYS = 30
-SPEND_DAYS = 90
-WARRANTY_DAYS = 730
-BACKDATING_TOLERANCE_DAYS = 15
+PASS_DOWN_DAYS: int = parameters("audit.idle_funds")["pass_down_days"]
+SPEND_DAYS: int = parameters("audit.idle_funds")["spend_days"]
+WARRANTY_DAYS: int = parameters("housing.retention_below_warranty")["warranty_days"]
+BACKDATING_TOLERANCE_DAYS: int = parameters("audit.backdated_entry")["tolerance_days"]
 _CHINA = timedelta(hours=8)  # Asia/Shanghai, UTC+8 all year since 1991
 
 
