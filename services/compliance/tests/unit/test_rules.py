@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from fundtrail_compliance import scenario as sc
-from fundtrail_compliance.core.engine import Engine
+from fundtrail_compliance.core.engine import Engine, Outcome
 from fundtrail_compliance.core.helpers import parse_time
 from fundtrail_schemas.catalogue import RULE_IDS
 
@@ -85,11 +85,16 @@ def steps(rule_id: str, kind: str) -> list[Step]:
     return [build_step(s) for s in EXAMPLES[rule_id][kind]]
 
 
+def run(engine: Engine, step: Step) -> Outcome:
+    """The engine's output for one step: a document processed, or its clock advanced."""
+    return engine.advance(parse_time(step["advance_to"])) if "advance_to" in step else engine.process(step)
+
+
 def fired(engine: Engine, *docs: Step) -> set[str]:
     """Rule ids fired by the last step (earlier ones only build state)."""
     out = None
     for d in docs:
-        out = engine.advance(parse_time(d["advance_to"])) if "advance_to" in d else engine.process(d)
+        out = run(engine, d)
         assert not out.errors, out.errors
     assert out is not None
     return {v.rule_id for v in out.violations}
