@@ -49,23 +49,17 @@ TENDER_THRESHOLD = {
     ProcurementCategory.SERVICES: _P("trading.tender_threshold")["services_fen"],
 }
 PLATFORM_THRESHOLD: int = _P("trading.platform_required")["threshold_fen"]
-PERSONAL_THRESHOLD: int = _P("finance.personal_account_payment")["max_fen"]
-PREPAY_BPS: int = _P("housing.prepayment_share")["max_share_bps"]
 RETENTION_BPS: int = _P("housing.retention_below_warranty")["retention_bps"]
-AMENDMENT_BPS: int = _P("finance.amendment_share")["max_share_bps"]
-BUDGET_OVERRUN_BPS: int = _P("development.contract_exceeds_budget")["max_overrun_bps"]
 MIN_BIDS: int = _P("development.insufficient_bids")["min_bids"]
-MIN_TENDER_DAYS: int = _P("development.short_tender_period")["min_days"]
-NEW_VENDOR_DAYS: int = _P("discipline.new_vendor")["min_age_days"]
 IDLE_DAYS: int = _P("audit.idle_funds")["pass_down_days"]
 SIMILAR_DAYS: int = _P("finance.similar_payment_review")["window_days"]
 SIMILAR_BPS: int = _P("finance.similar_payment_review")["tolerance_bps"]
 SPLIT_DAYS: int = _P("trading.split_purchase")["window_days"]
 
 # Clean data keeps this far from the review rules (margins over the thresholds above).
-_SIMILAR_GUARD_DAYS = 35
-_SIMILAR_GUARD_BPS = 200
-_SPLIT_GUARD_DAYS = 100
+_SIMILAR_GUARD_DAYS = SIMILAR_DAYS + 5
+_SIMILAR_GUARD_BPS = SIMILAR_BPS * 2
+_SPLIT_GUARD_DAYS = SPLIT_DAYS + 10
 
 
 def cny(yuan: float) -> int:
