@@ -35,11 +35,6 @@ except ImportError:  # pragma: no cover - depends on the environment
     _JSON_ERRORS = (json.JSONDecodeError, UnicodeDecodeError)
 
 
-def load_json(raw: bytes) -> Any:
-    """Parse JSON bytes (orjson when installed)."""
-    return _loads(raw)
-
-
 @dataclass(frozen=True, slots=True)
 class Valid:
     """An event that passed every check, with its wire JSON (reused for storage and output)."""
