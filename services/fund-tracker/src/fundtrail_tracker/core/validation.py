@@ -23,7 +23,7 @@ from fundtrail_schemas.decode import (
 from fundtrail_schemas.events import Envelope
 from fundtrail_schemas.eventspec import business_key
 
-__all__ = ["Valid", "business_key", "check_event", "decode_message", "duplicate_fact", "load_json", "undecodable"]
+__all__ = ["Valid", "business_key", "check_event", "decode_message", "duplicate_fact", "undecodable"]
 
 try:  # orjson is several times faster; the stdlib is the fallback.
     import orjson
