@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -297,3 +298,22 @@ def test_the_back_dating_rule_fires_in_either_arrival_order_and_its_near_miss_st
     near = _contract(15, published=35)  # recorded 15 days after the payment: within the tolerance
     violations, _ = _run([*_funded(), _approval(10), _payment(20, 1_000_000), near], grace=timedelta(days=60))
     assert "audit.backdated_entry" not in _rules(violations)
+
+
+# The demo stream through the same pure cores: the dataset raises exactly the violations its manifest
+# seeds, and nothing on its clean cases. This replaced a second, hand-written reading of the rules
+# (schemas' demo/oracle.py): the contract cannot import the services, these root tests can.
+@pytest.mark.parametrize(("seed", "size"), [(1, 0.05), (2, 0.1), (3, 0.1), (44, 0.05), (7, 1.0)])
+def test_the_demo_dataset_raises_exactly_its_manifest_through_the_real_ledger_and_engine(
+    seed: int, size: float
+) -> None:
+    from fundtrail_demo import generate
+
+    dataset = generate(seed, size)
+    hits = {(rule, trigger) for rule, _, trigger in open_verdicts(list(dataset.events), timedelta(days=15))}
+    expected = {(e.rule_id, str(e.triggering_event_id)) for e in dataset.expected}
+    assert expected - hits == set(), "seeded violations that do not fire"
+    assert hits - expected == set(), "accidental violations in clean data"
+    for clean in dataset.clean:
+        for rule_id in clean.rule_ids:
+            assert not {(rule_id, str(i)) for i in clean.event_ids} & hits, clean

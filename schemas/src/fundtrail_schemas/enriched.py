@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import uuid
 from datetime import date, datetime
-from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -172,8 +171,3 @@ class DeadLetter(BaseModel):
             service=service,
             event_id=event_id,
         )
-
-
-def state_to_cel(state: LedgerState) -> dict[str, Any]:
-    """Plain JSON-able dict of a state (what CEL expressions see)."""
-    return state.model_dump(mode="json")

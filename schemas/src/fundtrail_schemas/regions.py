@@ -136,11 +136,6 @@ def _index() -> dict[str, Region]:
     return out
 
 
-def all_regions() -> tuple[Region, ...]:
-    """Every region of the registry, city first."""
-    return tuple(_index().values())
-
-
 def region(code: str) -> Region:
     """The region with this code; KeyError when it is not in the registry."""
     return _index()[code]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
@@ -193,8 +192,3 @@ DEPARTMENT_NAMES: dict[Department, tuple[str, str]] = {
 }
 
 UtcDatetime = AwareDatetime
-
-
-def utc_iso(ts: datetime) -> str:
-    """ISO-8601 text of an aware datetime."""
-    return ts.isoformat()

@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
+from fundtrail_schemas.catalogue import parameters
 from fundtrail_schemas.events import EVENT_TYPES, Bidder, Envelope
 from fundtrail_schemas.regions import CITY, Region, counties, region, towns, villages
 from fundtrail_schemas.types import (
@@ -40,30 +41,26 @@ WORK_START, WORK_END = 30, 570
 LAST_WORK_DAY = 356
 YEAR_END_DAYS = (357, 362)
 
-# Thresholds (fen) of the default rule parameters, DOMAIN.md.
+# The default rule parameters (the packs' current versions, via the derived catalogue): the demo
+# seeds just past them and keeps clean data clear of them.
+_P = parameters
 TENDER_THRESHOLD = {
-    ProcurementCategory.CONSTRUCTION: 400_000_000,
-    ProcurementCategory.GOODS: 200_000_000,
-    ProcurementCategory.SERVICES: 100_000_000,
+    ProcurementCategory.CONSTRUCTION: _P("trading.tender_threshold")["construction_fen"],
+    ProcurementCategory.GOODS: _P("trading.tender_threshold")["goods_fen"],
+    ProcurementCategory.SERVICES: _P("trading.tender_threshold")["services_fen"],
 }
-PLATFORM_THRESHOLD = 10_000_000
-PERSONAL_THRESHOLD = 5_000_000
-PREPAY_BPS = 3000
-RETENTION_BPS = 300
-AMENDMENT_BPS = 1000
-BUDGET_OVERRUN_BPS = 1000
-MIN_BIDS = 3
-MIN_TENDER_DAYS = 20
-NEW_VENDOR_DAYS = 90
-IDLE_DAYS = 30
-SIMILAR_DAYS = 30
-SIMILAR_BPS = 100
-SPLIT_DAYS = 90
+PLATFORM_THRESHOLD: int = _P("trading.platform_required")["threshold_fen"]
+RETENTION_BPS: int = _P("housing.retention_below_warranty")["retention_bps"]
+MIN_BIDS: int = _P("development.insufficient_bids")["min_bids"]
+IDLE_DAYS: int = _P("audit.idle_funds")["pass_down_days"]
+SIMILAR_DAYS: int = _P("finance.similar_payment_review")["window_days"]
+SIMILAR_BPS: int = _P("finance.similar_payment_review")["tolerance_bps"]
+SPLIT_DAYS: int = _P("trading.split_purchase")["window_days"]
 
 # Clean data keeps this far from the review rules (margins over the thresholds above).
-_SIMILAR_GUARD_DAYS = 35
-_SIMILAR_GUARD_BPS = 200
-_SPLIT_GUARD_DAYS = 100
+_SIMILAR_GUARD_DAYS = SIMILAR_DAYS + 5
+_SIMILAR_GUARD_BPS = SIMILAR_BPS * 2
+_SPLIT_GUARD_DAYS = SPLIT_DAYS + 10
 
 
 def cny(yuan: float) -> int:

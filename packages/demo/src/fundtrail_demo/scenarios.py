@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from fundtrail_schemas.catalogue import parameters
 from fundtrail_schemas.regions import CITY, Region, region, villages
 from fundtrail_schemas.types import (
     NEGATIVE_LIST,
@@ -42,7 +43,7 @@ from .plan import (
 )
 
 C, G, S = ProcurementCategory.CONSTRUCTION, ProcurementCategory.GOODS, ProcurementCategory.SERVICES
-SPEND_DAYS = 90
+SPEND_DAYS: int = parameters("audit.idle_funds")["spend_days"]
 
 
 @dataclass(frozen=True)
@@ -775,6 +776,10 @@ VIOLATIONS: tuple[ScenarioKind, ...] = (
     V("split_tender", v_split_tender, ("trading.split_tender",), True, latest_start_day=120),
     V("backdated_entry", v_backdated_entry, ("audit.backdated_entry",), True),
 )
+
+# Rule ids the demo deliberately does not seed: a rule without a scenario above must be named here,
+# so leaving a rule out of the demo is a decision (the demo tests and tests/test_e2e.py check both).
+NOT_SEEDED: frozenset[str] = frozenset()
 
 NEAR_MISSES: tuple[ScenarioKind, ...] = (
     V("prepayment_exactly_30pct", n_prepayment_30, ("housing.prepayment_share",), False),

@@ -10,7 +10,6 @@ import psycopg
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -79,11 +78,6 @@ def columns(rows: Iterable[Sequence[Any]]) -> list[list[Any]]:
 def sync_engine(url: str, **kwargs: object) -> Engine:
     """A synchronous engine (migrations, tools, tests)."""
     return create_engine(normalize_url(url), pool_pre_ping=True, **kwargs)
-
-
-def async_engine(url: str, **kwargs: object) -> AsyncEngine:
-    """An asyncio engine (services)."""
-    return create_async_engine(normalize_url(url), pool_pre_ping=True, **kwargs)
 
 
 def alembic_config(url: str) -> Config:

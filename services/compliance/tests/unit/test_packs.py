@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from fundtrail_compliance.core.evaluator import PackSet
-from fundtrail_schemas.rulepack import RulePackError, parse_pack
+from fundtrail_schemas.catalogue import GENERATED, render
+from fundtrail_schemas.rulepack import RulePackError, load_pack_dir, parse_pack
 
 RULEPACK_DIR = Path(__file__).resolve().parents[2] / "rulepacks"
 
@@ -95,3 +96,12 @@ def test_parameter_override_is_typed(tmp_path: Path) -> None:
     assert ps.by_ref["finance.personal_account_payment@2"].params["max_fen"] == 100
     with pytest.raises(RulePackError, match="does not have type fen"):
         PackSet([(pack, "finance.yaml")], overrides={"finance.personal_account_payment": {"max_fen": "x"}})
+
+
+def test_the_catalogue_is_derived_from_these_packs() -> None:
+    """The contract's catalogue (rule ids, numbers, owners, default parameters) is generated from the
+    packs and checked in; regenerate with `python -m fundtrail_schemas.catalogue services/compliance/rulepacks`."""
+    assert render(load_pack_dir(RULEPACK_DIR)) == GENERATED.read_text(encoding="utf-8"), (
+        "the catalogue has drifted from the packs: run "
+        "`.tools/bin/uv run --frozen python -m fundtrail_schemas.catalogue services/compliance/rulepacks`"
+    )

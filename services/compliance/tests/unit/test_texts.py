@@ -14,7 +14,7 @@ from fundtrail_compliance.core.helpers import parse_time
 from fundtrail_schemas import types
 from fundtrail_schemas.labels import LABELS, label
 
-from .test_rules import CASES, G, fired
+from .test_rules import EXAMPLES, G, fired, run, steps
 
 # Every coded value of the contract's enums, and the event types: none may appear in a Chinese text.
 CODES = sorted({str(c) for c in LABELS if re.fullmatch(r"[A-Za-z_]+", str(c))}, key=len, reverse=True)
@@ -22,11 +22,11 @@ RAW_CODE = re.compile(r"(?<![A-Za-z0-9_-])(" + "|".join(map(re.escape, CODES)) +
 UTC_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
 
 
-@pytest.mark.parametrize("rule_id", sorted(CASES))
+@pytest.mark.parametrize("rule_id", sorted(EXAMPLES))
 def test_no_raw_code_or_utc_timestamp_in_the_texts(engine: Engine, rule_id: str) -> None:
     violations = []
-    for doc in CASES[rule_id][0]():
-        violations += engine.process(doc).violations
+    for step in steps(rule_id, "fires"):
+        violations += run(engine, step).violations
     hits = [v for v in violations if v.rule_id == rule_id]
     assert hits
     for v in hits:

@@ -301,15 +301,6 @@ async def request_business_keys(
     )
 
 
-async def parked_ids(cur: psycopg.AsyncCursor[Any], ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
-    """Which of these event ids are parked."""
-    wanted = list(set(ids))
-    if not wanted:
-        return set()
-    await cur.execute("SELECT event_id FROM parked_event WHERE event_id = ANY(%s)", (wanted,))
-    return {r[0] for r in await cur.fetchall()}
-
-
 def _parked(rows: Iterable[tuple[Any, ...]]) -> list[ParkedRow]:
     return [
         ParkedRow(r[0], r[1], bytes(r[2]), bytes(r[3]) if r[3] is not None else None, r[4], r[5], r[6], r[7])

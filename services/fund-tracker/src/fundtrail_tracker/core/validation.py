@@ -23,7 +23,7 @@ from fundtrail_schemas.decode import (
 from fundtrail_schemas.events import Envelope
 from fundtrail_schemas.eventspec import business_key
 
-__all__ = ["Valid", "business_key", "check_event", "decode_message", "duplicate_fact", "load_json", "undecodable"]
+__all__ = ["Valid", "business_key", "check_event", "decode_message", "duplicate_fact", "undecodable"]
 
 try:  # orjson is several times faster; the stdlib is the fallback.
     import orjson
@@ -33,11 +33,6 @@ try:  # orjson is several times faster; the stdlib is the fallback.
 except ImportError:  # pragma: no cover - depends on the environment
     _loads = json.loads
     _JSON_ERRORS = (json.JSONDecodeError, UnicodeDecodeError)
-
-
-def load_json(raw: bytes) -> Any:
-    """Parse JSON bytes (orjson when installed)."""
-    return _loads(raw)
 
 
 @dataclass(frozen=True, slots=True)
