@@ -10,8 +10,8 @@ from typing import Any, get_args
 import pytest
 
 from fundtrail_schemas.decode import (
-    MAX_JSON_DEPTH,
     MAX_INT_DIGITS,
+    MAX_JSON_DEPTH,
     JsonLimitError,
     Rejection,
     decode_event,

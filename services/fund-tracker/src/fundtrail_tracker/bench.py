@@ -356,6 +356,41 @@ def _ceiling(passthrough_cpu_us: float, postgres_cpu_us: float | None, broker_cp
     return (os.cpu_count() or 1) * 1e6 / per_event if per_event > 0 else None
 
 
+def _fixed_cost(big: dict[str, Any], small: dict[str, Any]) -> dict[str, Any]:
+    """The worker's CPU split into a fixed cost per batch and a cost per event, from two runs at
+    different mean batch sizes b: cpu_per_event(b) = per_event + fixed / b, solved for both."""
+    c1, c2 = big["worker_cpu_us_per_event"], small["worker_cpu_us_per_event"]
+    b1, b2 = big["mean_batch_size"], small["mean_batch_size"]
+    out: dict[str, Any] = {"small_batch_size": b2, "small_batch_cpu_us_per_event": c2}
+    if None in (c1, c2, b1, b2) or abs(1 / b2 - 1 / b1) < 1e-4:  # batch sizes too close to separate
+        return {**out, "fixed_cpu_ms_per_batch": None, "variable_cpu_us_per_event": None}
+    fixed_us = (c2 - c1) / (1 / b2 - 1 / b1)
+    return {**out, "fixed_cpu_ms_per_batch": round(fixed_us / 1000, 2),
+            "variable_cpu_us_per_event": round(c1 - fixed_us / b1, 1)}
+
+
+def _worker_run(bootstrap: str, database_url: str, n: int, batch_size: int, timeout: float,
+                broker_pid: int | None, work: Path) -> dict[str, Any]:
+    """The worker alone on a fresh backlog, topics and schema (the fixed-cost run)."""
+    from fundtrail_schemas.db import upgrade
+    from fundtrail_schemas.kafka_admin import ensure_topics
+
+    run_id = uuid.uuid4().hex[:8]
+    topics = TrackerTopics.with_prefix(f"bench-{run_id}.")
+    ensure_topics(bootstrap, topics.specs())
+    schema = f"bench_{run_id}"
+    admin = psycopg.connect(pg.conninfo(database_url), autocommit=True)
+    admin.execute(f'CREATE SCHEMA "{schema}"')
+    url = _with_search_path(database_url, schema)
+    try:
+        upgrade(url)
+        _publish(bootstrap, topics.raw, generate(n, seed=int(run_id, 16), start=datetime.now(UTC) - timedelta(days=30)))
+        return _run_worker(bootstrap, url, topics, n, batch_size, work, timeout, broker_pid)
+    finally:
+        admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.close()
+
+
 def run(bootstrap: str, database_url: str, n: int = 50_000, *, batch_size: int = 1000,
         trail_leaves: int = 1_000_000, timeout: float = 900.0, broker_pid: int | None = None) -> dict[str, Any]:
     """Measure worker throughput vs an aiokafka pass-through and the trail append rate; return the numbers."""
@@ -381,6 +416,11 @@ def run(bootstrap: str, database_url: str, n: int = 50_000, *, batch_size: int =
             faust_seconds = _faust_passthrough(bootstrap, topics.raw, f"{passthrough_topic}-faust", n, batch_size,
                                                Path(tmp), timeout)
             worker = _run_worker(bootstrap, url, topics, n, batch_size, Path(tmp), timeout, broker_pid)
+        with tempfile.TemporaryDirectory(prefix="fundtrail-bench-") as tmp:
+            # A second, shorter run in batches a tenth the size separates the per-batch cost.
+            small = _worker_run(bootstrap, database_url, max(n // 5, 1000), max(batch_size // 10, 10), timeout,
+                                broker_pid, Path(tmp))
+        worker["fixed_cost"] = _fixed_cost(worker, small)
         trail_seconds = asyncio.run(_trail_append(url, trail_leaves, batch_size))
         proofs = _proofs(url, n + trail_leaves)
     finally:
