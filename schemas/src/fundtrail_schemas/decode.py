@@ -202,17 +202,19 @@ _FLAT_ENOUGH = MAX_JSON_DEPTH
 def validate_event_json(raw: bytes, *, source_only: bool = True) -> Envelope | None:
     """The fast path: the bytes validated straight into the model in pydantic-core (one parse, in
     native code, no intermediate Python dicts). None when it cannot accept the event alone: any
-    validation error, a run of digits longer than MAX_INT_DIGITS, or (in events with free-form
-    fields) more brackets than MAX_JSON_DEPTH. The caller then takes `parse_object` over
+    validation error or, in events with free-form fields (ViolationRaised.values), a run of digits
+    longer than MAX_INT_DIGITS or more brackets than MAX_JSON_DEPTH. The caller then takes `parse_object` over
     `load_json_bounded` (the careful path), which words every rejection and enforces every limit,
     so both paths accept and refuse exactly the same inputs (tests/test_decode_fast_path.py)."""
     try:
         event: Envelope = (source_event_adapter if source_only else any_event_adapter).validate_json(raw)
     except ValueError:  # ValidationError (a ValueError), bad JSON, bad UTF-8, jiter's recursion guard
         return None
-    if _LONG_DIGITS.search(raw) is not None:
-        return None
-    if not source_only and raw.count(b"{") + raw.count(b"[") > _FLAT_ENOUGH:
+    if source_only:
+        # A bureau event that validated holds no long integer (every integer field is bounded, the
+        # schema version is one this build supports) and nests only as its model does.
+        return event
+    if raw.count(b"{") + raw.count(b"[") > _FLAT_ENOUGH or _LONG_DIGITS.search(raw) is not None:
         return None
     return event
 

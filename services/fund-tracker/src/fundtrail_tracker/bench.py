@@ -181,8 +181,8 @@ def _end_offsets(bootstrap: str, topic: str) -> int:
 def _scrape(port: int) -> dict[str, float]:
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     out: dict[str, float] = {}
-    for m in re.finditer(r'^fundtrail_tracker_phase_seconds_total\{phase="(\w+)"\} ([0-9.e+-]+)$', text, re.M):
-        out[m.group(1)] = float(m.group(2))
+    for m in re.finditer(r'^fundtrail_tracker_phase_(cpu_)?seconds_total\{phase="(\w+)"\} ([0-9.e+-]+)$', text, re.M):
+        out[("cpu:" if m.group(1) else "") + m.group(2)] = float(m.group(3))
     for name in ("fundtrail_tracker_batch_seconds_count", "fundtrail_tracker_batch_seconds_sum"):
         found = re.search(rf"^{name}\{{topic=\"[^\"]*events\.raw\"\}} ([0-9.e+-]+)$", text, re.M)
         if found:
@@ -250,7 +250,8 @@ def _run_worker(bootstrap: str, url: str, topics: TrackerTopics, n: int, batch_s
             proc.kill()
             proc.wait()
         log.close()
-    phases = {k: v for k, v in metrics.items() if not k.startswith("fundtrail_")}
+    phases = {k: v for k, v in metrics.items() if not k.startswith(("fundtrail_", "cpu:"))}
+    phase_cpu = {k.removeprefix("cpu:"): v for k, v in metrics.items() if k.startswith("cpu:")}
     batches = metrics.get("fundtrail_tracker_batch_seconds_count", 0.0)
     in_batches = metrics.get("fundtrail_tracker_batch_seconds_sum", 0.0)
     worker_cpu = cpu_end[0] - cpu_start[0] if cpu_start else None
@@ -262,6 +263,9 @@ def _run_worker(bootstrap: str, url: str, topics: TrackerTopics, n: int, batch_s
         "postgres_cpu_us_per_event": round(pg_cpu * 1e6 / n) if pg_cpu is not None else None,
         "broker_cpu_us_per_event": round(broker_cpu * 1e6 / n) if broker_cpu is not None else None,
         "phase_seconds": {k: round(v, 3) for k, v in phases.items()},
+        # The worker thread's CPU inside each phase, per event (a phase's awaits include whatever
+        # else the event loop ran meanwhile: BatchPhases).
+        "phase_cpu_us_per_event": {k: round(v * 1e6 / n, 1) for k, v in phase_cpu.items()},
         "batches": int(batches),
         "mean_batch_size": round(n / batches, 1) if batches else None,
         "share_inside_batches": round(in_batches / seconds, 3) if seconds else None,
