@@ -506,7 +506,7 @@ async def write_ledger(cur: psycopg.AsyncCursor[Any], ledger: Ledger) -> None:
     `state.dumps` does, nested in the document, never as JSON text inside JSON.
 
     New payments are not written here but by `insert_payments`."""
-    doc: dict[str, list[dict[str, Any]]] = {}
+    doc: dict[str, list[Any]] = {}  # rows: dicts, or dataclasses whose fields are the columns
     if ledger.dirty_funds:
         doc["fund"] = [
             {"fund_doc_no": r.state.fund_doc_no, "title": r.title, "purpose_category": r.state.purpose_category,
