@@ -23,6 +23,8 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -373,63 +375,54 @@ def _fixed_cost(big: dict[str, Any], small: dict[str, Any]) -> dict[str, Any]:
             "variable_cpu_us_per_event": round(c1 - fixed_us / b1, 1)}
 
 
-def _worker_run(bootstrap: str, database_url: str, n: int, batch_size: int, timeout: float,
-                broker_pid: int | None, work: Path) -> dict[str, Any]:
-    """The worker alone on a fresh backlog, topics and schema (the fixed-cost run)."""
-    from fundtrail_schemas.db import upgrade
-    from fundtrail_schemas.kafka_admin import ensure_topics
-
-    run_id = uuid.uuid4().hex[:8]
-    topics = TrackerTopics.with_prefix(f"bench-{run_id}.")
-    ensure_topics(bootstrap, topics.specs())
-    schema = f"bench_{run_id}"
-    admin = psycopg.connect(pg.conninfo(database_url), autocommit=True)
-    admin.execute(f'CREATE SCHEMA "{schema}"')
-    url = _with_search_path(database_url, schema)
-    try:
-        upgrade(url)
-        _publish(bootstrap, topics.raw, generate(n, seed=int(run_id, 16), start=datetime.now(UTC) - timedelta(days=30)))
-        return _run_worker(bootstrap, url, topics, n, batch_size, work, timeout, broker_pid)
-    finally:
-        admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.close()
-
-
-def run(bootstrap: str, database_url: str, n: int = 50_000, *, batch_size: int = 1000,
-        trail_leaves: int = 1_000_000, timeout: float = 900.0, broker_pid: int | None = None) -> dict[str, Any]:
-    """Measure worker throughput vs an aiokafka pass-through and the trail append rate; return the numbers."""
+@contextmanager
+def _isolated(bootstrap: str, database_url: str, sinks: Sequence[str] = ()) -> Iterator[tuple[TrackerTopics, str, int]]:
+    """Fresh topics (and pass-through `sinks` under their prefix), a fresh migrated PostgreSQL schema
+    (dropped afterwards); yields the topics, the schema's URL and a seed."""
     from fundtrail_schemas.db import upgrade
     from fundtrail_schemas.kafka_admin import ensure_topics
     from fundtrail_schemas.topics import TopicSpec
 
     run_id = uuid.uuid4().hex[:8]
     topics = TrackerTopics.with_prefix(f"bench-{run_id}.")
-    passthrough_topic = f"{topics.prefix}passthrough"
-    ensure_topics(bootstrap, [*topics.specs(), TopicSpec(passthrough_topic, 6, "fund", "benchmark sink"),
-                              TopicSpec(f"{passthrough_topic}-faust", 6, "fund", "benchmark sink")])
+    ensure_topics(bootstrap, [*topics.specs(),
+                              *(TopicSpec(f"{topics.prefix}{s}", 6, "fund", "benchmark sink") for s in sinks)])
     schema = f"bench_{run_id}"
     admin = psycopg.connect(pg.conninfo(database_url), autocommit=True)
     admin.execute(f'CREATE SCHEMA "{schema}"')
-    url = _with_search_path(database_url, schema)
     try:
+        url = _with_search_path(database_url, schema)
         upgrade(url)
-        events = generate(n, seed=int(run_id, 16), start=datetime.now(UTC) - timedelta(days=30))
-        publish_seconds = _publish(bootstrap, topics.raw, events)
+        yield topics, url, int(run_id, 16)
+    finally:
+        admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.close()
+
+
+def _events(n: int, seed: int) -> list[dict[str, Any]]:
+    return generate(n, seed=seed, start=datetime.now(UTC) - timedelta(days=30))
+
+
+def run(bootstrap: str, database_url: str, n: int = 50_000, *, batch_size: int = 1000,
+        trail_leaves: int = 1_000_000, timeout: float = 900.0, broker_pid: int | None = None) -> dict[str, Any]:
+    """Measure worker throughput vs an aiokafka pass-through and the trail append rate; return the numbers."""
+    with _isolated(bootstrap, database_url, ("passthrough", "passthrough-faust")) as (topics, url, seed):
+        passthrough_topic = f"{topics.prefix}passthrough"
+        publish_seconds = _publish(bootstrap, topics.raw, _events(n, seed))
         pass_seconds, pass_cpu = asyncio.run(_passthrough(bootstrap, topics.raw, passthrough_topic, n, batch_size))
         with tempfile.TemporaryDirectory(prefix="fundtrail-bench-") as tmp:
             faust_seconds = _faust_passthrough(bootstrap, topics.raw, f"{passthrough_topic}-faust", n, batch_size,
                                                Path(tmp), timeout)
             worker = _run_worker(bootstrap, url, topics, n, batch_size, Path(tmp), timeout, broker_pid)
-        with tempfile.TemporaryDirectory(prefix="fundtrail-bench-") as tmp:
-            # A second, shorter run in batches a tenth the size separates the per-batch cost.
-            small = _worker_run(bootstrap, database_url, max(n // 5, 1000), max(batch_size // 10, 10), timeout,
-                                broker_pid, Path(tmp))
-        worker["fixed_cost"] = _fixed_cost(worker, small)
         trail_seconds = asyncio.run(_trail_append(url, trail_leaves, batch_size))
         proofs = _proofs(url, n + trail_leaves)
-    finally:
-        admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.close()
+    # A second, shorter run in batches a tenth the size separates the fixed cost of a batch.
+    small_n, small_batch = max(n // 5, 1000), max(batch_size // 10, 10)
+    with _isolated(bootstrap, database_url) as (topics, url, seed), \
+            tempfile.TemporaryDirectory(prefix="fundtrail-bench-") as tmp:
+        _publish(bootstrap, topics.raw, _events(small_n, seed))
+        small = _run_worker(bootstrap, url, topics, small_n, small_batch, Path(tmp), timeout, broker_pid)
+    worker["fixed_cost"] = _fixed_cost(worker, small)
     worker_rate = n / worker["seconds"]
     pass_rate = n / pass_seconds
     leaves_rate = trail_leaves / trail_seconds
