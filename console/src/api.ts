@@ -150,16 +150,19 @@ export interface Fund {
   positions: PositionNode[]
 }
 
+/** A trail item as the gateway builds it from the leaf bytes: every fact is null when the bytes
+ * do not parse (an altered leaf), and `verification` names what the gateway found wrong. */
 export interface TrailEntry {
   leaf_index: number
   leaf_hash: string
   leaf_data?: string | null // base64 leaf bytes (gateways that build items from their leaves); null: withheld
-  entry_kind: string
-  entry_id: string
-  event_type: string
-  region_code: string
-  occurred_at: string
-  appended_at: string
+  verification?: { ok: boolean; problems: string[] }
+  entry_kind: string | null
+  entry_id: string | null
+  event_type: string | null
+  region_code: string | null
+  occurred_at: string | null
+  appended_at: string | null
   violation_id: string | null
   violation_status: string | null
   event: Record<string, unknown> | null
