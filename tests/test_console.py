@@ -214,7 +214,7 @@ def test_a_new_violation_appears_live_with_a_marker(open_as: Any, demo_stack: St
     path.write_text(json.dumps(event, ensure_ascii=False) + "\n", encoding="utf-8")
     result = publish_file(path, demo_stack.bootstrap, tmp_path / "publisher")
     assert result.returncode == 0, result.stdout + result.stderr
-    expect(page.locator('[data-testid="new-marker"]')).to_be_visible(timeout=120_000)
+    expect(page.locator('[data-testid="new-marker"]').first).to_be_visible(timeout=120_000)
     # The count shows with the marker (same event); it once zoomed in from zero width, which an instant
     # is_visible() caught on a loaded machine. expect() waits for it instead, and checks what it says.
     expect(page.locator('[data-testid="new-count"]')).to_be_visible(timeout=SEEN)
