@@ -49,8 +49,8 @@ export async function request(path: string, init: RequestInit = {}): Promise<Res
   return resp
 }
 
-export async function getJson<T>(path: string, query?: Query): Promise<T> {
-  return (await request(withQuery(path, query))).json() as Promise<T>
+export async function getJson<T>(path: string, query?: Query, init: RequestInit = {}): Promise<T> {
+  return (await request(withQuery(path, query), init)).json() as Promise<T>
 }
 
 export async function postJson<T>(path: string, body: unknown): Promise<T> {
