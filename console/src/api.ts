@@ -1,5 +1,6 @@
 // The gateway's HTTP API, same origin. Errors are RFC 9457 problem documents: shown, never swallowed.
 import { session } from './auth'
+import type { components } from './api.schema'
 
 export interface Problem {
   type?: string
@@ -48,8 +49,8 @@ export async function request(path: string, init: RequestInit = {}): Promise<Res
   return resp
 }
 
-export async function getJson<T>(path: string, query?: Query): Promise<T> {
-  return (await request(withQuery(path, query))).json() as Promise<T>
+export async function getJson<T>(path: string, query?: Query, init: RequestInit = {}): Promise<T> {
+  return (await request(withQuery(path, query), init)).json() as Promise<T>
 }
 
 export async function postJson<T>(path: string, body: unknown): Promise<T> {
@@ -74,44 +75,31 @@ export async function download(path: string, query: Query, filename: string): Pr
   URL.revokeObjectURL(url)
 }
 
-// ---- shapes the console reads (the fields it uses; see the gateway's OpenAPI document) ----
+// ---- shapes the console reads: generated from the gateway's OpenAPI document (api.schema.ts,
+// console/scripts/gen_api_types.py; tests/test_console_unit.py fails when they drift) ----
 
-export interface ViolationSummary {
-  violation_id: string
-  rule_id: string
-  rule_version: number
-  department: string
-  severity: string
-  status: string
-  triggering_event_id: string
-  fund_doc_no: string | null
-  project_id: string | null
-  region_code: string
-  occurred_at: string
-  raised_at: string
-  status_changed_at: string
-  trace_id: string | null
-  explanation_zh: string
-  explanation_en: string
-  assignee?: string | null
-  due_date?: string | null
-  overdue?: boolean
+type Schemas = components['schemas']
+export type ViolationSummary = Schemas['ViolationOut']
+export type CaseStep = Schemas['CaseActionOut']
+export type ViolationDetail = Schemas['ViolationDetail']
+export type PositionNode = Schemas['PositionNodeOut']
+export type Fund = Schemas['FundOut']
+/** Built from the leaf bytes: every fact is null when they do not parse (an altered leaf), and
+ * `verification` names what the gateway found wrong. */
+export type TrailEntry = Schemas['TrailEntryOut']
+export type Rule = Schemas['RuleVersions']
+export type ImportReport = Schemas['ImportReport']
+
+/** The ids of a violation's evidence events (its `evidence` is free-form JSON in the API). */
+export function evidenceEventIds(v: ViolationDetail): string[] {
+  const ids = v.evidence.event_ids
+  return Array.isArray(ids) ? ids.filter((x): x is string => typeof x === 'string') : []
 }
 
-export interface CaseStep {
-  event_id: string
-  action: string
-  actor: string
-  at: string
-  trace_id: string | null
-  payload: Record<string, unknown>
-}
-
-export interface ViolationDetail extends ViolationSummary {
-  legal_basis: string
-  evidence: { event_ids?: string[]; values?: Record<string, unknown> }
-  case_history: CaseStep[]
-  allowed_actions: string[]
+/** The values the rule read, from `evidence.values`. */
+export function evidenceValues(v: ViolationDetail): Record<string, unknown> {
+  const values = v.evidence.values
+  return values && typeof values === 'object' && !Array.isArray(values) ? (values as Record<string, unknown>) : {}
 }
 
 export interface Page<T> {
@@ -126,48 +114,6 @@ export interface RegionNode {
   children?: RegionNode[]
 }
 
-export interface PositionNode {
-  region_code: string
-  level: string
-  received_fen: number
-  passed_down_fen: number
-  contracted_fen: number
-  paid_fen: number
-  returned_fen: number
-  balance_fen: number
-  subtree_paid_fen: number
-  subtree_balance_fen: number
-  children: PositionNode[]
-}
 
-export interface Fund {
-  fund_doc_no: string
-  title: string
-  purpose_category: string
-  allocated_fen: number
-  deadline: string | null
-  region_code: string
-  positions: PositionNode[]
-}
 
-export interface TrailEntry {
-  leaf_index: number
-  leaf_hash: string
-  leaf_data?: string | null // base64 leaf bytes (gateways that build items from their leaves); null: withheld
-  entry_kind: string
-  entry_id: string
-  event_type: string
-  region_code: string
-  occurred_at: string
-  appended_at: string
-  violation_id: string | null
-  violation_status: string | null
-  event: Record<string, unknown> | null
-}
 
-export interface Rule {
-  rule_id: string
-  department: string
-  versions?: { version: number; title_zh?: string; title_en?: string }[]
-  [key: string]: unknown
-}

@@ -38,6 +38,11 @@ const zh = {
     verified: '已验证', failed: '验证失败', verifying: '验证中', verifyAll: '浏览器验证（SHA-256 + Ed25519）',
     verifiedCount: '{ok}/{n} 条已验证', allocated: '下达金额', deadline: '期限', vendor: '收款方', node: '节点',
     checks: '检查项', noKey: '网关未提供日志公钥，无法验证', withheld: '叶子字节不向本区域提供：仅验证了列出的哈希',
+    unreadable: '（叶子数据无法解析）', reason: '原因',
+    problem: {
+      leaf_unparseable: '叶子数据无法解析', leaf_hash: '叶子哈希与日志不符', column_mismatch: '索引列与叶子不符',
+      chain_gap: '轨迹链有缺口', request: '无法取得包含证明',
+    },
   },
   level: { province: '省', city: '市', county: '区县', town: '镇街', village: '村', vendor: '收款方' },
   overview: {
@@ -97,6 +102,12 @@ const en: typeof zh = {
     verifiedCount: '{ok}/{n} verified', allocated: 'Allocated', deadline: 'Deadline', vendor: 'Payee', node: 'Node', checks: 'Checks',
     noKey: 'The gateway offers no log key; cannot verify',
     withheld: 'leaf bytes withheld from your region: the listed hash was proven, not hashed here',
+    unreadable: '(leaf bytes unreadable)', reason: 'Reason',
+    problem: {
+      leaf_unparseable: 'leaf bytes unreadable', leaf_hash: 'leaf hash differs from the log',
+      column_mismatch: 'index columns differ from the leaf', chain_gap: 'gap in the trail chain',
+      request: 'no inclusion proof could be fetched',
+    },
   },
   level: { province: 'Province', city: 'City', county: 'County', town: 'Town', village: 'Village', vendor: 'Payee' },
   overview: {

@@ -61,6 +61,7 @@ export function openStream(
           const parsed = parseSse(buffer + value)
           buffer = parsed.rest
           for (const e of parsed.events) {
+            if (closed) return // a closed stream reports nothing more (its page may have a new one)
             if (e.id) lastId = e.id
             if (e.event === 'ready') onState(true)
             onEvent(e)
@@ -69,8 +70,9 @@ export function openStream(
       } catch {
         // network error or abort: fall through to the retry below
       }
+      if (closed) return
       onState(false)
-      if (!closed) await new Promise((r) => setTimeout(r, 3000))
+      await new Promise((r) => setTimeout(r, 3000))
     }
   }
   void run()

@@ -19,3 +19,17 @@ def test_the_ceiling_is_the_cores_over_the_cpu_per_event_nothing_can_save(monkey
 
 def test_no_ceiling_without_postgresql_cpu() -> None:
     assert bench._ceiling(30.0, None) is None
+
+
+def test_the_fixed_cost_per_batch_is_solved_from_two_batch_sizes() -> None:
+    # 100 µs per event and 10 ms per batch: 110 µs per event in batches of 1,000, 200 in batches of 100.
+    big = {"worker_cpu_us_per_event": 110, "mean_batch_size": 1000.0}
+    small = {"worker_cpu_us_per_event": 200, "mean_batch_size": 100.0}
+    fixed = bench._fixed_cost(big, small)
+    assert fixed["fixed_cpu_ms_per_batch"] == pytest.approx(10.0)
+    assert fixed["variable_cpu_us_per_event"] == pytest.approx(100.0)
+
+
+def test_no_fixed_cost_when_the_batch_sizes_cannot_be_told_apart() -> None:
+    run = {"worker_cpu_us_per_event": 110, "mean_batch_size": 1000.0}
+    assert bench._fixed_cost(run, dict(run))["fixed_cpu_ms_per_batch"] is None

@@ -23,6 +23,8 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -181,8 +183,8 @@ def _end_offsets(bootstrap: str, topic: str) -> int:
 def _scrape(port: int) -> dict[str, float]:
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     out: dict[str, float] = {}
-    for m in re.finditer(r'^fundtrail_tracker_phase_seconds_total\{phase="(\w+)"\} ([0-9.e+-]+)$', text, re.M):
-        out[m.group(1)] = float(m.group(2))
+    for m in re.finditer(r'^fundtrail_tracker_phase_(cpu_)?seconds_total\{phase="(\w+)"\} ([0-9.e+-]+)$', text, re.M):
+        out[("cpu:" if m.group(1) else "") + m.group(2)] = float(m.group(3))
     for name in ("fundtrail_tracker_batch_seconds_count", "fundtrail_tracker_batch_seconds_sum"):
         found = re.search(rf"^{name}\{{topic=\"[^\"]*events\.raw\"\}} ([0-9.e+-]+)$", text, re.M)
         if found:
@@ -250,7 +252,8 @@ def _run_worker(bootstrap: str, url: str, topics: TrackerTopics, n: int, batch_s
             proc.kill()
             proc.wait()
         log.close()
-    phases = {k: v for k, v in metrics.items() if not k.startswith("fundtrail_")}
+    phases = {k: v for k, v in metrics.items() if not k.startswith(("fundtrail_", "cpu:"))}
+    phase_cpu = {k.removeprefix("cpu:"): v for k, v in metrics.items() if k.startswith("cpu:")}
     batches = metrics.get("fundtrail_tracker_batch_seconds_count", 0.0)
     in_batches = metrics.get("fundtrail_tracker_batch_seconds_sum", 0.0)
     worker_cpu = cpu_end[0] - cpu_start[0] if cpu_start else None
@@ -262,6 +265,9 @@ def _run_worker(bootstrap: str, url: str, topics: TrackerTopics, n: int, batch_s
         "postgres_cpu_us_per_event": round(pg_cpu * 1e6 / n) if pg_cpu is not None else None,
         "broker_cpu_us_per_event": round(broker_cpu * 1e6 / n) if broker_cpu is not None else None,
         "phase_seconds": {k: round(v, 3) for k, v in phases.items()},
+        # The worker thread's CPU inside each phase, per event (a phase's awaits include whatever
+        # else the event loop ran meanwhile: BatchPhases).
+        "phase_cpu_us_per_event": {k: round(v * 1e6 / n, 1) for k, v in phase_cpu.items()},
         "batches": int(batches),
         "mean_batch_size": round(n / batches, 1) if batches else None,
         "share_inside_batches": round(in_batches / seconds, 3) if seconds else None,
@@ -356,26 +362,53 @@ def _ceiling(passthrough_cpu_us: float, postgres_cpu_us: float | None, broker_cp
     return (os.cpu_count() or 1) * 1e6 / per_event if per_event > 0 else None
 
 
-def run(bootstrap: str, database_url: str, n: int = 50_000, *, batch_size: int = 1000,
-        trail_leaves: int = 1_000_000, timeout: float = 900.0, broker_pid: int | None = None) -> dict[str, Any]:
-    """Measure worker throughput vs an aiokafka pass-through and the trail append rate; return the numbers."""
+def _fixed_cost(big: dict[str, Any], small: dict[str, Any]) -> dict[str, Any]:
+    """The worker's CPU split into a fixed cost per batch and a cost per event, from two runs at
+    different mean batch sizes b: cpu_per_event(b) = per_event + fixed / b, solved for both."""
+    c1, c2 = big["worker_cpu_us_per_event"], small["worker_cpu_us_per_event"]
+    b1, b2 = big["mean_batch_size"], small["mean_batch_size"]
+    out: dict[str, Any] = {"small_batch_size": b2, "small_batch_cpu_us_per_event": c2}
+    if None in (c1, c2, b1, b2) or abs(1 / b2 - 1 / b1) < 1e-4:  # batch sizes too close to separate
+        return {**out, "fixed_cpu_ms_per_batch": None, "variable_cpu_us_per_event": None}
+    fixed_us = (c2 - c1) / (1 / b2 - 1 / b1)
+    return {**out, "fixed_cpu_ms_per_batch": round(fixed_us / 1000, 2),
+            "variable_cpu_us_per_event": round(c1 - fixed_us / b1, 1)}
+
+
+@contextmanager
+def _isolated(bootstrap: str, database_url: str, sinks: Sequence[str] = ()) -> Iterator[tuple[TrackerTopics, str, int]]:
+    """Fresh topics (and pass-through `sinks` under their prefix), a fresh migrated PostgreSQL schema
+    (dropped afterwards); yields the topics, the schema's URL and a seed."""
     from fundtrail_runtime.db import upgrade
     from fundtrail_runtime.kafka_admin import ensure_topics
     from fundtrail_schemas.topics import TopicSpec
 
     run_id = uuid.uuid4().hex[:8]
     topics = TrackerTopics.with_prefix(f"bench-{run_id}.")
-    passthrough_topic = f"{topics.prefix}passthrough"
-    ensure_topics(bootstrap, [*topics.specs(), TopicSpec(passthrough_topic, 6, "fund", "benchmark sink"),
-                              TopicSpec(f"{passthrough_topic}-faust", 6, "fund", "benchmark sink")])
+    ensure_topics(bootstrap, [*topics.specs(),
+                              *(TopicSpec(f"{topics.prefix}{s}", 6, "fund", "benchmark sink") for s in sinks)])
     schema = f"bench_{run_id}"
     admin = psycopg.connect(pg.conninfo(database_url), autocommit=True)
     admin.execute(f'CREATE SCHEMA "{schema}"')
-    url = _with_search_path(database_url, schema)
     try:
+        url = _with_search_path(database_url, schema)
         upgrade(url)
-        events = generate(n, seed=int(run_id, 16), start=datetime.now(UTC) - timedelta(days=30))
-        publish_seconds = _publish(bootstrap, topics.raw, events)
+        yield topics, url, int(run_id, 16)
+    finally:
+        admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.close()
+
+
+def _events(n: int, seed: int) -> list[dict[str, Any]]:
+    return generate(n, seed=seed, start=datetime.now(UTC) - timedelta(days=30))
+
+
+def run(bootstrap: str, database_url: str, n: int = 50_000, *, batch_size: int = 1000,
+        trail_leaves: int = 1_000_000, timeout: float = 900.0, broker_pid: int | None = None) -> dict[str, Any]:
+    """Measure worker throughput vs an aiokafka pass-through and the trail append rate; return the numbers."""
+    with _isolated(bootstrap, database_url, ("passthrough", "passthrough-faust")) as (topics, url, seed):
+        passthrough_topic = f"{topics.prefix}passthrough"
+        publish_seconds = _publish(bootstrap, topics.raw, _events(n, seed))
         pass_seconds, pass_cpu = asyncio.run(_passthrough(bootstrap, topics.raw, passthrough_topic, n, batch_size))
         with tempfile.TemporaryDirectory(prefix="fundtrail-bench-") as tmp:
             faust_seconds = _faust_passthrough(bootstrap, topics.raw, f"{passthrough_topic}-faust", n, batch_size,
@@ -383,9 +416,13 @@ def run(bootstrap: str, database_url: str, n: int = 50_000, *, batch_size: int =
             worker = _run_worker(bootstrap, url, topics, n, batch_size, Path(tmp), timeout, broker_pid)
         trail_seconds = asyncio.run(_trail_append(url, trail_leaves, batch_size))
         proofs = _proofs(url, n + trail_leaves)
-    finally:
-        admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.close()
+    # A second, shorter run in batches a tenth the size separates the fixed cost of a batch.
+    small_n, small_batch = max(n // 5, 1000), max(batch_size // 10, 10)
+    with _isolated(bootstrap, database_url) as (topics, url, seed), \
+            tempfile.TemporaryDirectory(prefix="fundtrail-bench-") as tmp:
+        _publish(bootstrap, topics.raw, _events(small_n, seed))
+        small = _run_worker(bootstrap, url, topics, small_n, small_batch, Path(tmp), timeout, broker_pid)
+    worker["fixed_cost"] = _fixed_cost(worker, small)
     worker_rate = n / worker["seconds"]
     pass_rate = n / pass_seconds
     leaves_rate = trail_leaves / trail_seconds

@@ -190,3 +190,46 @@ async def test_the_console_build_is_served_with_a_single_page_fallback(
         assert (await c.get("/console/assets/missing.js")).status_code == 404
     async with running(create_app(settings_factory(console_dir=tmp_path / "none"))) as c:
         assert (await c.get("/console/")).status_code == 404
+
+
+async def test_an_altered_leaf_is_an_item_that_fails_its_checks_not_a_missing_trail(
+    migrated_database_url: str, settings_factory: Callable[..., GatewaySettings], auth: Auth,
+    log_key: Ed25519PrivateKey,
+) -> None:
+    """What the console's fund page reads when one stored leaf was altered past the append-only triggers:
+    the trail is still served, the altered item names its failed checks and has no facts, the others pass."""
+    import psycopg
+
+    from fundtrail_gateway.seed import seed_world
+    from fundtrail_verify import merkle
+    from fundtrail_runtime.db import sync_engine
+
+    engine = sync_engine(migrated_database_url)
+    try:
+        seed_world(engine, log_key)
+    finally:
+        engine.dispose()
+    fund = "F-440705-2026-01"
+    admin = migrated_database_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        seq, data = conn.execute("SELECT seq, leaf_data FROM trail_entry WHERE fund_doc_no = %s ORDER BY seq"
+                                 " OFFSET 2 LIMIT 1", (fund,)).fetchone()  # type: ignore[misc]
+        altered = bytes(data).replace(b'"', b"'", 1)  # the console's browser test alters it the same way
+        conn.execute("SET session_replication_role = replica")
+        conn.execute("UPDATE trail_entry SET leaf_data = %s WHERE seq = %s", (altered, seq))
+    headers = auth("auditor")
+    async with running(create_app(settings_factory(database_url=migrated_database_url))) as c:
+        assert (await c.get(f"/v1/funds/{fund}", headers=headers)).status_code == 200
+        r = await c.get(f"/v1/funds/{fund}/trail", headers=headers)
+        assert r.status_code == 200, r.text
+        items = {i["leaf_index"]: i for i in r.json()["items"]}
+        bad = items.pop(seq)
+        assert bad["verification"] == {"ok": False, "problems": ["leaf_hash", "leaf_unparseable"]}
+        assert bad["leaf_hash"] == merkle.leaf_hash(altered).hex()  # the hash of the bytes served
+        assert base64.b64decode(bad["leaf_data"]) == altered
+        assert bad["event_type"] is bad["region_code"] is bad["occurred_at"] is None
+        assert items and all(i["verification"]["ok"] for i in items.values()), items
+        # The proof the browser asks for is served too; it does not lead from these bytes to the root.
+        proof = await c.get(f"/v1/proofs/entries/{seq}", headers=headers)
+        assert proof.status_code == 200, proof.text
+        assert proof.json()["leaf_hash"] == bad["leaf_hash"]

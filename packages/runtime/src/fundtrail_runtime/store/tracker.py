@@ -78,12 +78,14 @@ class FundPosition(SQLModel, table=True):
 
 
 class Project(SQLModel, table=True):
+    """Read by primary key only (fund-tracker's ledger slice; migration 0007 dropped the others)."""
+
     __tablename__ = "project"
 
     project_id: str = Field(primary_key=True, max_length=128)
-    fund_doc_no: str | None = Field(default=None, max_length=128, index=True)
+    fund_doc_no: str | None = Field(default=None, max_length=128)
     state: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False), description="ProjectState")
-    region_code: str | None = Field(default=None, max_length=12, index=True)
+    region_code: str | None = Field(default=None, max_length=12)
     settlement_amount_fen: int | None = Field(default=None, sa_column=Column(BigInteger))
     provenance: dict[str, Any] = Field(
         default_factory=dict,
@@ -93,24 +95,30 @@ class Project(SQLModel, table=True):
 
 
 class Contract(SQLModel, table=True):
+    """Read by primary key only (fund-tracker's ledger slice; migration 0007 dropped the others)."""
+
     __tablename__ = "contract"
 
     contract_id: str = Field(primary_key=True, max_length=128)
-    project_id: str | None = Field(default=None, max_length=128, index=True)
+    project_id: str | None = Field(default=None, max_length=128)
     fund_doc_no: str | None = Field(default=None, max_length=128)
-    vendor_id: str | None = Field(default=None, max_length=128, index=True)
+    vendor_id: str | None = Field(default=None, max_length=128)
     state: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False), description="ContractState")
 
 
 class Payment(SQLModel, table=True):
+    """Indexes and their queries: payment_id (primary key: a second payment of one id fails the
+    batch), event_id (unique: one payment per event), ix_payment_invoice_no (fund-tracker's
+    `INVOICE_PAYMENTS_SQL`, other payments of an invoice). Migration 0007 dropped the others."""
+
     __tablename__ = "payment"
 
     payment_id: str = Field(primary_key=True, max_length=128)
     event_id: uuid.UUID = Field(unique=True)
-    fund_doc_no: str = Field(max_length=128, index=True)
+    fund_doc_no: str = Field(max_length=128)
     project_id: str | None = Field(default=None, max_length=128)
     contract_id: str | None = Field(default=None, max_length=128)
-    payee_vendor_id: str | None = Field(default=None, max_length=128, index=True)
+    payee_vendor_id: str | None = Field(default=None, max_length=128)
     invoice_no: str = Field(sa_column=Column(String(128), nullable=False, index=True))
     amount_fen: int = Field(sa_column=Column(BigInteger, nullable=False))
     region_code: str = Field(max_length=12)
@@ -127,7 +135,8 @@ class VendorStats(SQLModel, table=True):
 
 
 class ParkedEvent(SQLModel, table=True):
-    """Events waiting for a reference (an unknown fund) to arrive."""
+    """Events waiting for a reference (an unknown fund) to arrive. Indexes: waiting_for (the parked
+    events an allocation releases), parked_at (the sweep of events that waited too long)."""
 
     __tablename__ = "parked_event"
 
@@ -144,7 +153,13 @@ class ParkedEvent(SQLModel, table=True):
 
 
 class TrailEntry(SQLModel, table=True):
-    """One leaf of the append-only Merkle log (RFC 9162). `seq` is the leaf index."""
+    """One leaf of the append-only Merkle log (RFC 9162). `seq` is the leaf index.
+
+    Indexes and their queries: seq (primary key: leaves, the tree size), entry_id (unique: one leaf
+    per event, violation or case event; the trail input's dedup), ix_trail_fund / _project /
+    _payment / _vendor (the chain heads each new leaf links to, `_HEADS_SQL`, and the gateway's
+    trails by subject, `TRAIL_QUERIES`, whose region filter rides on them: migration 0007 dropped
+    ix_trail_region), violation_id (the gateway's trail of a violation)."""
 
     __tablename__ = "trail_entry"
     __table_args__ = (
@@ -152,7 +167,6 @@ class TrailEntry(SQLModel, table=True):
         Index("ix_trail_project", "project_id", "seq"),
         Index("ix_trail_payment", "payment_id", "seq"),
         Index("ix_trail_vendor", "vendor_id", "seq"),
-        Index("ix_trail_region", "region_code", "seq"),
     )
 
     seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
