@@ -201,8 +201,8 @@ async def test_an_altered_leaf_is_an_item_that_fails_its_checks_not_a_missing_tr
     import psycopg
 
     from fundtrail_gateway.seed import seed_world
-    from fundtrail_verify import merkle
     from fundtrail_runtime.db import sync_engine
+    from fundtrail_verify import merkle
 
     engine = sync_engine(migrated_database_url)
     try:
