@@ -118,6 +118,44 @@ class _Bucket:
         return ids, total
 
 
+    def before(self, entry: WindowEntry, span: timedelta, tolerance_bps: int | None) -> tuple[list[str], int]:
+        """Event ids (by time) and summed amount of the entries ordered before `entry` (time, then id)
+        within `span` before it, and within the tolerance of its amount when there is one: what the
+        entry's window holds had every event arrived in date order."""
+        eid, at, amount = entry
+        lo = at - span
+        ids: list[str] = []
+        total = 0
+        if tolerance_bps is None:
+            by_time = self.by_time
+            start = bisect.bisect_left(by_time, lo, key=_at)
+            end = bisect.bisect_left(by_time, (at, eid))  # (at, eid) sorts before (at, eid, amount)
+            for _, e_id, e_amount in by_time[start:end]:
+                ids.append(e_id)
+                total += e_amount
+            return ids, total
+        reach = amount * tolerance_bps // 10_000
+        by_amount = self.by_amount
+        start = bisect.bisect_left(by_amount, amount - reach, key=_amount)
+        end = bisect.bisect_right(by_amount, amount + reach, key=_amount)
+        found = sorted(
+            (e_at, e_id, e_amount) for e_amount, e_at, e_id in by_amount[start:end]
+            if lo <= e_at and (e_at, e_id) < (at, eid) and abs(e_amount - amount) * 10_000 <= amount * tolerance_bps
+        )
+        for _, e_id, e_amount in found:
+            ids.append(e_id)
+            total += e_amount
+        return ids, total
+
+    def after(self, entry: WindowEntry, span: timedelta) -> list[WindowEntry]:
+        """The entries ordered after `entry` within `span` of it: their windows hold it."""
+        eid, at, amount = entry
+        by_time = self.by_time
+        start = bisect.bisect_right(by_time, (at, eid, amount))
+        end = bisect.bisect_right(by_time, at + span, key=_at)
+        return [WindowEntry(e_id, e_at, e_amount) for e_at, e_id, e_amount in by_time[start:end]]
+
+
 @dataclass
 class Windows:
     entries: dict[WindowKey, _Bucket] = field(default_factory=dict)
@@ -162,6 +200,26 @@ class Windows:
         heapq.heappush(self._heap(rule_id), (at, eid, wkey))
         self.added.append((rule_id, key, entry))
         return view
+
+    def earlier(
+        self, rule_id: str, key: tuple[object, ...], entry: WindowEntry, *, days: int, tolerance_bps: int | None = None
+    ) -> WindowView:
+        """The event-time window of an entry: itself and the entries dated before it (ties by event id)
+        within `days`, whatever order they arrived in (`_Bucket.before`)."""
+        bucket = self.entries.get((rule_id, key))
+        if not bucket:
+            return WindowView(1, entry.amount_fen, [])
+        ids, total = bucket.before(entry, _span(days), tolerance_bps)
+        return WindowView(1 + len(ids), entry.amount_fen + total, ids)
+
+    def later(self, rule_id: str, key: tuple[object, ...], entry: WindowEntry, *, days: int) -> list[WindowEntry]:
+        """The entries whose event-time window an entry joins (dated after it, within `days`)."""
+        bucket = self.entries.get((rule_id, key))
+        return bucket.after(entry, _span(days)) if bucket else []
+
+    def holds(self, rule_id: str, key: tuple[object, ...], event_id: str) -> bool:
+        bucket = self.entries.get((rule_id, key))
+        return bucket is not None and event_id in bucket.ids
 
     def add(self, rule_id: str, key: tuple[object, ...], entry: WindowEntry, *, record: bool = True) -> bool:
         """Put an event into a window; False when it is already there (redelivery)."""
