@@ -81,7 +81,7 @@ class WindowOwner:
         self._assigned = assigned
         self._owned: frozenset[int] | None = None
         self._assignment: tuple[frozenset[int], int] | None = None
-        self.engine = Engine(main.engine.packs, grace=main.engine.grace)
+        self.engine = Engine(main.engine.packs, grace=main.engine.grace, owns_windows=True)
 
     async def close(self) -> None:
         await self.store.close()
@@ -148,6 +148,7 @@ class WindowOwner:
             for err in outcome.errors:
                 self.metrics.evaluation_errors.labels(err.rule_ref).inc()
                 out.append(dead_letter(inb, ReasonCode.EVALUATION_ERROR, str(err)))
+        self.engine.state.clock.drain()  # its clock is its own, never saved over the partitions' clocks
         if not out and not self.engine.state.windows.added:
             return
         async with self.store.pipelined_transaction() as (cur, pipeline):

@@ -106,7 +106,8 @@ class Routed:
     key: tuple[object, ...]
     amount_fen: int
     # event, before/after as this replica judged them, ref (when the rule reads reference data),
-    # accepted_at, trace_id, and `watermark`, the sender's event-time clock (the owner prunes by it).
+    # accepted_at, trace_id, and `partition`, the enriched partition it was read from (the owner keeps
+    # a clock per partition, as one worker reading them all would).
     doc: dict[str, Any]
 
 
@@ -129,8 +130,6 @@ class EngineState:
     deferred: dict[str, set[uuid.UUID]] = field(default_factory=dict)
     # Windowed events kept for the grace period, by (rule id, event id); in memory only.
     window_kept: dict[tuple[str, str], KeptWindowEntry] = field(default_factory=dict)
-    # The newest sender clock among routed events (the window owner has no partition clock of its own).
-    window_clock: datetime | None = None
 
     def note_position(self, subject: str, sequence: int, snapshot: dict[str, Any]) -> bool:
         """Remember `snapshot` unless a newer one is known; True when it is the newest."""
@@ -236,7 +235,7 @@ class Engine:
 
     def __init__(
         self, packs: PackSet, state: EngineState | None = None, *, grace: timedelta = timedelta(days=15),
-        route_windows: bool = False,
+        route_windows: bool = False, owns_windows: bool = False,
     ):
         self.packs = packs
         self.state = state or EngineState()
@@ -244,6 +243,9 @@ class Engine:
         # Windowed events go out in `Outcome.routed` for the window's owner instead of being judged
         # here (several replicas: each window on one of them); in one process they are judged here.
         self.route_windows = route_windows
+        # The repartition topic's reader (windowing.WindowOwner): only judges windows, keeps its own clock.
+        self.owns_windows = owns_windows
+        self._partition = 0  # the partition of the event being processed
         self._window_days = _window_days(packs)
         self._live: dict[str, LiveContext] = {}
         self._next_sweep: datetime | None = None
@@ -272,6 +274,7 @@ class Engine:
         at = parse_time(ev["occurred_at"])
         on = local_date(at)
         st = self.state
+        self._partition = partition
         if et in REFERENCE_TYPES:
             vendor = str(ev["vendor_id"])
             judged = vendor in st.judged
@@ -521,11 +524,9 @@ class Engine:
             raise EvaluationError(rule.ref, "window amount is not an integer")
         if w.include is not None and not run_condition(w.include, ctx, rule.ref):
             return None
-        wm = self.state.clock.watermark
         routed = {
             "event": roots["event"], "before": roots.get("before"), "after": roots.get("after"),
-            "accepted_at": doc.get("accepted_at"), "trace_id": doc.get("trace_id"),
-            "watermark": wm.isoformat() if wm is not None else None,
+            "accepted_at": doc.get("accepted_at"), "trace_id": doc.get("trace_id"), "partition": self._partition,
         }
         if "ref" in roots:
             routed["ref"] = roots["ref"]
@@ -545,10 +546,6 @@ class Engine:
         ev = doc["event"]
         eid, at = str(ev["event_id"]), parse_time(ev["occurred_at"])
         rule_id, key = routed.rule_id, routed.key
-        if doc.get("watermark"):
-            sent = parse_time(doc["watermark"])
-            if st.window_clock is None or sent > st.window_clock:
-                st.window_clock = sent
         if st.windows.holds(rule_id, key, eid):
             return out  # a redelivery: judged when it first arrived
         rule = self._window_rule(rule_id, ev["event_type"], at)
@@ -572,8 +569,11 @@ class Engine:
             mw = mrule.window
             mview = st.windows.earlier(rule_id, key, m, days=mw.days, tolerance_bps=mw.tolerance_bps)
             self._judge_in_window(mrule, mdoc, mview, m.at, mk, out)
-        if st.clock.watermark is None:
-            self._sweep_windows()  # the window's owner: no partition clock of its own
+        if self.owns_windows:
+            # The window's owner: event time per enriched partition of the events it was sent, the
+            # watermark their minimum (what one worker reading every partition would have).
+            st.clock.observe(at, int(doc.get("partition") or 0))
+            self._sweep_windows()
         return out
 
     def _window_rule(self, rule_id: str, et: str, at: datetime) -> CompiledRule | None:
@@ -604,7 +604,7 @@ class Engine:
     def _sweep_windows(self) -> None:
         """The window owner's sweep (it has no partition clock): by the newest sender clock, once a day."""
         st = self.state
-        wm = st.window_clock
+        wm = st.clock.watermark
         if wm is None or (self._next_sweep is not None and wm < self._next_sweep):
             return
         self._next_sweep = wm + _SWEEP_EVERY
@@ -612,11 +612,12 @@ class Engine:
 
     def _prune_windows(self, wm: datetime) -> None:
         st = self.state
-        # Each rule's entries are kept as long as its longest window needs (a late event may look
-        # back that far); their documents for the grace period (an event arriving later than that
-        # does not judge the later ones again).
+        # Each rule's entries are kept as long as its longest window needs, looking back from an
+        # event late by up to the grace period (or by a window); their documents for the grace period
+        # (an event arriving later than that does not judge the later ones again).
         for rule_id, reach in self._window_days.items():
-            st.windows.prune(wm - timedelta(days=2 * reach), rule_id)
+            days = timedelta(days=reach)
+            st.windows.prune(wm - days - max(days, self.grace), rule_id)
         horizon = wm - self.grace
         for k in [k for k, kept in st.window_kept.items() if kept.at < horizon]:
             del st.window_kept[k]
