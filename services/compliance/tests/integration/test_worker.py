@@ -495,7 +495,8 @@ def test_replay_reports_changed_verdicts(worker, kafka_bootstrap: str, module_db
     report = json.loads(out.read_text(encoding="utf-8"))
     same = report["per_rule"]["inspection.same_handler_approver"]
     assert same["changed"] >= 5 and same["vanished"] == 0
-    assert report["per_rule"]["audit.idle_funds"]["unchanged"] >= 1
+    assert report["per_rule"]["audit.idle_funds"]["unchanged"] >= 1, (report["per_rule"]["audit.idle_funds"],
+                                                                       report["examples"])
     assert any(e["changes"] == ["severity high → critical"] for e in report["examples"]["changed"])
     assert "inspection.same_handler_approver" in result.output
 
