@@ -392,7 +392,12 @@ def test_timer_fires_after_a_restart(worker, kafka_bootstrap: str, module_db: st
         for name in ("fund", "position", "counterparty"):
             if state.get(name):
                 state[name] = {**state[name], "fund_doc_no": transfer["fund_doc_no"]}
-    send_enriched(kafka_bootstrap, doc)
+    # On partition 0, whatever the fund's hash: the replay test reads this log merged by `sequence`
+    # (1 on every hand-made record, so partition by partition) and must read this transfer before
+    # the next test's events 200-400 days later on partitions 4 and 5. Read after them, its check
+    # would start behind the clock, wait for a clock that never comes, and the replay would not
+    # raise what the worker raised (one run in a few, as the random fund hashed to 4 or 5).
+    produce_to(kafka_bootstrap, ENRICHED_EVENTS, 0, [doc])
     wait_for("the pending timer", lambda: query(
         module_db, "SELECT due_at FROM compliance_timer WHERE trigger_event_id = %s AND status = 'pending'",
         uuid.UUID(transfer["event_id"])))
