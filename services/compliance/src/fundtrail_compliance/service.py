@@ -68,6 +68,7 @@ from .core.engine import Engine, EngineState, Outcome
 from .core.evaluator import PackSet
 from .core.helpers import parse_time
 from .packs import PackDoc, compile_docs, read_dir, set_version
+from .windowing import routed_records
 
 log = logging.getLogger(__name__)
 SERVICE = "compliance"
@@ -150,6 +151,7 @@ class ComplianceService:
         grace: Any,
         metrics: Metrics,
         partitions: PartitionStatus | None = None,
+        route_windows: bool = False,
     ) -> None:
         self.store = ComplianceStore(database_url)
         # Which enriched-topic partitions this worker reads and which of them have nothing left to read
@@ -165,7 +167,8 @@ class ComplianceService:
         self.pack_store = ComplianceStore(database_url)
         self.sink = sink
         self.docs = dict(docs)
-        self.engine = Engine(packs, grace=grace)
+        # route_windows: window rules are judged by the window's owner (windowing.py), not here.
+        self.engine = Engine(packs, grace=grace, route_windows=route_windows)
         # Verdicts record the pack set they were judged with; an event is judged once per set.
         self.pack_version = set_version(packs)
         self.metrics = metrics
@@ -379,6 +382,8 @@ class ComplianceService:
                 out.extend(violation_records(v, carry))
             for r in outcome.resolutions:
                 resolutions.append((r, carry))
+            if outcome.routed:  # to the windows' owners, with this batch's outputs
+                out.extend(routed_records(outcome.routed, carry))
             for err in outcome.errors:
                 self.metrics.evaluation_errors.labels(err.rule_ref).inc()
                 out.append(dead_letter(inb, ReasonCode.EVALUATION_ERROR, str(err), eid))
