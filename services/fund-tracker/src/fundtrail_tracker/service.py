@@ -94,7 +94,8 @@ class Spans:
 
     def of(self, src: Source) -> Span:
         """The record's span (a parked event's is started when it is decided)."""
-        return self._by_source.get(id(src)) or self.start(src)
+        span = self._by_source.get(id(src))
+        return self.start(src) if span is None else span
 
     def end(self) -> None:
         for span in self._by_source.values():
@@ -224,16 +225,7 @@ class Tracker:
         m.batch_size.labels(topic).observe(size)
 
     def _dead_letters(self, rejected: Iterable[Rejected], now: datetime) -> list[Record]:
-        return [
-            dead_letter(
-                self._topics.dead_letters,
-                Inbound(r.source.topic, r.source.partition, r.source.offset, r.source.key, r.source.value,
-                        tuple(trace_headers(r.source.trace_headers))),
-                reason=r.rejection.reason, message=r.rejection.message, service=SERVICE, at=now,
-                errors=[e.as_dict() for e in r.rejection.errors], event_id=r.event_id,
-            )
-            for r in rejected
-        ]
+        return [dead_letter_of(r, self._topics.dead_letters, now) for r in rejected]
 
     # ------------------------------------------------------------------ raw events
 
@@ -676,6 +668,17 @@ async def _request_reads(
         return processed, parked, await keys(), await ledger()
 
     return result
+
+
+def dead_letter_of(r: Rejected, topic: str, at: datetime) -> Record:
+    """The dead letter of a refused record: its original bytes, position, reasons and trace."""
+    src = r.source
+    refused = Inbound(src.topic, src.partition, src.offset, src.key, src.value, tuple(trace_headers(src.trace_headers)))
+    return dead_letter(
+        topic, refused,
+        reason=r.rejection.reason, message=r.rejection.message, service=SERVICE, at=at,
+        errors=[e.as_dict() for e in r.rejection.errors], event_id=r.event_id,
+    )
 
 
 def _reasons(rejected: Iterable[Rejected]) -> dict[str, int]:
