@@ -3,6 +3,7 @@ a refused output rolls the transaction back, and what a fresh attempt can cure i
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from typing import Any
@@ -232,3 +233,22 @@ async def test_a_unique_violation_that_keeps_happening_is_raised(url: str, produ
     finally:
         await unit.close()
     assert attempts == UNIQUE_RETRIES + 1 and await _count(url) == 0
+
+
+async def test_concurrent_callers_take_turns_on_the_connection(url: str, producer: AIOKafkaProducer) -> None:
+    """A timer and an agent sharing a unit of work: each transaction commits on its own, none nested."""
+    unit = _unit(url, AiokafkaSink(producer), retry=False)
+
+    def insert(n: int) -> Any:
+        async def work(tx: Transaction) -> int:
+            await tx.cur.execute("INSERT INTO uow_row VALUES (%s, 'concurrent')", (n,))
+            await tx.cur.execute("SELECT pg_sleep(0.2)")  # the other caller arrives meanwhile
+            return n
+        return work
+
+    try:
+        await unit.run(insert(0))  # the connection is open before both arrive
+        assert sorted(await asyncio.gather(unit.run(insert(1)), unit.run(insert(2)))) == [1, 2]
+    finally:
+        await unit.close()
+    assert await _count(url) == 3

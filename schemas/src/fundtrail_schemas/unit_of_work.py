@@ -126,9 +126,13 @@ class UnitOfWork:
         self._retry = retry
         self._unique_retries = unique_retries
         self._conn: psycopg.AsyncConnection[Any] | None = None
+        # A connection carries one transaction at a time: concurrent callers (a timer and an agent)
+        # would otherwise nest theirs as savepoints and commit out of order.
+        self._lock = asyncio.Lock()
 
     async def close(self) -> None:
-        """Close the connection (a later `run` opens another)."""
+        """Close the connection (a later `run` opens another). Not under the lock: shutdown must not
+        wait for a transaction stuck on a broker that is gone."""
         if self._conn is not None:
             conn, self._conn = self._conn, None
             await conn.close()
@@ -158,7 +162,6 @@ class UnitOfWork:
                 if not self._retry:
                     raise
                 log.warning("database unavailable (%s), retrying in %.1fs", exc, delay)
-                await self._drop()
             except KafkaError as exc:
                 if not self._retry:
                     raise
@@ -169,15 +172,21 @@ class UnitOfWork:
     async def _attempt(
         self, work: Callable[[Transaction], Awaitable[T]], pipelined: bool, phases: BatchPhases | None
     ) -> T:
-        conn = await self._connection()
-        async with conn.pipeline() if pipelined else nullcontext() as pipeline, conn.transaction(), \
-                conn.cursor() as cur:
-            tx = Transaction(cur, Outbox(self._sink), phases, pipeline)
-            result = await work(tx)
-            await tx.delivered()  # every output acknowledged before the commit
-            tx.lap(PRODUCE)
-        tx.lap(COMMIT)
-        return result
+        async with self._lock:
+            conn = await self._connection()
+            try:
+                async with conn.pipeline() if pipelined else nullcontext() as pipeline, conn.transaction(), \
+                        conn.cursor() as cur:
+                    tx = Transaction(cur, Outbox(self._sink), phases, pipeline)
+                    result = await work(tx)
+                    await tx.delivered()  # every output acknowledged before the commit
+                    tx.lap(PRODUCE)
+            except RETRYABLE_DB_ERRORS:
+                if self._retry:  # the next attempt opens a new connection
+                    await self._drop()
+                raise
+            tx.lap(COMMIT)
+            return result
 
     async def _connection(self) -> psycopg.AsyncConnection[Any]:
         if self._conn is None or self._conn.closed:
