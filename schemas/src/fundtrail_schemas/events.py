@@ -467,7 +467,7 @@ def event_key(event: Envelope) -> bytes:
         return event.fund_doc_no.encode()
     if event.project_id:
         return f"project:{event.project_id}".encode()
-    return str(getattr(event, "violation_id", event.event_id)).encode()
+    return str(event.event_id).encode()
 
 
 def now_utc() -> datetime:
