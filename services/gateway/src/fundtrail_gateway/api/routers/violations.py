@@ -20,8 +20,9 @@ from starlette.responses import Response
 from fundtrail_schemas.cases import EVENT_TYPE_OF, CaseAction, CaseRole, CaseStatus, allowed_actions, decide, overdue
 from fundtrail_schemas.decode import encode_event, has_nul, parse_object, plain_errors
 from fundtrail_schemas.events import EVENT_TYPES, ViolationRaised, event_key, now_utc
+from fundtrail_schemas.kafka_records import event_headers
 from fundtrail_schemas.telemetry import current_trace_id
-from fundtrail_schemas.topics import CASES, HEADER_EVENT_TYPE, HEADER_SCHEMA_VERSION
+from fundtrail_schemas.topics import CASES
 from fundtrail_schemas.types import Department, Severity, level_of_region
 
 from ...adapters import repository
@@ -384,10 +385,7 @@ async def _act(
         if has_nul(encode_event(event)):
             raise unprocessable("the case action contains a NUL character (U+0000), which cannot be stored",
                                 [FieldProblem(field="body", message="contains U+0000")])
-        headers = [
-            (HEADER_EVENT_TYPE, event.event_type.encode()),
-            (HEADER_SCHEMA_VERSION, str(event.schema_version).encode()),
-        ]
+        headers = event_headers(event.event_type, event.schema_version)
         try:
             (delivery,) = await publisher.publish([OutMessage(CASES, event_key(event), encode_event(event), headers)])
         except PublisherUnavailable as exc:
