@@ -24,9 +24,12 @@ import orjson
 
 from fundtrail_schemas.decode import ReasonCode
 from fundtrail_schemas.events import now_utc
+from fundtrail_schemas.kafka_records import trace_headers
+from fundtrail_schemas.kafka_sink import Headers, Record
 from fundtrail_schemas.topics import COMPLIANCE_WINDOWS, TOPICS_BY_NAME
+from fundtrail_schemas.unit_of_work import Transaction, UnitOfWork
 
-from .adapters.kafka import Headers, Inbound, Outbound, partition_of, send, trace_headers
+from .adapters.kafka import Inbound, partition_of
 from .adapters.metrics import Metrics
 from .adapters.postgres import ComplianceStore
 from .core.engine import Engine, EngineState, Routed
@@ -40,10 +43,10 @@ def window_key(rule_id: str, key: Sequence[object]) -> bytes:
     return json.dumps([rule_id, *key], ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def routed_records(routed: Sequence[Routed], trace: Headers) -> list[Outbound]:
+def routed_records(routed: Sequence[Routed], trace: Headers) -> list[Record]:
     """The records that take windowed events to their window's owner."""
     return [
-        Outbound(COMPLIANCE_WINDOWS, window_key(r.rule_id, r.key),
+        Record(COMPLIANCE_WINDOWS, window_key(r.rule_id, r.key),
                  orjson.dumps({"rule_id": r.rule_id, "key": list(r.key), "amount_fen": r.amount_fen, "doc": r.doc}),
                  trace)
         for r in routed
@@ -82,8 +85,11 @@ class WindowOwner:
         self._owned: frozenset[int] | None = None
         self._assignment: tuple[frozenset[int], int] | None = None
         self.engine = Engine(main.engine.packs, grace=main.engine.grace, owns_windows=True)
+        # Retries off: the windows live in memory, so a failed batch reloads them and is redelivered.
+        self._uow = UnitOfWork(self.store.connection, sink, name="windows", retry=False)
 
     async def close(self) -> None:
+        await self._uow.close()
         await self.store.close()
 
     async def reset_state(self) -> None:
@@ -126,7 +132,7 @@ class WindowOwner:
                      time.perf_counter() - started)
         if self.engine.packs is not self.main.engine.packs:
             self.engine.replace_packs(self.main.engine.packs)
-        out: list[Outbound] = []
+        out: list[Record] = []
         violations = []
         for inb in batch:
             try:
@@ -151,11 +157,12 @@ class WindowOwner:
         self.engine.state.clock.drain()  # its clock is its own, never saved over the partitions' clocks
         if not out and not self.engine.state.windows.added:
             return
-        async with self.store.pipelined_transaction() as (cur, pipeline):
-            await self.store.write_batch(cur, [], violations, self.engine.state, now_utc(), self.main.pack_version)
-            acks = await send(self.sink, out)
-            await pipeline.sync()
-            for ack in acks:  # every output acknowledged before the window entries commit
-                await ack
+        async def work(tx: Transaction) -> None:
+            await self.store.write_batch(tx.cur, [], violations, self.engine.state, now_utc(), self.main.pack_version)
+            tx.send(out)  # every output acknowledged before the window entries commit (the unit of work)
+            await tx.outbox.flush()
+            await tx.sync()
+
+        await self._uow.run(work, pipelined=True)
         for v in violations:
             self.metrics.violations.labels(v.rule_id, v.department.value).inc()
