@@ -357,7 +357,7 @@ def run_latency(
     if not ready.wait(30):
         raise RuntimeError("the SSE stream did not become ready")
     setup: list[Record] = [
-        (RAW_EVENTS, event_key(ev), ev.model_dump_json().encode(), [])
+        Record(RAW_EVENTS, event_key(ev), ev.model_dump_json().encode(), [])
         for ev in setup_events(fund, project, contract, start_at)
     ]
     publishing.run_until_complete(_delivered(sink, setup))
