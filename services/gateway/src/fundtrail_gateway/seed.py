@@ -37,6 +37,8 @@ from fundtrail_schemas.events import (
     ViolationResolved,
 )
 from fundtrail_schemas.leaf import SUBJECTS, encode_leaf
+from fundtrail_schemas.ledger import Ledger
+from fundtrail_schemas.ledger_state import dumps
 from fundtrail_schemas.store.compliance import CaseAction, Violation
 from fundtrail_schemas.store.tracker import (
     Fund,
@@ -76,23 +78,18 @@ def _vendor_of(event: Envelope) -> str | None:
     return None
 
 
-PositionKey = tuple[str, str, str]
-Move = tuple[Level, str, str, int]  # (level, region, PositionState field, delta)
-_POSITION_FIELDS = ("received_fen", "passed_down_fen", "paid_fen", "returned_fen", "contracted_fen")
-
-
 @dataclass
 class TrailBuilder:
     """Appends events, violations and case actions to a Merkle log and the ledger tables.
 
     Leaves are built by the contract's `fundtrail_schemas.leaf.encode_leaf`, as fund-tracker builds them;
-    fund positions are kept here and committed in each event's leaf (`before` / `after`)."""
+    the ledger states each event's leaf commits (`before` / `after`) come from the same ledger core."""
 
     rows: list[SQLModel] = field(default_factory=list)
     tree: merkle.CompactRange = field(default_factory=merkle.CompactRange)
     checkpoints: list[TrailCheckpoint] = field(default_factory=list)
     heads: dict[tuple[str, str], int] = field(default_factory=dict)
-    positions: dict[PositionKey, dict[str, Any]] = field(default_factory=dict)
+    ledger: Ledger = field(default_factory=Ledger)
     links: dict[uuid.UUID, dict[str, str | None]] = field(default_factory=dict)
 
     @property
@@ -149,31 +146,13 @@ class TrailBuilder:
         )
         return seq
 
-    def _position(self, fund: str, level: Level, region: str) -> dict[str, Any]:
-        key = (fund, level.value, region)
-        return self.positions.get(key) or {"fund_doc_no": fund, "level": level.value, "region_code": region,
-                                           **dict.fromkeys(_POSITION_FIELDS, 0)}
-
-    def _ledger(self, event: Envelope, moves: Iterable[Move]) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The event's own position and its counterparty's, before and after `moves`."""
-        fund = event.fund_doc_no or ""
-        own = (event.level, event.region_code)
-        touched = [own] + [(lv, r) for lv, r, _, _ in moves if (lv, r) != own]
-        before = {k: self._position(fund, *touched[i]) for i, k in enumerate(("position", "counterparty"))
-                  if i < len(touched)}
-        for lv, region, name, delta in moves:
-            pos = dict(self._position(fund, lv, region))
-            pos[name] += delta
-            self.positions[(fund, lv.value, region)] = pos
-        after = {k: self._position(fund, *touched[i]) for i, k in enumerate(("position", "counterparty"))
-                 if i < len(touched)}
-        return before, after
-
-    def event(self, event: Envelope, state_after: dict[str, Any] | None = None, moves: Iterable[Move] = ()) -> int:
+    def event(self, event: Envelope, state_after: dict[str, Any] | None = None) -> int:
         """An accepted event: processed_event row plus a trail leaf (and a payment row for payments).
 
-        `moves` change fund positions; `state_after`, when given, replaces the ledger state the leaf commits."""
-        before, after = self._ledger(event, list(moves))
+        The ledger states are fund-tracker's ledger core applying the event; `state_after`, when given,
+        replaces them (the benchmark's log, which no audit reads)."""
+        transition = self.ledger.apply(event)
+        before, after = orjson.loads(transition.before_json), orjson.loads(transition.after_json)
         if state_after is not None:
             before, after = {}, state_after
         seq = self._append("event", event.event_id, event, None, before=before, after=after)
@@ -212,8 +191,7 @@ class TrailBuilder:
 
     def position_rows(self) -> list[FundPosition]:
         """The fund_position rows the committed ledger states describe."""
-        return [FundPosition(**{k: v for k, v in p.items() if k != "fund_doc_no"}, fund_doc_no=f)
-                for (f, _, _), p in sorted(self.positions.items())]
+        return [FundPosition(**orjson.loads(dumps(p))) for _, p in sorted(self.ledger.positions.items())]
 
     def violation(self, v: ViolationRaised, status: str = "raised") -> int:
         """A raised violation: violation row plus a trail leaf."""
@@ -343,14 +321,6 @@ def seed_county(b: TrailBuilder, county: str, n_payments: int = 2) -> CountyWorl
         FundTransferred(**_env((county, 5), Level.TOWN, town, 45, fund, project), transfer_id=f"ZF-{town}-1",
                         amount_fen=50_000_000, to_level=Level.VILLAGE, to_region_code=village),
     ]
-    moves: list[list[Move]] = [
-        [(Level.CITY, CITY, "received_fen", 1_000_000_000), (Level.CITY, CITY, "passed_down_fen", 1_000_000_000),
-         (Level.COUNTY, county, "received_fen", 1_000_000_000)],
-        [(Level.COUNTY, county, "passed_down_fen", 400_000_000), (Level.TOWN, town, "received_fen", 400_000_000)],
-        [],
-        [(Level.TOWN, town, "contracted_fen", 180_000_000)],
-        [(Level.TOWN, town, "passed_down_fen", 50_000_000), (Level.VILLAGE, village, "received_fen", 50_000_000)],
-    ]
     payments = [
         PaymentDisbursed(**_env((county, "pay", i), Level.TOWN, town, 50 + i, fund, project),
                          payment_id=f"ZF-{town}-{i:04d}", contract_id=contract, payee_vendor_id=vendor,
@@ -360,10 +330,8 @@ def seed_county(b: TrailBuilder, county: str, n_payments: int = 2) -> CountyWorl
                          handler_id="STAFF-1", approver_id="STAFF-1" if i == 0 else "STAFF-2", purpose="进度款")
         for i in range(n_payments)
     ]
-    for ev, mv in zip(events, moves, strict=True):
-        seqs.append(b.event(ev, moves=mv))
-    for p in payments:
-        seqs.append(b.event(p, moves=[(Level.TOWN, town, "paid_fen", p.amount_fen)]))
+    for ev in [*events, *payments]:
+        seqs.append(b.event(ev))
     first_payment = payments[0]
 
     def raised(n: int, rule: str, dept: Department, trigger: Envelope) -> ViolationRaised:

@@ -12,9 +12,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from fundtrail_schemas import merkle
 from fundtrail_schemas.checkpoint import Checkpoint, CheckResult
+from fundtrail_schemas.decode import parse_object
+from fundtrail_schemas.events import Envelope, FundAllocated, FundReturned, FundTransferred, PaymentDisbursed
 from fundtrail_schemas.leaf import SUBJECTS, Leaf, LeafError, decode_leaf
+from fundtrail_schemas.ledger import Ledger
 
 from .leafview import StoredEntry, check_entry
 
@@ -31,6 +36,56 @@ class LogFacts:
     by_entry_id: dict[str, int] = field(default_factory=dict)
     chains: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # (subject kind, id) -> leaf indexes
     positions: dict[PositionKey, dict[str, int]] = field(default_factory=dict)  # latest committed state
+    flows: dict[str, dict[str, int]] = field(default_factory=dict)  # fund -> money moved, from the payloads
+
+
+# What each money event moves, summed per fund from the payloads alone (the audit reports them).
+FLOW_OF: dict[type, str] = {FundAllocated: "allocated_fen", FundTransferred: "transferred_fen",
+                            FundReturned: "returned_fen", PaymentDisbursed: "paid_fen"}
+
+
+def _differences(shown: Any, computed: Any, path: str = "") -> list[str]:
+    """Paths where two JSON values differ (at most a few), e.g. `position.paid_fen`."""
+    if isinstance(shown, dict) and isinstance(computed, dict):
+        out: list[str] = []
+        for key in sorted(shown.keys() | computed.keys()):
+            out += _differences(shown.get(key), computed.get(key), f"{path}.{key}" if path else key)
+        return out[:3]
+    return [] if shown == computed else [f"{path or 'state'} is {shown!r}, recomputed {computed!r}"]
+
+
+class Replay:
+    """Every event leaf in log order through the ledger core fund-tracker applies (`fundtrail_schemas.ledger`).
+
+    fund-tracker decides and appends under one lock, so log order is the order it applied events in: the
+    replayed ledger must show each leaf's `before` exactly and, after applying the leaf's own payload, its
+    `after`. An operator who edits a committed state (or an amount in a payload without fixing the states)
+    cannot keep both equal without re-signing the log."""
+
+    def __init__(self) -> None:
+        self.ledger = Ledger()
+        self.problems: list[str] = []
+        self.events = 0
+
+    def step(self, seq: int, leaf: Leaf, flows: dict[str, dict[str, int]]) -> None:
+        event = parse_object(leaf.payload)
+        if not isinstance(event, Envelope):
+            self.problems.append(f"leaf {seq}: its payload is not an event the ledger knows ({event.message})")
+            return
+        self.events += 1
+        transition = self.ledger.apply(event)
+        self.ledger.new_payments.clear()  # the payment rows are the adapter's; the replay needs none
+        flow = FLOW_OF.get(type(event))
+        if flow is not None and event.fund_doc_no:
+            totals = flows.setdefault(event.fund_doc_no, dict.fromkeys(FLOW_OF.values(), 0))
+            totals[flow] += getattr(event, "amount_fen", 0)
+        for name, shown, computed in (("before", leaf.before, transition.before_json),
+                                      ("after", leaf.after, transition.after_json)):
+            diff = _differences(shown, orjson.loads(computed))
+            if diff:
+                what = ("the log's previous states" if name == "before"
+                        else f"applying its {leaf.event_type} to the state before")
+                self.problems.append(f"leaf {seq}: state {name} differs from {what}: {'; '.join(diff)}")
 
 
 def _check(name: str, failures: Sequence[str], ok_reason: str) -> CheckResult:
@@ -62,6 +117,7 @@ def audit_log(entries: Sequence[StoredEntry], nodes: Mapping[tuple[int, int], by
     chain: list[str] = []
     ledger: list[str] = []
     heads: dict[tuple[str, str], int] = {}
+    replay = Replay()
     tree = merkle.InMemoryTree()
     ordered = sorted(entries, key=lambda e: e.seq)
     missing = sorted(set(range(max(checkpoint.tree_size, len(ordered)))) - {e.seq for e in ordered})
@@ -98,6 +154,8 @@ def audit_log(entries: Sequence[StoredEntry], nodes: Mapping[tuple[int, int], by
                 ledger.append(f"leaf {e.seq}: state before {key} is {before}, the log's last state is {known}")
         for key, after in _positions(leaf.after):
             facts.positions[key] = after
+        if leaf.kind == "event":
+            replay.step(e.seq, leaf, facts.flows)
     if missing:
         chain.append(f"leaf indexes missing from the log: {missing[:10]}")
     interior: list[str] = []
@@ -125,7 +183,15 @@ def audit_log(entries: Sequence[StoredEntry], nodes: Mapping[tuple[int, int], by
                     f"the leaves do not hash to the signed root {checkpoint.root_hash[:16]}… of size "
                     f"{checkpoint.tree_size}"),
         _check("ledger_replay", ledger, "every event's state before is the log's state after the previous one"),
+        _check("state_transition", replay.problems,
+               f"{replay.events} events replayed through the ledger core give every state before and after; "
+               f"{_flow_summary(facts.flows)}"),
     ], facts
+
+
+def _flow_summary(flows: Mapping[str, Mapping[str, int]]) -> str:
+    total = {name: sum(f[name] for f in flows.values()) for name in FLOW_OF.values()}
+    return f"{len(flows)} funds moved " + ", ".join(f"{name} {value}" for name, value in total.items())
 
 
 def served_positions_problems(fund_doc_no: str, served: Iterable[Mapping[str, Any]],
