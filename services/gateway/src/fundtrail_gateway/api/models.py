@@ -48,6 +48,11 @@ class TrailEntryOut(_Out):
     prev: dict[str, int | None] = Field(
         description="Leaf index of the previous entry of each subject (fund, project, payment, vendor); null: first"
     )
+    withheld_before: list[int] | None = Field(
+        default=None,
+        description="Regional readers: leaf indexes of this trail's entries outside the region since the item "
+        "shown before (ascending); `prev` of the trail's subject must name the last of them, or the item shown "
+        "before when empty. Null for readers of every region, who see the whole chain")
     entry_kind: str | None = Field(description="event | violation | case")
     entry_id: uuid.UUID | None
     event_type: str | None

@@ -252,3 +252,28 @@ def case_statuses(facts: LogFacts) -> dict[str, str]:
         elif leaf.kind == "case" and leaf.event_type in STATUS_AFTER:
             statuses[leaf.violation_id] = STATUS_AFTER[leaf.event_type]
     return statuses
+
+
+def trail_chain_problems(items: Sequence[Mapping[str, Any]], subject: str) -> list[str]:
+    """What a reader can check of a trail it downloaded whole (all pages, in order), regional or not.
+
+    Every item's `prev` of `subject` must name the item shown before it, or, in a regional view, the last
+    entry it declares withheld (`withheld_before`, ascending and after the item shown before); the first
+    item's chain starts at null or at its withheld entries. A regional reader cannot read withheld entries,
+    so it cannot follow their own `prev`; an auditor's full view checks those (`chain_gap`)."""
+    problems: list[str] = []
+    previous: int | None = None
+    for item in items:
+        index = item.get("leaf_index")
+        withheld = item.get("withheld_before") or []
+        if any(not isinstance(w, int) or w >= index for w in withheld) or withheld != sorted(set(withheld)) or (
+                previous is not None and withheld and withheld[0] <= previous):
+            problems.append(f"leaf {index}: withheld entries {withheld} do not lie between the item shown before "
+                            f"({previous}) and it")
+        expected = withheld[-1] if withheld else previous
+        named = (item.get("prev") or {}).get(subject)
+        if named != expected:
+            what = "the last withheld entry it declares" if withheld else "the item shown before it"
+            problems.append(f"leaf {index}: prev {subject} is {named}, {what} is {expected}: an entry is missing")
+        previous = index
+    return problems

@@ -122,8 +122,9 @@ _DOC = (
     "before and after them, violations and case actions interleaved, with trace ids. Everything shown is "
     "parsed from the leaf bytes (`leaf_data`, base64), whose hash `leaf_hash` the inclusion proof covers; "
     "`prev` names the previous entry of each subject, and `verification` lists the checks the entry failed "
-    "(leaf_hash, leaf_unparseable, column_mismatch, chain_gap; the chain is not checked in region-filtered "
-    "views). "
+    "(leaf_hash, leaf_unparseable, column_mismatch, chain_gap). In region-filtered views each entry declares "
+    "the trail's entries outside the region since the entry shown before it (`withheld_before`), and `prev` "
+    "must name the last of them. "
     "Compliance users see only entries inside their region; an id with nothing in their region is a 404."
 )
 
