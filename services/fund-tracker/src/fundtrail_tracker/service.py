@@ -402,7 +402,7 @@ class Tracker:
                 span = spans[id(src)] = process_span(src.topic, src.partition, src.offset, src.trace_headers)
             accepted_spans.append(span)
             leaves.append(event_item(a.candidate.valid.event, a.candidate.valid.payload, span_trace_id(span),
-                                     a.transition.before_json, a.transition.after_json))
+                                     a.transition.before_json, a.transition.after_json, src.publisher))
 
         phases.lap("decide")
         frontier = await self._head.load(cur, tree_size)

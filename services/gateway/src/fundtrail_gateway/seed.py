@@ -49,6 +49,7 @@ from fundtrail_schemas.store.tracker import (
     TrailEntry,
     TrailNode,
 )
+from fundtrail_schemas.topics import raw_topic
 from fundtrail_schemas.types import (
     AccountKind,
     Category,
@@ -98,7 +99,7 @@ class TrailBuilder:
 
     def _append(self, kind: str, entry_id: uuid.UUID, event: Envelope, violation_id: uuid.UUID | None,
                 *, inherit: dict[str, str | None] | None = None, before: dict[str, Any] | None = None,
-                after: dict[str, Any] | None = None) -> int:
+                after: dict[str, Any] | None = None, publisher: dict[str, str | None] | None = None) -> int:
         seq = self.tree.size
         inherited = inherit or {}
         cols: dict[str, Any] = {
@@ -120,7 +121,7 @@ class TrailBuilder:
             kind=kind, entry_id=entry_id, event_type=event.event_type, payload=encode_event(event),
             region_code=event.region_code, occurred_at=event.occurred_at, appended_at=appended_at,
             trace_id=trace_id, prev={k: self.heads.get((k, v)) for k, v in subjects}, violation_id=violation_id,
-            before=before, after=after, **cols,
+            before=before, after=after, publisher=publisher, **cols,
         )
         for subject in subjects:
             self.heads[subject] = seq
@@ -155,7 +156,9 @@ class TrailBuilder:
         before, after = orjson.loads(transition.before_json), orjson.loads(transition.after_json)
         if state_after is not None:
             before, after = {}, state_after
-        seq = self._append("event", event.event_id, event, None, before=before, after=after)
+        # As fund-tracker records it: the region's raw topic and the bureau as the publishing subject.
+        publisher: dict[str, str | None] = {"topic": raw_topic(event.region_code), "principal": event.source_bureau}
+        seq = self._append("event", event.event_id, event, None, before=before, after=after, publisher=publisher)
         self.rows.append(
             ProcessedEvent(
                 event_id=event.event_id,
@@ -339,7 +342,8 @@ def seed_county(b: TrailBuilder, county: str, n_payments: int = 2) -> CountyWorl
             **_env((county, "vio", n), Level.TOWN, town, 51 + n, fund, project),
             violation_id=_uuid("violation", county, n), rule_id=rule, rule_version=1, department=dept,
             severity=Severity.HIGH, triggering_event_id=trigger.event_id,
-            evidence=Evidence(event_ids=[trigger.event_id], values={"handler_id": "STAFF-1"}),
+            evidence=Evidence(event_ids=[trigger.event_id], values={
+                "read": {"event.handler_id": "STAFF-1", "event.approver_id": "STAFF-1"}, "params": {}}),
             explanation_zh="经办人与审批人相同", explanation_en="Handler and approver are the same person",
             legal_basis="《行政事业单位内部控制规范（试行）》第十二条", trace_id=_uuid("trace", county, n).hex,
         )

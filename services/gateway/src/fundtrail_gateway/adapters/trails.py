@@ -19,6 +19,7 @@ from fundtrail_schemas.db import conninfo as conninfo  # re-exported: callers im
 
 from ..core.leafview import StoredEntry, render_item
 from ..core.regions import like_pattern
+from ..core.scoping import EvidenceRules, redact_violation
 from ..settings import GatewaySettings
 
 # What a trail is "of": the indexed trail_entry column to filter on (ix_trail_fund, ix_trail_project, ...).
@@ -74,7 +75,7 @@ class TrailChunk:
 
 
 def render_chunk(rows: list[Any], subject: str, prefix: str | None, after_seq: int, size: int, base: str,
-                 withheld: Sequence[int] = ()) -> TrailChunk:
+                 withheld: Sequence[int] = (), rules: EvidenceRules | None = None) -> TrailChunk:
     """Items from rows of `TRAIL_QUERIES` for readers of region `prefix` (None: everything; pure: no I/O).
 
     A regional reader sees ledger states redacted and no leaf bytes holding more (core.leafview), and
@@ -101,6 +102,11 @@ def render_chunk(rows: list[Any], subject: str, prefix: str | None, after_seq: i
             region=region,
         )
         item["withheld_before"] = hidden if region is not None else None
+        if region is not None and item["entry_kind"] == "violation":
+            # Evidence as the region may see it (core.scoping); the signed leaf holding more is not served.
+            redacted = redact_violation(item["event"], region, rules or {})
+            if redacted is not item["event"]:
+                item.update(event=redacted, leaf_data=None, leaf_withheld=True)
         settled = settled and item["verification"]["ok"] and item["entry_kind"] != "violation"
         previous = seq
         parts.append(orjson.dumps(item))
@@ -149,8 +155,10 @@ class TrailStore:
         """Close every connection."""
         await self.pool.close()
 
-    async def page(self, subject: str, key: str, prefix: str | None, after_seq: int, size: int) -> TrailChunk:
-        """The first `size` entries of one fund/project/payment/vendor after leaf `after_seq`, in its region."""
+    async def page(self, subject: str, key: str, prefix: str | None, after_seq: int, size: int,
+                   rules: EvidenceRules | None = None) -> TrailChunk:
+        """The first `size` entries of one fund/project/payment/vendor after leaf `after_seq`, in its region
+        (`rules`: the rules' evidence expressions, for redacting violation evidence)."""
         params: dict[str, Any] = {"key": key, "after": after_seq, "size": size, "base": self._base}
         if prefix is not None:
             params["pattern"] = like_pattern(prefix)
@@ -166,7 +174,7 @@ class TrailStore:
         width = 5 + len(_COLUMNS)
         rows = [] if row is None or row[0] is None else list(zip(*row[:width], strict=True))
         withheld = (row[width] or []) if row is not None and len(row) > width else []
-        return render_chunk(rows, subject, prefix, after_seq, size, self._base, withheld)
+        return render_chunk(rows, subject, prefix, after_seq, size, self._base, withheld, rules)
 
     async def change_count(self) -> int | None:
         """Rows updated or deleted (or tables truncated) in the trail tables so far, per PostgreSQL's statistics.

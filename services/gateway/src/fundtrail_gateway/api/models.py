@@ -69,6 +69,12 @@ class TrailEntryOut(_Out):
     occurred_at: datetime | None
     appended_at: datetime | None
     trace_id: str | None
+    publisher: dict[str, str | None] | None = Field(
+        default=None,
+        description="Events: who published it, from the leaf (format 3): `topic`, the raw topic fund-tracker "
+        "consumed it from (its Kafka ACLs say who may write it), and `principal`, the fundtrail-published-by "
+        "header the gateway sets from the publishing token (null when absent). Null for violations, case "
+        "actions and format-2 leaves")
     event: dict[str, Any] | None = Field(description="The event, violation or case action as published")
     state_before: dict[str, Any] | None = Field(description="Ledger state before an accepted event")
     state_after: dict[str, Any] | None = Field(description="Ledger state after an accepted event")

@@ -227,7 +227,8 @@ def served_item_problems(item: Mapping[str, Any], facts: LogFacts) -> list[str]:
     for name, value in (("event", leaf.payload), ("state_after", leaf.after), ("state_before", leaf.before),
                         ("fund_doc_no", leaf.fund_doc_no), ("region_code", leaf.region_code),
                         ("event_type", leaf.event_type), ("trace_id", leaf.trace_id),
-                        ("entry_id", leaf.entry_id), ("occurred_at", leaf.occurred_at)):
+                        ("entry_id", leaf.entry_id), ("occurred_at", leaf.occurred_at),
+                        ("publisher", leaf.publisher)):
         if name in item and item[name] != value:
             problems.append(f"leaf {index}: served {name} differs from the leaf")
     verification = item.get("verification")
@@ -265,6 +266,9 @@ def trail_chain_problems(items: Sequence[Mapping[str, Any]], subject: str) -> li
     previous: int | None = None
     for item in items:
         index = item.get("leaf_index")
+        if not isinstance(index, int):
+            problems.append(f"an item has no leaf index ({index!r})")
+            continue
         withheld = item.get("withheld_before") or []
         if any(not isinstance(w, int) or w >= index for w in withheld) or withheld != sorted(set(withheld)) or (
                 previous is not None and withheld and withheld[0] <= previous):

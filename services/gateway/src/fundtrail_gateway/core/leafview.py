@@ -127,6 +127,7 @@ def render_item(entry: StoredEntry, *, subject: str | None, previous: int | None
         "occurred_at": leaf.occurred_at if leaf else None,
         "appended_at": leaf.appended_at if leaf else None,
         "trace_id": leaf.trace_id if leaf else None,
+        "publisher": leaf.publisher if leaf else None,
         "event": leaf.payload if leaf else None,
         "state_before": redact_state(leaf.before, region) if leaf else None,
         "state_after": redact_state(leaf.after, region) if leaf else None,

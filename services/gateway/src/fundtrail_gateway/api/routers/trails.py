@@ -13,6 +13,7 @@ from ...adapters.trails import TrailStoreUnavailable
 from ...core.cursor import cursor_or_problem, encode_cursor
 from ...core.pagecache import RenderedPage, etag_matches, etag_of
 from ...core.problems import not_found, unavailable
+from ...core.scoping import evidence_rules
 from ...runtime import Runtime
 from ...settings import GatewaySettings
 from ..deps import Reader
@@ -76,7 +77,8 @@ async def trail_response(
     if runtime.trails is None:
         raise unavailable("the database is not connected")
     try:
-        chunk = await runtime.trails.page(subject, key, prefix, after[0] if after else -1, page_size(settings, limit))
+        chunk = await runtime.trails.page(subject, key, prefix, after[0] if after else -1, page_size(settings, limit),
+                                          evidence_rules(runtime.packs) if prefix is not None else None)
     except TrailStoreUnavailable as exc:
         raise unavailable("the database is not reachable") from exc
     if not chunk.count and after is None:
