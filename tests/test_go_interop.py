@@ -207,7 +207,9 @@ def witnessed(
         yield gw.base_url, gw.world, gw.auditor_token, gw.log_vkey, witness_vkey
 
 
-def test_go_verifier_checks_witness_cosignatures(go_verifier: Path, witnessed: tuple[str, World, str, str, str]) -> None:
+def test_go_verifier_checks_witness_cosignatures(
+    go_verifier: Path, witnessed: tuple[str, World, str, str, str]
+) -> None:
     base, world, token, vkey, witness_vkey = witnessed
     fund = [world.counties[COUNTIES[0]].fund_doc_no]
     ok = run_go(go_verifier, base, vkey, token, fund, (witness_vkey,))

@@ -54,7 +54,8 @@ async def test_a_reader_role_gateway_serves_every_read_and_cannot_write(
         paths = ["/v1/funds", f"/v1/funds/{c.fund_doc_no}", f"/v1/funds/{c.fund_doc_no}/trail",
                  f"/v1/projects/{c.project_id}/trail", "/v1/violations", f"/v1/violations/{c.violation_id}",
                  f"/v1/events/{c.event_ids[0]}", "/v1/checkpoints", "/v1/checkpoints/latest/note",
-                 "/v1/proofs/checkpoint", "/v1/proofs/entries/3", "/v1/audit/leaves", "/v1/stats/violations/by-department"]
+                 "/v1/proofs/checkpoint", "/v1/proofs/entries/3", "/v1/audit/leaves",
+                 "/v1/stats/violations/by-department"]
         async with running(app) as client:
             answers = {p: (await client.get(p, headers=auth("auditor"))).status_code for p in paths}
         assert {p: s for p, s in answers.items() if s != 200} == {}, answers
