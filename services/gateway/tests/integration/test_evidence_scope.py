@@ -4,11 +4,10 @@ accounts or payees is withheld (and so are the signed leaf bytes holding it); au
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -30,14 +29,9 @@ VALUES = {
 }
 
 
-@pytest.fixture(scope="module")
-def scoped_world(pg_node: Any, migrated_template: str, log_key: Ed25519PrivateKey) -> Iterator[tuple[str, CountyWorld,
-                                                                                                    uuid.UUID]]:
-    name = f"evidence_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_node.url("postgres").replace("postgresql+psycopg://", "postgresql://"),
-                         autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{migrated_template}"')  # type: ignore[arg-type]
-    url = pg_node.url(name)
+@pytest.fixture
+def scoped_world(fresh_database: str, log_key: Ed25519PrivateKey) -> tuple[str, CountyWorld, uuid.UUID]:
+    """One county's trail plus a violation whose evidence names things outside the town."""
     b = TrailBuilder()
     c = seed_county(b, "440705")
     vid = uuid.uuid4()
@@ -48,13 +42,12 @@ def scoped_world(pg_node: Any, migrated_template: str, log_key: Ed25519PrivateKe
         evidence=Evidence(event_ids=[c.event_ids[5]], values=VALUES), explanation_zh="经办审批同一人",
         explanation_en="Same handler and approver", legal_basis="第十二条", trace_id=None))
     b.checkpoint(log_key)
-    engine = sync_engine(url)
+    engine = sync_engine(fresh_database)
     try:
         b.write(engine)
     finally:
         engine.dispose()
-    yield url, c, vid
-    pg_node.drop_database(name, force=True)
+    return fresh_database, c, vid
 
 
 async def test_a_regional_reader_sees_only_its_own_evidence(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -53,33 +52,26 @@ async def test_a_regional_trail_declares_what_it_withholds(
 
 
 async def test_a_deleted_entry_in_a_regional_trail_is_a_chain_gap(
-    pg_node: Any, migrated_template: str, settings_factory: Callable[..., Any], log_key: Ed25519PrivateKey,
+    fresh_database: str, settings_factory: Callable[..., Any], log_key: Ed25519PrivateKey,
     auth: Callable[..., dict[str, str]],
 ) -> None:
-    name = f"regional_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(_plain(pg_node.url("postgres")), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{migrated_template}"')  # type: ignore[arg-type]
+    engine = sync_engine(fresh_database)
     try:
-        url = pg_node.url(name)
-        engine = sync_engine(url)
-        try:
-            c = seed_world(engine, log_key).counties["440781"]
-        finally:
-            engine.dispose()
-        # The town's first payment, removed past the append-only triggers as a superuser can.
-        gone = c.leaf_indexes[5]
-        with psycopg.connect(_plain(url), autocommit=True) as conn:
-            conn.execute("SET session_replication_role = replica")
-            assert conn.execute("SELECT event_type FROM trail_entry WHERE seq = %s", (gone,)).fetchone() == (
-                "PaymentDisbursed",)
-            conn.execute("DELETE FROM trail_entry WHERE seq = %s", (gone,))
-        async with running(create_app(settings_factory(database_url=url))) as client:
-            town = await _trail(client, f"/v1/funds/{c.fund_doc_no}/trail", auth("compliance", c.town))
-        after = next(i for i in town if i["leaf_index"] > gone)
-        assert after["prev"]["fund"] == gone and after["verification"]["problems"] == ["chain_gap"]
-        assert [p for p in trail_chain_problems(town, "fund") if "an entry is missing" in p]
+        c = seed_world(engine, log_key).counties["440781"]
     finally:
-        pg_node.drop_database(name, force=True)
+        engine.dispose()
+    # The town's first payment, removed past the append-only triggers as a superuser can.
+    gone = c.leaf_indexes[5]
+    with psycopg.connect(_plain(fresh_database), autocommit=True) as conn:
+        conn.execute("SET session_replication_role = replica")
+        assert conn.execute("SELECT event_type FROM trail_entry WHERE seq = %s", (gone,)).fetchone() == (
+            "PaymentDisbursed",)
+        conn.execute("DELETE FROM trail_entry WHERE seq = %s", (gone,))
+    async with running(create_app(settings_factory(database_url=fresh_database))) as client:
+        town = await _trail(client, f"/v1/funds/{c.fund_doc_no}/trail", auth("compliance", c.town))
+    after = next(i for i in town if i["leaf_index"] > gone)
+    assert after["prev"]["fund"] == gone and after["verification"]["problems"] == ["chain_gap"]
+    assert [p for p in trail_chain_problems(town, "fund") if "an entry is missing" in p]
 
 
 def _plain(url: str) -> str:
