@@ -128,3 +128,14 @@ def test_the_audit_redoes_the_ledger_arithmetic_from_the_leaves() -> None:
     assert set(failed(shifted)) == {"state_transition"}
     # A payload that is no event at all.
     assert "not an event" in failed({0: lambda parts: parts[0].pop("amount_fen")})["state_transition"]
+
+
+def test_the_replay_compares_times_as_instants() -> None:
+    """fund-tracker's stored rows come back in UTC while an event keeps its published offset."""
+
+    def to_utc_z(parts: list[Any]) -> None:
+        at = parts[2]["position"]["last_outflow_at"]
+        parts[2]["position"]["last_outflow_at"] = datetime.fromisoformat(at).astimezone(UTC).isoformat()
+
+    entries, nodes = _log(alter={3: to_utc_z})
+    assert all(c.passed for c in audit_log(entries, nodes, _checkpoint(entries))[0])

@@ -8,8 +8,10 @@ be compared across runs (docs/verifying.md lists them).
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -39,9 +41,22 @@ class LogFacts:
     flows: dict[str, dict[str, int]] = field(default_factory=dict)  # fund -> money moved, from the payloads
 
 
+_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
+
 # What each money event moves, summed per fund from the payloads alone (the audit reports them).
 FLOW_OF: dict[type, str] = {FundAllocated: "allocated_fen", FundTransferred: "transferred_fen",
                             FundReturned: "returned_fen", PaymentDisbursed: "paid_fen"}
+
+
+def _instant(value: Any) -> Any:
+    """A JSON time as an instant: fund-tracker's stored rows come back in UTC, an event's own time keeps
+    the offset it was published with, and both name the same instant."""
+    if isinstance(value, str) and _TIME.match(value):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    return value
 
 
 def _differences(shown: Any, computed: Any, path: str = "") -> list[str]:
@@ -51,7 +66,11 @@ def _differences(shown: Any, computed: Any, path: str = "") -> list[str]:
         for key in sorted(shown.keys() | computed.keys()):
             out += _differences(shown.get(key), computed.get(key), f"{path}.{key}" if path else key)
         return out[:3]
-    return [] if shown == computed else [f"{path or 'state'} is {shown!r}, recomputed {computed!r}"]
+    if isinstance(shown, list) and isinstance(computed, list) and len(shown) == len(computed):
+        return [d for i, (a, b) in enumerate(zip(shown, computed, strict=True))
+                for d in _differences(a, b, f"{path}[{i}]")][:3]
+    same = shown == computed or _instant(shown) == _instant(computed)
+    return [] if same else [f"{path or 'state'} is {shown!r}, recomputed {computed!r}"]
 
 
 class Replay:
