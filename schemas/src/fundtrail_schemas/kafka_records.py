@@ -11,9 +11,18 @@ from .decode import ReasonCode
 from .enriched import DeadLetter
 from .kafka_batch import Inbound
 from .kafka_sink import Headers, Record
-from .topics import HEADER_EVENT_TYPE, HEADER_SCHEMA_VERSION, HEADER_TRACEPARENT, HEADER_TRACESTATE
+from .topics import (
+    HEADER_EVENT_TYPE,
+    HEADER_PUBLISHED_BY,
+    HEADER_SCHEMA_VERSION,
+    HEADER_TRACEPARENT,
+    HEADER_TRACESTATE,
+)
 
 _TRACE = (HEADER_TRACEPARENT, HEADER_TRACESTATE)
+# Kept with a consumed event (and its parked copy): its trace context, and who published it (the
+# trail leaf records the publisher); only the trace context is carried onto what it causes.
+SOURCE_HEADERS = (*_TRACE, HEADER_PUBLISHED_BY)
 
 
 def event_headers(event_type: str, schema_version: int, trace: Iterable[tuple[str, bytes]] = ()) -> Headers:
@@ -21,11 +30,14 @@ def event_headers(event_type: str, schema_version: int, trace: Iterable[tuple[st
     return [(HEADER_EVENT_TYPE, event_type.encode()), (HEADER_SCHEMA_VERSION, str(schema_version).encode()), *trace]
 
 
-def trace_context(headers: Iterable[tuple[str, bytes | str]] | None) -> dict[str, str]:
-    """The W3C trace-context headers of a record, as text (what is stored and propagated)."""
+def trace_context(
+    headers: Iterable[tuple[str, bytes | str]] | None, keep: tuple[str, ...] = _TRACE
+) -> dict[str, str]:
+    """The W3C trace-context headers of a record (or the `keep` ones), as text (Latin-1: the bytes
+    round-trip); what is stored and propagated."""
     out: dict[str, str] = {}
     for k, v in headers or ():
-        if k in _TRACE:
+        if k in keep:
             out[k] = v.decode("latin-1") if isinstance(v, bytes) else v
     return out
 

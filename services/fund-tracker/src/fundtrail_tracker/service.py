@@ -43,7 +43,7 @@ from fundtrail_schemas.events import (
     event_key,
     now_utc,
 )
-from fundtrail_schemas.kafka_records import dead_letter, event_headers, trace_context, trace_headers
+from fundtrail_schemas.kafka_records import SOURCE_HEADERS, dead_letter, event_headers, trace_context, trace_headers
 from fundtrail_schemas.merkle import CompactRange
 from fundtrail_schemas.note import NoteError
 from fundtrail_schemas.topics import HEADER_SOURCE_TOPIC, raw_topic_region
@@ -239,7 +239,8 @@ class Tracker:
         now = self._clock()
         batch = PreparedBatch(list(messages), now, started)
         for m in messages:
-            source = Source(m.topic, m.partition, m.offset, m.key, m.value or b"", trace_context(m.headers))
+            source = Source(m.topic, m.partition, m.offset, m.key, m.value or b"",
+                            trace_context(m.headers, keep=SOURCE_HEADERS))
             span = batch.spans.start(source)
             try:
                 result, hint = decode_message(m.value, now=now, max_future_skew=self._config.max_future_skew)
@@ -288,7 +289,7 @@ class Tracker:
             (FieldError("(event)", "refused by the database"),),
         )
         source = Source(message.topic, message.partition, message.offset, message.key, message.value or b"",
-                        trace_context(message.headers))
+                        trace_context(message.headers, keep=SOURCE_HEADERS))
 
         async def work(tx: Transaction) -> BatchResult:
             tx.send(self._dead_letters([Rejected(source, rejection, None)], now))
@@ -383,7 +384,8 @@ class Tracker:
             span = batch.spans.of(a.candidate.source)
             spans.append(span)
             leaves.append(event_item(a.candidate.valid.event, a.candidate.valid.payload, span_trace_id(span),
-                                     a.transition.before_json, a.transition.after_json))
+                                     a.transition.before_json, a.transition.after_json,
+                                     a.candidate.source.publisher))
         return Decision(plan, rejected, leaves, spans, reads.snapshot.ledger)
 
     async def _append(self, tx: Transaction, reads: Reads, decision: Decision, now: datetime) -> Appended:
@@ -478,7 +480,7 @@ class Tracker:
         rejected: list[Rejected] = []
         spans: list[Span] = []
         for m in messages:
-            headers = trace_context(m.headers)
+            headers = trace_context(m.headers, keep=SOURCE_HEADERS)
             span = process_span(m.topic, m.partition, m.offset, headers)
             spans.append(span)
             source = Source(m.topic, m.partition, m.offset, m.key, m.value or b"", headers)
