@@ -74,6 +74,9 @@ SERVICES = {
 }
 WORKERS = [s for s in SERVICES.values() if s.input_topic is not None]
 ONESHOTS = {"topics": ("fundtrail", "topics"), "migrate": ("fundtrail", "db", "upgrade")}
+# One-shots of the infrastructure images (not fundtrail commands): Kafka's storage with its SCRAM users,
+# the gateway's reader login role.
+INFRA_ONESHOTS = ("kafka-format", "db-roles")
 
 
 # ---------------------------------------------------------------- loading
@@ -324,6 +327,62 @@ def test_compose_kafka_is_a_single_kraft_node() -> None:
     assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
 
 
+def test_compose_kafka_clients_authenticate_with_scram() -> None:
+    """No plaintext client listener; every Kafka client of compose is a SCRAM user the format step creates."""
+    env = _compose_env(_compose_service("kafka"))
+    protocols = dict(p.split(":") for p in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+    assert protocols == {"INTERNAL": "SASL_PLAINTEXT", "HOST": "SASL_PLAINTEXT", "CONTROLLER": "PLAINTEXT"}
+    assert env["KAFKA_SASL_ENABLED_MECHANISMS"] == env["KAFKA_SASL_MECHANISM_INTER_BROKER_PROTOCOL"] == "SCRAM-SHA-512"
+    assert "${file:/run/secrets/kafka_broker.properties:password}" in env[
+        "KAFKA_LISTENER_NAME_INTERNAL_SCRAM___SHA___512_SASL_JAAS_CONFIG"]
+    assert "kafka_broker.properties" in _compose_secret_mounts(_compose_service("kafka"))
+    assert "--command-config" in " ".join(_compose_service("kafka")["healthcheck"]["test"])
+    fmt = _compose_service("kafka-format")
+    script = fmt["command"][-1]
+    assert _compose_service("kafka")["depends_on"]["kafka-format"]["condition"] == "service_completed_successfully"
+    assert fmt["environment"]["CLUSTER_ID"] == env["CLUSTER_ID"]
+    users = {"broker"}
+    for name in (*SERVICES, "topics"):
+        svc = _compose_service(name)
+        client = _compose_env(svc)
+        assert client["KAFKA_SECURITY_PROTOCOL"] == "SASL_PLAINTEXT", name
+        assert client["KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512", name
+        password = client["KAFKA_SASL_PASSWORD_FILE"].removeprefix("/run/secrets/")
+        user = client["KAFKA_SASL_USERNAME"]
+        assert _compose_secret_mounts(svc)[password] == f"kafka_{user.replace('-', '_')}_password", name
+        users.add(user)
+    for user in users:
+        assert f"$$(scram {user})" in script, f"kafka-format does not create the SCRAM user {user}"
+        assert f"kafka_{user.replace('-', '_')}_password" in fmt["secrets"]
+
+
+def test_compose_gateway_reads_postgres_as_the_reader_role(tmp_path: Path) -> None:
+    gateway = _compose_service("gateway")
+    assert _compose_secret_mounts(gateway)["DATABASE_URL"] == "gateway_database_url"
+    assert gateway["depends_on"]["db-roles"]["condition"] == "service_completed_successfully"
+    assert _compose_env(gateway)["FUNDTRAIL_GATEWAY_RATE_LIMIT_BACKEND"] == "memory"  # cannot write its table
+    roles = _compose_service("db-roles")
+    assert roles["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert "GRANT fundtrail_reader TO fundtrail_gateway;" in roles["command"][-1]
+    for name in SERVICES:
+        if name != "gateway":  # the workers write: they keep the owner's URL
+            assert _compose_secret_mounts(_compose_service(name))["DATABASE_URL"] == "database_url", name
+    generator = _load_path_module(DEPLOY / "secrets" / "generate.py", "fundtrail_deploy_secrets_reader")
+    generator.generate(tmp_path)
+    password = (tmp_path / "gateway_db_password").read_text()
+    assert (tmp_path / "gateway_database_url").read_text().startswith(f"postgresql+psycopg://fundtrail_gateway:{password}@")
+
+
+def test_k8s_gateway_reads_postgres_as_the_reader_role() -> None:
+    (container,) = _named("Deployment", "gateway")["spec"]["template"]["spec"]["containers"]
+    url = next(e for e in container["env"] if e["name"] == "DATABASE_URL")
+    assert url["valueFrom"]["secretKeyRef"] == {"name": "fundtrail-db-gateway", "key": "uri"}
+    cluster = yaml.safe_load((K8S / "postgres" / "cluster.yaml").read_text())
+    (role,) = [r for r in cluster["spec"]["managed"]["roles"] if r["name"] == "fundtrail_gateway"]
+    assert role["login"] and role["inRoles"] == ["fundtrail_reader"]
+    assert role["passwordSecret"]["name"] == "fundtrail-db-gateway"
+
+
 def test_compose_app_containers_share_one_image_built_from_the_dockerfile() -> None:
     for name in (*SERVICES, *ONESHOTS):
         svc = _compose_service(name)
@@ -342,7 +401,7 @@ def test_compose_commands() -> None:
 
 def test_compose_healthchecks_everywhere_except_one_shot_jobs() -> None:
     for name, svc in _compose()["services"].items():
-        if name in ONESHOTS:
+        if name in ONESHOTS or name in INFRA_ONESHOTS:
             # A job that exits has no health; dependants wait for its exit code instead.
             assert svc.get("restart") == "no", name
             assert "healthcheck" not in svc, name
@@ -383,7 +442,7 @@ def test_compose_environment_names_exist_in_the_service_settings(
     cls = settings_class(service)
     svc = _compose_service(service.name)
     env = _container_env(svc, service.prefix)
-    _assert_names_known(f"compose service {service.name}", set(env), env_names(cls))
+    _assert_names_known(f"compose service {service.name}", set(env), env_names(cls) | env_names(KafkaSecurity))
     settings = _assert_settings_accept(monkeypatch, cls, env, f"compose service {service.name}")
     assert settings.kafka_bootstrap_servers == "kafka:9092"  # type: ignore[attr-defined]
 
@@ -391,7 +450,7 @@ def test_compose_environment_names_exist_in_the_service_settings(
 @pytest.mark.parametrize("name", list(ONESHOTS))
 def test_compose_one_shot_environment_names_are_shared_settings(name: str) -> None:
     env = _container_env(_compose_service(name))
-    _assert_names_known(f"compose service {name}", set(env), env_names(CommonSettings))
+    _assert_names_known(f"compose service {name}", set(env), env_names(CommonSettings) | env_names(KafkaSecurity))
     needed = {"topics": "KAFKA_BOOTSTRAP_SERVERS", "migrate": "DATABASE_URL"}[name]
     assert needed in env
 
@@ -894,8 +953,9 @@ def test_postgres_cluster_provides_the_database_url_secret() -> None:
         for pod in _pod_specs() for c in pod["spec"]["containers"] for item in c.get("env", [])
         if item["name"] == "DATABASE_URL"
     }
-    # CloudNativePG writes the application credentials to `<cluster>-app`, key `uri`.
-    assert secret_names == {f"{cluster['metadata']['name']}-app"}
+    # CloudNativePG writes the application credentials to `<cluster>-app`, key `uri`; the gateway reads as
+    # its reader role (test_k8s_gateway_reads_postgres_as_the_reader_role).
+    assert secret_names == {f"{cluster['metadata']['name']}-app", "fundtrail-db-gateway"}
     assert cluster["spec"]["imageName"].endswith(":17")
     postgres_policy = _named("NetworkPolicy", "fundtrail-egress-postgres")
     peer = postgres_policy["spec"]["egress"][0]["to"][0]["podSelector"]["matchLabels"]

@@ -22,11 +22,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fundtrail_gateway.seed import COUNTIES, LOG_ID, World
 from fundtrail_gateway.testing import seeded_gateway
+from fundtrail_verify.note import SIG_COSIGNATURE_V1, NoteVerifier, cosign
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -87,10 +89,13 @@ def tampering_proxy(upstream: str, transform: Transform) -> Iterator[str]:
         thread.join(10)
 
 
-def run_go(binary: Path, api: str, vkey: str, token: str, funds: list[str]) -> subprocess.CompletedProcess[str]:
+def run_go(binary: Path, api: str, vkey: str, token: str, funds: list[str],
+           witnesses: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
     argv = [str(binary), "-api", api, "-log-key", vkey, "-token", token]
     for fund in funds:
         argv += ["-fund", fund]
+    for witness in witnesses:
+        argv += ["-witness", witness]
     return subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
 
 
@@ -102,6 +107,7 @@ def test_go_verifier_accepts_the_log(go_verifier: Path, gateway: tuple[str, Worl
     last = result.stdout.strip().splitlines()[-1]
     n = len(world.checkpoints)
     assert last.startswith(f"OK origin={LOG_ID} checkpoints={n} consistency={n - 1} inclusion="), last
+    assert "cosignatures=0" in last
     # Every leaf of the three funds under the latest checkpoint was proved.
     assert int(last.split("inclusion=")[1].split()[0]) >= sum(len(world.counties[c].leaf_indexes) for c in COUNTIES)
     assert f"latest_size={world.checkpoints[-1]}" in last
@@ -173,3 +179,57 @@ def test_go_verifier_refuses_a_tampering_server(
     assert "FAIL:" in result.stdout and "FAILED:" in result.stdout, result.stdout
     assert "OK " not in result.stdout
     assert expect in result.stdout, result.stdout
+
+
+WITNESS = "audit.jiangmen.example/witness"
+
+
+@pytest.fixture(scope="module")
+def witnessed(
+    pg_node: Any, migrated_template: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, World, str, str, str]]:
+    """(base URL, world, auditor token, log vkey, witness vkey) of a gateway whose latest checkpoint a witness
+    cosigned (the row fund-tracker writes from the cosignature topic, inserted directly)."""
+    key = Ed25519PrivateKey.generate()
+    witness_vkey = NoteVerifier.ed25519(WITNESS, key.public_key(), SIG_COSIGNATURE_V1).vkey
+    with seeded_gateway(pg_node, migrated_template, Ed25519PrivateKey.generate(), tmp_path_factory.mktemp("gw"),
+                        witness_vkeys=[witness_vkey]) as gw:
+        size = gw.world.checkpoints[-1]
+        with urllib.request.urlopen(f"{gw.base_url}/v1/checkpoints/{size}/note", timeout=30) as resp:
+            text = resp.read().decode().split("\n\n", 1)[0] + "\n"
+        at = 1_765_130_400
+        sig = cosign(WITNESS, key, text, at)
+        with psycopg.connect(gw.database_url.replace("postgresql+psycopg://", "postgresql://"),
+                             autocommit=True) as conn:
+            conn.execute("INSERT INTO trail_cosignature (tree_size, witness_name, key_hash, cosigned_at, line,"
+                         " recorded_at) VALUES (%s, %s, %s, to_timestamp(%s), %s, now())",
+                         (size, WITNESS, f"{sig.key_hash:08x}", at, sig.line))
+        yield gw.base_url, gw.world, gw.auditor_token, gw.log_vkey, witness_vkey
+
+
+def test_go_verifier_checks_witness_cosignatures(
+    go_verifier: Path, witnessed: tuple[str, World, str, str, str]
+) -> None:
+    base, world, token, vkey, witness_vkey = witnessed
+    fund = [world.counties[COUNTIES[0]].fund_doc_no]
+    ok = run_go(go_verifier, base, vkey, token, fund, (witness_vkey,))
+    assert ok.returncode == 0 and "cosignatures=1 " in ok.stdout, ok.stdout + ok.stderr
+    # A witness the log has no cosignature from: the latest checkpoint was not witnessed.
+    other = NoteVerifier.ed25519("other.example/witness", Ed25519PrivateKey.generate().public_key(),
+                                 SIG_COSIGNATURE_V1).vkey
+    missing = run_go(go_verifier, base, vkey, token, fund, (witness_vkey, other))
+    assert missing.returncode == 1 and "not cosigned by witness other.example/witness" in missing.stdout, \
+        missing.stdout
+    # A forged cosignature (the note's last line is the witness's): the note fails as a whole.
+    last = str(world.checkpoints[-1])
+
+    def forge(path: str, body: bytes) -> bytes:
+        return _flip_last_signature_byte(body) if path.split("?")[0] == f"/v1/checkpoints/{last}/note" else body
+
+    with tampering_proxy(base, forge) as proxy:
+        forged = run_go(go_verifier, proxy, vkey, token, fund, (witness_vkey,))
+    assert forged.returncode == 1 and f"checkpoint {last}: signed note does not verify: invalid signature" \
+        in forged.stdout, forged.stdout
+    # A key of another type (the log's own, 0x01) is refused as a witness before anything is fetched.
+    bad = run_go(go_verifier, base, vkey, token, fund, (vkey,))
+    assert bad.returncode == 2 and "bad -witness" in bad.stderr

@@ -15,9 +15,10 @@ Two arrival models:
 Kept out of the generator, and why (docs/domain.md says the same): several inflows into one
 position (an idle-funds clock starts at the first inflow *to arrive*), budget adjustments and
 contract amendments (registers judged on their newest value), repeated invoices and similar
-payments to one payee (rules that name the event completing a pair or window name the one that
-arrived last), spending beyond what a level received (a violation resolved by late evidence is not
-raised again by still later evidence: its id is taken).
+payments to one payee (a rule that names the event completing a pair names the one that arrived
+last; window rules are judged in event time, tests/unit/test_windows_event_time.py), spending
+beyond what a level received (a violation resolved by late evidence is not raised again by still
+later evidence: its id is taken).
 """
 
 from __future__ import annotations

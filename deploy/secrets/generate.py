@@ -1,4 +1,5 @@
-"""Write the secrets deploy/compose.yaml mounts: database password and URL, trail signing key, JWT keys.
+"""Write the secrets deploy/compose.yaml mounts: database passwords and URLs (the owner's; the gateway's
+reader role's), trail signing key, JWT keys, and a SCRAM password per Kafka user.
 
     uv run python deploy/secrets/generate.py [--dir deploy/secrets]
 
@@ -34,6 +35,10 @@ FILE_MODE = 0o644
 DIR_MODE = 0o700
 # Used on the host only (`fundtrail token`), never mounted: owner-only.
 HOST_ONLY = frozenset({"jwt_private.pem"})
+# The gateway's login role, a member of fundtrail_reader (deploy/compose.yaml `db-roles`).
+GATEWAY_DB_USER = "fundtrail_gateway"
+# Kafka SCRAM users (deploy/compose.yaml `kafka-format`): the broker itself, the operator, each service.
+KAFKA_USERS = ("broker", "operator", "fund-tracker", "compliance", "gateway")
 
 
 def _write(path: Path, data: bytes, written: list[str]) -> None:
@@ -56,19 +61,33 @@ def _keypair(directory: Path, private_name: str, public_name: str, written: list
         _write(public_path, public_pem, written)
 
 
+def _password(path: Path, written: list[str]) -> str:
+    """The password in `path`, created first if missing."""
+    if not path.exists():
+        _write(path, secrets.token_urlsafe(32).encode(), written)
+    return path.read_text(encoding="utf-8").strip()
+
+
+def _keep_in_step(path: Path, data: bytes, written: list[str]) -> None:
+    """Write a file derived from another secret when it is missing or differs."""
+    if not path.exists() or path.read_bytes() != data:
+        _write(path, data, written)
+
+
 def generate(directory: Path) -> list[str]:
     """Create every missing secret file in `directory`; return the names written."""
     directory.mkdir(parents=True, exist_ok=True)
     directory.chmod(DIR_MODE)
     written: list[str] = []
-    password_path = directory / "postgres_password"
-    if not password_path.exists():
-        _write(password_path, secrets.token_urlsafe(32).encode(), written)
-    password = password_path.read_text(encoding="utf-8").strip()
-    url = f"postgresql+psycopg://{DB_USER}:{quote(password, safe='')}@{DB_HOST}/{DB_NAME}".encode()
-    url_path = directory / "database_url"
-    if not url_path.exists() or url_path.read_bytes() != url:
-        _write(url_path, url, written)
+    for user, password_name, url_name in ((DB_USER, "postgres_password", "database_url"),
+                                          (GATEWAY_DB_USER, "gateway_db_password", "gateway_database_url")):
+        password = _password(directory / password_name, written)
+        url = f"postgresql+psycopg://{user}:{quote(password, safe='')}@{DB_HOST}/{DB_NAME}".encode()
+        _keep_in_step(directory / url_name, url, written)
+    for user in KAFKA_USERS:
+        password = _password(directory / f"kafka_{user.replace('-', '_')}_password", written)
+        if user == "broker":  # read by the broker through Kafka's FileConfigProvider (key `password`)
+            _keep_in_step(directory / "kafka_broker.properties", f"password={password}\n".encode(), written)
     _keypair(directory, "trail_signing_key.pem", "trail_signing_public.pem", written)
     _keypair(directory, "jwt_private.pem", "jwt_public.pem", written)
     return written

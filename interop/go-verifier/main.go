@@ -2,15 +2,20 @@
 // golang.org/x/mod/sumdb/note for the C2SP signed-note checkpoints and
 // github.com/transparency-dev/merkle (proof, rfc6962) for RFC 6962/9162 inclusion and consistency proofs.
 //
-// It verifies the log signature of every listed checkpoint, the consistency proof between each
-// pair of successive checkpoints, and the inclusion proof of every trail entry of the funds named
-// with -fund against the latest checkpoint, recomputing each leaf hash from the served leaf bytes.
+// It verifies the log signature of every listed checkpoint, every witness cosignature (C2SP
+// tlog-cosignature/v1) on them by a -witness key, that each -witness cosigned the latest checkpoint,
+// the consistency proof between each pair of successive checkpoints, and the inclusion proof of every
+// trail entry of the funds named with -fund against the latest checkpoint, recomputing each leaf hash
+// from the served leaf bytes.
 // It prints one line per failure and a final "OK ..." line, and exits 1 if anything failed.
 package main
 
 import (
 	"bytes"
+	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -75,11 +80,12 @@ func (c *client) getJSON(path string, auth bool, out any) error {
 	return json.Unmarshal(body, out)
 }
 
-// checkpoint is what a verified note says.
+// checkpoint is what a verified note says, and which -witness keys validly cosigned it.
 type checkpoint struct {
-	origin string
-	size   uint64
-	root   []byte
+	origin   string
+	size     uint64
+	root     []byte
+	cosigned map[string]bool
 }
 
 // parseCheckpoint reads the tlog-checkpoint body: origin, decimal size, base64 root, extension lines.
@@ -111,11 +117,63 @@ func decodeHashes(hexes []string) ([][]byte, error) {
 	return out, nil
 }
 
+// algCosignatureV1 is the signed-note signature type of tlog-cosignature/v1 (timestamped Ed25519).
+const algCosignatureV1 = 0x04
+
+// cosigner verifies a witness's cosignature/v1 lines; golang.org/x/mod/sumdb/note knows only type
+// 0x01, but opens a note with any note.Verifier, so this one supplies the cosignature algorithm:
+// the signature is an 8-byte big-endian timestamp and an Ed25519 signature of
+// "cosignature/v1\ntime <timestamp>\n" followed by the checkpoint text.
+type cosigner struct {
+	name string
+	hash uint32
+	key  ed25519.PublicKey
+}
+
+func (c *cosigner) Name() string    { return c.name }
+func (c *cosigner) KeyHash() uint32 { return c.hash }
+func (c *cosigner) Verify(msg, sig []byte) bool {
+	if len(sig) != 8+ed25519.SignatureSize {
+		return false
+	}
+	ts := binary.BigEndian.Uint64(sig[:8])
+	if ts > 1<<63-1 {
+		return false
+	}
+	signed := append([]byte(fmt.Sprintf("cosignature/v1\ntime %d\n", ts)), msg...)
+	return ed25519.Verify(c.key, signed, sig[8:])
+}
+
+// newCosigner parses a cosigner vkey: name+hash+base64(0x04 || 32-byte Ed25519 key), the hash being
+// SHA-256(name || 0x0A || 0x04 || key)[:4].
+func newCosigner(vkey string) (*cosigner, error) {
+	name, rest, ok1 := strings.Cut(vkey, "+")
+	hash16, key64, ok2 := strings.Cut(rest, "+")
+	if !ok1 || !ok2 || name == "" {
+		return nil, errors.New("a vkey is name+hash+key")
+	}
+	parts := [3]string{name, hash16, key64}
+	hash, err := strconv.ParseUint(parts[1], 16, 32)
+	if err != nil || len(parts[1]) != 8 {
+		return nil, fmt.Errorf("bad key hash %q", parts[1])
+	}
+	raw, err := base64.StdEncoding.DecodeString(parts[2])
+	if err != nil || len(raw) != 1+ed25519.PublicKeySize || raw[0] != algCosignatureV1 {
+		return nil, errors.New("not a cosignature/v1 (type 0x04) Ed25519 key")
+	}
+	h := sha256.Sum256(append([]byte(parts[0]+"\n"), raw...))
+	if binary.BigEndian.Uint32(h[:4]) != uint32(hash) {
+		return nil, errors.New("the key hash does not match the name and key")
+	}
+	return &cosigner{name: parts[0], hash: uint32(hash), key: ed25519.PublicKey(raw[1:])}, nil
+}
+
 type verifier struct {
-	c        *client
-	verifier note.Verifier
-	failures int
-	hasher   *rfc6962.Hasher
+	c         *client
+	verifier  note.Verifier
+	witnesses []*cosigner
+	failures  int
+	hasher    *rfc6962.Hasher
 }
 
 func (v *verifier) fail(format string, args ...any) {
@@ -123,9 +181,14 @@ func (v *verifier) fail(format string, args ...any) {
 	fmt.Printf("FAIL: "+format+"\n", args...)
 }
 
-// openNote verifies a signed note with the log key and parses its checkpoint.
+// openNote verifies a signed note with the log key and the witness keys (a line by a known key that
+// does not verify fails the note) and parses its checkpoint.
 func (v *verifier) openNote(msg []byte) (checkpoint, error) {
-	n, err := note.Open(msg, note.VerifierList(v.verifier))
+	keys := []note.Verifier{v.verifier}
+	for _, w := range v.witnesses {
+		keys = append(keys, w)
+	}
+	n, err := note.Open(msg, note.VerifierList(keys...))
 	if err != nil {
 		return checkpoint{}, err
 	}
@@ -135,6 +198,21 @@ func (v *verifier) openNote(msg []byte) (checkpoint, error) {
 	}
 	if cp.origin != v.verifier.Name() {
 		return checkpoint{}, fmt.Errorf("origin %q is not the log key's name %q", cp.origin, v.verifier.Name())
+	}
+	logSigned := false
+	cp.cosigned = map[string]bool{}
+	for _, sig := range n.Sigs {
+		if sig.Name == v.verifier.Name() && sig.Hash == v.verifier.KeyHash() {
+			logSigned = true
+		}
+		for _, w := range v.witnesses {
+			if sig.Name == w.name && sig.Hash == w.hash {
+				cp.cosigned[w.name] = true
+			}
+		}
+	}
+	if !logSigned {
+		return checkpoint{}, errors.New("the log's own signature is missing (only cosignatures verified)")
 	}
 	return cp, nil
 }
@@ -318,8 +396,9 @@ func main() {
 	api := flag.String("api", "", "gateway base URL, e.g. http://127.0.0.1:8080")
 	logKey := flag.String("log-key", "", "the log's note verifier key (name+hash+key), obtained out of band")
 	token := flag.String("token", os.Getenv("FUNDTRAIL_TOKEN"), "bearer token (auditor) for proofs and trails")
-	var funds listFlag
+	var funds, witnessKeys listFlag
 	flag.Var(&funds, "fund", "fund document number whose every trail entry is proved (repeatable)")
+	flag.Var(&witnessKeys, "witness", "a witness's cosigner vkey (type 0x04) that must have cosigned the latest checkpoint (repeatable)")
 	flag.Parse()
 	if *api == "" || *logKey == "" {
 		fmt.Fprintln(os.Stderr, "usage: go-verifier -api URL -log-key VKEY [-token T] [-fund DOC ...]")
@@ -340,7 +419,26 @@ func main() {
 		verifier: nv,
 		hasher:   rfc6962.DefaultHasher,
 	}
+	for _, wk := range witnessKeys {
+		w, err := newCosigner(strings.TrimSpace(wk))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bad -witness:", err)
+			os.Exit(2)
+		}
+		v.witnesses = append(v.witnesses, w)
+	}
 	cps := v.checkpoints()
+	cosignatures := 0
+	for _, cp := range cps {
+		cosignatures += len(cp.cosigned)
+	}
+	if len(cps) > 0 {
+		for _, w := range v.witnesses {
+			if latest := cps[len(cps)-1]; !latest.cosigned[w.name] {
+				v.fail("checkpoint %d: not cosigned by witness %s: this checkpoint was not witnessed", latest.size, w.name)
+			}
+		}
+	}
 	consistent := v.consistency(cps)
 	included := 0
 	if len(cps) == 0 {
@@ -355,6 +453,6 @@ func main() {
 		os.Exit(1)
 	}
 	latest := cps[len(cps)-1]
-	fmt.Printf("OK origin=%s checkpoints=%d consistency=%d inclusion=%d latest_size=%d latest_root=%x\n",
-		latest.origin, len(cps), consistent, included, latest.size, latest.root)
+	fmt.Printf("OK origin=%s checkpoints=%d consistency=%d inclusion=%d cosignatures=%d latest_size=%d latest_root=%x\n",
+		latest.origin, len(cps), consistent, included, cosignatures, latest.size, latest.root)
 }

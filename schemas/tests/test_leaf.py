@@ -64,3 +64,36 @@ def test_anything_else_is_refused(data: bytes) -> None:
 def test_unknown_kind_is_refused_when_encoding() -> None:
     with pytest.raises(ValueError, match="kind"):
         _leaf(kind="note")
+
+
+PUBLISHER = {"topic": "fundtrail.events.raw.440705", "principal": "BUREAU-440705-7"}
+
+
+def test_format_3_records_the_publisher_and_format_2_leaves_still_decode() -> None:
+    leaf = decode_leaf(_leaf(publisher=PUBLISHER))
+    assert leaf.publisher == PUBLISHER and json.loads(_leaf(publisher=PUBLISHER))["v"] == 3 == FORMAT
+    assert decode_leaf(_leaf()).publisher is None and json.loads(_leaf())["publisher"] is None
+    # A leaf written before format 3 (no publisher member) decodes to the same facts.
+    old = {k: v for k, v in json.loads(_leaf()).items() if k != "publisher"} | {"v": 2}
+    assert decode_leaf(json.dumps(old).encode()) == decode_leaf(_leaf())
+
+
+@pytest.mark.parametrize("change", [
+    {"v": 2},  # format 2 has no publisher
+    {"publisher": "BUREAU-1"},
+    {"publisher": {"topic": "t"}},
+    {"publisher": {"topic": 1, "principal": None}},
+    {"publisher": {"topic": "t", "principal": None, "extra": 1}},
+    {"v": 4},
+    {"v": 3.0},
+])
+def test_a_bad_publisher_or_version_is_refused(change: dict[str, Any]) -> None:
+    with pytest.raises(LeafError):
+        decode_leaf(json.dumps({**json.loads(_leaf(publisher=PUBLISHER)), **change}).encode())
+
+
+def test_format_3_without_its_publisher_member_is_refused() -> None:
+    obj = json.loads(_leaf())
+    del obj["publisher"]
+    with pytest.raises(LeafError, match="publisher"):
+        decode_leaf(json.dumps(obj).encode())

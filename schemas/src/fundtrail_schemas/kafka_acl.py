@@ -14,6 +14,7 @@ from enum import StrEnum
 from .regions import CITY, counties, towns
 from .topics import (
     CASES,
+    COMPLIANCE_WINDOWS,
     DEAD_LETTERS,
     ENRICHED_EVENTS,
     RAW_EVENTS,
@@ -139,6 +140,7 @@ def compliance() -> KafkaPrincipal:
         _topic(VIOLATIONS, W),
         *(_topic(department_topic(d), W) for d in Department),
         _topic(VIOLATIONS_DLQ, W),
+        _topic(COMPLIANCE_WINDOWS, R, W),  # its own repartition topic (window rules)
         _group(COMPLIANCE_GROUP),
     ))
 

@@ -2,9 +2,9 @@
 
 A leaf is UTF-8 JSON of one object, written compactly (no whitespace outside strings), keys sorted by
 code point at every depth, non-ASCII characters as themselves, integers in decimal, datetimes as
-RFC 3339 strings with `+00:00` (microseconds only when non-zero). Members (format 2):
+RFC 3339 strings with `+00:00` (microseconds only when non-zero). Members (format 3):
 
-    v             2 (this format)
+    v             3 (this format; format-2 leaves, which lack `publisher`, still decode and verify)
     kind          "event" | "violation" | "case"
     entry_id      UUID: the event id (event, case) or the violation id (violation)
     event_type    the payload's event type
@@ -19,6 +19,10 @@ RFC 3339 strings with `+00:00` (microseconds only when non-zero). Members (forma
                   violations and case actions
     prev          for each subject the entry has (keys among fund, project, payment, vendor): the
                   leaf index of the previous entry of that subject, or null for its first entry
+    publisher     who published an event entry, or null (violations, case actions): {"topic": the raw
+                  topic fund-tracker consumed it from (`fundtrail.events.raw.<region>`, whose Kafka ACLs
+                  say who may write it), "principal": the `fundtrail-published-by` header the gateway
+                  sets from the caller's token, or null when the record carried none}
 
 The leaf hash is SHA-256(0x00 || leaf bytes) (RFC 9162). Verifiers hash the stored bytes and parse
 them; they never re-serialize. `prev` chains make a subject's trail complete: every entry names its
@@ -35,7 +39,9 @@ from typing import Any
 
 import orjson
 
-FORMAT = 2
+FORMAT = 3
+# Formats a verifier accepts: format 2 is format 3 without `publisher` (logs written before it).
+FORMATS = (2, 3)
 KINDS = ("event", "violation", "case")
 # Subject kinds a leaf chains, and the leaf member (and trail_entry column) that names the subject.
 SUBJECTS: dict[str, str] = {"fund": "fund_doc_no", "project": "project_id", "payment": "payment_id",
@@ -77,6 +83,7 @@ class Leaf:
     before: dict[str, Any] | None
     after: dict[str, Any] | None
     prev: dict[str, int | None]
+    publisher: dict[str, str | None] | None = None
 
     def subject(self, kind: str) -> str | None:
         """The id of this entry's subject of `kind` (fund, project, payment, vendor)."""
@@ -103,6 +110,7 @@ def encode_leaf(
     violation_id: uuid.UUID | None = None,
     before: bytes | Mapping[str, Any] | None = None,
     after: bytes | Mapping[str, Any] | None = None,
+    publisher: Mapping[str, str | None] | None = None,
 ) -> bytes:
     """The leaf bytes of one entry (see the module docstring). JSON given as bytes is parsed first."""
     if kind not in KINDS:
@@ -127,6 +135,7 @@ def encode_leaf(
             "before": _json(before),
             "after": _json(after),
             "prev": dict(prev),
+            "publisher": None if publisher is None else dict(publisher),
         },
         option=_SORT,
     )
@@ -154,14 +163,32 @@ _MEMBERS: dict[str, tuple[type, ...]] = {
 }
 
 
+def publisher_problem(value: Any) -> str | None:
+    """Why `value` is not a leaf's `publisher` member (None when it is one)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) != {"topic", "principal"} or not isinstance(value["topic"], str) \
+            or not isinstance(value["principal"], str | None):
+        return "member 'publisher' must be null or {topic: string, principal: string or null}"
+    return None
+
+
 def decode_leaf(data: bytes) -> Leaf:
-    """Parse leaf bytes; LeafError when they are not a format-2 leaf."""
+    """Parse leaf bytes; LeafError when they are not a leaf of a format in FORMATS."""
     try:
         obj = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise LeafError(f"not JSON: {exc}") from exc
-    if not isinstance(obj, dict) or obj.get("v") != FORMAT:
-        raise LeafError(f"not a format-{FORMAT} leaf object")
+    if not isinstance(obj, dict) or obj.get("v") not in FORMATS or type(obj.get("v")) is not int:
+        raise LeafError(f"not a leaf object of format {' or '.join(map(str, FORMATS))}")
+    if obj["v"] == 2 and "publisher" in obj:
+        raise LeafError("a format-2 leaf has no member 'publisher'")
+    if obj["v"] >= 3:
+        if "publisher" not in obj:
+            raise LeafError(f"member 'publisher' is missing from a format-{obj['v']} leaf")
+        problem = publisher_problem(obj["publisher"])
+        if problem:
+            raise LeafError(problem)
     for name, types in _MEMBERS.items():
         if name not in obj or not isinstance(obj[name], types):
             raise LeafError(f"member {name!r} is missing or has the wrong type")
@@ -176,7 +203,7 @@ def decode_leaf(data: bytes) -> Leaf:
     for key, column in SUBJECTS.items():
         if obj[column] is not None and key not in prev:
             raise LeafError(f"the entry has a {key} but prev does not chain it")
-    return Leaf(**{name: obj[name] for name in _MEMBERS})
+    return Leaf(**{name: obj[name] for name in _MEMBERS}, publisher=obj.get("publisher"))
 
 
 def parse_time(text: str) -> datetime:

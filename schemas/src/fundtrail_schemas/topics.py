@@ -44,6 +44,9 @@ CASES = "fundtrail.cases"
 RULE_PACKS = "fundtrail.rules"
 VIOLATIONS_DLQ = "fundtrail.violations.dlq"
 TRAIL_COSIGNATURES = "fundtrail.trail.cosignatures"
+# Compliance's repartition topic: events a cross-fund window rule judges, re-keyed by the window
+# (rule id + window key), so each window is judged by the one replica owning its partition.
+COMPLIANCE_WINDOWS = "fundtrail.compliance.windows"
 
 # Dead letters carry the rejected message's bytes, personal data included (payee accounts, phone
 # numbers): kept long enough to inspect and re-drive, not forever (docs/operations.md, retention).
@@ -77,6 +80,8 @@ TOPICS: tuple[TopicSpec, ...] = (
               cleanup=Cleanup.COMPACT),
     TopicSpec(VIOLATIONS_DLQ, 1, "original key", "Enriched events the compliance service could not evaluate",
               retention_ms=DEAD_LETTER_RETENTION_MS),
+    TopicSpec(COMPLIANCE_WINDOWS, DEFAULT_PARTITIONS, "window rule id + window key",
+              "Internal to compliance: windowed events re-keyed by their window (docs/scaling.md §1)"),
     TopicSpec(TRAIL_COSIGNATURES, 1, "log origin",
               "Witness cosignatures of trail checkpoints, verified by the gateway; stored by fund-tracker"),
 )

@@ -17,10 +17,11 @@ from fundtrail_schemas.decode import MAX_EVENT_BYTES, ReasonCode, Rejection
 from fundtrail_schemas.enriched import DeadLetter, EnrichedEvent
 from fundtrail_schemas.events import Envelope
 from fundtrail_schemas.examples import golden_events, load_examples
-from fundtrail_tracker.core.batch import Candidate, Snapshot, Source, plan_batch, waiting_key
+from fundtrail_tracker.core.batch import Candidate, Rejected, Snapshot, Source, plan_batch, waiting_key
 from fundtrail_tracker.core.ledger import Ledger
-from fundtrail_tracker.core.outputs import dead_letter_json, enriched_json
+from fundtrail_tracker.core.outputs import enriched_json
 from fundtrail_tracker.core.validation import Valid, decode_message
+from fundtrail_tracker.service import dead_letter_of
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 SKEW = timedelta(minutes=10)
@@ -95,12 +96,15 @@ def test_dead_letter_carries_original_bytes_and_position() -> None:
     original = b"{broken"
     result = decode(original)
     assert isinstance(result, Rejection)
-    letter = DeadLetter.model_validate_json(dead_letter_json(
-        result, value=original, key=b"k", topic="fundtrail.events.raw", partition=3, offset=42, at=NOW, event_id=None,
-    ))
+    trace = {"traceparent": "00-" + "ab" * 16 + "-" + "cd" * 8 + "-01"}
+    source = Source("fundtrail.events.raw", 3, 42, b"k", original, trace)
+    record = dead_letter_of(Rejected(source, result, None), "fundtrail.events.dlq", NOW)
+    letter = DeadLetter.model_validate_json(record.value)
     assert letter.original == original and letter.reason is ReasonCode.MALFORMED_JSON
     assert (letter.source_topic, letter.source_partition, letter.source_offset) == ("fundtrail.events.raw", 3, 42)
     assert letter.message and letter.service == "fund-tracker"
+    assert (record.topic, record.key) == ("fundtrail.events.dlq", b"k")
+    assert record.headers == [("traceparent", trace["traceparent"].encode())]  # the trace goes on
 
 
 def test_enriched_json_is_a_valid_enriched_event() -> None:

@@ -18,7 +18,15 @@ from kafka.errors import AuthorizationError
 from fundtrail_runtime.kafka_admin import ensure_topics
 from fundtrail_schemas.examples import load_examples
 from fundtrail_schemas.kafka_security import KafkaSecurity, client_security
-from fundtrail_schemas.topics import DEAD_LETTERS, ENRICHED_EVENTS, HEADER_SOURCE_TOPIC, raw_topic, registry_topics
+from fundtrail_schemas.leaf import decode_leaf
+from fundtrail_schemas.topics import (
+    DEAD_LETTERS,
+    ENRICHED_EVENTS,
+    HEADER_PUBLISHED_BY,
+    HEADER_SOURCE_TOPIC,
+    raw_topic,
+    registry_topics,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -52,7 +60,13 @@ def _read_until(node: Any, topic: str, found: Any, timeout: float = 120.0) -> An
 
 
 @pytest.fixture(scope="module")
-def tracker(secure_kafka_node: Any, pg_node: Any, migrated_template: str,
+def tracker_db() -> str:
+    """The name of the database the module's fund-tracker writes."""
+    return f"prov_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="module")
+def tracker(secure_kafka_node: Any, pg_node: Any, migrated_template: str, tracker_db: str,
             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A fund-tracker worker authenticated as User:fund-tracker, the registry's topics made by the operator."""
     import contextlib
@@ -64,7 +78,7 @@ def tracker(secure_kafka_node: Any, pg_node: Any, migrated_template: str,
 
     node = secure_kafka_node
     ensure_topics(node.bootstrap, registry_topics(), security=_security(node, "operator"))
-    name = f"prov_{uuid.uuid4().hex[:12]}"
+    name = tracker_db
     admin = pg_node.url("postgres").replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{migrated_template}"')
@@ -127,15 +141,23 @@ def test_an_event_for_another_region_on_a_bureaus_own_topic_is_dead_lettered(tra
         raw_topic("440705"), md.partition, md.offset)
 
 
-def test_an_accepted_event_records_the_topic_it_was_published_on(tracker: Any) -> None:
+def test_an_accepted_event_records_the_topic_it_was_published_on(tracker: Any, pg_node: Any,
+                                                                 tracker_db: str) -> None:
     event = {**load_examples()["FundAllocated"], "event_id": str(uuid.uuid4()),
              "fund_doc_no": f"江财农〔2026〕{uuid.uuid4().int % 10**6}号"}
     producer = _producer(tracker, "bureau-440700")
     try:
-        producer.send(raw_topic("440700"), key=event["fund_doc_no"].encode(),
-                      value=json.dumps(event).encode()).get(timeout=30)
+        producer.send(raw_topic("440700"), key=event["fund_doc_no"].encode(), value=json.dumps(event).encode(),
+                      headers=[(HEADER_PUBLISHED_BY, "江门市财政局".encode())]).get(timeout=30)
     finally:
         producer.close()
     record = _read_until(tracker, ENRICHED_EVENTS,
                          lambda r: json.loads(r.value)["event"]["event_id"] == event["event_id"])
     assert dict(record.headers)[HEADER_SOURCE_TOPIC] == raw_topic("440700").encode()
+    # The trail leaf (written before the enriched event is sent) names the topic and the publishing subject.
+    import psycopg
+
+    with psycopg.connect(pg_node.url(tracker_db).replace("postgresql+psycopg://", "postgresql://")) as conn:
+        row = conn.execute("SELECT leaf_data FROM trail_entry WHERE entry_id = %s", (event["event_id"],)).fetchone()
+    assert row is not None
+    assert decode_leaf(bytes(row[0])).publisher == {"topic": raw_topic("440700"), "principal": "江门市财政局"}

@@ -15,10 +15,10 @@ from typing import Any
 import openpyxl
 import pytest
 
+from fundtrail_runtime.trail_nodes import TrailNodeStore, psycopg_rows
 from fundtrail_schemas.enriched import DeadLetter, EnrichedEvent
 from fundtrail_schemas.examples import load_examples
 from fundtrail_schemas.leaf import decode_leaf
-from fundtrail_tracker.adapters.trail_store import PgTrailStore
 from fundtrail_tracker.keys import public_key_path
 from fundtrail_verify import merkle
 from fundtrail_verify.checkpoint import Checkpoint, load_public_key, verify_checkpoint
@@ -266,7 +266,7 @@ def test_signed_checkpoints_prove_inclusion_and_consistency(module_scenario: Any
                for r in conn.execute("SELECT log_id, tree_size, root_hash, signed_at, note"
                                      " FROM trail_checkpoint ORDER BY tree_size")]
         leaves = [bytes(r[0]) for r in conn.execute("SELECT leaf_data FROM trail_entry ORDER BY seq")]
-        store = PgTrailStore(conn)
+        store = TrailNodeStore(psycopg_rows(conn))
         latest = cps[-1]
         assert all(verify_checkpoint(cp, public_key) for cp in cps)
         assert len(leaves) == latest.tree_size

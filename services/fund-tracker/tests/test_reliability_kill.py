@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from fundtrail_tracker.adapters.trail_store import PgTrailStore
+from fundtrail_runtime.trail_nodes import TrailNodeStore, psycopg_rows
 from fundtrail_tracker.synthetic import encode, generate, key_of
 from fundtrail_verify import merkle
 
@@ -113,7 +113,7 @@ def test_kill9_three_times_while_50000_events_flow(
         # The stored subtree hashes survived the kills: one per completed subtree, agreeing with the leaves.
         assert conn.execute("SELECT count(*) FROM trail_node").fetchone() == (sum(N >> lv for lv in range(17)),)
         leaves = [merkle.leaf_hash(bytes(r[0])) for r in conn.execute("SELECT leaf_data FROM trail_entry ORDER BY seq")]
-        assert merkle.root_from_store(PgTrailStore(conn), N) == merkle.root_from_leaf_hashes(leaves)
+        assert merkle.root_from_store(TrailNodeStore(psycopg_rows(conn)), N) == merkle.root_from_leaf_hashes(leaves)
         # No effect applied twice: payments, positions, vendors and projects exact to the fen.
         assert conn.execute("SELECT count(*) FROM payment").fetchone() == (expected["payments"],)
         positions = {

@@ -66,6 +66,13 @@ def _database_from_template(pg_node: Any, template: str) -> Iterator[str]:
             pg_node.drop_database(name, force=True)
 
 
+@pytest.fixture
+def fresh_database(pg_node: Any, migrated_template: str) -> Iterator[str]:
+    """A migrated database of this test's own (dropped afterwards), for tests that change it."""
+    with _database_from_template(pg_node, migrated_template) as url:
+        yield url
+
+
 @pytest.fixture(scope="session")
 def seeded(pg_node: Any, migrated_template: str, log_key: Ed25519PrivateKey) -> Iterator[tuple[str, World]]:
     """A migrated database holding three counties' funds, trails, violations and checkpoints (read-only use)."""

@@ -357,7 +357,7 @@ def run_latency(
     if not ready.wait(30):
         raise RuntimeError("the SSE stream did not become ready")
     setup: list[Record] = [
-        (RAW_EVENTS, event_key(ev), ev.model_dump_json().encode(), [])
+        Record(RAW_EVENTS, event_key(ev), ev.model_dump_json().encode(), [])
         for ev in setup_events(fund, project, contract, start_at)
     ]
     publishing.run_until_complete(_delivered(sink, setup))
@@ -387,7 +387,7 @@ def run_latency(
                     if i % VIOLATION_EVERY == 0:
                         sent_at[event_id] = sent
                         sent_wall[event_id] = wall
-            pending += await sink.send_many([(RAW_EVENTS, key, value, headers) for _, key, value in tick])
+            pending += await sink.send_many([Record(RAW_EVENTS, key, value, headers) for _, key, value in tick])
         await asyncio.gather(*pending)
 
     def publish(events: list[tuple[str, bytes, bytes]], measured: bool) -> None:

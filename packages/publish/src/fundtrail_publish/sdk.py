@@ -19,11 +19,12 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
+from fundtrail_runtime.kafka_records import event_headers
 from fundtrail_schemas.events import Envelope, event_key, now_utc
 from fundtrail_schemas.kafka_security import client_security
 from fundtrail_schemas.tabular import MappedRow, RowDefaults, RowError, TabularReport, detect_format, map_file
 from fundtrail_schemas.telemetry import ATTR_EVENT_ID, ATTR_EVENT_TYPE, inject_headers
-from fundtrail_schemas.topics import HEADER_EVENT_TYPE, HEADER_SCHEMA_VERSION, RAW_EVENTS
+from fundtrail_schemas.topics import RAW_EVENTS
 
 from .journal import Journal, JournalEntry
 
@@ -179,11 +180,7 @@ class Publisher:
                     ATTR_EVENT_TYPE: ev.event_type,
                 },
             ):
-                headers = [
-                    (HEADER_EVENT_TYPE, ev.event_type.encode()),
-                    (HEADER_SCHEMA_VERSION, str(ev.schema_version).encode()),
-                    *inject_headers(),
-                ]
+                headers = event_headers(ev.event_type, ev.schema_version, inject_headers())
                 future = producer.send(self._topic, key=event_key(ev), value=ev.model_dump_json().encode(),
                                        headers=headers)
             if on_progress is not None:

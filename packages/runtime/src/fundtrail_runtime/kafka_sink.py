@@ -10,12 +10,20 @@ the same as through `send`.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Sequence
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from aiokafka.partitioner import DefaultPartitioner
 
 Headers = list[tuple[str, bytes]]
-Record = tuple[str, bytes | None, bytes, Headers]  # topic, key, value, headers
+
+
+class Record(NamedTuple):
+    """A record to produce."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: Headers
 
 
 class Sink(Protocol):

@@ -8,11 +8,18 @@ be compared across runs (docs/verifying.md lists them).
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
+import orjson
+
+from fundtrail_schemas.decode import parse_object
+from fundtrail_schemas.events import Envelope, FundAllocated, FundReturned, FundTransferred, PaymentDisbursed
 from fundtrail_schemas.leaf import SUBJECTS, Leaf, LeafError, decode_leaf
+from fundtrail_schemas.ledger import Ledger
 from fundtrail_verify import merkle
 from fundtrail_verify.checkpoint import Checkpoint, CheckResult
 
@@ -31,6 +38,73 @@ class LogFacts:
     by_entry_id: dict[str, int] = field(default_factory=dict)
     chains: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # (subject kind, id) -> leaf indexes
     positions: dict[PositionKey, dict[str, int]] = field(default_factory=dict)  # latest committed state
+    flows: dict[str, dict[str, int]] = field(default_factory=dict)  # fund -> money moved, from the payloads
+
+
+_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
+
+# What each money event moves, summed per fund from the payloads alone (the audit reports them).
+FLOW_OF: dict[type, str] = {FundAllocated: "allocated_fen", FundTransferred: "transferred_fen",
+                            FundReturned: "returned_fen", PaymentDisbursed: "paid_fen"}
+
+
+def _instant(value: Any) -> Any:
+    """A JSON time as an instant: fund-tracker's stored rows come back in UTC, an event's own time keeps
+    the offset it was published with, and both name the same instant."""
+    if isinstance(value, str) and _TIME.match(value):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _differences(shown: Any, computed: Any, path: str = "") -> list[str]:
+    """Paths where two JSON values differ (at most a few), e.g. `position.paid_fen`."""
+    if isinstance(shown, dict) and isinstance(computed, dict):
+        out: list[str] = []
+        for key in sorted(shown.keys() | computed.keys()):
+            out += _differences(shown.get(key), computed.get(key), f"{path}.{key}" if path else key)
+        return out[:3]
+    if isinstance(shown, list) and isinstance(computed, list) and len(shown) == len(computed):
+        return [d for i, (a, b) in enumerate(zip(shown, computed, strict=True))
+                for d in _differences(a, b, f"{path}[{i}]")][:3]
+    same = shown == computed or _instant(shown) == _instant(computed)
+    return [] if same else [f"{path or 'state'} is {shown!r}, recomputed {computed!r}"]
+
+
+class Replay:
+    """Every event leaf in log order through the ledger core fund-tracker applies (`fundtrail_schemas.ledger`).
+
+    fund-tracker decides and appends under one lock, so log order is the order it applied events in: the
+    replayed ledger must show each leaf's `before` exactly and, after applying the leaf's own payload, its
+    `after`. An operator who edits a committed state (or an amount in a payload without fixing the states)
+    cannot keep both equal without re-signing the log."""
+
+    def __init__(self) -> None:
+        self.ledger = Ledger()
+        self.problems: list[str] = []
+        self.events = 0
+
+    def step(self, seq: int, leaf: Leaf, flows: dict[str, dict[str, int]]) -> None:
+        event = parse_object(leaf.payload)
+        if not isinstance(event, Envelope):
+            self.problems.append(f"leaf {seq}: its payload is not an event the ledger knows ({event.message})")
+            return
+        self.events += 1
+        transition = self.ledger.apply(event)
+        self.ledger.new_payments.clear()  # the payment rows are the adapter's; the replay needs none
+        flow = FLOW_OF.get(type(event))
+        if flow is not None and event.fund_doc_no:
+            totals = flows.setdefault(event.fund_doc_no, dict.fromkeys(FLOW_OF.values(), 0))
+            totals[flow] += getattr(event, "amount_fen", 0)
+        for name, shown, computed in (("before", leaf.before, transition.before_json),
+                                      ("after", leaf.after, transition.after_json)):
+            diff = _differences(shown, orjson.loads(computed))
+            if diff:
+                what = ("the log's previous states" if name == "before"
+                        else f"applying its {leaf.event_type} to the state before")
+                self.problems.append(f"leaf {seq}: state {name} differs from {what}: {'; '.join(diff)}")
 
 
 def _check(name: str, failures: Sequence[str], ok_reason: str) -> CheckResult:
@@ -62,6 +136,7 @@ def audit_log(entries: Sequence[StoredEntry], nodes: Mapping[tuple[int, int], by
     chain: list[str] = []
     ledger: list[str] = []
     heads: dict[tuple[str, str], int] = {}
+    replay = Replay()
     tree = merkle.InMemoryTree()
     ordered = sorted(entries, key=lambda e: e.seq)
     missing = sorted(set(range(max(checkpoint.tree_size, len(ordered)))) - {e.seq for e in ordered})
@@ -98,6 +173,8 @@ def audit_log(entries: Sequence[StoredEntry], nodes: Mapping[tuple[int, int], by
                 ledger.append(f"leaf {e.seq}: state before {key} is {before}, the log's last state is {known}")
         for key, after in _positions(leaf.after):
             facts.positions[key] = after
+        if leaf.kind == "event":
+            replay.step(e.seq, leaf, facts.flows)
     if missing:
         chain.append(f"leaf indexes missing from the log: {missing[:10]}")
     interior: list[str] = []
@@ -125,7 +202,15 @@ def audit_log(entries: Sequence[StoredEntry], nodes: Mapping[tuple[int, int], by
                     f"the leaves do not hash to the signed root {checkpoint.root_hash[:16]}… of size "
                     f"{checkpoint.tree_size}"),
         _check("ledger_replay", ledger, "every event's state before is the log's state after the previous one"),
+        _check("state_transition", replay.problems,
+               f"{replay.events} events replayed through the ledger core give every state before and after; "
+               f"{_flow_summary(facts.flows)}"),
     ], facts
+
+
+def _flow_summary(flows: Mapping[str, Mapping[str, int]]) -> str:
+    total = {name: sum(f[name] for f in flows.values()) for name in FLOW_OF.values()}
+    return f"{len(flows)} funds moved " + ", ".join(f"{name} {value}" for name, value in total.items())
 
 
 def served_positions_problems(fund_doc_no: str, served: Iterable[Mapping[str, Any]],
@@ -161,7 +246,8 @@ def served_item_problems(item: Mapping[str, Any], facts: LogFacts) -> list[str]:
     for name, value in (("event", leaf.payload), ("state_after", leaf.after), ("state_before", leaf.before),
                         ("fund_doc_no", leaf.fund_doc_no), ("region_code", leaf.region_code),
                         ("event_type", leaf.event_type), ("trace_id", leaf.trace_id),
-                        ("entry_id", leaf.entry_id), ("occurred_at", leaf.occurred_at)):
+                        ("entry_id", leaf.entry_id), ("occurred_at", leaf.occurred_at),
+                        ("publisher", leaf.publisher)):
         if name in item and item[name] != value:
             problems.append(f"leaf {index}: served {name} differs from the leaf")
     verification = item.get("verification")
@@ -186,3 +272,31 @@ def case_statuses(facts: LogFacts) -> dict[str, str]:
         elif leaf.kind == "case" and leaf.event_type in STATUS_AFTER:
             statuses[leaf.violation_id] = STATUS_AFTER[leaf.event_type]
     return statuses
+
+
+def trail_chain_problems(items: Sequence[Mapping[str, Any]], subject: str) -> list[str]:
+    """What a reader can check of a trail it downloaded whole (all pages, in order), regional or not.
+
+    Every item's `prev` of `subject` must name the item shown before it, or, in a regional view, the last
+    entry it declares withheld (`withheld_before`, ascending and after the item shown before); the first
+    item's chain starts at null or at its withheld entries. A regional reader cannot read withheld entries,
+    so it cannot follow their own `prev`; an auditor's full view checks those (`chain_gap`)."""
+    problems: list[str] = []
+    previous: int | None = None
+    for item in items:
+        index = item.get("leaf_index")
+        if not isinstance(index, int):
+            problems.append(f"an item has no leaf index ({index!r})")
+            continue
+        withheld = item.get("withheld_before") or []
+        if any(not isinstance(w, int) or w >= index for w in withheld) or withheld != sorted(set(withheld)) or (
+                previous is not None and withheld and withheld[0] <= previous):
+            problems.append(f"leaf {index}: withheld entries {withheld} do not lie between the item shown before "
+                            f"({previous}) and it")
+        expected = withheld[-1] if withheld else previous
+        named = (item.get("prev") or {}).get(subject)
+        if named != expected:
+            what = "the last withheld entry it declares" if withheld else "the item shown before it"
+            problems.append(f"leaf {index}: prev {subject} is {named}, {what} is {expected}: an entry is missing")
+        previous = index
+    return problems

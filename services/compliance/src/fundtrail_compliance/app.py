@@ -19,7 +19,7 @@ import faust
 
 from fundtrail_runtime.kafka_batch import BatchReader, from_faust_event
 from fundtrail_runtime.worker import faust_options, thaw_if_due, until_done
-from fundtrail_schemas.topics import CASES, ENRICHED_EVENTS, RULE_PACKS
+from fundtrail_schemas.topics import CASES, COMPLIANCE_WINDOWS, ENRICHED_EVENTS, RULE_PACKS
 
 from .adapters.idle import IdlePartitions
 from .adapters.kafka import ProducerSink, follow_topic
@@ -27,6 +27,7 @@ from .adapters.metrics import Metrics
 from .packs import latest_topic_docs, load_dir
 from .service import ComplianceService
 from .settings import ComplianceSettings
+from .windowing import WindowOwner
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +74,25 @@ def build_app(settings: ComplianceSettings, metrics: Metrics) -> faust.App:
 
     service = ComplianceService(
         settings.database_url, ProducerSink(app.producer), docs, packs, grace=settings.grace_period, metrics=metrics,
-        partitions=enriched_partitions,
+        partitions=enriched_partitions, route_windows=True,
     )
+    # Window rules: the repartition topic, read in a group of its own (windowing.py).
+    window_reader = BatchReader(
+        settings.kafka_bootstrap_servers, [COMPLIANCE_WINDOWS], f"{settings.app_id}-windows",
+        max_records=settings.batch_size, client_id=settings.app_id, commit_interval=settings.commit_interval,
+    )
+
+    def window_partitions() -> tuple[frozenset[int], int] | None:
+        """The window partitions assigned here and the group generation: a partition given away and
+        back between two batches (another replica wrote its windows meanwhile) is a new assignment."""
+        consumer = window_reader.consumer
+        if consumer is None:
+            return None
+        coordinator = getattr(consumer, "_coordinator", None)
+        generation = int(getattr(coordinator, "generation", -1) or -1)
+        return frozenset(tp.partition for tp in consumer.assignment() if tp.topic == COMPLIANCE_WINDOWS), generation
+
+    windows = WindowOwner(settings.database_url, ProducerSink(app.producer), service, metrics, window_partitions)
     cases_topic = app.topic(CASES, key_type=bytes, value_type=bytes)
     packs_read_to: dict[int, int] = {}  # where the start-up read of the rule-packs topic stopped
 
@@ -103,6 +121,11 @@ def build_app(settings: ComplianceSettings, metrics: Metrics) -> faust.App:
         # The hot path reads with aiokafka directly (fundtrail_runtime.kafka_batch says why); offsets
         # are committed only after the service returned, so a failed batch is redelivered.
         await reader.run(list, lambda batch: until_done(service.handle_enriched, batch, 0.5), after_batch)
+
+    @app.task
+    async def window_events() -> None:
+        await service.ready.wait()
+        await window_reader.run(list, lambda batch: until_done(windows.handle, batch, 0.5), None)
 
     @app.agent(cases_topic, concurrency=1)
     async def case_actions(stream: faust.StreamT) -> None:
@@ -141,6 +164,7 @@ def build_app(settings: ComplianceSettings, metrics: Metrics) -> faust.App:
     @app.on_before_shutdown.connect
     async def close_service(sender: Any, /, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         await service.close()
+        await windows.close()
 
     app.compliance = service  # type: ignore[attr-defined]
     return app

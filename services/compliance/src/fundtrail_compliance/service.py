@@ -1,11 +1,13 @@
 """The compliance service: what the faust agents call for each batch.
 
 Enriched events: decode → skip already evaluated ones → evaluate in order (pure engine) → in one
-PostgreSQL transaction write dedup rows, violations, resolutions and state, publish violations
-(all + department topic), resolutions (cases topic) and dead letters, wait for the broker's acks,
-then commit. A batch that fails anywhere is rolled back, the in-memory state is reloaded from the
-database, and the batch is retried: the same events produce the same violations (deterministic
-ids and content), and the database's unique keys absorb any repeat.
+worker transaction (`fundtrail_runtime.unit_of_work`, pipelined) write dedup rows, violations,
+resolutions and state, publish violations (all + department topic), resolutions (cases topic) and
+dead letters, wait for the broker's acks, then commit. A batch that fails anywhere is rolled back,
+the in-memory state is reloaded from the database, and the batch is retried from the start by the
+caller (`until_done`; the unit of work's own retries are off: a fresh attempt needs the reloaded
+state): the same events produce the same violations (deterministic ids and content), and the
+database's unique keys absorb any repeat.
 """
 
 from __future__ import annotations
@@ -24,11 +26,13 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
 
+from fundtrail_runtime.kafka_records import dead_letter as dead_letter_record
+from fundtrail_runtime.kafka_records import event_headers, trace_context, trace_headers
+from fundtrail_runtime.unit_of_work import Transaction, UnitOfWork
 from fundtrail_runtime.worker import BatchPhases
 from fundtrail_schemas import cases
 from fundtrail_schemas.decode import ReasonCode, has_nul
-from fundtrail_schemas.enriched import DeadLetter
-from fundtrail_schemas.events import EVENT_TYPES, ViolationRaised, case_event_adapter, now_utc
+from fundtrail_schemas.events import EVENT_TYPES, ViolationRaised, case_event_adapter, event_key, now_utc
 from fundtrail_schemas.rulepack import RulePackError, parse_pack
 from fundtrail_schemas.telemetry import (
     ATTR_BATCH_SIZE,
@@ -51,23 +55,14 @@ from fundtrail_schemas.topics import (
     department_topic,
 )
 
-from .adapters.kafka import (
-    Inbound,
-    Outbound,
-    Sink,
-    event_headers,
-    fund_key,
-    partition_of,
-    send,
-    send_all,
-    trace_headers,
-)
+from .adapters.kafka import Inbound, Record, Sink, partition_of
 from .adapters.metrics import PHASES, Metrics
 from .adapters.postgres import ComplianceStore
 from .core.engine import Engine, EngineState, Outcome
 from .core.evaluator import PackSet
 from .core.helpers import parse_time
 from .packs import PackDoc, compile_docs, read_dir, set_version
+from .windowing import routed_records
 
 log = logging.getLogger(__name__)
 SERVICE = "compliance"
@@ -116,21 +111,18 @@ def decode_enriched(value: bytes | None) -> dict[str, Any]:
     return doc
 
 
-def dead_letter(inb: Inbound, reason: ReasonCode, message: str, event_id: uuid.UUID | None = None) -> Outbound:
+def dead_letter(inb: Inbound, reason: ReasonCode, message: str, event_id: uuid.UUID | None = None) -> Record:
     """A VIOLATIONS_DLQ record with the reason and the original bytes."""
-    dl = DeadLetter.build(
-        reason=reason, message=message[:4000], errors=[], value=inb.value, key=inb.key, topic=inb.topic,
-        partition=inb.partition, offset=inb.offset, at=now_utc(), service=SERVICE, event_id=event_id,
-    )
-    return Outbound(VIOLATIONS_DLQ, inb.key, dl.model_dump_json().encode(), trace_headers(inb.headers))
+    return dead_letter_record(VIOLATIONS_DLQ, inb, reason=reason, message=message[:4000], service=SERVICE,
+                              at=now_utc(), event_id=event_id)
 
 
-def violation_records(v: ViolationRaised, trace: list[tuple[str, bytes]]) -> list[Outbound]:
+def violation_records(v: ViolationRaised, trace: list[tuple[str, bytes]]) -> list[Record]:
     """A violation goes to the all-violations topic and to its department's topic, keyed by fund."""
     value = v.model_dump_json().encode()
-    key = fund_key(v)
-    headers = event_headers(v, trace)
-    return [Outbound(VIOLATIONS, key, value, headers), Outbound(department_topic(v.department), key, value, headers)]
+    key = event_key(v)
+    headers = event_headers(v.event_type, v.schema_version, trace)
+    return [Record(VIOLATIONS, key, value, headers), Record(department_topic(v.department), key, value, headers)]
 
 
 def _pack_source(inb: Inbound) -> tuple[str, str]:
@@ -150,6 +142,7 @@ class ComplianceService:
         grace: Any,
         metrics: Metrics,
         partitions: PartitionStatus | None = None,
+        route_windows: bool = False,
     ) -> None:
         self.store = ComplianceStore(database_url)
         # Which enriched-topic partitions this worker reads and which of them have nothing left to read
@@ -160,12 +153,16 @@ class ComplianceService:
         # loaded: none until the consumer's first assignment is known (None: every fund, no consumer).
         self._owned: frozenset[int] | None = None if partitions is None else frozenset()
         self.case_store = ComplianceStore(database_url)
+        # Batches and case actions each run as units of work on their store's connection.
+        self._batches = UnitOfWork(self.store.connection, sink, name="enriched", retry=False)
+        self._cases = UnitOfWork(self.case_store.connection, sink, name="cases", retry=False)
         # Rule-pack checks and records run beside batches and ticks (which hold `store` under the
         # lock): a connection of their own, never one in the middle of another's pipeline.
         self.pack_store = ComplianceStore(database_url)
         self.sink = sink
         self.docs = dict(docs)
-        self.engine = Engine(packs, grace=grace)
+        # route_windows: window rules are judged by the window's owner (windowing.py), not here.
+        self.engine = Engine(packs, grace=grace, route_windows=route_windows)
         # Verdicts record the pack set they were judged with; an event is judged once per set.
         self.pack_version = set_version(packs)
         self.metrics = metrics
@@ -276,7 +273,7 @@ class ComplianceService:
         ):
             return  # an idle tick: nothing to write, and no judged event another replica's data could concern
         phases.lap("partitions")
-        out: list[Outbound] = []
+        out: list[Record] = []
         decoded: list[tuple[Inbound, dict[str, Any], uuid.UUID]] = []
         for inb in batch:
             try:
@@ -290,29 +287,30 @@ class ComplianceService:
                 out.append(dead_letter(inb, ReasonCode.UNDECODABLE, f"decoding the record failed: {exc!r}"))
                 self.metrics.events.labels("dead_letter").inc()
         phases.lap("decode")
-        # One pipelined transaction: the dedup read with BEGIN, the writes with the outputs' sends
+
+        # One pipelined unit of work: the dedup read with BEGIN, the writes with the outputs' sends
         # (their results are awaited together), the acknowledgements, then COMMIT.
-        async with self.store.pipelined_transaction() as (cur, pipeline):
+        async def work(tx: Transaction) -> list[ViolationRaised]:
             # Reference data other replicas committed is taken in before this batch is judged.
             shared = await self.store.reference_since()
-            done = await self.store.processed(cur, [eid for _, _, eid in decoded], self.pack_version)
+            done = await self.store.processed(tx.cur, [eid for _, _, eid in decoded], self.pack_version)
             caught_up = self._catch_up(await shared())
-            phases.lap("read")
+            tx.lap("read")
             processed, violations, resolutions = self._evaluate(decoded, done, pre, out, caught_up)
-            phases.lap("evaluate")
+            tx.lap("evaluate")
             now = now_utc()
-            await self.store.write_batch(cur, processed, violations, self.engine.state, now, self.pack_version)
+            await self.store.write_batch(tx.cur, processed, violations, self.engine.state, now, self.pack_version)
             if resolutions:
-                out.extend(await self._apply_resolutions(cur, resolutions, now))
-            phases.lap("write")
-            acks = await send(self.sink, out)
-            phases.lap("produce")
-            await pipeline.sync()
-            phases.lap("write")
-            for ack in acks:  # every output acknowledged before the dedup rows commit
-                await ack
-            phases.lap("produce")
-        phases.lap("commit")
+                out.extend(await self._apply_resolutions(tx.cur, resolutions, now))
+            tx.lap("write")
+            tx.send(out)
+            await tx.outbox.flush()
+            tx.lap("produce")
+            await tx.sync()
+            tx.lap("write")
+            return violations
+
+        violations = await self._batches.run(work, pipelined=True, phases=phases)
         for inb in batch:
             if inb.offset >= self._next_offset.get(inb.partition, 0):
                 self._next_offset[inb.partition] = inb.offset + 1
@@ -333,7 +331,7 @@ class ComplianceService:
 
     def _evaluate(
         self, decoded: list[tuple[Inbound, dict[str, Any], uuid.UUID]], done: set[uuid.UUID], pre: Any,
-        out: list[Outbound], caught_up: Outcome | None = None,
+        out: list[Record], caught_up: Outcome | None = None,
     ) -> tuple[list[tuple[uuid.UUID, int]], list[ViolationRaised], list[tuple[Any, list[tuple[str, bytes]]]]]:
         """Evaluate a batch in order (pure core): the dedup rows, violations and resolutions to write;
         what to publish is appended to `out`."""
@@ -379,6 +377,8 @@ class ComplianceService:
                 out.extend(violation_records(v, carry))
             for r in outcome.resolutions:
                 resolutions.append((r, carry))
+            if outcome.routed:  # to the windows' owners, with this batch's outputs
+                out.extend(routed_records(outcome.routed, carry))
             for err in outcome.errors:
                 self.metrics.evaluation_errors.labels(err.rule_ref).inc()
                 out.append(dead_letter(inb, ReasonCode.EVALUATION_ERROR, str(err), eid))
@@ -388,8 +388,7 @@ class ComplianceService:
         if not exporting():
             # Nothing would record the span: only a new span id in the same trace is carried on,
             # as fund-tracker does (a recorded span with its events cost ~3 % of this worker).
-            carried = {k: v.decode("latin-1") for k, v in trace_headers(inb.headers)}
-            return inject_headers(trace.set_span_in_context(propagating_span(carried)))
+            return inject_headers(trace.set_span_in_context(propagating_span(trace_context(inb.headers))))
         ev = doc["event"]
         with tracer.start_as_current_span(
             f"{ENRICHED_EVENTS} process", context=extract_context(inb.headers), kind=SpanKind.CONSUMER,
@@ -401,9 +400,9 @@ class ComplianceService:
                                              ATTR_VIOLATION_ID: str(v.violation_id)})
             return inject_headers()
 
-    async def _apply_resolutions(self, cur: Any, resolutions: list[Any], now: datetime) -> list[Outbound]:
+    async def _apply_resolutions(self, cur: Any, resolutions: list[Any], now: datetime) -> list[Record]:
         """Our own ViolationResolved: applied here, atomically with the evaluation that produced it."""
-        out: list[Outbound] = []
+        out: list[Record] = []
         statuses = await self.store.lock_statuses(cur, [r.violation_id for r, _ in resolutions])
         for r, carry in resolutions:
             d = cases.decide(statuses.get(r.violation_id), r.event_type, r.actor_role)
@@ -415,9 +414,9 @@ class ComplianceService:
             if d.applied:
                 statuses[r.violation_id] = d.to_status or ""
                 self.metrics.resolutions.inc()
-                out.append(Outbound(CASES, fund_key(r), value, event_headers(r, carry)))
+                out.append(Record(CASES, event_key(r), value, event_headers(r.event_type, r.schema_version, carry)))
             else:  # e.g. the case was closed meanwhile: recorded as rejected, never applied
-                own = Inbound(CASES, -1, -1, fund_key(r), value, tuple(carry))
+                own = Inbound(CASES, -1, -1, event_key(r), value, tuple(carry))
                 out.append(dead_letter(own, ReasonCode(d.reason or "invalid_transition"), d.message or "", r.event_id))
         return out
 
@@ -426,7 +425,7 @@ class ComplianceService:
     async def handle_cases(self, batch: Sequence[Inbound]) -> None:
         """Apply case actions idempotently; invalid steps are recorded as rejected and dead-lettered."""
         await self.ready.wait()
-        out: list[Outbound] = []
+        out: list[Record] = []
         events = []
         for inb in batch:
             if not inb.value:
@@ -443,7 +442,9 @@ class ComplianceService:
                 log.exception("case record %s[%d]@%d could not be decoded", inb.topic, inb.partition, inb.offset)
                 out.append(dead_letter(inb, ReasonCode.UNDECODABLE, f"decoding the record failed: {exc!r}"))
         now = now_utc()
-        async with self.case_store.transaction() as cur:
+
+        async def work(tx: Transaction) -> None:
+            cur = tx.cur
             known = await self.case_store.case_actions_known(cur, [e.event_id for _, e in events])
             statuses = await self.case_store.lock_statuses(cur, [e.violation_id for _, e in events])
             for inb, e in events:
@@ -467,7 +468,9 @@ class ComplianceService:
                     coded = d.reason is not None and d.reason in ReasonCode._value2member_map_
                     reason = ReasonCode(d.reason) if coded and d.reason else ReasonCode.INVALID_TRANSITION
                     out.append(dead_letter(inb, reason, d.message or "rejected", e.event_id))
-            await send_all(self.sink, out)
+            tx.send(out)
+
+        await self._cases.run(work)
 
     # --- rule packs -------------------------------------------------------------------------------
 

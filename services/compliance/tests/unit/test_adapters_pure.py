@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from fundtrail_compliance import scenario as sc
-from fundtrail_compliance.adapters.kafka import Inbound, fund_key
+from fundtrail_compliance.adapters.kafka import Inbound
 from fundtrail_compliance.adapters.postgres import Verdict
 from fundtrail_compliance.core.engine import Engine
 from fundtrail_compliance.logreader import _sequence
@@ -18,6 +18,7 @@ from fundtrail_compliance.replay import diff, parse_bound
 from fundtrail_compliance.service import BadEnriched, dead_letter, decode_enriched, violation_records
 from fundtrail_schemas.decode import ReasonCode
 from fundtrail_schemas.enriched import DeadLetter, EnrichedEvent
+from fundtrail_schemas.events import event_key
 
 G = sc.golden()
 PAY = G["PaymentDisbursed"]
@@ -57,7 +58,7 @@ def test_violation_goes_to_all_and_department_topics_keyed_by_fund(packs) -> Non
     v = Engine(packs).process(sc.enriched(sc.variant(PAY, 1, handler_id=PAY["approver_id"]))).violations[0]
     records = violation_records(v, [])
     assert [r.topic for r in records] == ["fundtrail.violations", "fundtrail.violations.inspection"]
-    assert {r.key for r in records} == {fund_key(v)} == {PAY["fund_doc_no"].encode()}
+    assert {r.key for r in records} == {event_key(v)} == {PAY["fund_doc_no"].encode()}
 
 
 def test_sequence_is_read_without_parsing() -> None:

@@ -31,11 +31,11 @@ from typing import Any
 
 import psycopg
 
+from fundtrail_runtime.trail_nodes import TrailNodeStore, psycopg_rows
 from fundtrail_runtime.worker import cpu_seconds
 from fundtrail_schemas.kafka_security import client_security
 
 from .adapters import postgres as pg
-from .adapters.trail_store import PgTrailStore
 from .app import PRODUCER_LINGER_SECONDS, PRODUCER_MAX_BATCH_BYTES, PRODUCER_MAX_REQUEST_BYTES
 from .core.trail import EntryKind, TrailDraft, subjects_of
 from .synthetic import encode, generate, key_of
@@ -302,9 +302,9 @@ async def _trail_append(url: str, leaves: int, batch: int) -> float:
         await conn.close()
 
 
-class _CountingStore(PgTrailStore):
+class _CountingStore(TrailNodeStore):
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
-        super().__init__(conn)
+        super().__init__(psycopg_rows(conn))
         self.queries = 0
         self.subtrees = 0
 

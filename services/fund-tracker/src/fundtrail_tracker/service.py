@@ -1,36 +1,40 @@
-"""The service layer: one batch of records → one PostgreSQL transaction → produced results.
+"""The service layer: one batch of records → one worker transaction → produced results.
 
-Order of work for a batch (at-least-once without loss or double counting):
-1. validate every record (pure);
-2. in one transaction, holding the trail's advisory lock: dedup, load the ledger slice, decide the
-   batch (pure), append the trail, write the processed events (the idempotency keys);
-3. still inside the transaction, produce enriched events and dead letters, write the ledger rows
-   and parking while the broker acknowledges them (acks=all), wait for every ack; only then commit;
-4. the caller acks the records (their offsets get committed) only after `handle_*` returned.
-A crash before 3 finishes leaves nothing behind; a crash between 3 and the commit only repeats
-outputs (consumers dedup by event id); a crash after the commit makes the redelivered records
-duplicates that change nothing.
+A raw batch is validated first (pure, `prepare_raw`), then runs as one unit of work
+(`fundtrail_runtime.unit_of_work`: outputs acknowledged before the commit, retries) in four steps,
+all holding the trail's advisory lock:
+1. read: dedup ids, business keys, the ledger slice, parked events an allocation releases, the
+   trail's size and chain heads (one pipeline, one round trip);
+2. decide: the batch plan (pure) and the trail leaves of the accepted events;
+3. append: the trail entries, the processed events (the idempotency keys) and payments: the writes a
+   concurrent replica can make fail go first, so nothing leaves for a batch that is decided again;
+4. write: enriched events and dead letters are handed to the producer (acks=all) and the trail
+   nodes, ledger rows and parking written while the broker acknowledges them; every ack is awaited,
+   then the transaction commits.
+The caller acks the records (their offsets get committed) only after `handle_*` returned. A crash
+before the commit leaves nothing behind but repeated outputs (consumers dedup by event id); a crash
+after the commit makes the redelivered records duplicates that change nothing.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import logging
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
-from contextlib import nullcontext
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import psycopg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from opentelemetry.trace import Span, Status, StatusCode
 from pydantic import ValidationError
 
+from fundtrail_runtime.kafka_records import SOURCE_HEADERS, dead_letter, event_headers, trace_context, trace_headers
+from fundtrail_runtime.unit_of_work import Transaction, UnitOfWork
 from fundtrail_runtime.worker import BatchPhases
 from fundtrail_schemas.decode import FieldError, ReasonCode, Rejection
 from fundtrail_schemas.events import (
@@ -40,31 +44,28 @@ from fundtrail_schemas.events import (
     event_key,
     now_utc,
 )
-from fundtrail_schemas.topics import HEADER_EVENT_TYPE, HEADER_SCHEMA_VERSION, HEADER_SOURCE_TOPIC, raw_topic_region
+from fundtrail_schemas.topics import HEADER_SOURCE_TOPIC, raw_topic_region
 from fundtrail_verify.checkpoint import Checkpoint, sign_checkpoint
 from fundtrail_verify.cosignatures import CheckpointCosigned
+from fundtrail_verify.merkle import CompactRange
 from fundtrail_verify.note import NoteError
 
 from .adapters import postgres as pg
-from .adapters.kafka import Inbound, Record, Sink, trace_headers
+from .adapters.kafka import Inbound, Record, Sink
 from .adapters.metrics import Metrics
 from .adapters.tracing import context_headers, process_span, publish_span, span_trace_id
-from .core.batch import Candidate, Rejected, Snapshot, Source, plan_batch, waiting_key
+from .core.batch import BatchPlan, Candidate, Rejected, Snapshot, Source, plan_batch, waiting_key
 from .core.ledger import Ledger, keys_of
-from .core.outputs import dead_letter_json, enriched_json
+from .core.outputs import SERVICE, enriched_json
 from .core.provenance import check_provenance
-from .core.trail import TrailDraft, case_item, event_item, subjects_of, violation_item
+from .core.trail import Heads, TrailDraft, case_item, event_item, subjects_of, violation_item
 from .core.validation import Valid, business_key, decode_message, undecodable
 from .topics import TrackerTopics
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 # Violations and case actions are dated by the services that produce them, not by bureaus.
 _NO_SKEW_LIMIT = timedelta(days=36500)
-_RETRYABLE = (psycopg.OperationalError, psycopg.InterfaceError)
-# A unique violation that survives this many fresh attempts is not a race but a bad event.
-_UNIQUE_RETRIES = 3
 # Every case action of the contract's lifecycle (fundtrail_schemas.cases) enters the trail as
 # submitted, applied or not (REFUSED_ACTIONS_ENTER_TRAIL): compliance decides, after us.
 _CaseEvent = CASE_EVENTS
@@ -81,6 +82,26 @@ class BatchResult:
     rejected_reasons: dict[str, int] = field(default_factory=dict)
 
 
+class Spans:
+    """The processing span of each record of a batch (by its `Source`), all ended with the batch."""
+
+    def __init__(self) -> None:
+        self._by_source: dict[int, Span] = {}
+
+    def start(self, src: Source) -> Span:
+        span = self._by_source[id(src)] = process_span(src.topic, src.partition, src.offset, src.trace_headers)
+        return span
+
+    def of(self, src: Source) -> Span:
+        """The record's span (a parked event's is started when it is decided)."""
+        span = self._by_source.get(id(src))
+        return self.start(src) if span is None else span
+
+    def end(self) -> None:
+        for span in self._by_source.values():
+            span.end()
+
+
 @dataclass
 class PreparedBatch:
     """A validated batch waiting for its transaction."""
@@ -90,7 +111,41 @@ class PreparedBatch:
     started: float
     candidates: list[Candidate] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
-    spans: dict[int, Span] = field(default_factory=dict)
+    spans: Spans = field(default_factory=Spans)
+
+
+@dataclass
+class Reads:
+    """What the read step found: the candidates to decide (fresh and released), what it refused,
+    the database snapshot and the trail's size and chain heads."""
+
+    direct: list[Candidate]
+    released: dict[str, list[Candidate]]
+    rejected: list[Rejected]
+    snapshot: Snapshot
+    tree_size: int
+    heads: Heads
+
+
+@dataclass
+class Decision:
+    """The batch plan, every rejection, the trail leaves of the accepted events (with their spans),
+    and the ledger slice the plan changed (to write)."""
+
+    plan: BatchPlan
+    rejected: list[Rejected]
+    leaves: list[TrailDraft]
+    spans: list[Span]
+    ledger: Ledger
+
+
+@dataclass
+class Appended:
+    """The trail as the append step left it: its new frontier, the subtree hashes and enriched events to write."""
+
+    frontier: CompactRange
+    nodes: list[pg.TrailNode]
+    enriched: list[Record]
 
 
 @dataclass(frozen=True)
@@ -106,6 +161,8 @@ class TrackerConfig:
 
 
 PHASES = ("decode", "read", "decide", "trail", "write", "produce", "commit")
+# Each kind of work has a connection (and unit of work) of its own.
+_ROLES = ("raw", "sweep", "trail", "checkpoint")
 
 
 class Phases(BatchPhases):
@@ -115,35 +172,8 @@ class Phases(BatchPhases):
         super().__init__(PHASES, *((metrics.phase_seconds, metrics.phase_cpu_seconds) if metrics else ()))
 
 
-class _Outputs:
-    """Records produced inside a batch transaction; all awaited before the commit."""
-
-    def __init__(self, sink: Sink) -> None:
-        self._sink = sink
-        self._queued: list[Record] = []
-        self._pending: list[Awaitable[Any]] = []
-
-    async def send(self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> None:
-        self._queued.append((topic, key, value, headers))
-
-    async def flush(self) -> None:
-        """Hand what is queued to the producer (record batches, in order); delivery is awaited later."""
-        if self._queued:
-            records, self._queued = self._queued, []
-            self._pending += await self._sink.send_many(records)
-
-    async def delivered(self) -> None:
-        await self.flush()
-        if self._pending:
-            await asyncio.gather(*self._pending)
-
-
-def _event_headers(event_type: str, schema_version: int) -> list[tuple[str, bytes]]:
-    return [(HEADER_EVENT_TYPE, event_type.encode()), (HEADER_SCHEMA_VERSION, str(schema_version).encode())]
-
-
 class Tracker:
-    """fund-tracker's unit of work for raw events, trail inputs, parked events and checkpoints."""
+    """fund-tracker's work on raw events, trail inputs, parked events and checkpoints."""
 
     def __init__(
         self,
@@ -155,13 +185,13 @@ class Tracker:
         metrics: Metrics | None = None,
         clock: Callable[[], datetime] = now_utc,
     ) -> None:
-        self._url = database_url
-        self._sink = sink
         self._config = config
         self._key = signing_key
         self._metrics = metrics
         self._clock = clock
-        self._conns: dict[str, psycopg.AsyncConnection[Any]] = {}
+        self._units = {
+            role: UnitOfWork(lambda: pg.connect(database_url), sink, name=role) for role in _ROLES
+        }
         self._head = pg.TrailHead()
         self._topics = config.topics
         self.phases = Phases(metrics)
@@ -170,57 +200,16 @@ class Tracker:
 
     async def close(self) -> None:
         """Close every database connection."""
-        for conn in self._conns.values():
-            await conn.close()
-        self._conns.clear()
+        for unit in self._units.values():
+            await unit.close()
 
-    async def _conn(self, role: str) -> psycopg.AsyncConnection[Any]:
-        conn = self._conns.get(role)
-        if conn is None or conn.closed:
-            conn = self._conns[role] = await pg.connect(self._url)
-        return conn
-
-    async def _transaction(
-        self, role: str, work: Callable[[psycopg.AsyncCursor[Any]], Awaitable[T]], *, pipelined: bool = False
-    ) -> T:
-        """Run `work` in one transaction; retry on lost connections, broker errors and concurrent dedup races.
-
-        `pipelined`: the transaction runs in pipeline mode, so BEGIN travels with the first
-        statements instead of costing a round trip of its own (`work` must fetch what it reads).
-        """
-        delay = 0.2
-        unique_failures = 0
-        while True:
-            try:
-                conn = await self._conn(role)
-                async with conn.pipeline() if pipelined else nullcontext(), conn.transaction(), conn.cursor() as cur:
-                    return await work(cur)
-            except psycopg.errors.UniqueViolation as exc:
-                # Another replica accepted one of these events first: decide the batch again.
-                unique_failures += 1
-                if unique_failures > _UNIQUE_RETRIES:
-                    raise
-                log.warning("concurrent write on %s, retrying the batch: %s", role, exc.diag.message_primary)
-            except _RETRYABLE as exc:
-                log.warning("database unavailable (%s), retrying in %.1fs", exc, delay)
-                await self._drop(role)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-            except Exception as exc:
-                if _is_kafka_error(exc):
-                    log.warning("broker did not acknowledge (%r), retrying the batch in %.1fs", exc, delay)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 5.0)
-                    continue
-                raise
-
-    async def _drop(self, role: str) -> None:
-        conn = self._conns.pop(role, None)
-        if conn is not None:
-            try:
-                await conn.close()
-            except Exception:
-                log.debug("closing a broken connection failed", exc_info=True)
+    def _adopt(self, frontier: CompactRange | None) -> None:
+        """After a commit: the trail's frontier is the one the transaction left."""
+        if frontier is None:
+            return
+        self._head.adopt(frontier)
+        if self._metrics is not None:
+            self._metrics.trail_size.set(frontier.size)
 
     def _count(self, topic: str, result: BatchResult, seconds: float, size: int) -> None:
         m = self._metrics
@@ -235,6 +224,9 @@ class Tracker:
         m.batch_seconds.labels(topic).observe(seconds)
         m.batch_size.labels(topic).observe(size)
 
+    def _dead_letters(self, rejected: Iterable[Rejected], now: datetime) -> list[Record]:
+        return [dead_letter_of(r, self._topics.dead_letters, now) for r in rejected]
+
     # ------------------------------------------------------------------ raw events
 
     async def handle_raw(self, messages: Sequence[Inbound]) -> BatchResult:
@@ -247,9 +239,9 @@ class Tracker:
         now = self._clock()
         batch = PreparedBatch(list(messages), now, started)
         for m in messages:
-            headers = trace_headers(m.headers)
-            source = Source(m.topic, m.partition, m.offset, m.key, m.value or b"", headers)
-            span = batch.spans[id(source)] = process_span(m.topic, m.partition, m.offset, headers)
+            source = Source(m.topic, m.partition, m.offset, m.key, m.value or b"",
+                            trace_context(m.headers, keep=SOURCE_HEADERS))
+            span = batch.spans.start(source)
             try:
                 result, hint = decode_message(m.value, now=now, max_future_skew=self._config.max_future_skew)
                 if not isinstance(result, Rejection):
@@ -268,10 +260,13 @@ class Tracker:
         return batch
 
     async def commit_raw(self, batch: PreparedBatch) -> BatchResult:
-        """The second stage: one transaction, outputs produced and acknowledged, then commit."""
+        """The second stage: one unit of work, outputs produced and acknowledged, then commit."""
         self.phases.start()
         try:
-            result = await self._raw_batch(batch)
+            result, frontier = await self._units["raw"].run(
+                lambda tx: self._raw_tx(tx, batch), pipelined=True, phases=self.phases
+            )
+            self._adopt(frontier)
         except (psycopg.DataError, psycopg.errors.IntegrityError) as exc:
             if len(batch.messages) == 1:
                 result = await self._unstorable(batch.messages[0], exc, batch.now)
@@ -283,8 +278,7 @@ class Tracker:
                     _merge(result, await self.handle_raw([m]))
                 return result
         finally:
-            for span in batch.spans.values():
-                span.end()
+            batch.spans.end()
         self._count(self._topics.raw, result, time.perf_counter() - batch.started, len(batch.messages))
         return result
 
@@ -295,35 +289,17 @@ class Tracker:
             (FieldError("(event)", "refused by the database"),),
         )
         source = Source(message.topic, message.partition, message.offset, message.key, message.value or b"",
-                        trace_headers(message.headers))
+                        trace_context(message.headers, keep=SOURCE_HEADERS))
 
-        async def work(cur: psycopg.AsyncCursor[Any]) -> BatchResult:
-            out = _Outputs(self._sink)
-            await self._dead_letter(out, Rejected(source, rejection, None), now)
-            await out.delivered()
+        async def work(tx: Transaction) -> BatchResult:
+            tx.send(self._dead_letters([Rejected(source, rejection, None)], now))
             return BatchResult(rejected=1, rejected_reasons={rejection.reason.value: 1})
 
-        return await self._transaction("raw", work)
-
-    async def _raw_batch(self, batch: PreparedBatch) -> BatchResult:
-        frontier_box: list[Any] = []
-
-        async def work(cur: psycopg.AsyncCursor[Any]) -> BatchResult:
-            frontier_box.clear()
-            return await self._raw_tx(cur, batch.candidates, batch.rejected, batch.now, batch.spans, frontier_box,
-                                      phases=self.phases)
-
-        result = await self._transaction("raw", work, pipelined=True)
-        self.phases.lap("commit")
-        if frontier_box:
-            self._head.adopt(frontier_box[0])
-            if self._metrics is not None:
-                self._metrics.trail_size.set(frontier_box[0].size)
-        return result
+        return await self._units["raw"].run(work)
 
     def _from_parking(self, row: pg.ParkedRow, now: datetime) -> Candidate | Rejected:
         headers = dict(row.trace_headers or {})
-        topic = headers.pop(HEADER_SOURCE_TOPIC, self._topics.raw)  # parked with its headers (below)
+        topic = headers.pop(HEADER_SOURCE_TOPIC, self._topics.raw)  # parked with its headers (see _write)
         source = Source(
             topic, row.source_partition or 0, row.source_offset or 0, row.raw_key, row.raw, headers,
             parked_at=row.parked_at,
@@ -334,38 +310,44 @@ class Tracker:
         return Candidate(source, decoded)
 
     async def _raw_tx(
-        self,
-        cur: psycopg.AsyncCursor[Any],
-        candidates: list[Candidate],
-        pre_rejected: list[Rejected],
-        now: datetime,
-        spans: dict[int, Span],
-        frontier_box: list[Any],
-        *,
-        from_parking: list[pg.ParkedRow] | None = None,
-        phases: Phases | None = None,
-    ) -> BatchResult:
-        phases = phases or Phases(None)
-        rejected = list(pre_rejected)
+        self, tx: Transaction, batch: PreparedBatch, swept: Sequence[pg.ParkedRow] = ()
+    ) -> tuple[BatchResult, CompactRange]:
+        """One attempt at a batch (fresh records, or `swept` parked events): read, decide, append, write."""
+        reads = await self._read(tx, batch, swept)
+        tx.lap("read")
+        decision = self._decide(reads, batch)
+        tx.lap("decide")
+        appended = await self._append(tx, reads, decision, batch.now)
+        tx.lap("write")
+        await self._write(tx, decision, appended, batch.now)
+        plan = decision.plan
+        return BatchResult(
+            accepted=len(plan.accepted), rejected=len(decision.rejected), duplicates=plan.duplicates,
+            parked=len(plan.to_park), rejected_reasons=_reasons(decision.rejected),
+        ), appended.frontier
+
+    async def _read(self, tx: Transaction, batch: PreparedBatch, swept: Sequence[pg.ParkedRow]) -> Reads:
+        """Everything deciding the batch reads, behind the trail's lock, in one pipeline (one round trip,
+        not one per table): each statement's snapshot is taken after the previous writer committed."""
+        now = batch.now
+        rejected = list(batch.rejected)
         released: dict[str, list[Candidate]] = defaultdict(list)
-        allocations = {waiting_key(c.valid.event.fund_doc_no) for c in candidates
+        direct: list[Candidate] = list(batch.candidates)
+        allocations = {waiting_key(c.valid.event.fund_doc_no) for c in direct
                        if isinstance(c.valid.event, FundAllocated)}
         extra_parked: set[uuid.UUID] = set()
-        direct: list[Candidate] = list(candidates)
         # Swept-up parked events are decided like fresh ones; parked events an allocation in this
         # batch releases are decided right after that allocation.
-        for row in from_parking or []:
+        for row in swept:
             extra_parked.add(row.event_id)
             c = self._from_parking(row, now)
             if isinstance(c, Rejected):
                 rejected.append(c)
             else:
                 direct.append(c)
-        conn = cur.connection
-        # Every read of the batch goes out in one pipeline (one round trip, not one per table),
-        # behind the lock: each statement's snapshot is taken after the previous writer committed.
+        conn = tx.conn
         async with conn.pipeline():
-            await pg.lock_trail(cur)
+            await pg.lock_trail(tx.cur)
             size = await pg.request_trail_size(conn)
             waiting = await pg.request_parked_waiting_for(conn, allocations)
             reads = await _request_reads(conn, direct)
@@ -386,74 +368,73 @@ class Tracker:
             tree_size = await size()
             heads = await heads_read()
         snapshot = Snapshot(ledger=ledger, processed=processed, business_keys=known_keys, parked=parked | extra_parked)
-        phases.lap("read")
-        plan = plan_batch(direct, snapshot, now=now, park_timeout=self._config.park_timeout, released=released)
-        rejected += plan.rejected
+        return Reads(direct, released, rejected, snapshot, tree_size, heads)
+
+    def _decide(self, reads: Reads, batch: PreparedBatch) -> Decision:
+        """The batch plan (pure) and the trail leaves of what it accepts."""
+        plan = plan_batch(reads.direct, reads.snapshot, now=batch.now, park_timeout=self._config.park_timeout,
+                          released=reads.released)
+        rejected = reads.rejected + plan.rejected
         for r in rejected:
             if r.source.from_parking and r.event_id is not None and r.event_id not in plan.unpark:
                 plan.unpark.append(r.event_id)
-
-        accepted_spans: list[Span] = []
+        spans: list[Span] = []
         leaves: list[TrailDraft] = []
         for a in plan.accepted:
-            src = a.candidate.source
-            span = spans.get(id(src))
-            if span is None:
-                span = spans[id(src)] = process_span(src.topic, src.partition, src.offset, src.trace_headers)
-            accepted_spans.append(span)
+            span = batch.spans.of(a.candidate.source)
+            spans.append(span)
             leaves.append(event_item(a.candidate.valid.event, a.candidate.valid.payload, span_trace_id(span),
-                                     a.transition.before_json, a.transition.after_json))
+                                     a.transition.before_json, a.transition.after_json,
+                                     a.candidate.source.publisher))
+        return Decision(plan, rejected, leaves, spans, reads.snapshot.ledger)
 
-        phases.lap("decide")
-        frontier = await self._head.load(cur, tree_size)
+    async def _append(self, tx: Transaction, reads: Reads, decision: Decision, now: datetime) -> Appended:
+        """The writes a concurrent replica can make fail (unique event id, business key, payment id),
+        in one pipeline (one round trip) with the trail entries: nothing leaves for a batch that is
+        decided again. Returns the enriched events to produce."""
+        cur = tx.cur
+        frontier = await self._head.load(cur, reads.tree_size)
         rows: list[pg.ProcessedRow] = []
-        enriched: list[tuple[bytes, bytes, list[tuple[str, bytes]]]] = []
-        # The writes a concurrent replica can make fail (unique event id, business key, payment id)
-        # go first, in one pipeline (one round trip) with the trail entries: nothing leaves for a
-        # batch that is decided again.
-        async with cur.connection.pipeline():
-            sealed, nodes = await pg.append_trail_entries(cur, frontier, leaves, now, heads)
-            phases.lap("trail")
-            for a, item, span in zip(plan.accepted, sealed, accepted_spans, strict=True):
-                seq = item.seq
+        enriched: list[Record] = []
+        async with tx.conn.pipeline():
+            sealed, nodes = await pg.append_trail_entries(cur, frontier, decision.leaves, now, reads.heads)
+            tx.lap("trail")
+            for a, item, span in zip(decision.plan.accepted, sealed, decision.spans, strict=True):
                 ev = a.candidate.valid.event
-                after = a.transition.after_json
-                before = a.transition.before_json
+                src = a.candidate.source
+                after, before = a.transition.after_json, a.transition.before_json
                 rows.append(pg.ProcessedRow(
-                    event_id=ev.event_id, sequence=seq, event_type=ev.event_type, fund_doc_no=ev.fund_doc_no,
+                    event_id=ev.event_id, sequence=item.seq, event_type=ev.event_type, fund_doc_no=ev.fund_doc_no,
                     project_id=ev.project_id, region_code=ev.region_code, level=ev.level.value,
                     occurred_at=ev.occurred_at, accepted_at=now, payload=a.candidate.valid.payload.decode(),
                     state_after=after.decode(), trace_id=item.draft.trace_id,
-                    source_partition=a.candidate.source.partition, source_offset=a.candidate.source.offset,
-                    business_key=a.business_key,
+                    source_partition=src.partition, source_offset=src.offset, business_key=a.business_key,
                 ))
-                value = enriched_json(a.candidate.valid.payload, seq, now, before, after, item.draft.trace_id)
-                headers = _event_headers(ev.event_type, ev.schema_version) + context_headers(span)
-                headers.append((HEADER_SOURCE_TOPIC, a.candidate.source.topic.encode()))  # its provenance
-                enriched.append((event_key(ev), value, headers))
+                value = enriched_json(a.candidate.valid.payload, item.seq, now, before, after, item.draft.trace_id)
+                headers = event_headers(ev.event_type, ev.schema_version, context_headers(span))
+                headers.append((HEADER_SOURCE_TOPIC, src.topic.encode()))  # its provenance
+                enriched.append(Record(self._topics.enriched, event_key(ev), value, headers))
             await pg.insert_processed(cur, rows)
-            await pg.insert_payments(cur, snapshot.ledger)
-        phases.lap("write")
+            await pg.insert_payments(cur, decision.ledger)
+        return Appended(frontier, nodes, enriched)
 
-        out = _Outputs(self._sink)
-        span = publish_span(self._topics.enriched, len(enriched))
+    async def _write(self, tx: Transaction, decision: Decision, appended: Appended, now: datetime) -> None:
+        """Hand the outputs to the producer, then write the rest while the broker acknowledges them.
+
+        The remaining writes share one pipeline (one round trip). If one of them fails, the retry
+        recomputes the same outputs from the same rows (same states, same sequence numbers), so what
+        was already sent is repeated identically and deduplicated."""
+        plan = decision.plan
+        span = publish_span(self._topics.enriched, len(appended.enriched))
         try:
-            for key, value, headers in enriched:
-                await out.send(self._topics.enriched, key, value, headers)
-            reasons: dict[str, int] = defaultdict(int)
-            for r in rejected:
-                await self._dead_letter(out, r, now)
-                reasons[r.rejection.reason.value] += 1
-            await out.flush()
-            phases.lap("produce")
-            # The broker replicates and acknowledges while the remaining writes run, all in one
-            # pipeline (one round trip). If one of them fails, the retry recomputes the same outputs
-            # from the same rows (same states, same sequence numbers), so what was already sent is
-            # repeated identically and deduplicated.
-            async with cur.connection.pipeline():
-                await pg.write_trail_nodes(cur, nodes)
-                await pg.write_ledger(cur, snapshot.ledger)
-                await pg.park(cur, [
+            tx.send(appended.enriched)
+            tx.send(self._dead_letters(decision.rejected, now))
+            await tx.outbox.flush()
+            tx.lap("produce")
+            async with tx.conn.pipeline():
+                await pg.write_trail_nodes(tx.cur, appended.nodes)
+                await pg.write_ledger(tx.cur, decision.ledger)
+                await pg.park(tx.cur, [
                     pg.ParkedRow(
                         p.candidate.event_id, p.waiting_for, p.candidate.source.value, p.candidate.source.key, now,
                         p.candidate.source.partition, p.candidate.source.offset,
@@ -461,50 +442,30 @@ class Tracker:
                     )
                     for p in plan.to_park
                 ])
-                await pg.unpark(cur, plan.unpark)
-            phases.lap("write")
-            await out.delivered()
+                await pg.unpark(tx.cur, plan.unpark)
+            tx.lap("write")
+            await tx.delivered()
         finally:
             span.end()
-        phases.lap("produce")
-        frontier_box.append(frontier)
-        return BatchResult(
-            accepted=len(plan.accepted), rejected=len(rejected), duplicates=plan.duplicates,
-            parked=len(plan.to_park), rejected_reasons=dict(reasons),
-        )
-
-    async def _dead_letter(self, out: _Outputs, r: Rejected, now: datetime) -> None:
-        src = r.source
-        value = dead_letter_json(
-            r.rejection, value=src.value, key=src.key, topic=src.topic, partition=src.partition,
-            offset=src.offset, at=now, event_id=r.event_id,
-        )
-        headers = [(k, v.encode("latin-1")) for k, v in src.trace_headers.items()]
-        await out.send(self._topics.dead_letters, src.key, value, headers)
 
     # ------------------------------------------------------------------ parked events
 
     async def sweep_parked(self) -> BatchResult:
         """Decide parked events that waited too long, or whose fund arrived meanwhile."""
         started = time.perf_counter()
-        now = self._clock()
-        frontier_box: list[Any] = []
-        spans: dict[int, Span] = {}
+        batch = PreparedBatch([], self._clock(), started)
 
-        async def work(cur: psycopg.AsyncCursor[Any]) -> BatchResult:
-            frontier_box.clear()
-            due = await pg.parked_due(cur, now - self._config.park_timeout, self._config.sweep_limit)
+        async def work(tx: Transaction) -> tuple[BatchResult, CompactRange | None]:
+            due = await pg.parked_due(tx.cur, batch.now - self._config.park_timeout, self._config.sweep_limit)
             if not due:
-                return BatchResult()
-            return await self._raw_tx(cur, [], [], now, spans, frontier_box, from_parking=due)
+                return BatchResult(), None
+            return await self._raw_tx(tx, batch, due)
 
         try:
-            result = await self._transaction("sweep", work)
+            result, frontier = await self._units["sweep"].run(work)
         finally:
-            for span in spans.values():
-                span.end()
-        if frontier_box:
-            self._head.adopt(frontier_box[0])
+            batch.spans.end()
+        self._adopt(frontier)
         if result.accepted or result.rejected:
             self._count(self._topics.raw, result, time.perf_counter() - started, result.accepted + result.rejected)
         return result
@@ -515,11 +476,11 @@ class Tracker:
         """Append violations and case actions to the trail (each entry once)."""
         started = time.perf_counter()
         now = self._clock()
-        valid: list[tuple[Inbound, Valid, Span]] = []
+        valid: list[tuple[Valid, Span]] = []
         rejected: list[Rejected] = []
         spans: list[Span] = []
         for m in messages:
-            headers = trace_headers(m.headers)
+            headers = trace_context(m.headers, keep=SOURCE_HEADERS)
             span = process_span(m.topic, m.partition, m.offset, headers)
             spans.append(span)
             source = Source(m.topic, m.partition, m.offset, m.key, m.value or b"", headers)
@@ -534,64 +495,60 @@ class Tracker:
                 rejected.append(Rejected(source, decoded, hint))
                 span.set_status(Status(StatusCode.ERROR, decoded.reason.value))
             else:
-                valid.append((m, decoded, span))
-        frontier_box: list[Any] = []
+                valid.append((decoded, span))
 
-        async def work(cur: psycopg.AsyncCursor[Any]) -> BatchResult:
-            frontier_box.clear()
-            await pg.lock_trail(cur)
-            wanted: list[uuid.UUID] = []
-            for _, v, _ in valid:
-                ev = v.event
-                if isinstance(ev, ViolationRaised):
-                    wanted += [ev.violation_id, ev.triggering_event_id]
-                elif isinstance(ev, _CaseEvent):
-                    wanted += [ev.event_id, ev.violation_id]
-            known = await pg.existing_entries(cur, wanted)
-            items: list[TrailDraft] = []
-            duplicates = 0
-            for _, v, span in valid:
-                ev = v.event
-                trace_id = span_trace_id(span)
-                if isinstance(ev, ViolationRaised):
-                    if ev.violation_id in known:
-                        duplicates += 1
-                        continue
-                    item = violation_item(ev, v.payload, trace_id, known.get(ev.triggering_event_id))
-                elif isinstance(ev, _CaseEvent):
-                    if ev.event_id in known:
-                        duplicates += 1
-                        continue
-                    item = case_item(ev, ev.violation_id, v.payload, trace_id, known.get(ev.violation_id))
-                else:
-                    continue
-                known[item.entry_id] = item.links
-                items.append(item)
-            heads = await (await pg.request_trail_heads(cur.connection, subjects_of(items)))()
-            frontier = await self._head.load(cur)
-            await pg.append_trail(cur, frontier, items, now, heads)
-            out = _Outputs(self._sink)
-            reasons: dict[str, int] = defaultdict(int)
-            for r in rejected:
-                await self._dead_letter(out, r, now)
-                reasons[r.rejection.reason.value] += 1
-            await out.delivered()
-            frontier_box.append(frontier)
+        async def work(tx: Transaction) -> tuple[BatchResult, CompactRange]:
+            await pg.lock_trail(tx.cur)
+            items, duplicates = await self._trail_items(tx.cur, valid)
+            heads = await (await pg.request_trail_heads(tx.conn, subjects_of(items)))()
+            frontier = await self._head.load(tx.cur)
+            await pg.append_trail(tx.cur, frontier, items, now, heads)
+            tx.send(self._dead_letters(rejected, now))
             return BatchResult(accepted=len(items), rejected=len(rejected), duplicates=duplicates,
-                               rejected_reasons=dict(reasons))
+                               rejected_reasons=_reasons(rejected)), frontier
 
         try:
-            result = await self._transaction("trail", work, pipelined=True)
+            result, frontier = await self._units["trail"].run(work, pipelined=True)
         finally:
             for span in spans:
                 span.end()
-        if frontier_box:
-            self._head.adopt(frontier_box[0])
-            if self._metrics is not None:
-                self._metrics.trail_size.set(frontier_box[0].size)
+        self._adopt(frontier)
         self._count(messages[0].topic if messages else self._topics.violations, result,
                     time.perf_counter() - started, len(messages))
         return result
+
+    async def _trail_items(
+        self, cur: psycopg.AsyncCursor[Any], valid: Sequence[tuple[Valid, Span]]
+    ) -> tuple[list[TrailDraft], int]:
+        """The trail entries of violations and case actions not in the trail yet; how many were."""
+        wanted: list[uuid.UUID] = []
+        for v, _ in valid:
+            ev = v.event
+            if isinstance(ev, ViolationRaised):
+                wanted += [ev.violation_id, ev.triggering_event_id]
+            elif isinstance(ev, _CaseEvent):
+                wanted += [ev.event_id, ev.violation_id]
+        known = await pg.existing_entries(cur, wanted)
+        items: list[TrailDraft] = []
+        duplicates = 0
+        for v, span in valid:
+            ev = v.event
+            trace_id = span_trace_id(span)
+            if isinstance(ev, ViolationRaised):
+                if ev.violation_id in known:
+                    duplicates += 1
+                    continue
+                item = violation_item(ev, v.payload, trace_id, known.get(ev.triggering_event_id))
+            elif isinstance(ev, _CaseEvent):
+                if ev.event_id in known:
+                    duplicates += 1
+                    continue
+                item = case_item(ev, ev.violation_id, v.payload, trace_id, known.get(ev.violation_id))
+            else:
+                continue
+            known[item.entry_id] = item.links
+            items.append(item)
+        return items, duplicates
 
     def _fits_topic(self, topic: str, valid: Valid) -> Valid | Rejection:
         ev = valid.event
@@ -613,7 +570,8 @@ class Tracker:
             raise RuntimeError("no signing key configured")
         key = self._key
 
-        async def work(cur: psycopg.AsyncCursor[Any]) -> Checkpoint | None:
+        async def work(tx: Transaction) -> Checkpoint | None:
+            cur = tx.cur
             size = await pg.trail_size(cur)
             if size == 0 or await pg.latest_checkpoint_size(cur) == size:
                 return None
@@ -625,7 +583,7 @@ class Tracker:
             )
             return cp if stored else None
 
-        cp = await self._transaction("checkpoint", work)
+        cp = await self._units["checkpoint"].run(work)
         if self._metrics is not None:
             # Signed now or already signed: the head is covered (the checkpoint-age alert reads this).
             self._metrics.last_checkpoint.set(time.time())
@@ -643,7 +601,8 @@ class Tracker:
             raise RuntimeError("no signing key configured")
         key = self._key
 
-        async def work(cur: psycopg.AsyncCursor[Any]) -> int:
+        async def work(tx: Transaction) -> int:
+            cur = tx.cur
             done = 0
             for size, root_hash, old_log_id in await pg.checkpoints_without_note(cur):
                 root = (await pg.trail_frontier(cur, size)).root()
@@ -656,7 +615,7 @@ class Tracker:
                 done += 1
             return done
 
-        return await self._transaction("checkpoint", work)
+        return await self._units["checkpoint"].run(work)
 
     async def store_cosignatures(self, records: Sequence[bytes]) -> int:
         """Store witness cosignature records (published by the gateway); malformed ones are logged and skipped."""
@@ -673,7 +632,8 @@ class Tracker:
             return 0
         now = self._clock()
 
-        async def work(cur: psycopg.AsyncCursor[Any]) -> int:
+        async def work(tx: Transaction) -> int:
+            cur = tx.cur
             stored = 0
             for r in parsed:
                 stored += await pg.insert_cosignature(
@@ -682,7 +642,7 @@ class Tracker:
                 )
             return stored
 
-        return await self._transaction("checkpoint", work)
+        return await self._units["checkpoint"].run(work)
 
 
 def _note_columns(cp: Checkpoint) -> dict[str, str]:
@@ -712,6 +672,24 @@ async def _request_reads(
     return result
 
 
+def dead_letter_of(r: Rejected, topic: str, at: datetime) -> Record:
+    """The dead letter of a refused record: its original bytes, position, reasons and trace."""
+    src = r.source
+    refused = Inbound(src.topic, src.partition, src.offset, src.key, src.value, tuple(trace_headers(src.trace_headers)))
+    return dead_letter(
+        topic, refused,
+        reason=r.rejection.reason, message=r.rejection.message, service=SERVICE, at=at,
+        errors=[e.as_dict() for e in r.rejection.errors], event_id=r.event_id,
+    )
+
+
+def _reasons(rejected: Iterable[Rejected]) -> dict[str, int]:
+    reasons: dict[str, int] = defaultdict(int)
+    for r in rejected:
+        reasons[r.rejection.reason.value] += 1
+    return dict(reasons)
+
+
 def _merge(into: BatchResult, part: BatchResult) -> None:
     into.accepted += part.accepted
     into.rejected += part.rejected
@@ -719,9 +697,3 @@ def _merge(into: BatchResult, part: BatchResult) -> None:
     into.parked += part.parked
     for k, v in part.rejected_reasons.items():
         into.rejected_reasons[k] = into.rejected_reasons.get(k, 0) + v
-
-
-def _is_kafka_error(exc: BaseException) -> bool:
-    from aiokafka.errors import KafkaError
-
-    return isinstance(exc, KafkaError)

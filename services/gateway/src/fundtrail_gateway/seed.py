@@ -46,6 +46,9 @@ from fundtrail_schemas.events import (
 )
 from fundtrail_schemas.eventspec import TRAIL_COLUMNS, trail_columns
 from fundtrail_schemas.leaf import SUBJECTS, encode_leaf
+from fundtrail_schemas.ledger import Ledger
+from fundtrail_schemas.ledger_state import dumps
+from fundtrail_schemas.topics import raw_topic
 from fundtrail_schemas.types import (
     AccountKind,
     Category,
@@ -69,23 +72,19 @@ def _uuid(*parts: object) -> uuid.UUID:
     return uuid.uuid5(uuid.NAMESPACE_URL, "fundtrail-seed/" + "/".join(str(p) for p in parts))
 
 
-PositionKey = tuple[str, str, str]
-Move = tuple[Level, str, str, int]  # (level, region, PositionState field, delta)
-_POSITION_FIELDS = ("received_fen", "passed_down_fen", "paid_fen", "returned_fen", "contracted_fen")
-
 
 @dataclass
 class TrailBuilder:
     """Appends events, violations and case actions to a Merkle log and the ledger tables.
 
     Leaves are built by the contract's `fundtrail_schemas.leaf.encode_leaf`, as fund-tracker builds them;
-    fund positions are kept here and committed in each event's leaf (`before` / `after`)."""
+    the ledger states each event's leaf commits (`before` / `after`) come from the same ledger core."""
 
     rows: list[SQLModel] = field(default_factory=list)
     tree: merkle.CompactRange = field(default_factory=merkle.CompactRange)
     checkpoints: list[TrailCheckpoint] = field(default_factory=list)
     heads: dict[tuple[str, str], int] = field(default_factory=dict)
-    positions: dict[PositionKey, dict[str, Any]] = field(default_factory=dict)
+    ledger: Ledger = field(default_factory=Ledger)
     links: dict[uuid.UUID, dict[str, str | None]] = field(default_factory=dict)
 
     @property
@@ -94,7 +93,7 @@ class TrailBuilder:
 
     def _append(self, kind: str, entry_id: uuid.UUID, event: Envelope, violation_id: uuid.UUID | None,
                 *, inherit: dict[str, str | None] | None = None, before: dict[str, Any] | None = None,
-                after: dict[str, Any] | None = None) -> int:
+                after: dict[str, Any] | None = None, publisher: dict[str, str | None] | None = None) -> int:
         seq = self.tree.size
         inherited = inherit or {}
         # The registry names the columns an event fills itself (violations and case actions: none).
@@ -111,7 +110,7 @@ class TrailBuilder:
             kind=kind, entry_id=entry_id, event_type=event.event_type, payload=encode_event(event),
             region_code=event.region_code, occurred_at=event.occurred_at, appended_at=appended_at,
             trace_id=trace_id, prev={k: self.heads.get((k, v)) for k, v in subjects}, violation_id=violation_id,
-            before=before, after=after, **cols,
+            before=before, after=after, publisher=publisher, **cols,
         )
         for subject in subjects:
             self.heads[subject] = seq
@@ -137,34 +136,18 @@ class TrailBuilder:
         )
         return seq
 
-    def _position(self, fund: str, level: Level, region: str) -> dict[str, Any]:
-        key = (fund, level.value, region)
-        return self.positions.get(key) or {"fund_doc_no": fund, "level": level.value, "region_code": region,
-                                           **dict.fromkeys(_POSITION_FIELDS, 0)}
-
-    def _ledger(self, event: Envelope, moves: Iterable[Move]) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The event's own position and its counterparty's, before and after `moves`."""
-        fund = event.fund_doc_no or ""
-        own = (event.level, event.region_code)
-        touched = [own] + [(lv, r) for lv, r, _, _ in moves if (lv, r) != own]
-        before = {k: self._position(fund, *touched[i]) for i, k in enumerate(("position", "counterparty"))
-                  if i < len(touched)}
-        for lv, region, name, delta in moves:
-            pos = dict(self._position(fund, lv, region))
-            pos[name] += delta
-            self.positions[(fund, lv.value, region)] = pos
-        after = {k: self._position(fund, *touched[i]) for i, k in enumerate(("position", "counterparty"))
-                 if i < len(touched)}
-        return before, after
-
-    def event(self, event: Envelope, state_after: dict[str, Any] | None = None, moves: Iterable[Move] = ()) -> int:
+    def event(self, event: Envelope, state_after: dict[str, Any] | None = None) -> int:
         """An accepted event: processed_event row plus a trail leaf (and a payment row for payments).
 
-        `moves` change fund positions; `state_after`, when given, replaces the ledger state the leaf commits."""
-        before, after = self._ledger(event, list(moves))
+        The ledger states are fund-tracker's ledger core applying the event; `state_after`, when given,
+        replaces them (the benchmark's log, which no audit reads)."""
+        transition = self.ledger.apply(event)
+        before, after = orjson.loads(transition.before_json), orjson.loads(transition.after_json)
         if state_after is not None:
             before, after = {}, state_after
-        seq = self._append("event", event.event_id, event, None, before=before, after=after)
+        # As fund-tracker records it: the region's raw topic and the bureau as the publishing subject.
+        publisher: dict[str, str | None] = {"topic": raw_topic(event.region_code), "principal": event.source_bureau}
+        seq = self._append("event", event.event_id, event, None, before=before, after=after, publisher=publisher)
         self.rows.append(
             ProcessedEvent(
                 event_id=event.event_id,
@@ -200,8 +183,7 @@ class TrailBuilder:
 
     def position_rows(self) -> list[FundPosition]:
         """The fund_position rows the committed ledger states describe."""
-        return [FundPosition(**{k: v for k, v in p.items() if k != "fund_doc_no"}, fund_doc_no=f)
-                for (f, _, _), p in sorted(self.positions.items())]
+        return [FundPosition(**orjson.loads(dumps(p))) for _, p in sorted(self.ledger.positions.items())]
 
     def violation(self, v: ViolationRaised, status: str = "raised") -> int:
         """A raised violation: violation row plus a trail leaf."""
@@ -331,14 +313,6 @@ def seed_county(b: TrailBuilder, county: str, n_payments: int = 2) -> CountyWorl
         FundTransferred(**_env((county, 5), Level.TOWN, town, 45, fund, project), transfer_id=f"ZF-{town}-1",
                         amount_fen=50_000_000, to_level=Level.VILLAGE, to_region_code=village),
     ]
-    moves: list[list[Move]] = [
-        [(Level.CITY, CITY, "received_fen", 1_000_000_000), (Level.CITY, CITY, "passed_down_fen", 1_000_000_000),
-         (Level.COUNTY, county, "received_fen", 1_000_000_000)],
-        [(Level.COUNTY, county, "passed_down_fen", 400_000_000), (Level.TOWN, town, "received_fen", 400_000_000)],
-        [],
-        [(Level.TOWN, town, "contracted_fen", 180_000_000)],
-        [(Level.TOWN, town, "passed_down_fen", 50_000_000), (Level.VILLAGE, village, "received_fen", 50_000_000)],
-    ]
     payments = [
         PaymentDisbursed(**_env((county, "pay", i), Level.TOWN, town, 50 + i, fund, project),
                          payment_id=f"ZF-{town}-{i:04d}", contract_id=contract, payee_vendor_id=vendor,
@@ -348,10 +322,8 @@ def seed_county(b: TrailBuilder, county: str, n_payments: int = 2) -> CountyWorl
                          handler_id="STAFF-1", approver_id="STAFF-1" if i == 0 else "STAFF-2", purpose="进度款")
         for i in range(n_payments)
     ]
-    for ev, mv in zip(events, moves, strict=True):
-        seqs.append(b.event(ev, moves=mv))
-    for p in payments:
-        seqs.append(b.event(p, moves=[(Level.TOWN, town, "paid_fen", p.amount_fen)]))
+    for ev in [*events, *payments]:
+        seqs.append(b.event(ev))
     first_payment = payments[0]
 
     def raised(n: int, rule: str, dept: Department, trigger: Envelope) -> ViolationRaised:
@@ -359,7 +331,8 @@ def seed_county(b: TrailBuilder, county: str, n_payments: int = 2) -> CountyWorl
             **_env((county, "vio", n), Level.TOWN, town, 51 + n, fund, project),
             violation_id=_uuid("violation", county, n), rule_id=rule, rule_version=1, department=dept,
             severity=Severity.HIGH, triggering_event_id=trigger.event_id,
-            evidence=Evidence(event_ids=[trigger.event_id], values={"handler_id": "STAFF-1"}),
+            evidence=Evidence(event_ids=[trigger.event_id], values={
+                "read": {"event.handler_id": "STAFF-1", "event.approver_id": "STAFF-1"}, "params": {}}),
             explanation_zh="经办人与审批人相同", explanation_en="Handler and approver are the same person",
             legal_basis="《行政事业单位内部控制规范（试行）》第十二条", trace_id=_uuid("trace", county, n).hex,
         )

@@ -3,6 +3,7 @@ the change, and no endpoint may answer 500. Each case runs on its own copy of on
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import uuid
@@ -18,6 +19,8 @@ from starlette.testclient import TestClient
 from fundtrail_gateway.main import create_app
 from fundtrail_gateway.seed import World, seed_world
 from fundtrail_runtime.db import sync_engine
+from fundtrail_schemas.leaf import canonical_json
+from fundtrail_verify import merkle
 from fundtrail_verify.checkpoint import sign_checkpoint
 from fundtrail_verify.cli import audit_through
 
@@ -151,7 +154,7 @@ def remembered(seeded_template: tuple[str, World], pg_node: Any, settings_factor
         checks, answers = _audit(url, settings_factory, auth("auditor"), log_key, state)
     assert all(checks.values()), checks
     assert {"missing_leaf", "leaf_hash", "column_mismatch", "interior_node", "chain_gap", "ledger_replay",
-            "served_fact_mismatch"} <= checks.keys()
+            "state_transition", "served_fact_mismatch"} <= checks.keys()
     assert [a for a in answers if a[1] != 200] == []
     return state
 
@@ -178,6 +181,88 @@ def test_tamper_is_named_by_verify_and_never_a_500(
     assert checks.get(check) is False, (name, checks)
     assert not [a for a in answers if a[1] >= 500], answers
     assert json.loads(state.read_text()) == json.loads(remembered.read_text())  # a failed audit remembers nothing
+
+
+def _states(leaf: dict[str, Any]) -> list[dict[str, Any]]:
+    return [p for p in (leaf["after"] or {}).values() if isinstance(p, dict) and "received_fen" in p]
+
+
+def _key(position: dict[str, Any]) -> tuple[str, str, str]:
+    return position["fund_doc_no"], position["level"], position["region_code"]
+
+
+def _rewrite_log(conn: psycopg.Connection[Any], key: Ed25519PrivateKey, edits: dict[int, Any]) -> None:
+    """An insider holding the signing key rewrites leaves (`edits[seq](leaf object)`), then makes every hash agree:
+    leaf hashes, every stored node, every checkpoint re-signed, and the tables that copy a leaf's payload and
+    state after (and the fund positions the last states describe)."""
+    conn.execute(BYPASS)
+    rows = conn.execute("SELECT seq, leaf_data FROM trail_entry ORDER BY seq").fetchall()
+    tree = merkle.CompactRange()
+    touched: set[tuple[str, str, str]] = set()
+    last_paid: dict[tuple[str, str, str], int] = {}
+    conn.execute("DELETE FROM trail_node")
+    for seq, data in rows:
+        if seq in edits:
+            leaf = json.loads(bytes(data))
+            edits[seq](leaf)
+            data = canonical_json(leaf)
+            conn.execute("UPDATE trail_entry SET leaf_data = %s, leaf_hash = %s WHERE seq = %s",
+                         (data, merkle.leaf_hash(data), seq))
+            conn.execute("UPDATE processed_event SET payload = %s, state_after = %s WHERE sequence = %s",
+                         (json.dumps(leaf["payload"]), json.dumps(leaf["after"]), seq))
+            touched |= {_key(p) for p in _states(leaf)}
+        for p in _states(json.loads(bytes(data))):
+            last_paid[_key(p)] = p["paid_fen"]
+        for level, idx, h in tree.append(merkle.leaf_hash(bytes(data))):
+            conn.execute("INSERT INTO trail_node (level, idx, hash) VALUES (%s, %s, %s)", (level, idx, h))
+    for position in touched:  # the positions shown are the last states the log commits
+        conn.execute("UPDATE fund_position SET paid_fen = %s WHERE (fund_doc_no, level, region_code) = (%s, %s, %s)",
+                     (last_paid[position], *position))
+    roots = {}
+    replay = merkle.InMemoryTree()
+    for _, data in conn.execute("SELECT seq, leaf_data FROM trail_entry ORDER BY seq").fetchall():
+        replay.append(bytes(data))
+    for size, at, log_id in conn.execute("SELECT tree_size, signed_at, log_id FROM trail_checkpoint").fetchall():
+        roots[size] = sign_checkpoint(key, log_id, size, replay.root(size), at)
+    for size, cp in roots.items():
+        sig = cp.parsed_note().signatures[0]
+        conn.execute("UPDATE trail_checkpoint SET root_hash = %s, note = %s, signature = %s WHERE tree_size = %s",
+                     (cp.root_hash, cp.note, base64.b64encode(sig.signature).decode(), size))
+
+
+def _paid(part: str, delta: int) -> Any:
+    def edit(leaf: dict[str, Any]) -> None:
+        leaf[part]["position"]["paid_fen"] += delta
+    return edit
+
+
+# (name, leaf edits) a key-holding insider makes consistent with every hash; only `state_transition` (the
+# ledger core replaying the leaves) names them. Leaves 5 and 6 are the first county's two payments by its town.
+REWRITES: list[tuple[str, dict[int, Any]]] = [
+    # The last payment's state after says one fen more was paid than its amount adds (the town position
+    # shows it too, so the served positions agree with the log).
+    ("state_after_rewritten", {6: _paid("after", 1)}),
+    # A payment's amount lowered in its payload, its states left: the event no longer explains them.
+    ("payload_amount_rewritten", {5: lambda leaf: leaf["payload"].update(amount_fen=1)}),
+    # 50 fen more paid from leaf 5 on, the next state before shifted to match: each before continues the
+    # previous after (ledger_replay passes), but no event paid those 50.
+    ("states_shifted", {5: _paid("after", 50), 6: lambda leaf: (_paid("before", 50)(leaf), _paid("after", 50)(leaf))}),
+]
+
+
+@pytest.mark.parametrize(("name", "edits"), REWRITES, ids=[r[0] for r in REWRITES])
+def test_a_rewritten_and_resigned_state_is_named_only_by_the_ledger_replay(
+    name: str, edits: dict[int, Any], seeded_template: tuple[str, World], pg_node: Any, settings_factory: Any,
+    auth: Any, log_key: Ed25519PrivateKey, tmp_path: Path,
+) -> None:
+    # A first audit (nothing remembered), so neither `fork` nor `checkpoint_rollback` can help.
+    with _copy(pg_node, seeded_template[0]) as url, psycopg.connect(_admin(url), autocommit=True) as conn:
+        assert conn.execute("SELECT event_type FROM trail_entry WHERE seq IN (5, 6)").fetchall() == [
+            ("PaymentDisbursed",), ("PaymentDisbursed",)]
+        _rewrite_log(conn, log_key, edits)
+        checks, answers = _audit(url, settings_factory, auth("auditor"), log_key, tmp_path / "state.json")
+    assert {c for c, ok in checks.items() if not ok} == {"state_transition"}, (name, checks)
+    assert not [a for a in answers if a[1] >= 500], answers
 
 
 def test_trail_tables_refuse_update_and_delete(seeded_template: tuple[str, World], pg_node: Any) -> None:

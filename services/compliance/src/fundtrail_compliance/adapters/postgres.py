@@ -77,6 +77,12 @@ class ComplianceStore:
             await self._conn.close()
             self._conn = None
 
+    async def connection(self) -> psycopg.AsyncConnection[Any]:
+        """The store's connection, opened again if it was closed (units of work run on it)."""
+        await self.open()
+        assert self._conn is not None
+        return self._conn
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[psycopg.AsyncCursor[Any]]:
         """One transaction; rolled back if the block raises."""

@@ -85,6 +85,33 @@ class JudgedDay:
 
 
 @dataclass
+class KeptWindowEntry:
+    """A windowed event kept for the grace period: an earlier-dated one arriving later joins its
+    window, and it is judged again (`Engine.judge_window`)."""
+
+    at: datetime
+    doc: Mapping[str, Any] | bytes  # the routed document (`Routed.doc`), or its JSON as read
+    raised: set[str] = field(default_factory=set)  # rule refs raised on it
+
+    def document(self) -> Mapping[str, Any]:
+        return orjson.loads(self.doc) if isinstance(self.doc, bytes) else self.doc
+
+
+@dataclass
+class Routed:
+    """A windowed event for the one replica that owns its window (the repartition topic): what the
+    window's owner needs to judge it (`Engine.judge_window`)."""
+
+    rule_id: str
+    key: tuple[object, ...]
+    amount_fen: int
+    # event, before/after as this replica judged them, ref (when the rule reads reference data),
+    # accepted_at, trace_id, and `partition`, the enriched partition it was read from (the owner keeps
+    # a clock per partition, as one worker reading them all would).
+    doc: dict[str, Any]
+
+
+@dataclass
 class EngineState:
     windows: Windows = field(default_factory=Windows)
     timers: TimerWheel = field(default_factory=TimerWheel)
@@ -101,6 +128,8 @@ class EngineState:
     books: dict[str, FundBook] = field(default_factory=dict)
     # Timers started behind the clock waiting for their fund's own clock (engine._fire_due), by fund.
     deferred: dict[str, set[uuid.UUID]] = field(default_factory=dict)
+    # Windowed events kept for the grace period, by (rule id, event id); in memory only.
+    window_kept: dict[tuple[str, str], KeptWindowEntry] = field(default_factory=dict)
 
     def note_position(self, subject: str, sequence: int, snapshot: dict[str, Any]) -> bool:
         """Remember `snapshot` unless a newer one is known; True when it is the newest."""
@@ -182,6 +211,7 @@ class Outcome:
     violations: list[ViolationRaised] = field(default_factory=list)
     resolutions: list[ViolationResolved] = field(default_factory=list)
     errors: list[EvaluationError] = field(default_factory=list)
+    routed: list[Routed] = field(default_factory=list)  # windowed events for their window's owner
 
 
 def _window_days(packs: PackSet, before: Mapping[str, int] | None = None) -> dict[str, int]:
@@ -203,10 +233,19 @@ LATE_REASON = (
 class Engine:
     """Evaluates enriched events (as JSON-like dicts) against a pack set, with state."""
 
-    def __init__(self, packs: PackSet, state: EngineState | None = None, *, grace: timedelta = timedelta(days=15)):
+    def __init__(
+        self, packs: PackSet, state: EngineState | None = None, *, grace: timedelta = timedelta(days=15),
+        route_windows: bool = False, owns_windows: bool = False,
+    ):
         self.packs = packs
         self.state = state or EngineState()
         self.grace = grace
+        # Windowed events go out in `Outcome.routed` for the window's owner instead of being judged
+        # here (several replicas: each window on one of them); in one process they are judged here.
+        self.route_windows = route_windows
+        # The repartition topic's reader (windowing.WindowOwner): only judges windows, keeps its own clock.
+        self.owns_windows = owns_windows
+        self._partition = 0  # the partition of the event being processed
         self._window_days = _window_days(packs)
         self._live: dict[str, LiveContext] = {}
         self._next_sweep: datetime | None = None
@@ -235,6 +274,7 @@ class Engine:
         at = parse_time(ev["occurred_at"])
         on = local_date(at)
         st = self.state
+        self._partition = partition
         if et in REFERENCE_TYPES:
             vendor = str(ev["vendor_id"])
             judged = vendor in st.judged
@@ -375,17 +415,21 @@ class Engine:
             w = rule.window
             assert w is not None
             try:
-                # Its own small context: a window value changing in the type's context would make
-                # CEL convert all of that context's variables again for this one condition.
-                live = live_context(self._live, rule.ref, w.leaves, w.functions)
-                ctx = live.bind(roots)
-                window_root = self._window(rule, ctx, roots, ev, at)
-                for name, fld in w.reads:
-                    live.set(name, window_root[fld])
-                if run_condition(rule.condition, ctx, rule.ref):
-                    out.violations.append(self._violation(rule, doc, {**roots, "window": window_root}, at))
+                # Its own small context (key, amount, include): values changing in the type's context
+                # would make CEL convert all of that context's variables again.
+                ctx = live_context(self._live, rule.ref, w.leaves, w.functions).bind(roots)
+                routed = self._route(rule, ctx, roots, doc)
             except EvaluationError as exc:
                 out.errors.append(exc)
+                continue
+            if routed is None:
+                continue  # not part of a window (its `include` says so)
+            if self.route_windows:
+                out.routed.append(routed)
+            else:
+                judged = self.judge_window(routed)
+                out.violations += judged.violations
+                out.errors += judged.errors
         # Kept to be judged again when the vendor's registry, debarment or relations (other
         # partitions) are read late: every event a reference-reading rule judged.
         if vendor is not None and selected.reads_ref:
@@ -460,10 +504,11 @@ class Engine:
             elif fired is not False:
                 out.errors.append(EvaluationError(rule.ref, f"condition returned {type(fired).__name__}"))
 
-    def _window(
-        self, rule: CompiledRule, ctx: Any, roots: Mapping[str, Any], ev: Mapping[str, Any], at: datetime
-    ) -> dict[str, Any]:
-        """The window around this event (which then joins it, when the rule includes it)."""
+    def _route(
+        self, rule: CompiledRule, ctx: Any, roots: Mapping[str, Any], doc: Mapping[str, Any]
+    ) -> Routed | None:
+        """The window an event joins (None when the rule's `include` leaves it out), with what its
+        owner needs to judge it."""
         w = rule.window
         assert w is not None
         if w.key_reader is not None:
@@ -475,14 +520,107 @@ class Engine:
             )
         bare = w.amount.bare
         amount = leaf_value(bare, roots.get(bare.root)) if bare else run(w.amount, ctx, rule.ref)
-        if not isinstance(amount, int):
+        if not isinstance(amount, int) or isinstance(amount, bool):
             raise EvaluationError(rule.ref, "window amount is not an integer")
         if w.include is not None and not run_condition(w.include, ctx, rule.ref):
-            return {"count": 0, "total_fen": 0, "event_ids": []}
-        entry = WindowEntry(str(ev["event_id"]), at, amount)
-        return self.state.windows.observe(
-            rule.rule.id, key, entry, days=w.days, tolerance_bps=w.tolerance_bps
-        ).as_root()
+            return None
+        routed = {
+            "event": roots["event"], "before": roots.get("before"), "after": roots.get("after"),
+            "accepted_at": doc.get("accepted_at"), "trace_id": doc.get("trace_id"), "partition": self._partition,
+        }
+        if "ref" in roots:
+            routed["ref"] = roots["ref"]
+        return Routed(rule.rule.id, key, amount, routed)
+
+    # --- windows, judged in event time on the window's owner -------------------------------------
+
+    def judge_window(self, routed: Routed, raw: bytes | None = None) -> Outcome:
+        """Judge a windowed event on its window: in event time, as if every event of the window had
+        arrived in date order. The event reads the entries dated before it (ties by event id) within
+        the window; the entries dated after it within reach, already judged, now hold it and are
+        judged again (raising what now holds: ids are deterministic, so arrival order does not change
+        which event a violation names). `raw`, the routed document as read, is what is kept."""
+        out = Outcome()
+        st = self.state
+        doc = routed.doc
+        ev = doc["event"]
+        eid, at = str(ev["event_id"]), parse_time(ev["occurred_at"])
+        rule_id, key = routed.rule_id, routed.key
+        if st.windows.holds(rule_id, key, eid):
+            return out  # a redelivery: judged when it first arrived
+        rule = self._window_rule(rule_id, ev["event_type"], at)
+        if rule is None or rule.window is None:
+            return out  # that rule version is no longer loaded
+        entry = WindowEntry(eid, at, routed.amount_fen)
+        w = rule.window
+        view = st.windows.earlier(rule_id, key, entry, days=w.days, tolerance_bps=w.tolerance_bps)
+        later = st.windows.later(rule_id, key, entry, days=self._window_days.get(rule_id, w.days))
+        st.windows.add(rule_id, key, entry)
+        kept = st.window_kept[(rule_id, eid)] = KeptWindowEntry(at, doc if raw is None else raw)
+        self._judge_in_window(rule, doc, view, at, kept, out)
+        for m in later:
+            mk = st.window_kept.get((rule_id, m.event_id))
+            if mk is None:
+                continue  # past the grace period, or restored without its document
+            mdoc = mk.document()
+            mrule = self._window_rule(rule_id, mdoc["event"]["event_type"], m.at)
+            if mrule is None or mrule.window is None or mrule.ref in mk.raised:
+                continue
+            mw = mrule.window
+            mview = st.windows.earlier(rule_id, key, m, days=mw.days, tolerance_bps=mw.tolerance_bps)
+            self._judge_in_window(mrule, mdoc, mview, m.at, mk, out)
+        if self.owns_windows:
+            # The window's owner: event time per enriched partition of the events it was sent, the
+            # watermark their minimum (what one worker reading every partition would have).
+            st.clock.observe(at, int(doc.get("partition") or 0))
+            self._sweep_windows()
+        return out
+
+    def _window_rule(self, rule_id: str, et: str, at: datetime) -> CompiledRule | None:
+        idx = self.packs.by_type.get(et)
+        if idx is None:
+            return None
+        for rule in idx.effective(local_date(at)).windowed:
+            if rule.rule.id == rule_id:
+                return rule
+        return None
+
+    def _judge_in_window(
+        self, rule: CompiledRule, doc: Mapping[str, Any], view: Any, at: datetime, kept: KeptWindowEntry,
+        out: Outcome,
+    ) -> None:
+        roots: dict[str, Any] = {"event": doc["event"], "before": doc.get("before"), "after": doc.get("after"),
+                                 "window": view.as_root()}
+        if doc.get("ref") is not None:
+            roots["ref"] = doc["ref"]
+        try:
+            ctx = build_context(rule.condition.leaves, roots, rule.condition.functions)
+            if run_condition(rule.condition, ctx, rule.ref):
+                out.violations.append(self._violation(rule, doc, roots, at))
+                kept.raised.add(rule.ref)
+        except EvaluationError as exc:
+            out.errors.append(exc)
+
+    def _sweep_windows(self) -> None:
+        """The window owner's sweep (it has no partition clock): by the newest sender clock, once a day."""
+        st = self.state
+        wm = st.clock.watermark
+        if wm is None or (self._next_sweep is not None and wm < self._next_sweep):
+            return
+        self._next_sweep = wm + _SWEEP_EVERY
+        self._prune_windows(wm)
+
+    def _prune_windows(self, wm: datetime) -> None:
+        st = self.state
+        # Each rule's entries are kept as long as its longest window needs, looking back from an
+        # event late by up to the grace period (or by a window); their documents for the grace period
+        # (an event arriving later than that does not judge the later ones again).
+        for rule_id, reach in self._window_days.items():
+            days = timedelta(days=reach)
+            st.windows.prune(wm - days - max(days, self.grace), rule_id)
+        horizon = wm - self.grace
+        for k in [k for k, kept in st.window_kept.items() if kept.at < horizon]:
+            del st.window_kept[k]
 
     def _violation(
         self, rule: CompiledRule, doc: Mapping[str, Any], roots: Mapping[str, Any], at: datetime
@@ -785,10 +923,7 @@ class Engine:
                 book.forget_before(book.clock - self.grace)
         # Whole days past the grace period (an event of an earlier day is older than its start).
         st.drop_judged_before(local_date(wm - self.grace))
-        # Each rule's entries are kept as long as its longest window needs (a late event may look
-        # back that far); only that rule's views read them.
-        for rule_id, reach in self._window_days.items():
-            st.windows.prune(wm - timedelta(days=2 * reach), rule_id)
+        self._prune_windows(wm)
 
 
 class PlainConditions:

@@ -1,8 +1,9 @@
 """Sliding event-time windows (split purchases, similar payments): pure, in memory.
 
-An entry is (event id, event time, amount) under a rule id and a key. A view around an event
-counts the entries within `days` of its time on either side (events may arrive out of time
-order), optionally only those whose amount lies within a tolerance of the event's amount.
+An entry is (event id, event time, amount) under a rule id and a key. The engine judges an event on
+its `earlier` view: the entries dated before it (ties by event id) within `days`, optionally only
+those whose amount lies within a tolerance of the event's amount, so the verdict does not depend on
+the order events arrived in; `later` lists the entries an earlier-dated arrival must judge again.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import bisect
 import functools
 import heapq
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import NamedTuple
@@ -89,15 +90,26 @@ class _Bucket:
     ) -> tuple[list[str], int]:
         """Event ids (by time) and summed amount of the other entries within `span` of `at`, and
         within the tolerance of `amount` when there is one."""
-        lo, hi = at - span, at + span
+        return self._select(at - span, at + span, amount, tolerance_bps, lambda e_at, e_id: e_id != event_id)
+
+    def before(self, entry: WindowEntry, span: timedelta, tolerance_bps: int | None) -> tuple[list[str], int]:
+        """`hits`, but only the entries ordered before `entry` (time, then id) within `span` before
+        it: what the entry's window holds had every event arrived in date order."""
+        eid, at, amount = entry
+        return self._select(at - span, at, amount, tolerance_bps, lambda e_at, e_id: (e_at, e_id) < (at, eid))
+
+    def _select(
+        self, lo: datetime, hi: datetime, amount: int, tolerance_bps: int | None,
+        keep: Callable[[datetime, str], bool],
+    ) -> tuple[list[str], int]:
         ids: list[str] = []
         total = 0
         if tolerance_bps is None:
             by_time = self.by_time
             start = bisect.bisect_left(by_time, lo, key=_at)
             end = bisect.bisect_right(by_time, hi, key=_at)
-            for _, e_id, e_amount in by_time[start:end]:
-                if e_id != event_id:
+            for e_at, e_id, e_amount in by_time[start:end]:
+                if keep(e_at, e_id):
                     ids.append(e_id)
                     total += e_amount
             return ids, total
@@ -108,7 +120,7 @@ class _Bucket:
         end = bisect.bisect_right(by_amount, amount + reach, key=_amount)
         found = [
             (e_at, e_id, e_amount) for e_amount, e_at, e_id in by_amount[start:end]
-            if e_id != event_id and lo <= e_at <= hi and abs(e_amount - amount) * 10_000 <= amount * tolerance_bps
+            if lo <= e_at <= hi and keep(e_at, e_id) and abs(e_amount - amount) * 10_000 <= amount * tolerance_bps
         ]
         if len(found) > 1:
             found.sort()
@@ -116,6 +128,14 @@ class _Bucket:
             ids.append(e_id)
             total += e_amount
         return ids, total
+
+    def after(self, entry: WindowEntry, span: timedelta) -> list[WindowEntry]:
+        """The entries ordered after `entry` within `span` of it: their windows hold it."""
+        eid, at, amount = entry
+        by_time = self.by_time
+        start = bisect.bisect_right(by_time, (at, eid, amount))
+        end = bisect.bisect_right(by_time, at + span, key=_at)
+        return [WindowEntry(e_id, e_at, e_amount) for e_at, e_id, e_amount in by_time[start:end]]
 
 
 @dataclass
@@ -162,6 +182,26 @@ class Windows:
         heapq.heappush(self._heap(rule_id), (at, eid, wkey))
         self.added.append((rule_id, key, entry))
         return view
+
+    def earlier(
+        self, rule_id: str, key: tuple[object, ...], entry: WindowEntry, *, days: int, tolerance_bps: int | None = None
+    ) -> WindowView:
+        """The event-time window of an entry: itself and the entries dated before it (ties by event id)
+        within `days`, whatever order they arrived in (`_Bucket.before`)."""
+        bucket = self.entries.get((rule_id, key))
+        if not bucket:
+            return WindowView(1, entry.amount_fen, [])
+        ids, total = bucket.before(entry, _span(days), tolerance_bps)
+        return WindowView(1 + len(ids), entry.amount_fen + total, ids)
+
+    def later(self, rule_id: str, key: tuple[object, ...], entry: WindowEntry, *, days: int) -> list[WindowEntry]:
+        """The entries whose event-time window an entry joins (dated after it, within `days`)."""
+        bucket = self.entries.get((rule_id, key))
+        return bucket.after(entry, _span(days)) if bucket else []
+
+    def holds(self, rule_id: str, key: tuple[object, ...], event_id: str) -> bool:
+        bucket = self.entries.get((rule_id, key))
+        return bucket is not None and event_id in bucket.ids
 
     def add(self, rule_id: str, key: tuple[object, ...], entry: WindowEntry, *, record: bool = True) -> bool:
         """Put an event into a window; False when it is already there (redelivery)."""

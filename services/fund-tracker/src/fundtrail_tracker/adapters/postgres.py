@@ -21,6 +21,7 @@ from psycopg.types.json import Json
 
 from fundtrail_runtime.db import bytea_text, connect_worker, json_insert, upsert_suffix
 from fundtrail_runtime.db import conninfo as conninfo  # re-exported: callers import it from here
+from fundtrail_runtime.trail_nodes import NODES_SQL, hashes_in_order, node_params
 from fundtrail_schemas.leaf import SUBJECTS
 from fundtrail_schemas.types import Category, Level
 from fundtrail_verify.merkle import CompactRange, node_id, range_decomposition
@@ -265,15 +266,8 @@ async def trail_frontier(cur: psycopg.AsyncCursor[Any], size: int) -> CompactRan
     ids = [node_id(s, e) for s, e in range_decomposition(0, size)]
     if not ids:
         return CompactRange()
-    await cur.execute(
-        "SELECT level, idx, hash FROM trail_node WHERE (level, idx) IN (SELECT * FROM unnest(%b::int[], %b::bigint[]))",
-        ([lv for lv, _ in ids], [ix for _, ix in ids]),
-    )
-    hashes = {(lv, ix): bytes(h) for lv, ix, h in await cur.fetchall()}
-    missing = [i for i in ids if i not in hashes]
-    if missing:
-        raise RuntimeError(f"trail_node lacks the frontier nodes {missing} of tree size {size}")
-    return CompactRange.from_frontier(size, [hashes[i] for i in ids])
+    await cur.execute(NODES_SQL, node_params(ids))
+    return CompactRange.from_frontier(size, hashes_in_order(ids, await cur.fetchall()))
 
 
 # ----------------------------------------------------------------------------- dedup and parking

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 
 from fundtrail_schemas.decode import FieldError, ReasonCode, Rejection
 from fundtrail_schemas.events import FundAllocated, FundEventBase
+from fundtrail_schemas.topics import HEADER_PUBLISHED_BY
 
 from .ledger import Ledger, Transition
 from .validation import Valid, business_key, duplicate_fact
@@ -40,6 +41,13 @@ class Source:
     @property
     def from_parking(self) -> bool:
         return self.parked_at is not None
+
+    @property
+    def publisher(self) -> dict[str, str | None]:
+        """Who published it, as its trail leaf records it (`publisher` in fundtrail_schemas.leaf)."""
+        by = self.trace_headers.get(HEADER_PUBLISHED_BY)
+        return {"topic": self.topic,
+                "principal": None if by is None else by.encode("latin-1").decode("utf-8", "replace")}
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,12 +1,8 @@
-"""The bytes fund-tracker produces: enriched events and dead letters."""
+"""The bytes fund-tracker produces: enriched events (dead letters: `fundtrail_runtime.kafka_records`)."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
-
-from fundtrail_schemas.decode import Rejection
-from fundtrail_schemas.enriched import DeadLetter
 
 SERVICE = "fund-tracker"
 
@@ -27,31 +23,3 @@ def enriched_json(
             b"}",
         )
     )
-
-
-def dead_letter_json(
-    rejection: Rejection,
-    *,
-    value: bytes,
-    key: bytes | None,
-    topic: str,
-    partition: int,
-    offset: int,
-    at: datetime,
-    event_id: uuid.UUID | None,
-) -> bytes:
-    """A `DeadLetter` carrying the original bytes and where they came from."""
-    letter = DeadLetter.build(
-        reason=rejection.reason,
-        message=rejection.message,
-        errors=[e.as_dict() for e in rejection.errors],
-        value=value,
-        key=key,
-        topic=topic,
-        partition=partition,
-        offset=offset,
-        at=at,
-        service=SERVICE,
-        event_id=event_id,
-    )
-    return letter.model_dump_json().encode()

@@ -63,6 +63,7 @@ class TrailDraft:
     payload: bytes
     before: bytes | None = None
     after: bytes | None = None
+    publisher: dict[str, str | None] | None = None
 
     @property
     def links(self) -> Links:
@@ -100,7 +101,7 @@ def seal(draft: TrailDraft, seq: int, appended_at: datetime, heads: Heads) -> Tr
         region_code=draft.region_code, occurred_at=draft.occurred_at, appended_at=appended_at,
         trace_id=draft.trace_id, prev=prev, fund_doc_no=draft.fund_doc_no, project_id=draft.project_id,
         payment_id=draft.payment_id, contract_id=draft.contract_id, vendor_id=draft.vendor_id,
-        violation_id=draft.violation_id, before=draft.before, after=draft.after,
+        violation_id=draft.violation_id, before=draft.before, after=draft.after, publisher=draft.publisher,
     )
     for subject in subjects:
         heads[subject] = seq
@@ -114,7 +115,7 @@ def seal_all(drafts: Sequence[TrailDraft], first_seq: int, appended_at: datetime
 
 def _draft(kind: str, entry_id: uuid.UUID, event: Envelope, payload: bytes, trace_id: str | None,
            *, links: Links, violation_id: uuid.UUID | None = None, before: bytes | None = None,
-           after: bytes | None = None) -> TrailDraft:
+           after: bytes | None = None, publisher: dict[str, str | None] | None = None) -> TrailDraft:
     return TrailDraft(
         kind=kind,
         entry_id=entry_id,
@@ -131,18 +132,21 @@ def _draft(kind: str, entry_id: uuid.UUID, event: Envelope, payload: bytes, trac
         payload=payload,
         before=before,
         after=after,
+        publisher=publisher,
     )
 
 
 def event_item(event: Envelope, payload: bytes, trace_id: str | None, before: bytes | None = None,
-               after: bytes | None = None) -> TrailDraft:
-    """The trail entry of an accepted bureau event (entry id = event id), with the ledger around it."""
+               after: bytes | None = None, publisher: dict[str, str | None] | None = None) -> TrailDraft:
+    """The trail entry of an accepted bureau event (entry id = event id), with the ledger around it and
+    who published it (`batch.Source.publisher`)."""
     links = Links(
         payment_id=event.payment_id if isinstance(event, PaymentDisbursed) else None,
         contract_id=contract_id_of(event),
         vendor_id=vendor_id_of(event),
     )
-    return _draft(EntryKind.EVENT, event.event_id, event, payload, trace_id, links=links, before=before, after=after)
+    return _draft(EntryKind.EVENT, event.event_id, event, payload, trace_id, links=links, before=before, after=after,
+                  publisher=publisher)
 
 
 def violation_item(

@@ -22,7 +22,8 @@ from fundtrail_runtime.store.tracker import (
     TrailEntry,
     TrailNode,
 )
-from fundtrail_verify import merkle
+from fundtrail_runtime.trail_nodes import MissingNode as MissingNode
+from fundtrail_runtime.trail_nodes import TrailNodeStore
 
 from ..core.leafview import StoredEntry
 from ..core.positions import Position
@@ -195,31 +196,14 @@ async def trail_entry(session: AsyncSession, seq: int) -> Row[Any] | None:
     return (await session.execute(select(te).where(te.c.seq == seq))).first()
 
 
-class MissingNode(LookupError):
-    """A subtree the trail writer should have stored is absent."""
+def merkle_store(session: Session) -> TrailNodeStore:
+    """The trail_node table as a Merkle store over a sync session (for run_sync)."""
 
+    def rows(levels: list[int], idxs: list[int]) -> Any:
+        ids = list(zip(levels, idxs, strict=True))
+        return session.execute(select(tn.c.level, tn.c.idx, tn.c.hash).where(tuple_(tn.c.level, tn.c.idx).in_(ids)))
 
-class PostgresMerkleStore:
-    """`fundtrail_verify.merkle.MultiGetMerkleStore` over the trail_node table (sync, for run_sync)."""
-
-    def __init__(self, session: Session) -> None:
-        self._session = session
-
-    def get_subtree_hash(self, start: int, end: int) -> bytes:
-        """Hash of the aligned subtree [start, end)."""
-        return self.get_subtree_hashes([(start, end)])[0]
-
-    def get_subtree_hashes(self, ranges: Sequence[merkle.Range]) -> list[bytes]:
-        """Hashes of `ranges` in one round trip."""
-        ids = [merkle.node_id(s, e) for s, e in ranges]
-        if not ids:
-            return []
-        stmt = select(tn.c.level, tn.c.idx, tn.c.hash).where(tuple_(tn.c.level, tn.c.idx).in_(ids))
-        found = {(r.level, r.idx): bytes(r.hash) for r in self._session.execute(stmt)}
-        missing = [i for i in ids if i not in found]
-        if missing:
-            raise MissingNode(f"trail nodes {missing} are not stored")
-        return [found[i] for i in ids]
+    return TrailNodeStore(rows)
 
 
 _ENTRY_COLUMNS = ("entry_kind", "entry_id", "event_type", "fund_doc_no", "project_id", "payment_id", "contract_id",

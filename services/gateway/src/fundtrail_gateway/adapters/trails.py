@@ -7,6 +7,7 @@ of plain psycopg for the same rows, hence the plain pool.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,7 @@ from fundtrail_runtime.db import conninfo as conninfo  # re-exported: callers im
 
 from ..core.leafview import StoredEntry, render_item
 from ..core.regions import like_pattern
+from ..core.scoping import EvidenceRules, redact_violation
 from ..settings import GatewaySettings
 
 # What a trail is "of": the indexed trail_entry column to filter on (ix_trail_fund, ix_trail_project, ...).
@@ -32,7 +34,7 @@ _COLUMNS = ("entry_kind", "entry_id", "event_type", "fund_doc_no", "project_id",
 _TRAIL_SQL = """\
 SELECT array_agg(te.seq ORDER BY te.seq), array_agg(te.leaf_data ORDER BY te.seq),
        array_agg(te.leaf_hash ORDER BY te.seq), array_agg(n.hash ORDER BY te.seq),
-       array_agg(vi.status ORDER BY te.seq), {columns}
+       array_agg(vi.status ORDER BY te.seq), {columns}{withheld}
 FROM (
   SELECT * FROM trail_entry
   WHERE {column} = %(key)s AND seq > %(after)s{region}
@@ -42,10 +44,18 @@ FROM (
 LEFT JOIN trail_node n ON n.level = 0 AND n.idx = te.seq
 LEFT JOIN violation vi ON te.entry_kind = 'violation' AND vi.violation_id = te.violation_id"""
 
+# A regional page also declares the subject's entries outside the region up to its last row (leaf indexes
+# only): each shown entry's `prev` must then name the entry shown before it or a declared one.
+_WITHHELD_SQL = """,
+       (SELECT array_agg(h.seq ORDER BY h.seq) FROM trail_entry h
+        WHERE h.{column} = %(key)s AND h.seq > %(after)s AND h.seq < max(te.seq)
+          AND h.region_code NOT LIKE %(pattern)s)"""
+
 TRAIL_QUERIES = {
     (subject, regional): _TRAIL_SQL.format(
         column=column,
         region=" AND region_code LIKE %(pattern)s" if regional else "",
+        withheld=_WITHHELD_SQL.format(column=column) if regional else "",
         columns=", ".join(f"array_agg(te.{c} ORDER BY te.seq)" for c in _COLUMNS),
     ).encode()
     for subject, column in SUBJECT_COLUMNS.items()
@@ -64,10 +74,14 @@ class TrailChunk:
     settled: bool  # nothing on it can change any more (no violation status) and every entry verified
 
 
-def render_chunk(rows: list[Any], subject: str, prefix: str | None, after_seq: int, size: int, base: str) -> TrailChunk:
+def render_chunk(rows: list[Any], subject: str, prefix: str | None, after_seq: int, size: int, base: str,
+                 withheld: Sequence[int] = (), rules: EvidenceRules | None = None) -> TrailChunk:
     """Items from rows of `TRAIL_QUERIES` for readers of region `prefix` (None: everything; pure: no I/O).
 
-    A regional reader sees ledger states redacted and no leaf bytes holding more (core.leafview)."""
+    A regional reader sees ledger states redacted and no leaf bytes holding more (core.leafview), and
+    each item declares the subject's entries outside the region since the item shown before it
+    (`withheld_before`, ascending leaf indexes of `withheld`): the item's `prev` must name the last of
+    them, or the item shown before when there are none, else it is a `chain_gap`."""
     # The region whose code prefix this is (core.regions.region_prefix, reversed): codes have six digits.
     region = None if prefix is None else prefix.ljust(6, "0")
     shown = rows[:size]
@@ -80,12 +94,19 @@ def render_chunk(rows: list[Any], subject: str, prefix: str | None, after_seq: i
         entry = StoredEntry(seq, bytes(data), bytes(stored_hash) if stored_hash is not None else None,
                             bytes(node_hash) if node_hash is not None else None, columns)
         violation_id = columns["violation_id"]
+        hidden = [h for h in withheld if (previous is None or h > previous) and h < seq]
         item = render_item(
-            entry, subject=None if region is not None else subject, previous=previous, violation_status=status,
+            entry, subject=subject, previous=hidden[-1] if hidden else previous, violation_status=status,
             proof_url=f"{base}/v1/proofs/entries/{seq}",
             violation_url=f"{base}/v1/violations/{violation_id}" if violation_id is not None else None,
             region=region,
         )
+        item["withheld_before"] = hidden if region is not None else None
+        if region is not None and item["entry_kind"] == "violation":
+            # Evidence as the region may see it (core.scoping); the signed leaf holding more is not served.
+            redacted = redact_violation(item["event"], region, rules or {})
+            if redacted is not item["event"]:
+                item.update(event=redacted, leaf_data=None, leaf_withheld=True)
         settled = settled and item["verification"]["ok"] and item["entry_kind"] != "violation"
         previous = seq
         parts.append(orjson.dumps(item))
@@ -134,8 +155,10 @@ class TrailStore:
         """Close every connection."""
         await self.pool.close()
 
-    async def page(self, subject: str, key: str, prefix: str | None, after_seq: int, size: int) -> TrailChunk:
-        """The first `size` entries of one fund/project/payment/vendor after leaf `after_seq`, in its region."""
+    async def page(self, subject: str, key: str, prefix: str | None, after_seq: int, size: int,
+                   rules: EvidenceRules | None = None) -> TrailChunk:
+        """The first `size` entries of one fund/project/payment/vendor after leaf `after_seq`, in its region
+        (`rules`: the rules' evidence expressions, for redacting violation evidence)."""
         params: dict[str, Any] = {"key": key, "after": after_seq, "size": size, "base": self._base}
         if prefix is not None:
             params["pattern"] = like_pattern(prefix)
@@ -148,8 +171,10 @@ class TrailStore:
         except (PoolTimeout, psycopg.OperationalError) as exc:
             raise TrailStoreUnavailable(str(exc)) from exc
         # An aggregate: always one row; its arrays are null when no entry matched.
-        rows = [] if row is None or row[0] is None else list(zip(*row, strict=True))
-        return render_chunk(rows, subject, prefix, after_seq, size, self._base)
+        width = 5 + len(_COLUMNS)
+        rows = [] if row is None or row[0] is None else list(zip(*row[:width], strict=True))
+        withheld = (row[width] or []) if row is not None and len(row) > width else []
+        return render_chunk(rows, subject, prefix, after_seq, size, self._base, withheld, rules)
 
     async def change_count(self) -> int | None:
         """Rows updated or deleted (or tables truncated) in the trail tables so far, per PostgreSQL's statistics.

@@ -48,6 +48,11 @@ class TrailEntryOut(_Out):
     prev: dict[str, int | None] = Field(
         description="Leaf index of the previous entry of each subject (fund, project, payment, vendor); null: first"
     )
+    withheld_before: list[int] | None = Field(
+        default=None,
+        description="Regional readers: leaf indexes of this trail's entries outside the region since the item "
+        "shown before (ascending); `prev` of the trail's subject must name the last of them, or the item shown "
+        "before when empty. Null for readers of every region, who see the whole chain")
     entry_kind: str | None = Field(description="event | violation | case")
     entry_id: uuid.UUID | None
     event_type: str | None
@@ -64,6 +69,12 @@ class TrailEntryOut(_Out):
     occurred_at: datetime | None
     appended_at: datetime | None
     trace_id: str | None
+    publisher: dict[str, str | None] | None = Field(
+        default=None,
+        description="Events: who published it, from the leaf (format 3): `topic`, the raw topic fund-tracker "
+        "consumed it from (its Kafka ACLs say who may write it), and `principal`, the fundtrail-published-by "
+        "header the gateway sets from the publishing token (null when absent). Null for violations, case "
+        "actions and format-2 leaves")
     event: dict[str, Any] | None = Field(description="The event, violation or case action as published")
     state_before: dict[str, Any] | None = Field(description="Ledger state before an accepted event")
     state_after: dict[str, Any] | None = Field(description="Ledger state after an accepted event")

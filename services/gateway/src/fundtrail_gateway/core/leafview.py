@@ -48,8 +48,8 @@ def render_item(entry: StoredEntry, *, subject: str | None, previous: int | None
     """One served trail item (TrailEntryOut), for a reader of `region` (None: unrestricted).
 
     `previous` is the leaf index of the subject's entry shown before this one (on this page, or the
-    cursor's), None for the first entry of the trail. `subject` names the chain to check; None for
-    region-filtered views, whose chains pass through entries the caller may not see."""
+    cursor's, or in a region-filtered view the last entry withheld since then), None for the first entry of
+    the trail. `subject` names the chain to check; None checks none."""
     leaf, computed, problems = check_entry(entry)
     prev = leaf.prev if leaf is not None else {}
     if leaf is not None and subject is not None and prev.get(subject, -1) != previous:
@@ -74,6 +74,7 @@ def render_item(entry: StoredEntry, *, subject: str | None, previous: int | None
         "occurred_at": leaf.occurred_at if leaf else None,
         "appended_at": leaf.appended_at if leaf else None,
         "trace_id": leaf.trace_id if leaf else None,
+        "publisher": leaf.publisher if leaf else None,
         "event": leaf.payload if leaf else None,
         "state_before": redact_state(leaf.before, region) if leaf else None,
         "state_after": redact_state(leaf.after, region) if leaf else None,

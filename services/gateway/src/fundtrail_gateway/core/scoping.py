@@ -12,6 +12,13 @@ region (compliance users):
 - the fund's own facts (`fund`: allocation document, purpose, amount allocated, deadline) and the
   project and contract the event belongs to stay: they are the event's own subject.
 
+Violation evidence follows the same rule (`redact_evidence`): a regional reader keeps the values read
+from the violation's own event, its own position, the fund, project and contract, the rule's parameters
+and timers; values read from a counterparty position, vendor totals or reference data, other payments of
+the invoice, or other events (a window, a dependency) may name another region's accounts and payees and
+are withheld, their names listed under `withheld`. A named value is kept only when its rule's evidence
+expression reads visible paths alone (rules unknown to the gateway: every named value is withheld).
+
 Auditors (no region) see everything. Trail items, event and violation details apply this rule to
 the states parsed from the leaf; the leaf bytes themselves go to a regional reader only when this
 rule withholds nothing of them (`core.leafview.leaf_withheld`).
@@ -19,8 +26,11 @@ rule withholds nothing of them (`core.leafview.leaf_withheld`).
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+from fundtrail_schemas.rulepack import RulePack
 from fundtrail_schemas.types import region_within
 
 POSITION_KEYS = ("position", "counterparty")
@@ -40,3 +50,56 @@ def redact_state(state: Any, region: str | None) -> Any:
     if isinstance(vendor, dict):
         out["vendor"] = {"vendor_id": vendor.get("vendor_id"), "redacted": True}
     return out
+
+
+# Evidence paths a regional reader may see (module docstring); `ref.vendor.vendor_id` is as visible as
+# the vendor id a redacted state keeps.
+_VISIBLE_PREFIXES = ("event.", "params.", "timer.", "position.", "before.position.", "after.position.",
+                     "before.fund.", "after.fund.", "before.project.", "after.project.", "before.contract.",
+                     "after.contract.")
+_VISIBLE_PATHS = frozenset({"ref.vendor.vendor_id"})
+# A path in a rule expression: a root the evaluator binds, then member names.
+_PATH = re.compile(r"\b(?:event|before|after|ref|deps|window|position|timer|params)(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
+EvidenceRules = Mapping[tuple[str, int], Mapping[str, str]]
+"""(rule id, version) -> the rule's evidence expressions by name."""
+
+
+def evidence_rules(packs: Iterable[RulePack]) -> dict[tuple[str, int], Mapping[str, str]]:
+    """The evidence expressions of every rule version in `packs`."""
+    return {(rule.id, rule.version): rule.evidence for pack in packs for rule in pack.rules}
+
+
+def _visible(path: str) -> bool:
+    return path in _VISIBLE_PATHS or path.startswith(_VISIBLE_PREFIXES)
+
+
+def redact_evidence(evidence: Any, region: str | None, expressions: Mapping[str, str] | None) -> Any:
+    """A violation's `evidence` as a reader of `region` may see it (None: unrestricted; module docstring).
+
+    `expressions` are the rule's evidence expressions by name (None: the rule is unknown)."""
+    values = evidence.get("values") if isinstance(evidence, dict) else None
+    if region is None or not isinstance(values, dict):
+        return evidence
+    kept: dict[str, Any] = {}
+    withheld: list[str] = []
+    for name, value in values.items():
+        if name == "params":
+            kept[name] = value
+        elif name == "read" and isinstance(value, dict):
+            kept[name] = {path: v for path, v in value.items() if _visible(path)}
+            withheld += [f"read.{path}" for path in value if not _visible(path)]
+        elif expressions is not None and name in expressions and all(
+                _visible(path) for path in _PATH.findall(expressions[name])):
+            kept[name] = value
+        else:
+            withheld.append(name)
+    return {**evidence, "values": kept, "withheld": sorted(withheld)} if withheld else evidence
+
+
+def redact_violation(payload: Any, region: str | None, rules: EvidenceRules) -> Any:
+    """A ViolationRaised payload with its evidence as a reader of `region` may see it."""
+    if region is None or not isinstance(payload, dict) or "evidence" not in payload:
+        return payload
+    key = (payload.get("rule_id"), payload.get("rule_version"))
+    evidence = redact_evidence(payload["evidence"], region, rules.get(key))  # type: ignore[arg-type]
+    return payload if evidence is payload["evidence"] else {**payload, "evidence": evidence}

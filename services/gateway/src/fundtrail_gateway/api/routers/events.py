@@ -9,9 +9,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from fundtrail_runtime.kafka_records import event_headers
 from fundtrail_schemas.decode import JsonLimitError, encode_event, load_json_bounded
 from fundtrail_schemas.events import Envelope, event_key
-from fundtrail_schemas.topics import HEADER_EVENT_TYPE, HEADER_PUBLISHED_BY, HEADER_SCHEMA_VERSION, RAW_EVENTS
+from fundtrail_schemas.topics import HEADER_PUBLISHED_BY, RAW_EVENTS
 
 from ...adapters import repository
 from ...adapters.publisher import KafkaPublisher, OutMessage, PublisherUnavailable
@@ -35,7 +36,7 @@ def event_message(event: Envelope) -> OutMessage:
         RAW_EVENTS,
         event_key(event),
         encode_event(event),
-        [(HEADER_EVENT_TYPE, event.event_type.encode()), (HEADER_SCHEMA_VERSION, str(event.schema_version).encode())],
+        event_headers(event.event_type, event.schema_version),
     )
 
 

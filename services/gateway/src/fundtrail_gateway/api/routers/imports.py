@@ -8,10 +8,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from fundtrail_runtime.kafka_records import event_headers
 from fundtrail_schemas.decode import ReasonCode
 from fundtrail_schemas.events import now_utc
 from fundtrail_schemas.tabular import TOO_MANY_ROWS, RowError
-from fundtrail_schemas.topics import HEADER_EVENT_TYPE, HEADER_SCHEMA_VERSION
 
 from ...adapters.importer import FormProblem, ImportForm, ImportInterrupted, ImportTooExpensive, ImportUnreadable
 from ...core.ingest import Item, Outcome, publish_refusal
@@ -87,7 +87,7 @@ async def import_file(
         event_id = uuid.UUID(row.event_id)
         items.append(Item(len(items), Outcome.ACCEPTED, event_id=event_id, wire=(
             row.key, row.value,
-            [(HEADER_EVENT_TYPE, row.event_type.encode()), (HEADER_SCHEMA_VERSION, str(row.schema_version).encode())],
+            event_headers(row.event_type, row.schema_version),
         )))
     if not dry_run:
         await publish_items(items, runtime, publisher, session, request.url.path, principal.subject)

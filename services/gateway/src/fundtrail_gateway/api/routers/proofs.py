@@ -20,7 +20,7 @@ from fundtrail_verify.checkpoint import (
 )
 
 from ...adapters import repository
-from ...adapters.repository import MissingNode, PostgresMerkleStore
+from ...adapters.repository import MissingNode, merkle_store
 from ...core.leafview import leaf_bytes_out, leaf_withheld
 from ...core.problems import ProblemError, make_problem, not_found
 from ..deps import Reader, SessionDep
@@ -104,7 +104,7 @@ async def inclusion(
     entry = await _visible_entry(session, principal, leaf_index, cp)
 
     def prove(sync: Session) -> list[bytes]:
-        return merkle.inclusion_proof_from_store(PostgresMerkleStore(sync), leaf_index, cp.tree_size)
+        return merkle.inclusion_proof_from_store(merkle_store(sync), leaf_index, cp.tree_size)
 
     try:
         proof = await session.run_sync(prove)
@@ -141,7 +141,7 @@ async def consistency(
     old_row = await repository.checkpoint_of_size(session, old_size) if old_size else None
 
     def prove(sync: Session) -> list[bytes]:
-        return merkle.consistency_proof_from_store(PostgresMerkleStore(sync), old_size, new_cp.tree_size)
+        return merkle.consistency_proof_from_store(merkle_store(sync), old_size, new_cp.tree_size)
 
     try:
         proof = await session.run_sync(prove)
@@ -185,7 +185,7 @@ async def bundle(
             slug="leaf-withheld"))
 
     def build(sync: Session) -> ProofBundle:
-        return build_proof_bundle(PostgresMerkleStore(sync), leaf_data, leaf_index, cp, previous)
+        return build_proof_bundle(merkle_store(sync), leaf_data, leaf_index, cp, previous)
 
     try:
         result = await session.run_sync(build)

@@ -13,6 +13,7 @@ from ...adapters.trails import TrailStoreUnavailable
 from ...core.cursor import cursor_or_problem, encode_cursor
 from ...core.pagecache import RenderedPage, etag_matches, etag_of
 from ...core.problems import not_found, unavailable
+from ...core.scoping import evidence_rules
 from ...runtime import Runtime
 from ...settings import GatewaySettings
 from ..deps import Reader
@@ -76,7 +77,8 @@ async def trail_response(
     if runtime.trails is None:
         raise unavailable("the database is not connected")
     try:
-        chunk = await runtime.trails.page(subject, key, prefix, after[0] if after else -1, page_size(settings, limit))
+        chunk = await runtime.trails.page(subject, key, prefix, after[0] if after else -1, page_size(settings, limit),
+                                          evidence_rules(runtime.packs) if prefix is not None else None)
     except TrailStoreUnavailable as exc:
         raise unavailable("the database is not reachable") from exc
     if not chunk.count and after is None:
@@ -122,8 +124,9 @@ _DOC = (
     "before and after them, violations and case actions interleaved, with trace ids. Everything shown is "
     "parsed from the leaf bytes (`leaf_data`, base64), whose hash `leaf_hash` the inclusion proof covers; "
     "`prev` names the previous entry of each subject, and `verification` lists the checks the entry failed "
-    "(leaf_hash, leaf_unparseable, column_mismatch, chain_gap; the chain is not checked in region-filtered "
-    "views). "
+    "(leaf_hash, leaf_unparseable, column_mismatch, chain_gap). In region-filtered views each entry declares "
+    "the trail's entries outside the region since the entry shown before it (`withheld_before`), and `prev` "
+    "must name the last of them. "
     "Compliance users see only entries inside their region; an id with nothing in their region is a 404."
 )
 

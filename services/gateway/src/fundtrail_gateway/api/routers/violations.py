@@ -17,11 +17,12 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import ValidationError
 from starlette.responses import Response
 
+from fundtrail_runtime.kafka_records import event_headers
 from fundtrail_schemas.cases import EVENT_TYPE_OF, CaseAction, CaseRole, CaseStatus, allowed_actions, decide, overdue
 from fundtrail_schemas.decode import encode_event, has_nul, parse_object, plain_errors
 from fundtrail_schemas.events import EVENT_TYPES, ViolationRaised, event_key, now_utc
 from fundtrail_schemas.telemetry import current_trace_id
-from fundtrail_schemas.topics import CASES, HEADER_EVENT_TYPE, HEADER_SCHEMA_VERSION
+from fundtrail_schemas.topics import CASES
 from fundtrail_schemas.types import Department, Severity, level_of_region
 
 from ...adapters import repository
@@ -39,6 +40,7 @@ from ...core.problems import (
     unprocessable,
 )
 from ...core.regions import DISJOINT, intersect, region_prefix
+from ...core.scoping import evidence_rules, redact_violation
 from ..deps import CaseActor, PublisherDep, Reader, RuntimeDep, SessionDep, SettingsDep
 from ..models import (
     AcknowledgeRequest,
@@ -178,7 +180,7 @@ async def _stream_start(
     ),
 )
 async def stream_violations(
-    principal: Reader, start: Annotated[_StreamStart, Depends(_stream_start)]
+    principal: Reader, runtime: RuntimeDep, start: Annotated[_StreamStart, Depends(_stream_start)]
 ) -> AsyncIterable[ServerSentEvent]:
     """Server-Sent Events of new violations, filtered by department, severity and region."""
     department, severity = start.filters.department, start.filters.severity
@@ -199,7 +201,12 @@ async def stream_violations(
             continue
         if isinstance(scope, str) and not parsed.region_code.startswith(scope):
             continue
-        yield ServerSentEvent(event="violation", id=_positions_id(positions), raw_data=msg.value.decode())
+        region = principal.read_region()
+        if region is None:
+            yield ServerSentEvent(event="violation", id=_positions_id(positions), raw_data=msg.value.decode())
+        else:  # evidence as the region may see it (core.scoping)
+            shown = redact_violation(_loads(msg.value), region, evidence_rules(runtime.packs))
+            yield ServerSentEvent(event="violation", id=_positions_id(positions), raw_data=orjson.dumps(shown).decode())
 
 
 def _loads(value: bytes) -> Any:
@@ -272,7 +279,7 @@ async def _visible_violation(session: SessionDep, principal: Any, violation_id: 
     "/{violation_id}", response_model=ViolationDetail, responses=problem_responses(404), summary="One violation"
 )
 async def get_violation(
-    violation_id: uuid.UUID, principal: Reader, session: SessionDep, settings: SettingsDep
+    violation_id: uuid.UUID, principal: Reader, session: SessionDep, settings: SettingsDep, runtime: RuntimeDep,
 ) -> Response:
     """A violation with explanation, legal basis, evidence links and case history."""
     row = await _visible_violation(session, principal, violation_id)
@@ -309,6 +316,15 @@ async def get_violation(
             "leaf": case_block,
         })
     body.update(case_history=case_history, allowed_actions=[a.value for a in allowed_actions(row.status)])
+    region = principal.read_region()
+    if region is not None:
+        # Evidence as the region may see it; the signed leaf holding more is then not served (core.leafview).
+        rules = evidence_rules(runtime.packs)
+        shown = redact_violation({**body, "evidence": body["evidence"]}, region, rules)["evidence"]
+        if shown is not body["evidence"]:
+            body["evidence"] = shown
+            if body["leaf"] is not None:
+                body["leaf"].update(leaf_data=None, leaf_withheld=True)
     return json_response(body)
 
 
@@ -384,10 +400,7 @@ async def _act(
         if has_nul(encode_event(event)):
             raise unprocessable("the case action contains a NUL character (U+0000), which cannot be stored",
                                 [FieldProblem(field="body", message="contains U+0000")])
-        headers = [
-            (HEADER_EVENT_TYPE, event.event_type.encode()),
-            (HEADER_SCHEMA_VERSION, str(event.schema_version).encode()),
-        ]
+        headers = event_headers(event.event_type, event.schema_version)
         try:
             (delivery,) = await publisher.publish([OutMessage(CASES, event_key(event), encode_event(event), headers)])
         except PublisherUnavailable as exc:
