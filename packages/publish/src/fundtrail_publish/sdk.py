@@ -19,8 +19,8 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
-from fundtrail_runtime.kafka_records import event_headers
 from fundtrail_schemas.events import Envelope, event_key, now_utc
+from fundtrail_schemas.headers import event_headers
 from fundtrail_schemas.kafka_security import client_security
 from fundtrail_schemas.tabular import MappedRow, RowDefaults, RowError, TabularReport, detect_format, map_file
 from fundtrail_schemas.telemetry import ATTR_EVENT_ID, ATTR_EVENT_TYPE, inject_headers

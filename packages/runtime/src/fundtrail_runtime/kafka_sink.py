@@ -14,7 +14,7 @@ from typing import Any, NamedTuple, Protocol
 
 from aiokafka.partitioner import DefaultPartitioner
 
-Headers = list[tuple[str, bytes]]
+from fundtrail_schemas.headers import Headers as Headers  # re-exported: sinks take them
 
 
 class Record(NamedTuple):

@@ -27,12 +27,12 @@ from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
 
 from fundtrail_runtime.kafka_records import dead_letter as dead_letter_record
-from fundtrail_runtime.kafka_records import event_headers, trace_context, trace_headers
 from fundtrail_runtime.unit_of_work import Transaction, UnitOfWork
 from fundtrail_runtime.worker import BatchPhases
 from fundtrail_schemas import cases
 from fundtrail_schemas.decode import ReasonCode, has_nul
 from fundtrail_schemas.events import EVENT_TYPES, ViolationRaised, case_event_adapter, event_key, now_utc
+from fundtrail_schemas.headers import event_headers, trace_context, trace_headers
 from fundtrail_schemas.rulepack import RulePackError, parse_pack
 from fundtrail_schemas.telemetry import (
     ATTR_BATCH_SIZE,

@@ -22,11 +22,11 @@ from typing import Any
 
 import orjson
 
-from fundtrail_runtime.kafka_records import trace_headers
 from fundtrail_runtime.kafka_sink import Headers, Record
 from fundtrail_runtime.unit_of_work import Transaction, UnitOfWork
 from fundtrail_schemas.decode import ReasonCode
 from fundtrail_schemas.events import now_utc
+from fundtrail_schemas.headers import trace_headers
 from fundtrail_schemas.topics import COMPLIANCE_WINDOWS, TOPICS_BY_NAME
 
 from .adapters.kafka import Inbound, partition_of

@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from opentelemetry.trace import Span, Status, StatusCode
 from pydantic import ValidationError
 
-from fundtrail_runtime.kafka_records import SOURCE_HEADERS, dead_letter, event_headers, trace_context, trace_headers
+from fundtrail_runtime.kafka_records import dead_letter
 from fundtrail_runtime.unit_of_work import Transaction, UnitOfWork
 from fundtrail_runtime.worker import BatchPhases
 from fundtrail_schemas.decode import FieldError, ReasonCode, Rejection
@@ -44,6 +44,7 @@ from fundtrail_schemas.events import (
     event_key,
     now_utc,
 )
+from fundtrail_schemas.headers import SOURCE_HEADERS, event_headers, trace_context, trace_headers
 from fundtrail_schemas.topics import HEADER_SOURCE_TOPIC, raw_topic_region
 from fundtrail_verify.checkpoint import Checkpoint, sign_checkpoint
 from fundtrail_verify.cosignatures import CheckpointCosigned

@@ -9,9 +9,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from fundtrail_runtime.kafka_records import event_headers
 from fundtrail_schemas.decode import JsonLimitError, encode_event, load_json_bounded
 from fundtrail_schemas.events import Envelope, event_key
+from fundtrail_schemas.headers import event_headers
 from fundtrail_schemas.topics import HEADER_PUBLISHED_BY, RAW_EVENTS
 
 from ...adapters import repository

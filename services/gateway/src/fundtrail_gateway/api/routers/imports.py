@@ -8,9 +8,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from fundtrail_runtime.kafka_records import event_headers
 from fundtrail_schemas.decode import ReasonCode
 from fundtrail_schemas.events import now_utc
+from fundtrail_schemas.headers import event_headers
 from fundtrail_schemas.tabular import TOO_MANY_ROWS, RowError
 
 from ...adapters.importer import FormProblem, ImportForm, ImportInterrupted, ImportTooExpensive, ImportUnreadable

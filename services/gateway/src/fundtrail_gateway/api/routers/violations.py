@@ -17,10 +17,10 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import ValidationError
 from starlette.responses import Response
 
-from fundtrail_runtime.kafka_records import event_headers
 from fundtrail_schemas.cases import EVENT_TYPE_OF, CaseAction, CaseRole, CaseStatus, allowed_actions, decide, overdue
 from fundtrail_schemas.decode import encode_event, has_nul, parse_object, plain_errors
 from fundtrail_schemas.events import EVENT_TYPES, ViolationRaised, event_key, now_utc
+from fundtrail_schemas.headers import event_headers
 from fundtrail_schemas.telemetry import current_trace_id
 from fundtrail_schemas.topics import CASES
 from fundtrail_schemas.types import Department, Severity, level_of_region
