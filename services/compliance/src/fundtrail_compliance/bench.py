@@ -37,8 +37,9 @@ MIX = (
 )
 
 
-def synthetic_docs(n: int, seed: int = 7) -> Iterator[dict[str, Any]]:
-    """`n` enriched documents over a year: varied ids, amounts, payees, people and dates."""
+def synthetic_docs(n: int, seed: int = 7, funds: int = 1) -> Iterator[dict[str, Any]]:
+    """`n` enriched documents over a year: varied ids, amounts, payees, people and dates, spread over
+    `funds` funds (the owners and payees windows judge are shared between them)."""
     rng = random.Random(seed)
     golden = sc.golden()
     types = [t for t, _ in MIX]
@@ -78,6 +79,13 @@ def synthetic_docs(n: int, seed: int = 7) -> Iterator[dict[str, Any]]:
                       owner_unit=f"OWN-{rng.randint(1, 300)}")
         elif t in ("ContractSigned", "ContractAmended"):
             ev["contract_id"] = f"HT-{i:08d}"
+        if funds > 1 and ev.get("fund_doc_no"):
+            fund = f"{ev['fund_doc_no']}-{rng.randrange(funds)}"
+            ev["fund_doc_no"] = fund
+            for state in (before, after):
+                for part in ("fund", "position", "counterparty"):
+                    if state.get(part):
+                        state[part]["fund_doc_no"] = fund
         yield {"event": ev, "sequence": i + 1, "accepted_at": ev["published_at"], "before": before, "after": after,
                "trace_id": None}
 
