@@ -25,8 +25,8 @@ from fundtrail_schemas.topics import ENRICHED_EVENTS
 
 from . import scenario as sc
 from .core.engine import Engine
-from .core.reference import REFERENCE_TYPES
 from .core.evaluator import PackSet
+from .core.reference import REFERENCE_TYPES
 from .packs import load_dir
 from .settings import DEFAULT_RULEPACK_DIR
 

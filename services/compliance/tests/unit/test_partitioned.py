@@ -33,21 +33,21 @@ def _log(n: int, funds: int) -> list[tuple[int, bytes]]:
     return out
 
 
-def _dumped(res):  # noqa: ANN001, ANN202 - test helper
+def _dumped(res):
     return {k: v.model_dump_json() for k, v in res.violations.items()}
 
 
 @pytest.fixture(scope="module")
-def packs():  # noqa: ANN201
+def packs():
     return load_dir(DEFAULT_RULEPACK_DIR)[1]
 
 
-def test_window_rules_of_the_shipped_packs_can_be_judged_apart(packs) -> None:  # noqa: ANN001
+def test_window_rules_of_the_shipped_packs_can_be_judged_apart(packs) -> None:
     assert window_types(packs) == {"PaymentDisbursed", "ProcurementAwarded"}
 
 
 @pytest.mark.parametrize("workers", [1, 3])
-def test_partitioned_replay_gives_the_serial_verdicts(packs, workers) -> None:  # noqa: ANN001
+def test_partitioned_replay_gives_the_serial_verdicts(packs, workers) -> None:
     log = _log(6000, funds=40)
     serial = evaluate((v for _, v in log), packs, start=None, end=None, grace=GRACE)
     par = evaluate_partitioned(iter(log), packs, DEFAULT_RULEPACK_DIR, start=None, end=None, grace=GRACE,
@@ -66,7 +66,7 @@ def test_partitioned_replay_gives_the_serial_verdicts(packs, workers) -> None:  
     assert any(len(set(v.evidence.event_ids)) > 1 for (r, _), v in serial.violations.items() if r in windowed)
 
 
-def test_a_log_not_keyed_by_fund_is_refused(packs) -> None:  # noqa: ANN001
+def test_a_log_not_keyed_by_fund_is_refused(packs) -> None:
     log = [(i % PARTITIONS, v) for i, (_, v) in enumerate(_log(300, funds=2))]
     with pytest.raises(NotPartitionedByFund):
         evaluate_partitioned(iter(log), packs, DEFAULT_RULEPACK_DIR, start=None, end=None, grace=GRACE, workers=2)
