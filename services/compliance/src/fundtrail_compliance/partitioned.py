@@ -162,10 +162,9 @@ def run_worker(
                     res.duplicates += doc == DUPLICATE
                 continue
             res.events += own
-            ev = doc.get("event") if isinstance(doc, dict) else None
-            fund = ev.get("fund_doc_no") if isinstance(ev, dict) else None
-            if own and fund and ev.get("event_type") not in REFERENCE_TYPES:
-                funds.add(str(fund))
+            ev = doc.get("event")
+            if own and isinstance(ev, dict) and ev.get("fund_doc_no") and ev.get("event_type") not in REFERENCE_TYPES:
+                funds.add(str(ev["fund_doc_no"]))
             try:
                 outcome = engine.process(doc, raw=value)
             except (KeyError, TypeError, ValueError):
