@@ -210,8 +210,9 @@ def _worker_main(argv: list[str]) -> int:
 
 def route(
     records: Iterable[tuple[int, bytes]], workers: int, types: frozenset[str],
-) -> Iterator[list[tuple[bytearray, list[bytes]]]]:
-    """Batches of entries per worker (the partition workers, then the window worker), in the merged order."""
+) -> Iterator[tuple[list[tuple[bytearray, list[bytes]]], int]]:
+    """Batches of entries per worker (the partition workers, then the window worker), in the merged
+    order, and how many records they hold."""
     wid = workers  # the window worker's index
     batches = [(bytearray(), list[bytes]()) for _ in range(workers + 1)]
     n = 0
@@ -238,9 +239,9 @@ def route(
                     values.append(clock)
         n += 1
         if n % FRAME_RECORDS == 0:
-            yield batches
+            yield batches, FRAME_RECORDS
             batches = [(bytearray(), list[bytes]()) for _ in range(workers + 1)]
-    yield batches
+    yield batches, n % FRAME_RECORDS
 
 
 def evaluate_partitioned(
@@ -286,13 +287,13 @@ def evaluate_partitioned(
     for t in readers:
         t.start()
     try:
-        for batches in route(records, workers, types):
+        for batches, n in route(records, workers, types):
             for proc, (kinds, values) in zip(procs, batches, strict=True):
                 if values:
                     assert proc.stdin is not None
                     proc.stdin.write(_frame(kinds, values))
             if progress is not None:
-                progress(len(batches[0][1]))
+                progress(n)
         for proc in procs:
             assert proc.stdin is not None
             proc.stdin.write(b"X")
