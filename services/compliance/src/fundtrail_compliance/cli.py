@@ -105,9 +105,12 @@ def replay(
                     workers=workers or len(os.sched_getaffinity(0)), progress=lambda k: bar.advance(task, k),
                 )
             except NotPartitionedByFund as exc:
-                console.print(f"[red]{exc}[/]")
-                raise typer.Exit(1) from exc
-        else:
+                # Some fund's events sit on several partitions: read the log again for the one-stream replay.
+                console.print(f"[yellow]{exc}; replaying as one stream[/]")
+                partitioned = False
+                values, total = read_log_prejudged(bootstrap, packs, candidate.fingerprint())
+                bar.reset(task, total=total)
+        if not partitioned:
             result = rp.evaluate(values, candidate, start=lo, end=hi, grace=timedelta(days=grace_days),
                                  progress=lambda k: bar.advance(task, k))
     report = rp.diff(result.violations, rp.recorded_verdicts(database_url, lo, hi), examples)

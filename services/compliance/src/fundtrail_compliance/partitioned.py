@@ -22,7 +22,8 @@ partition only. Three kinds of state are not per fund, and each is kept identica
 One process (the caller's) reads the log once (`logreader`, merged on `sequence`) and routes framed
 batches to the workers' stdin; each worker answers with its result as JSON on stdout. A log whose
 funds are not each on one partition (so state would be split) is detected after the run (each worker
-reports the funds it evaluated) and refused: replay such a log with `--serial`.
+reports the funds it evaluated) and refused (`NotPartitionedByFund`; `fundtrail replay` then replays
+it again as one stream).
 
 Known differences from the serial replay, for records that cannot be evaluated only: such a record
 still moves the clock of the workers it is a clock entry for, and its window rules are judged apart
@@ -322,8 +323,7 @@ def evaluate_partitioned(
         for fund in got["funds"]:
             if owners.setdefault(fund, i) != i:
                 raise NotPartitionedByFund(
-                    f"fund {fund} was read from partitions of two workers: the log is not keyed by fund,"
-                    " replay it with --serial"
+                    f"fund {fund} was read from partitions of two workers: the log is not keyed by fund"
                 )
         for v in violation_list.validate_json(blob):
             res.violations[(v.rule_id, str(v.triggering_event_id))] = v
