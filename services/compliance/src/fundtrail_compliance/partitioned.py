@@ -40,7 +40,6 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
@@ -114,14 +113,6 @@ def _frames(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
 # --- the workers ------------------------------------------------------------------------------
 
 
-@dataclass
-class WorkerResult:
-    events: int = 0
-    duplicates: int = 0
-    undecodable: int = 0
-    errors: int = 0
-
-
 def run_worker(
     entries: Iterable[tuple[int, bytes]], packs: PackSet, role: str, *, start: datetime | None,
     end: datetime | None, grace: timedelta,
@@ -129,11 +120,11 @@ def run_worker(
     """Evaluate a worker's entries as `replay.evaluate` would (pure: no I/O); the result as JSON-ready data."""
     from .core.engine import Engine
     from .core.helpers import parse_time
-    from .replay import DUPLICATE, UNDECODABLE, _new_event, collector_paused
+    from .replay import DUPLICATE, UNDECODABLE, ReplayResult, _new_event, collector_paused
 
     engine = Engine(packs, grace=grace)
     seen: set[str] = set()
-    res = WorkerResult()
+    res = ReplayResult()  # the counts (violations are kept serialized, below)
     errors_by_rule: dict[str, int] = {}
     violations: dict[tuple[str, str], bytes] = {}
     funds: set[str] = set()
