@@ -34,6 +34,7 @@ Positions are remembered per worker (a bound of `MAX_POSITIONS` each instead of 
 from __future__ import annotations
 
 import os
+import queue
 import re
 import struct
 import subprocess
@@ -275,22 +276,40 @@ def evaluate_partitioned(
         assert stdout is not None
         answers[i] = stdout.read()
 
+    # One writer thread per worker: a frame outgrows a pipe, and a blocking write to one worker would
+    # otherwise hold the others idle (the workers would run in turn, not together).
+    inboxes: list[queue.Queue[bytes | None]] = [queue.Queue(maxsize=4) for _ in procs]
+    failed: list[BaseException] = []
+
+    def feed(i: int) -> None:
+        stdin = procs[i].stdin
+        assert stdin is not None
+        try:
+            while (frame := inboxes[i].get()) is not None:
+                stdin.write(frame)
+            stdin.write(b"X")
+            stdin.close()
+        except BaseException as exc:  # the worker died: its answer says why
+            failed.append(exc)
+            while inboxes[i].get() is not None:
+                pass
+
     readers = [threading.Thread(target=collect, args=(i,), daemon=True) for i in range(len(procs))]
-    for t in readers:
+    writers = [threading.Thread(target=feed, args=(i,), daemon=True) for i in range(len(procs))]
+    for t in (*readers, *writers):
         t.start()
     try:
-        for batches, n in route(records, workers, types):
-            for proc, (kinds, values) in zip(procs, batches, strict=True):
-                if values:
-                    assert proc.stdin is not None
-                    proc.stdin.write(_frame(kinds, values))
-            if progress is not None:
-                progress(n)
-        for proc in procs:
-            assert proc.stdin is not None
-            proc.stdin.write(b"X")
-            proc.stdin.close()
-        for t in readers:
+        try:
+            for batches, n in route(records, workers, types):
+                for inbox, (kinds, values) in zip(inboxes, batches, strict=True):
+                    if values:
+                        inbox.put(_frame(kinds, values))
+                if progress is not None:
+                    progress(n)
+        finally:
+            for inbox in inboxes:
+                inbox.put(None)
+        for t in (*writers, *readers):
             t.join()
         for proc in procs:
             proc.wait()
