@@ -285,11 +285,12 @@ def batch_counters(text: str, worker: str) -> tuple[float, float, float]:
     return totals[0], totals[1], totals[2]
 
 
-def phase_cpu(text: str, worker: str = "tracker") -> dict[str, float]:
-    """A worker's CPU seconds so far per batch phase, from its Prometheus text."""
+def phase_cpu(text: str, worker: str = "tracker", kind: str = "cpu_seconds") -> dict[str, float]:
+    """A worker's CPU seconds (`kind` "seconds": wall seconds) so far per batch phase, from its
+    Prometheus text."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    name = f"fundtrail_{worker}_phase_cpu_seconds_total"
+    name = f"fundtrail_{worker}_phase_{kind}_total"
     out: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
@@ -403,12 +404,14 @@ def run_latency(
     }, alone=frozenset({"load generator"}))
     metrics_ports = {"tracker": stack.tracker_metrics_port, "compliance": stack.compliance_metrics_port}
 
-    def counters() -> tuple[dict[str, tuple[float, float, float]], dict[str, dict[str, float]]]:
+    def counters() -> tuple[dict[str, tuple[float, float, float]], dict[str, dict[str, float]],
+                            dict[str, dict[str, float]]]:
         texts = {w: httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text for w, port in metrics_ports.items()}
         return ({w: batch_counters(text, w) for w, text in texts.items()},
-                {w: phase_cpu(text, w) for w, text in texts.items()})
+                {w: phase_cpu(text, w) for w, text in texts.items()},
+                {w: phase_cpu(text, w, "seconds") for w, text in texts.items()})
 
-    counted, phases_before = counters()
+    counted, phases_before, walls_before = counters()
     meter.start()
     t0 = time.monotonic()
     publish(prepared[warmup:], measured=True)
@@ -419,13 +422,18 @@ def run_latency(
     cpu = meter.stop()
     batching: dict[str, Any] = {}
     wall = time.monotonic() - t0
-    counted_after, phases_after = counters()
+    counted_after, phases_after, walls_after = counters()
     for worker, after in counted_after.items():
         service = "fund-tracker" if worker == "tracker" else worker
         batching |= batch_stats(worker, counted[worker], after, wall, cpu["cores_used"].get(service))
         batching[f"{worker}_cpu_ms_per_batch_by_phase"] = phase_split(
             phases_before[worker], phases_after[worker], after[0] - counted[worker][0],
             batching.get(f"{worker}_cpu_ms_per_batch"))
+        # Wall time by phase: where a batch waits (PostgreSQL's commit, the broker's acks) shows as
+        # wall well above the CPU of the same phase.
+        batching[f"{worker}_wall_ms_per_batch_by_phase"] = phase_split(
+            walls_before[worker], walls_after[worker], after[0] - counted[worker][0],
+            batching.get(f"{worker}_mean_batch_ms"))
     loop.call_soon_threadsafe(listening.cancel)
     listener.join(10)
     publishing.run_until_complete(producer.stop())
@@ -532,11 +540,11 @@ def next_knee_rate(tried: dict[int, bool]) -> int | None:
         nxt = min(failed) // 2
         return nxt if nxt >= KNEE_MIN else None
     low, high = max(passed), min(failed)
-    mid = (low + high) // 2
-    # One refinement only: a midpoint already tried (or too close to either end) ends the search.
-    if mid in tried or high - low <= max(50, low // 4):
+    ladder = {KNEE_START << k for k in range(12)} | {KNEE_START >> k for k in range(12)}
+    # One refinement only (each step costs a run): a rate off the ladder means it was made.
+    if any(r not in ladder for r in tried) or high <= low:
         return None
-    return mid
+    return (low + high) // 2
 
 
 def knee_rate(tried: dict[int, bool]) -> int | None:
