@@ -76,8 +76,8 @@ def _table(result: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
-def main(out: Path, only: list[str] | None = None, latency_seconds: int = 30, latency_rate: int = 1000,
-         latency_repeats: int = 5, knee_budget: float = 240.0) -> dict[str, Any]:
+def main(out: Path, only: list[str] | None = None, latency_seconds: int = 20, latency_rate: int = 1000,
+         latency_repeats: int = 5, knee_budget: float = 180.0) -> dict[str, Any]:
     """Run the benchmarks and write the report."""
     kafka_home = world_traversable_tmpdir("fundtrail-bench-kafka-")
     pg_home = world_traversable_tmpdir("fundtrail-bench-pg-")
@@ -127,7 +127,7 @@ def main(out: Path, only: list[str] | None = None, latency_seconds: int = 30, la
 
 
 def _latency(bootstrap: str, database_url: str, seconds: int, others: dict[str, int | None], rate: int = 1000,
-             repeats: int = 5, knee_budget: float = 240.0) -> dict[str, Any]:
+             repeats: int = 5, knee_budget: float = 180.0) -> dict[str, Any]:
     from .latency import run_latency_suite
 
     # The knee is reported against fund-tracker's aiokafka pass-through on this broker, measured

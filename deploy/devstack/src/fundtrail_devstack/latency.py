@@ -558,9 +558,9 @@ def knee_rate(tried: dict[int, bool]) -> int | None:
 def run_latency_suite(
     stack: Stack,
     rate: int = TARGET_RATE,
-    seconds: int = 30,
+    seconds: int = 20,
     repeats: int = 5,
-    knee_budget: float = 240.0,
+    knee_budget: float = 180.0,
     knee_seconds: int = KNEE_SECONDS,
     others: dict[str, int | None] | None = None,
     passthrough_events_per_s: float | None = None,
