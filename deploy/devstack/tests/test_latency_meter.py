@@ -1,10 +1,11 @@
-"""The latency benchmark's CPU accounting: per component, descendants included."""
+"""The latency benchmark: CPU accounting per component (descendants included), the knee search, the options."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 import time
+from typing import Any
 
 from fundtrail_devstack.latency import CpuMeter
 
@@ -158,3 +159,20 @@ def test_a_run_meets_p99_only_within_target_and_without_losses() -> None:
     assert line["violations_seen"] == "300/300"
     assert line["cpu_cores_used"] == {"fund-tracker": 0.3}
     assert line["machine_busy_pct"] == 70
+
+
+def test_bench_short_runs_a_smaller_latency_suite(monkeypatch: Any, tmp_path: Any) -> None:
+    """`--short` and the latency options reach the suite (the servers are not started here)."""
+    from typer.testing import CliRunner
+
+    from fundtrail_devstack import bench
+    from fundtrail_devstack.cli import app
+
+    calls: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(bench, "main", lambda *args: calls.append(args) or {})
+    runner = CliRunner()
+    out = tmp_path / "lat.md"
+    assert runner.invoke(app, ["bench", "--only", "latency", "--out", str(out), "--short"]).exit_code == 0
+    assert runner.invoke(app, ["bench", "--only", "latency", "--out", str(out), "--latency-repeats", "3",
+                               "--knee-budget", "0"]).exit_code == 0
+    assert calls == [(out, ["latency"], 10, 1000, 2, 90), (out, ["latency"], 20, 1000, 3, 0)]
