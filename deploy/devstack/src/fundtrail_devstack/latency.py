@@ -34,7 +34,7 @@ from fundtrail_schemas.events import (
 from fundtrail_schemas.kafka_security import client_security
 from fundtrail_schemas.kafka_sink import AiokafkaSink, Record
 from fundtrail_schemas.telemetry import inject_headers
-from fundtrail_schemas.topics import RAW_EVENTS
+from fundtrail_schemas.topics import ENRICHED_EVENTS, RAW_EVENTS, VIOLATIONS
 from fundtrail_schemas.types import (
     AccountKind,
     Category,
@@ -192,6 +192,56 @@ async def _start_producer(bootstrap: str) -> Any:
     return producer
 
 
+async def produced_at(bootstrap: str, since_ms: int, ids: set[str]) -> dict[str, tuple[float, float]]:
+    """For each of `ids` (raw event ids): when fund-tracker appended its enriched event and when
+    compliance appended the violation it raised, as the records' timestamps (the producers' clocks at
+    append; same machine) in seconds. Read after a run, from `since_ms` to the end, so the reading
+    costs the measured services nothing."""
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                                **client_security("aiokafka"))
+    await consumer.start()
+    try:
+        # Without a group, subscribing assigns every partition (as the gateway's tail does).
+        consumer.subscribe([ENRICHED_EVENTS, VIOLATIONS])
+        for _ in range(200):
+            if {tp.topic for tp in consumer.assignment()} == {ENRICHED_EVENTS, VIOLATIONS}:
+                break
+            await asyncio.sleep(0.05)
+        tps = sorted(consumer.assignment())
+        ends = await consumer.end_offsets(tps)
+        starts = await consumer.offsets_for_times(dict.fromkeys(tps, since_ms))
+        todo = {}
+        for tp in tps:
+            found = starts.get(tp)
+            if found is not None and found.offset < ends[tp]:
+                consumer.seek(tp, found.offset)
+                todo[tp] = ends[tp]
+        enriched: dict[str, float] = {}
+        violation: dict[str, float] = {}
+        while todo:
+            batches = await consumer.getmany(*todo, timeout_ms=2000)
+            if not batches:
+                break  # nothing more within 2 s: what was read is reported
+            for tp, records in batches.items():
+                for r in records:
+                    doc = json.loads(r.value or b"null")
+                    if tp.topic == ENRICHED_EVENTS:
+                        event_id = str((doc or {}).get("event", {}).get("event_id"))
+                        if event_id in ids:
+                            enriched.setdefault(event_id, r.timestamp / 1000)
+                    else:
+                        event_id = str((doc or {}).get("triggering_event_id"))
+                        if event_id in ids:
+                            violation.setdefault(event_id, r.timestamp / 1000)
+                if records and records[-1].offset + 1 >= todo.get(tp, 0):
+                    todo.pop(tp, None)
+        return {e: (enriched[e], violation[e]) for e in ids if e in enriched and e in violation}
+    finally:
+        await consumer.stop()
+
+
 async def _delivered(sink: AiokafkaSink, records: list[Record]) -> None:
     await asyncio.gather(*await sink.send_many(records))
 
@@ -335,6 +385,7 @@ def run_latency(
     poll_sample: int = 50,
     others: dict[str, int | None] | None = None,
     drain_seconds: float = 120.0,
+    hops: bool = True,
 ) -> dict[str, Any]:
     """Publish `rate` events/s for `seconds`; return latency percentiles in milliseconds, and the CPU
     each component used meanwhile (`others`: the broker's and PostgreSQL's process ids). Violations
@@ -437,6 +488,9 @@ def run_latency(
     loop.call_soon_threadsafe(listening.cancel)
     listener.join(10)
     publishing.run_until_complete(producer.stop())
+    stamps = (publishing.run_until_complete(produced_at(stack.bootstrap, int(min(sent_wall.values(), default=0) * 1000),
+                                                         set(sent_at)))
+              if hops and sent_at else {})
     publishing.close()
     latencies = sorted((arrivals[e] - s) * 1000 for e, s in sent_at.items() if e in arrivals)
     sse = _percentiles("sse", latencies)
@@ -449,6 +503,17 @@ def run_latency(
             accepted = datetime.fromisoformat(arrivals["t:" + e]).timestamp()
             to_tracker.append((accepted - sent_wall[e]) * 1000)
             from_tracker.append((arrivals[e] - s) * 1000 - to_tracker[-1])
+    # The same path in four hops, by the record timestamps of the enriched event and the violation:
+    # fund-tracker's batch up to its produce, compliance (waiting for its batch, then evaluating up to
+    # its produce), and the gateway's tail and stream to the client.
+    in_tracker, in_compliance, in_gateway = [], [], []
+    for e, (enriched_at, violation_at) in stamps.items():
+        if e in arrivals:
+            accepted = datetime.fromisoformat(arrivals["t:" + e]).timestamp()
+            arrived = sent_wall[e] + arrivals[e] - sent_at[e]
+            in_tracker.append((enriched_at - accepted) * 1000)
+            in_compliance.append((violation_at - enriched_at) * 1000)
+            in_gateway.append((arrived - violation_at) * 1000)
     return {
         "rate_per_s": rate,
         "seconds": seconds,
@@ -461,6 +526,9 @@ def run_latency(
         "sse_max_ms": round(latencies[-1], 1) if latencies else None,
         **_percentiles("publish_to_tracker", to_tracker),
         **_percentiles("tracker_to_sse", from_tracker),
+        **_percentiles("tracker_batch_to_enriched", in_tracker),
+        **_percentiles("enriched_to_violation", in_compliance),
+        **_percentiles("violation_to_sse", in_gateway),
         **poll,
         "cpu_cores_used": cpu["cores_used"],
         "machine_busy_pct": cpu["machine_busy_pct"],
