@@ -639,8 +639,11 @@ def run_latency_suite(
     bench run. The first run's full details (batching, CPU by phase) are kept."""
     runs: list[dict[str, Any]] = []
     first: dict[str, Any] = {}
+    overhead = 0.0  # a run's time beyond its publishing: set-up, warm-up, drain, hop stamps
     for _ in range(repeats):
+        t0 = time.monotonic()
         result = run_latency(stack, rate=rate, seconds=seconds, others=others)
+        overhead = max(overhead, time.monotonic() - t0 - seconds)
         first = first or result
         runs.append(run_summary(result))
     met_runs = sum(1 for r in runs if r["p99_met"])
@@ -658,12 +661,15 @@ def run_latency_suite(
         steps: list[dict[str, Any]] = []
         started = time.monotonic()
         while (step := next_knee_rate(tried)) is not None:
-            # Publishing, warm-up, the drain bound and a few seconds of set-up and the DB sample.
-            estimate = WARMUP_SECONDS + knee_seconds + KNEE_DRAIN_SECONDS + 5
+            # Publishing, warm-up, the drain bound and set-up; on a busy machine set-up alone can take
+            # longer, so the slowest run so far counts when it took more.
+            estimate = knee_seconds + max(WARMUP_SECONDS + KNEE_DRAIN_SECONDS + 5, overhead)
             if time.monotonic() - started + estimate > knee_budget:
                 break
+            t0 = time.monotonic()
             result = run_latency(stack, rate=step, seconds=knee_seconds, others=others, poll_sample=0,
                                  drain_seconds=KNEE_DRAIN_SECONDS)
+            overhead = max(overhead, time.monotonic() - t0 - knee_seconds)
             tried[step] = meets_p99(result)
             steps.append(run_summary(result))
             if result.get("violations_seen_sse") != result.get("violations_expected"):
