@@ -639,11 +639,8 @@ def run_latency_suite(
     bench run. The first run's full details (batching, CPU by phase) are kept."""
     runs: list[dict[str, Any]] = []
     first: dict[str, Any] = {}
-    overhead = 0.0  # a run's time beyond its publishing: set-up, warm-up, drain, hop stamps
     for _ in range(repeats):
-        t0 = time.monotonic()
         result = run_latency(stack, rate=rate, seconds=seconds, others=others)
-        overhead = max(overhead, time.monotonic() - t0 - seconds)
         first = first or result
         runs.append(run_summary(result))
     met_runs = sum(1 for r in runs if r["p99_met"])
@@ -660,9 +657,11 @@ def run_latency_suite(
         tried: dict[int, bool] = {}
         steps: list[dict[str, Any]] = []
         started = time.monotonic()
+        overhead = 0.0  # a step's time beyond its publishing: set-up, warm-up, drain, hop stamps
         while (step := next_knee_rate(tried)) is not None:
             # Publishing, warm-up, the drain bound and set-up; on a busy machine set-up alone can take
-            # longer, so the slowest run so far counts when it took more.
+            # longer, so the slowest step so far counts when it took more (the budget is exceeded by
+            # at most the first step's overrun).
             estimate = knee_seconds + max(WARMUP_SECONDS + KNEE_DRAIN_SECONDS + 5, overhead)
             if time.monotonic() - started + estimate > knee_budget:
                 break
