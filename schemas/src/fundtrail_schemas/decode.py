@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -145,6 +146,16 @@ def parse_object(obj: Any, *, source_only: bool = True) -> Envelope | Rejection:
 # An escaped NUL: "\u0000" preceded by an even number of backslashes. PostgreSQL's jsonb and text
 # cannot hold U+0000, so a stored event or case action must not contain one.
 _NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def event_id_hint(obj: Any) -> uuid.UUID | None:
+    """The event id a refused record claims, when it names a well-formed one (for the dead letter)."""
+    if isinstance(obj, dict) and isinstance(obj.get("event_id"), str):
+        try:
+            return uuid.UUID(obj["event_id"])
+        except ValueError:
+            return None
+    return None
 
 
 def has_nul(json_bytes: bytes) -> bool:

@@ -76,8 +76,8 @@ def _table(result: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
-def main(out: Path, only: list[str] | None = None, latency_seconds: int = 60, latency_rate: int = 1000
-         ) -> dict[str, Any]:
+def main(out: Path, only: list[str] | None = None, latency_seconds: int = 20, latency_rate: int = 1000,
+         latency_repeats: int = 5, knee_budget: float = 180.0) -> dict[str, Any]:
     """Run the benchmarks and write the report."""
     kafka_home = world_traversable_tmpdir("fundtrail-bench-kafka-")
     pg_home = world_traversable_tmpdir("fundtrail-bench-pg-")
@@ -102,7 +102,8 @@ def main(out: Path, only: list[str] | None = None, latency_seconds: int = 60, la
         "console": lambda: run_in_process("fundtrail_devstack.console_bench", "run", bootstrap=kafka.bootstrap,
                                           database_url=fresh_db()),
         "end-to-end latency": lambda: _latency(kafka.bootstrap, fresh_db(), latency_seconds,
-                                               {"kafka": kafka.running_pid(), "postgresql": pg.pid()}, latency_rate),
+                                               {"kafka": kafka.running_pid(), "postgresql": pg.pid()}, latency_rate,
+                                               latency_repeats, knee_budget),
     }
     try:
         for name, fn in suites.items():
@@ -125,9 +126,14 @@ def main(out: Path, only: list[str] | None = None, latency_seconds: int = 60, la
     return results
 
 
-def _latency(bootstrap: str, database_url: str, seconds: int, others: dict[str, int | None], rate: int = 1000
-             ) -> dict[str, Any]:
-    from .latency import run_latency
+def _latency(bootstrap: str, database_url: str, seconds: int, others: dict[str, int | None], rate: int = 1000,
+             repeats: int = 5, knee_budget: float = 180.0) -> dict[str, Any]:
+    from .latency import run_latency_suite
+
+    # The knee is reported against fund-tracker's aiokafka pass-through on this broker, measured
+    # here before the services start (its code, run as in the fund-tracker suite).
+    passthrough = (run_in_process("fundtrail_tracker.bench", "passthrough", bootstrap=bootstrap)
+                   if knee_budget > 0 else {})
 
     home = world_traversable_tmpdir("fundtrail-bench-stack-")
     stack = Stack(home=home, bootstrap=bootstrap, database_url=database_url, group_suffix="-bench")
@@ -135,7 +141,8 @@ def _latency(bootstrap: str, database_url: str, seconds: int, others: dict[str, 
         stack.prepare()
         stack.start()
         stack.wait_ready(timeout=180)
-        return run_latency(stack, rate=rate, seconds=seconds, others=others)
+        return run_latency_suite(stack, rate=rate, seconds=seconds, repeats=repeats, knee_budget=knee_budget,
+                                 others=others, passthrough_events_per_s=passthrough.get("passthrough_events_per_s"))
     finally:
         stack.stop()
         remove_tree(home)

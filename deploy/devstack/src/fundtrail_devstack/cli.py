@@ -277,10 +277,16 @@ def run_cmd(
 def bench_cmd(
     out: Path = typer.Option(Path("docs/benchmarks.md"), help="Markdown report to write"),
     only: list[str] = typer.Option(None, help="Run only suites whose name contains this (repeatable)"),
-    latency_seconds: int = typer.Option(60, help="Duration of the latency run"),
-    latency_rate: int = typer.Option(1000, min=1, help="Events a second in the latency run (the target is for 1,000)"),
+    latency_seconds: int = typer.Option(20, min=1, help="Duration of each latency run at --latency-rate"),
+    latency_rate: int = typer.Option(1000, min=1, help="Events a second in the latency runs (the target is for 1,000)"),
+    latency_repeats: int = typer.Option(5, min=1, help="Latency runs at --latency-rate (the target: 4 of 5 meet p99)"),
+    knee_budget: float = typer.Option(
+        180, min=0, help="Seconds for the latency knee search (highest rate with p99 within target); 0: none"),
+    short: bool = typer.Option(False, "--short", help="Quick latency suite: 2 runs of 10 s, knee within 90 s"),
 ) -> None:
     """Run every benchmark on fresh local servers and write the report."""
     from .bench import main
 
-    _guard(lambda: main(out, only or None, latency_seconds, latency_rate))
+    if short:
+        latency_seconds, latency_repeats, knee_budget = 10, 2, min(knee_budget, 90)
+    _guard(lambda: main(out, only or None, latency_seconds, latency_rate, latency_repeats, knee_budget))

@@ -3,8 +3,9 @@
 `run(bootstrap)` returns a dict of numbers measured in one run; ratios compare each stage with a
 pass-through of the same records (decode + encode only) measured in the same run. The replay reads
 `replay_events` records (1,000,000 by default) from a real topic three times: the pass-through,
-the serial replay (one process) and the parallel one `fundtrail replay` runs on two cores; both
-replays must give the same violations.
+the serial replay (one process) and the partitioned one `fundtrail replay` runs on two cores
+(`partitioned.py`); both replays must give the same violations. The replay's records are spread over
+`replay_funds` funds and keyed as fund-tracker keys them (by fund, reference data by vendor).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from fundtrail_schemas.topics import ENRICHED_EVENTS
 from . import scenario as sc
 from .core.engine import Engine
 from .core.evaluator import PackSet
+from .core.reference import REFERENCE_TYPES
 from .packs import load_dir
 from .settings import DEFAULT_RULEPACK_DIR
 
@@ -34,8 +36,9 @@ from .settings import DEFAULT_RULEPACK_DIR
 MIX = tuple((s.name, s.mix_weight) for s in bureau_specs())
 
 
-def synthetic_docs(n: int, seed: int = 7) -> Iterator[dict[str, Any]]:
-    """`n` enriched documents over a year: varied ids, amounts, payees, people and dates."""
+def synthetic_docs(n: int, seed: int = 7, funds: int = 1) -> Iterator[dict[str, Any]]:
+    """`n` enriched documents over a year: varied ids, amounts, payees, people and dates, spread over
+    `funds` funds (the owners and payees windows judge are shared between them)."""
     rng = random.Random(seed)
     golden = sc.golden()
     types = [t for t, _ in MIX]
@@ -75,6 +78,13 @@ def synthetic_docs(n: int, seed: int = 7) -> Iterator[dict[str, Any]]:
                       owner_unit=f"OWN-{rng.randint(1, 300)}")
         elif t in ("ContractSigned", "ContractAmended"):
             ev["contract_id"] = f"HT-{i:08d}"
+        if funds > 1 and ev.get("fund_doc_no"):
+            fund = f"{ev['fund_doc_no']}-{rng.randrange(funds)}"
+            ev["fund_doc_no"] = fund
+            for state in (before, after):
+                for part in ("fund", "position", "counterparty"):
+                    if state.get(part):
+                        state[part]["fund_doc_no"] = fund
         yield {"event": ev, "sequence": i + 1, "accepted_at": ev["published_at"], "before": before, "after": after,
                "trace_id": None}
 
@@ -107,8 +117,10 @@ def _produce(bootstrap: str, topic: str, docs: Iterator[dict[str, Any]]) -> None
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=20, batch_size=1_048_576,
                              max_request_size=8_388_608, compression_type=None, **client_security("kafka-python"))
     try:
-        for i, d in enumerate(docs):
-            producer.send(topic, orjson.dumps(d), key=str(i % 997).encode())
+        for d in docs:  # keyed as fund-tracker keys them: by fund, reference data by vendor
+            ev = d["event"]
+            key = f"vendor:{ev['vendor_id']}" if ev["event_type"] in REFERENCE_TYPES else ev["fund_doc_no"]
+            producer.send(topic, orjson.dumps(d), key=key.encode())
         producer.flush()
     finally:
         producer.close()
@@ -120,6 +132,8 @@ def run(
     eval_events: int = 50_000,
     replay_events: int = 1_000_000,
     rulepack_dir: Path = DEFAULT_RULEPACK_DIR,
+    replay_funds: int = 64,
+    workers: int = 2,
 ) -> dict[str, Any]:
     """Measure evaluation and replay throughput; every rate has its pass-through baseline beside it."""
     from kafka.admin import KafkaAdminClient
@@ -128,7 +142,8 @@ def run(
     from fundtrail_runtime.worker import tune_gc
     from fundtrail_schemas.topics import DEFAULT_PARTITIONS, TopicSpec
 
-    from .logreader import read_log, read_log_prejudged
+    from .logreader import read_log, read_log_partitions
+    from .partitioned import evaluate_partitioned
     from .replay import evaluate
 
     _, packs = load_dir(rulepack_dir)
@@ -149,7 +164,7 @@ def run(
     topic = f"{ENRICHED_EVENTS}.bench-{uuid.uuid4().hex[:8]}"
     ensure_topics(bootstrap, [TopicSpec(topic, DEFAULT_PARTITIONS, "bench", "replay benchmark (deleted after)")])
     try:
-        _produce(bootstrap, topic, synthetic_docs(replay_events, seed=11))
+        _produce(bootstrap, topic, synthetic_docs(replay_events, seed=11, funds=replay_funds))
         t = time.perf_counter()
         values, total = read_log(bootstrap, topic)
         for v in values:
@@ -160,8 +175,9 @@ def run(
         serial = evaluate(values, packs, start=None, end=None, grace=timedelta(days=15))
         serial_s = time.perf_counter() - t
         t = time.perf_counter()
-        pairs, _ = read_log_prejudged(bootstrap, rulepack_dir, packs.fingerprint(), topic)
-        par = evaluate(pairs, packs, start=None, end=None, grace=timedelta(days=15))
+        records, _ = read_log_partitions(bootstrap, topic)
+        par = evaluate_partitioned(records, packs, rulepack_dir, start=None, end=None, grace=timedelta(days=15),
+                                   workers=workers)
         parallel_s = time.perf_counter() - t
     finally:
         admin = KafkaAdminClient(bootstrap_servers=bootstrap, **client_security("kafka-python"))
@@ -179,7 +195,7 @@ def run(
         replay_passthrough_events_per_s=round(total / raw_s),
         replay_serial_seconds=round(serial_s, 2),
         replay_serial_events_per_s=round(total / serial_s),
-        # The replay as `fundtrail replay` runs it on a machine with a second core.
+        # The replay as `fundtrail replay` runs it on a machine with two cores (partitioned).
         replay_parallel_seconds=round(parallel_s, 2),
         replay_parallel_events_per_s=round(total / parallel_s),
         replay_parallel_vs_serial=round(serial_s / parallel_s, 4),

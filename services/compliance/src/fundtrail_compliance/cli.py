@@ -51,11 +51,14 @@ def replay(
         bool | None,
         typer.Option(
             "--parallel/--serial",
-            help="Read the log, and evaluate the stateless conditions as far as it keeps up, in a second"
-            " process [default: when this process may run on more than one core]",
+            help="Evaluate in processes, one per group of partitions and one for the window rules (the"
+            " verdicts are the serial replay's) [default: when this process may run on more than one core]",
             show_default=False,
         ),
     ] = None,
+    workers: Annotated[
+        int, typer.Option(help="Partition processes of a parallel replay [default: the cores usable]", min=0)
+    ] = 0,
 ) -> None:
     """Re-evaluate history from the enriched log under candidate packs; diff against the recorded verdicts."""
     from datetime import timedelta
@@ -68,8 +71,9 @@ def replay(
     from fundtrail_schemas.rulepack import RulePackError
 
     from . import replay as rp
-    from .logreader import read_log, read_log_prejudged
+    from .logreader import read_log, read_log_partitions, read_log_prejudged
     from .packs import load_dir
+    from .partitioned import NotPartitionedByFund, evaluate_partitioned, window_types
 
     console = Console()
     try:
@@ -82,15 +86,33 @@ def replay(
     if parallel is None:
         parallel = len(os.sched_getaffinity(0)) > 1
     values: Iterator[bytes] | Iterator[tuple[bytes, bytes]]
-    if parallel:
+    # Partitioned (a process per group of partitions and one for the window rules) when the window
+    # rules allow it; else the reader process evaluates the plain conditions ahead.
+    partitioned = parallel and window_types(candidate) is not None
+    if partitioned:
+        records, total = read_log_partitions(bootstrap)
+    elif parallel:
         values, total = read_log_prejudged(bootstrap, packs, candidate.fingerprint())
     else:
         values, total = read_log(bootstrap)
     with Progress(TextColumn("replaying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as bar:
         task = bar.add_task("replay", total=total)
-        result = rp.evaluate(values, candidate, start=lo, end=hi, grace=timedelta(days=grace_days),
-                             progress=lambda k: bar.advance(task, k))
+        if partitioned:
+            try:
+                result = evaluate_partitioned(
+                    records, candidate, packs, start=lo, end=hi, grace=timedelta(days=grace_days),
+                    workers=workers or len(os.sched_getaffinity(0)), progress=lambda k: bar.advance(task, k),
+                )
+            except NotPartitionedByFund as exc:
+                # Some fund's events sit on several partitions: read the log again for the one-stream replay.
+                console.print(f"[yellow]{exc}; replaying as one stream[/]")
+                partitioned = False
+                values, total = read_log_prejudged(bootstrap, packs, candidate.fingerprint())
+                bar.reset(task, total=total)
+        if not partitioned:
+            result = rp.evaluate(values, candidate, start=lo, end=hi, grace=timedelta(days=grace_days),
+                                 progress=lambda k: bar.advance(task, k))
     report = rp.diff(result.violations, rp.recorded_verdicts(database_url, lo, hi), examples)
     report["run"] = {
         "packs": str(packs), "from": start, "to": end, "events": result.events, "duplicates": result.duplicates,

@@ -70,6 +70,12 @@ def read_log(bootstrap: str, topic: str = ENRICHED_EVENTS) -> tuple[Iterator[byt
     return _merged(bootstrap, topic, ends), total
 
 
+def read_log_partitions(bootstrap: str, topic: str = ENRICHED_EVENTS) -> tuple[Iterator[tuple[int, bytes]], int]:
+    """`read_log` with each record's partition (`partitioned.evaluate_partitioned` routes by it)."""
+    ends, total = log_size(bootstrap, topic)
+    return _merged(bootstrap, topic, ends, partitions=True), total
+
+
 def read_log_prejudged(
     bootstrap: str, packs_dir: Path, fingerprint: str, topic: str = ENRICHED_EVENTS
 ) -> tuple[Iterator[tuple[bytes, bytes]], int]:
@@ -218,7 +224,7 @@ def _exactly(stream: IO[bytes], size: int, proc: subprocess.Popen[bytes]) -> byt
     return data
 
 
-def _merged(bootstrap: str, topic: str, ends: dict[int, int]) -> Iterator[bytes]:
+def _merged(bootstrap: str, topic: str, ends: dict[int, int], partitions: bool = False) -> Iterator[Any]:
     # A k-way merge on `sequence` over per-partition buffers, refilled a fetch at a time.
     buffers: dict[int, deque[tuple[int, bytes]]] = {p: deque() for p in ends}
     heads: list[tuple[int, int]] = []  # (sequence, partition) of every non-empty buffer's first record
@@ -240,7 +246,7 @@ def _merged(bootstrap: str, topic: str, ends: dict[int, int]) -> Iterator[bytes]
             while heads:
                 _, p = heapq.heappop(heads)
                 buf = buffers[p]
-                yield buf.popleft()[1]
+                yield (p, buf.popleft()[1]) if partitions else buf.popleft()[1]
                 if buf:
                     heapq.heappush(heads, (buf[0][0], p))
                 elif p in pending:

@@ -106,6 +106,22 @@ async def _passthrough(bootstrap: str, source: str, target: str, n: int, batch_s
         await consumer.stop()
 
 
+def passthrough(bootstrap: str, n: int = 20_000, batch_size: int = 1000) -> dict[str, Any]:
+    """The aiokafka pass-through alone (what `run` compares the worker with), on topics of its own:
+    other suites (the end-to-end latency's knee) take it as the rate this broker and machine allow."""
+    from fundtrail_runtime.kafka_admin import ensure_topics
+    from fundtrail_schemas.topics import TopicSpec
+
+    prefix = f"bench-{uuid.uuid4().hex[:8]}."
+    source, target = f"{prefix}passthrough-in", f"{prefix}passthrough"
+    ensure_topics(bootstrap, [TopicSpec(source, 6, "fund", "benchmark source"),
+                              TopicSpec(target, 6, "fund", "benchmark sink")])
+    events = generate(n, seed=int(prefix[6:14], 16), start=datetime.now(UTC) - timedelta(days=30))
+    _publish(bootstrap, source, events)
+    seconds, cpu = asyncio.run(_passthrough(bootstrap, source, target, n, batch_size))
+    return {"passthrough_events_per_s": round(n / seconds), "passthrough_cpu_us_per_event": round(cpu * 1e6 / n)}
+
+
 def _finish(datadir: str, seconds: float) -> None:
     # Exit at once: the measurement is done and a graceful faust shutdown takes seconds.
     Path(datadir, "seconds").write_text(str(seconds))

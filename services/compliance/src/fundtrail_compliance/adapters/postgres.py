@@ -1,7 +1,7 @@
 """PostgreSQL adapter: the dedup table, violations, case history, engine state and rule history.
 
-One transaction per batch, pipelined; a batch's rows go in one statement per table over arrays
-(`unnest_insert`), not one execution per row.
+One transaction per batch, pipelined; a batch's writes go in one statement fed by one JSON document
+and one binary array of the kept records (`write_batch`), not one statement per table or row.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import orjson
 import psycopg
 from psycopg.types.json import Jsonb
 
-from fundtrail_runtime.db import array_literal, columns, connect_worker, unnest_insert
+from fundtrail_runtime.db import connect_worker
 from fundtrail_runtime.db import conninfo as conninfo  # re-exported: callers import it from here
 from fundtrail_schemas.events import ViolationRaised
 from fundtrail_schemas.eventspec import message_key
@@ -201,55 +201,44 @@ class ComplianceStore:
         now: datetime,
         pack_version: str = "",
     ) -> None:
-        """Dedup rows, violations and every state change of a batch (inside the caller's transaction)."""
+        """Dedup rows, violations and every state change of a batch (inside the caller's transaction), in
+        ONE statement (`_WRITE_BATCH`): its rows travel as one JSON document (serialized in C by orjson,
+        where psycopg adapted each element of a dozen arrays in the client) and the kept records as one
+        binary bytea array."""
         windows = state.windows.drain()
         timers = state.timers.drain()
         refs = state.reference.drain()
         added, closed = state.drain_refutables()
         judged, judged_kept_from = state.drain_judged()
-        if processed:
-            await cur.execute(
-                "INSERT INTO compliance_processed (event_id, pack_version, evaluated_at, violations)"
-                " SELECT e, %b, %b::timestamptz, n FROM unnest(%b::uuid[], %b::int[]) AS u(e, n)"
-                " ON CONFLICT (event_id, pack_version) DO NOTHING",
-                (pack_version, now, [eid for eid, _ in processed], [n for _, n in processed]),
-            )
-        if violations:
-            await cur.execute(_INSERT_VIOLATIONS, columns(_violation_row(v, now, pack_version) for v in violations))
-        if windows:
-            await cur.execute(_INSERT_WINDOW_ENTRIES, (
-                [rid for rid, _, _ in windows],
-                [json.dumps(list(key), ensure_ascii=False) for _, key, _ in windows],
-                [uuid.UUID(e.event_id) for _, _, e in windows],
-                [e.at for _, _, e in windows],
-                [e.amount_fen for _, _, e in windows],
-            ))
-        if timers:  # drained by id: no timer twice in the statement (ON CONFLICT would refuse it)
-            await cur.execute(_UPSERT_TIMERS, columns(_timer_row(t) for t in timers))
-        if refs:
-            await cur.execute(_INSERT_REFERENCE, columns(
-                (uuid.UUID(str(e["event_id"])), kind, e["vendor_id"], parse_time(e["occurred_at"]), _json(e))
-                for kind, e in refs
-            ))
-        if added:
-            await cur.execute(_INSERT_REFUTABLES, columns(
-                (r.violation_id, r.rule_ref, r.fund_doc_no, r.occurred_at, r.deadline, _json(r.values))
-                for r in added
-            ))
-        if closed:
-            await cur.execute("DELETE FROM compliance_refutable WHERE violation_id = ANY(%b::uuid[])", (closed,))
-        if judged:
-            await cur.execute(_UPSERT_JUDGED, columns(
-                (uuid.UUID(eid), vendor, on, j.at, j.doc if isinstance(j.doc, bytes) else orjson.dumps(j.doc),
-                 array_literal(j.raised))
-                for vendor, on, eid, j in judged
-            ))
-        if judged_kept_from is not None:
-            await cur.execute("DELETE FROM compliance_judged WHERE day < %b", (judged_kept_from,))
         # Only the partitions' clocks: a watermark saved by each replica would be a maximum over them.
-        clocks = [(f"{PARTITION_CLOCK}{p}", at) for p, at in sorted(state.clock.drain().items())]
-        if clocks:
-            await cur.execute(_UPSERT_CLOCKS, columns(clocks))
+        clocks = sorted(state.clock.drain().items())
+        if not (processed or violations or windows or timers or refs or added or closed or judged
+                or judged_kept_from is not None or clocks):
+            return
+        # One statement's sub-statements all see the snapshot before it: what a later step removed
+        # (a refutable closed, a judged day dropped) is left out of the inserts instead.
+        gone = set(closed)
+        if judged_kept_from is not None:
+            judged = [j for j in judged if j[1] >= judged_kept_from]
+        doc = {
+            "now": now, "pv": pack_version, "pvn": pack_version or None,
+            "p": [{"e": eid, "n": n} for eid, n in processed],
+            "v": [_violation_doc(v) for v in violations],
+            "w": [{"r": rid, "k": json.dumps(list(key), ensure_ascii=False), "e": e.event_id, "a": e.at,
+                   "f": e.amount_fen} for rid, key, e in windows],
+            "t": [_timer_doc(t) for t in timers],
+            "x": [{"e": str(e["event_id"]), "k": kind, "vd": e["vendor_id"], "a": parse_time(e["occurred_at"]),
+                   "r": e} for kind, e in refs],
+            "ra": [{"v": r.violation_id, "r": r.rule_ref, "f": r.fund_doc_no, "a": r.occurred_at, "d": r.deadline,
+                    "ev": r.values} for r in added if r.violation_id not in gone],
+            "rc": closed,
+            "j": [{"e": eid, "vd": vendor, "d": on, "a": j.at, "raised": sorted(j.raised)}
+                  for vendor, on, eid, j in judged],
+            "jk": judged_kept_from,
+            "c": [{"n": f"{PARTITION_CLOCK}{p}", "a": at} for p, at in clocks],
+        }
+        records = [j.doc if isinstance(j.doc, bytes) else orjson.dumps(j.doc) for _, _, _, j in judged]
+        await cur.execute(_WRITE_BATCH, (orjson.dumps(doc, default=_jsonable).decode(), records))
 
     # --- cases --------------------------------------------------------------------------------
 
@@ -358,37 +347,87 @@ class ComplianceStore:
             return [Verdict(*r) for r in await cur.fetchall()]
 
 
-_INSERT_VIOLATIONS = unnest_insert("violation", (
-    ("violation_id", "uuid"), ("rule_id", "text"), ("rule_version", "int"), ("department", "text"),
-    ("severity", "text"), ("status", "text"), ("triggering_event_id", "uuid"), ("fund_doc_no", "text"),
-    ("project_id", "text"), ("region_code", "text"), ("occurred_at", "timestamptz"), ("raised_at", "timestamptz"),
-    ("status_changed_at", "timestamptz"), ("explanation_zh", "text"), ("explanation_en", "text"),
-    ("legal_basis", "text"), ("evidence", "jsonb"), ("payload", "jsonb"), ("trace_id", "text"),
-    ("pack_version", "text"),
-)) + " ON CONFLICT (violation_id) DO NOTHING"
-_INSERT_WINDOW_ENTRIES = unnest_insert("compliance_window_entry", (
-    ("rule_id", "text"), ("window_key", "text"), ("event_id", "uuid"), ("at", "timestamptz"), ("amount_fen", "bigint"),
-)) + " ON CONFLICT DO NOTHING"
-_UPSERT_TIMERS = unnest_insert("compliance_timer", (
-    ("timer_id", "uuid"), ("rule_id", "text"), ("rule_ref", "text"), ("subject", "text"), ("fund_doc_no", "text"),
-    ("level", "text"), ("region_code", "text"), ("trigger_event_id", "uuid"), ("started_at", "timestamptz"),
-    ("due_at", "timestamptz"), ("days", "int"), ("snapshot", "jsonb"), ("trace_id", "text"), ("status", "text"),
-)) + (
-    " ON CONFLICT (timer_id) DO UPDATE SET snapshot = EXCLUDED.snapshot,"
-    " status = CASE WHEN compliance_timer.status = 'fired' THEN 'fired' ELSE EXCLUDED.status END"
-)
-_INSERT_REFERENCE = unnest_insert("compliance_reference", (
-    ("event_id", "uuid"), ("kind", "text"), ("vendor_id", "text"), ("occurred_at", "timestamptz"), ("record", "jsonb"),
-)) + " ON CONFLICT (event_id) DO NOTHING"
-_INSERT_REFUTABLES = unnest_insert("compliance_refutable", (
-    ("violation_id", "uuid"), ("rule_ref", "text"), ("fund_doc_no", "text"), ("occurred_at", "timestamptz"),
-    ("deadline", "timestamptz"), ("evidence", "jsonb"),
-)) + " ON CONFLICT (violation_id) DO NOTHING"
-# A judged event is written when first judged and again when a late re-judging raised more on it.
-_UPSERT_JUDGED = unnest_insert("compliance_judged", (
-    ("event_id", "uuid"), ("vendor_id", "text"), ("day", "date"), ("occurred_at", "timestamptz"),
-    ("record", "bytea"), ("raised", "uuid[]"),
-)) + " ON CONFLICT (event_id) DO UPDATE SET raised = EXCLUDED.raised"
+# A batch's writes in one statement: the first parameter is the JSON document `write_batch` builds, the second
+# parameter the kept records (bytea, in the order of "j"). Sub-statements see one snapshot, so none
+# reads another's rows; each table's rules (ON CONFLICT) are those the per-table statements had.
+_WRITE_BATCH = """
+WITH d AS (SELECT %b::text::jsonb AS j, %b::bytea[] AS recs),
+processed AS (
+  INSERT INTO compliance_processed (event_id, pack_version, evaluated_at, violations)
+  SELECT r.e, d.j->>'pv', (d.j->>'now')::timestamptz, r.n FROM d, jsonb_to_recordset(d.j->'p') AS r(e uuid, n int)
+  ON CONFLICT (event_id, pack_version) DO NOTHING),
+violations AS (
+  INSERT INTO violation (violation_id, rule_id, rule_version, department, severity, status, triggering_event_id,
+    fund_doc_no, project_id, region_code, occurred_at, raised_at, status_changed_at, explanation_zh,
+    explanation_en, legal_basis, evidence, payload, trace_id, pack_version)
+  SELECT (r.payload->>'violation_id')::uuid, r.payload->>'rule_id', (r.payload->>'rule_version')::int,
+    r.payload->>'department', r.payload->>'severity', 'raised', (r.payload->>'triggering_event_id')::uuid,
+    r.payload->>'fund_doc_no', r.payload->>'project_id', r.payload->>'region_code',
+    (r.payload->>'occurred_at')::timestamptz, (d.j->>'now')::timestamptz, (d.j->>'now')::timestamptz,
+    r.payload->>'explanation_zh', r.payload->>'explanation_en', r.payload->>'legal_basis', r.payload->'evidence',
+    r.payload, r.payload->>'trace_id', d.j->>'pvn'
+  FROM d, jsonb_to_recordset(d.j->'v') AS r(payload jsonb)
+  ON CONFLICT (violation_id) DO NOTHING),
+windows AS (
+  INSERT INTO compliance_window_entry (rule_id, window_key, event_id, at, amount_fen)
+  SELECT r.r, r.k, r.e, r.a, r.f
+  FROM d, jsonb_to_recordset(d.j->'w') AS r(r text, k text, e uuid, a timestamptz, f bigint)
+  ON CONFLICT DO NOTHING),
+timers AS (
+  INSERT INTO compliance_timer (timer_id, rule_id, rule_ref, subject, fund_doc_no, level, region_code,
+    trigger_event_id, started_at, due_at, days, snapshot, trace_id, status)
+  SELECT r.i, r.r, r.rr, r.s, r.f, r.l, r.rc, r.te, r.sa, r.da, r.dy, r.sn, r.tr, r.st
+  FROM d, jsonb_to_recordset(d.j->'t') AS r(i uuid, r text, rr text, s text, f text, l text, rc text, te uuid,
+    sa timestamptz, da timestamptz, dy int, sn jsonb, tr text, st text)
+  ON CONFLICT (timer_id) DO UPDATE SET snapshot = EXCLUDED.snapshot,
+    status = CASE WHEN compliance_timer.status = 'fired' THEN 'fired' ELSE EXCLUDED.status END),
+refs AS (
+  INSERT INTO compliance_reference (event_id, kind, vendor_id, occurred_at, record)
+  SELECT r.e, r.k, r.vd, r.a, r.r
+  FROM d, jsonb_to_recordset(d.j->'x') AS r(e uuid, k text, vd text, a timestamptz, r jsonb)
+  ON CONFLICT (event_id) DO NOTHING),
+refutables AS (
+  INSERT INTO compliance_refutable (violation_id, rule_ref, fund_doc_no, occurred_at, deadline, evidence)
+  SELECT r.v, r.r, r.f, r.a, r.d, r.ev
+  FROM d, jsonb_to_recordset(d.j->'ra') AS r(v uuid, r text, f text, a timestamptz, d timestamptz, ev jsonb)
+  ON CONFLICT (violation_id) DO NOTHING),
+closed AS (
+  DELETE FROM compliance_refutable WHERE violation_id IN (
+    SELECT x::uuid FROM d, jsonb_array_elements_text(d.j->'rc') AS x)),
+judged AS (
+  INSERT INTO compliance_judged (event_id, vendor_id, day, occurred_at, record, raised)
+  SELECT r.e, r.vd, r.d, r.a, d.recs[r.n],
+    ARRAY(SELECT x::uuid FROM jsonb_array_elements_text(r.raised) AS x)
+  FROM d, ROWS FROM (jsonb_to_recordset(d.j->'j') AS (e uuid, vd text, d date, a timestamptz, raised jsonb))
+    WITH ORDINALITY AS r(e, vd, d, a, raised, n)
+  ON CONFLICT (event_id) DO UPDATE SET raised = EXCLUDED.raised),
+dropped AS (
+  DELETE FROM compliance_judged WHERE day < (SELECT (d.j->>'jk')::date FROM d)),
+clocks AS (
+  INSERT INTO compliance_watermark (name, at)
+  SELECT r.n, r.a FROM d, jsonb_to_recordset(d.j->'c') AS r(n text, a timestamptz)
+  ON CONFLICT (name) DO UPDATE SET at = GREATEST(compliance_watermark.at, EXCLUDED.at))
+SELECT 1
+"""
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=str)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _violation_doc(v: ViolationRaised) -> dict[str, Any]:
+    # The published payload as it is (already serialized); the columns are read from it in SQL.
+    return {"payload": orjson.Fragment(v.model_dump_json())}
+
+
+def _timer_doc(t: Timer) -> dict[str, Any]:
+    return {"i": t.timer_id, "r": t.rule_id, "rr": t.rule_ref, "s": t.subject, "f": t.fund_doc_no, "l": t.level,
+            "rc": t.region_code, "te": t.trigger_event_id, "sa": t.started_at, "da": t.due_at, "dy": t.days,
+            "sn": t.snapshot, "tr": t.trace_id, "st": t.status}
+
+
 # The oldest transaction still running: every one below it has committed or rolled back.
 _HORIZON = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
 
@@ -396,29 +435,3 @@ _HORIZON = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
 def enriched_key(event: Mapping[str, Any]) -> str:
     """The message key of an enriched event (as `fundtrail_schemas.events.event_key` gives it)."""
     return message_key(event)
-
-
-# A partition's clock and the watermark only move forward, whatever order batches commit in.
-_UPSERT_CLOCKS = unnest_insert("compliance_watermark", (("name", "text"), ("at", "timestamptz"))) + (
-    " ON CONFLICT (name) DO UPDATE SET at = GREATEST(compliance_watermark.at, EXCLUDED.at)"
-)
-
-
-def _json(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
-def _violation_row(v: ViolationRaised, now: datetime, pack_version: str) -> tuple[Any, ...]:
-    return (
-        v.violation_id, v.rule_id, v.rule_version, v.department.value, v.severity.value, "raised",
-        v.triggering_event_id, v.fund_doc_no, v.project_id, v.region_code, v.occurred_at, now, now,
-        v.explanation_zh, v.explanation_en, v.legal_basis, v.evidence.model_dump_json(), v.model_dump_json(),
-        v.trace_id, pack_version or None,
-    )
-
-
-def _timer_row(t: Timer) -> tuple[Any, ...]:
-    return (
-        t.timer_id, t.rule_id, t.rule_ref, t.subject, t.fund_doc_no, t.level, t.region_code, t.trigger_event_id,
-        t.started_at, t.due_at, t.days, _json(t.snapshot), t.trace_id, t.status,
-    )

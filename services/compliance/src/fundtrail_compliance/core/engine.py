@@ -694,7 +694,10 @@ class Engine:
             roots["deps"] = self._deps(book, ev, kept.at)
         if idx.uses_ref:
             roots["ref"] = {"vendor": self.state.reference.vendor_view(event_vendor(ev), on)}
-        ctx = build_context(selected.rejudged_leaves, roots, selected.rejudged_functions)
+        # One live context per selection (re-bound per kept event: only changed values convert).
+        ctx = live_context(
+            self._live, f"rejudge:{id(selected)}", selected.rejudged_leaves, selected.rejudged_functions
+        ).bind(roots)
         for rule in selected.rejudged:
             try:
                 fired = run_condition(rule.condition, ctx, rule.ref)

@@ -16,6 +16,7 @@ from fundtrail_schemas.decode import (
     FieldError,
     ReasonCode,
     Rejection,
+    event_id_hint,
     has_nul,
     json_depth_exceeds,
     parse_object,
@@ -70,7 +71,7 @@ def decode_message(
     result = parse_object(obj, source_only=source_only)
     if isinstance(result, Rejection):
         # Only a rejection needs it: an accepted event's id is parsed already.
-        return result, _event_id_hint(obj)
+        return result, event_id_hint(obj)
     return check_event(result, now=now, max_future_skew=max_future_skew), result.event_id
 
 
@@ -101,13 +102,6 @@ def check_event(event: Envelope, *, now: datetime, max_future_skew: timedelta) -
     return Valid(event, payload)
 
 
-def _event_id_hint(obj: Any) -> uuid.UUID | None:
-    if isinstance(obj, dict) and isinstance(obj.get("event_id"), str):
-        try:
-            return uuid.UUID(obj["event_id"])
-        except ValueError:
-            return None
-    return None
 
 
 def duplicate_fact(event: Envelope, field: str, existing_event_id: uuid.UUID) -> Rejection:

@@ -8,7 +8,15 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from fundtrail_schemas.decode import FieldError, ReasonCode, Rejection, encode_event, has_nul, parse_object
+from fundtrail_schemas.decode import (
+    FieldError,
+    ReasonCode,
+    Rejection,
+    encode_event,
+    event_id_hint,
+    has_nul,
+    parse_object,
+)
 from fundtrail_schemas.events import Envelope
 
 from .auth import Principal
@@ -61,13 +69,6 @@ def publish_refusal(principal: Principal, region_code: str, source_bureau: str) 
     return None
 
 
-def _raw_event_id(obj: Any) -> uuid.UUID | None:
-    if isinstance(obj, dict) and isinstance(obj.get("event_id"), str):
-        try:
-            return uuid.UUID(obj["event_id"])
-        except ValueError:
-            return None
-    return None
 
 
 def rejection_problem(rejection: Rejection, index: int, instance: str | None = None) -> Problem:
@@ -87,7 +88,7 @@ def validate_items(items: Sequence[Any], principal: Principal, instance: str | N
     for index, obj in enumerate(items):
         parsed = parse_object(obj)
         if isinstance(parsed, Rejection):
-            out.append(Item(index, Outcome.REJECTED, event_id=_raw_event_id(obj),
+            out.append(Item(index, Outcome.REJECTED, event_id=event_id_hint(obj),
                             problem=rejection_problem(parsed, index, instance)))
             continue
         if has_nul(encode_event(parsed)):  # fund-tracker could not store it: refused here, not dead-lettered there
