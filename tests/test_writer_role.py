@@ -46,8 +46,9 @@ def _wait(what: str, probe: Callable[[], bool], timeout: float, detail: Callable
 
 
 @pytest.fixture
-def writer_roles(pg_node: PostgresServer) -> Iterator[dict[str, str]]:
-    """A login role per worker, each a member of fundtrail_writer (what deploy's db-roles creates)."""
+def writer_roles(pg_node: PostgresServer, migrated_template: str) -> Iterator[dict[str, str]]:
+    """A login role per worker, each a member of fundtrail_writer (what deploy's db-roles creates; the
+    group itself is created by migration 0003, which the template has run)."""
     tag = uuid.uuid4().hex[:8]
     roles = {"fund-tracker": f"fundtrail_tracker_{tag}", "compliance": f"fundtrail_compliance_{tag}"}
     admin = conninfo(pg_node.url("postgres"))
