@@ -372,7 +372,8 @@ def test_compose_gateway_reads_postgres_as_the_reader_role(tmp_path: Path) -> No
 
 # Each worker's own login role, a member of fundtrail_writer (migrations 0003 and 0011): never the owner,
 # who could disable or drop the trail's append-only triggers (tests/test_writer_role.py).
-WORKER_DB_LOGINS = {"fund-tracker": ("tracker", "fundtrail_tracker"), "compliance": ("compliance", "fundtrail_compliance")}
+WORKER_DB_LOGINS = {"fund-tracker": ("tracker", "fundtrail_tracker"),
+                    "compliance": ("compliance", "fundtrail_compliance")}
 
 
 def test_compose_workers_write_postgres_as_their_own_writer_roles(tmp_path: Path) -> None:

@@ -41,7 +41,8 @@ def _wait(what: str, probe: Callable[[], bool], timeout: float, detail: Callable
     deadline = time.monotonic() + timeout
     while not probe():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}{': ' + detail() if detail else ''}")
+            more = f": {detail()}" if detail else ""
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}{more}")
         time.sleep(0.5)
 
 
