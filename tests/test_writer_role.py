@@ -32,7 +32,7 @@ def _as(url: str, role: str) -> str:
 
 def _scalar(url: str, sql: str) -> Any:
     with psycopg.connect(conninfo(url), autocommit=True) as conn:
-        row = conn.execute(sql).fetchone()  # type: ignore[arg-type]
+        row = conn.execute(sql).fetchone()
     assert row is not None
     return row[0]
 
@@ -55,13 +55,13 @@ def writer_roles(pg_node: PostgresServer, migrated_template: str) -> Iterator[di
     admin = conninfo(pg_node.url("postgres"))
     with psycopg.connect(admin, autocommit=True) as conn:
         for role in roles.values():
-            conn.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{role}' IN ROLE fundtrail_writer")  # type: ignore[arg-type]
+            conn.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{role}' IN ROLE fundtrail_writer")
     try:
         yield roles
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             for role in roles.values():
-                conn.execute(f"DROP ROLE IF EXISTS {role}")  # type: ignore[arg-type]
+                conn.execute(f"DROP ROLE IF EXISTS {role}")
 
 
 def test_writer_role_workers_judge_events_and_cannot_rewrite_the_trail(
@@ -121,7 +121,7 @@ def test_writer_role_workers_judge_events_and_cannot_rewrite_the_trail(
             assert conn.execute("SELECT pg_has_role('fundtrail_writer', 'MEMBER')").fetchone() == (True,)
             for statement in refused:
                 with pytest.raises(psycopg.errors.InsufficientPrivilege):
-                    conn.execute(statement)  # type: ignore[arg-type]
+                    conn.execute(statement)
     sizes = {t: int(_scalar(owner_url, f"SELECT count(*) FROM {t}")) for t in TRAIL}
     assert sizes["processed_event"] >= total and sizes["trail_checkpoint"] > 0, sizes
 
