@@ -4,7 +4,6 @@ switch off or drop its append-only triggers (issue 19)."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from fundtrail_devstack._util import wait_until
 from fundtrail_devstack.run import write_demo
 from fundtrail_devstack.stack import Stack, publish_file
 from fundtrail_devstack.testing import PostgresServer
@@ -37,13 +37,8 @@ def _scalar(url: str, sql: str) -> Any:
     return row[0]
 
 
-def _wait(what: str, probe: Callable[[], bool], timeout: float, detail: Callable[[], str] | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while not probe():
-        if time.monotonic() > deadline:
-            more = f": {detail()}" if detail else ""
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}{more}")
-        time.sleep(0.5)
+def _wait(what: str, probe: Callable[[], bool], timeout: float, detail: Callable[[], str]) -> None:
+    assert wait_until(probe, timeout, poll=0.5), f"timed out after {timeout:.0f}s waiting for {what}: {detail()}"
 
 
 @pytest.fixture
