@@ -363,14 +363,48 @@ def test_compose_gateway_reads_postgres_as_the_reader_role(tmp_path: Path) -> No
     assert _compose_env(gateway)["FUNDTRAIL_GATEWAY_RATE_LIMIT_BACKEND"] == "memory"  # cannot write its table
     roles = _compose_service("db-roles")
     assert roles["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
-    assert "GRANT fundtrail_reader TO fundtrail_gateway;" in roles["command"][-1]
-    for name in SERVICES:
-        if name != "gateway":  # the workers write: they keep the owner's URL
-            assert _compose_secret_mounts(_compose_service(name))["DATABASE_URL"] == "database_url", name
+    assert "login fundtrail_gateway fundtrail_reader gateway_db_password" in roles["command"][-1]
     generator = _load_path_module(DEPLOY / "secrets" / "generate.py", "fundtrail_deploy_secrets_reader")
     generator.generate(tmp_path)
     password = (tmp_path / "gateway_db_password").read_text()
     assert (tmp_path / "gateway_database_url").read_text().startswith(f"postgresql+psycopg://fundtrail_gateway:{password}@")
+
+
+# Each worker's own login role, a member of fundtrail_writer (migrations 0003 and 0011): never the owner,
+# who could disable or drop the trail's append-only triggers (tests/test_writer_role.py).
+WORKER_DB_LOGINS = {"fund-tracker": ("tracker", "fundtrail_tracker"),
+                    "compliance": ("compliance", "fundtrail_compliance")}
+
+
+def test_compose_workers_write_postgres_as_their_own_writer_roles(tmp_path: Path) -> None:
+    roles = _compose_service("db-roles")
+    generator = _load_path_module(DEPLOY / "secrets" / "generate.py", "fundtrail_deploy_secrets_writer")
+    generator.generate(tmp_path)
+    for name, (short, user) in WORKER_DB_LOGINS.items():
+        svc = _compose_service(name)
+        assert _compose_secret_mounts(svc)["DATABASE_URL"] == f"{short}_database_url", name
+        assert svc["depends_on"]["db-roles"]["condition"] == "service_completed_successfully", name
+        assert f"login {user} fundtrail_writer {short}_db_password" in roles["command"][-1], name
+        assert f"{short}_db_password" in roles["secrets"], name
+        password = (tmp_path / f"{short}_db_password").read_text()
+        url = (tmp_path / f"{short}_database_url").read_text()
+        assert url.startswith(f"postgresql+psycopg://{user}:{password}@"), name
+    # Only the migrate one-shot logs in as the owner.
+    owners = {n for n, svc in _compose()["services"].items()
+              if _compose_secret_mounts(svc).get("DATABASE_URL") == "database_url"}
+    assert owners == {"migrate"}
+
+
+def test_k8s_workers_write_postgres_as_their_own_writer_roles() -> None:
+    cluster = yaml.safe_load((K8S / "postgres" / "cluster.yaml").read_text())
+    managed = {r["name"]: r for r in cluster["spec"]["managed"]["roles"]}
+    for name, (short, user) in WORKER_DB_LOGINS.items():
+        (container,) = _named("Deployment", name)["spec"]["template"]["spec"]["containers"]
+        url = next(e for e in container["env"] if e["name"] == "DATABASE_URL")
+        assert url["valueFrom"]["secretKeyRef"] == {"name": f"fundtrail-db-{short}", "key": "uri"}, name
+        role = managed[user]
+        assert role["login"] and role["inRoles"] == ["fundtrail_writer"], name
+        assert role["passwordSecret"]["name"] == f"fundtrail-db-{short}", name
 
 
 def test_k8s_gateway_reads_postgres_as_the_reader_role() -> None:
@@ -953,9 +987,10 @@ def test_postgres_cluster_provides_the_database_url_secret() -> None:
         for pod in _pod_specs() for c in pod["spec"]["containers"] for item in c.get("env", [])
         if item["name"] == "DATABASE_URL"
     }
-    # CloudNativePG writes the application credentials to `<cluster>-app`, key `uri`; the gateway reads as
-    # its reader role (test_k8s_gateway_reads_postgres_as_the_reader_role).
-    assert secret_names == {f"{cluster['metadata']['name']}-app", "fundtrail-db-gateway"}
+    # CloudNativePG writes the owner's credentials to `<cluster>-app`, key `uri` (the migration Job's);
+    # the services log in as their own roles (test_k8s_*_reads/write_postgres_as_the_*_role*).
+    assert secret_names == {f"{cluster['metadata']['name']}-app", "fundtrail-db-gateway", "fundtrail-db-tracker",
+                            "fundtrail-db-compliance"}
     assert cluster["spec"]["imageName"].endswith(":17")
     postgres_policy = _named("NetworkPolicy", "fundtrail-egress-postgres")
     peer = postgres_policy["spec"]["egress"][0]["to"][0]["podSelector"]["matchLabels"]

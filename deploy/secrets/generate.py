@@ -35,8 +35,10 @@ FILE_MODE = 0o644
 DIR_MODE = 0o700
 # Used on the host only (`fundtrail token`), never mounted: owner-only.
 HOST_ONLY = frozenset({"jwt_private.pem"})
-# The gateway's login role, a member of fundtrail_reader (deploy/compose.yaml `db-roles`).
+# The services' login roles (deploy/compose.yaml `db-roles`): the gateway's a member of fundtrail_reader,
+# each worker's a member of fundtrail_writer; only `migrate` logs in as the owner (DB_USER).
 GATEWAY_DB_USER = "fundtrail_gateway"
+SERVICE_DB_USERS = {"gateway": GATEWAY_DB_USER, "tracker": "fundtrail_tracker", "compliance": "fundtrail_compliance"}
 # Kafka SCRAM users (deploy/compose.yaml `kafka-format`): the broker itself, the operator, each service.
 KAFKA_USERS = ("broker", "operator", "fund-tracker", "compliance", "gateway")
 
@@ -79,8 +81,9 @@ def generate(directory: Path) -> list[str]:
     directory.mkdir(parents=True, exist_ok=True)
     directory.chmod(DIR_MODE)
     written: list[str] = []
-    for user, password_name, url_name in ((DB_USER, "postgres_password", "database_url"),
-                                          (GATEWAY_DB_USER, "gateway_db_password", "gateway_database_url")):
+    logins = [(DB_USER, "postgres_password", "database_url")]
+    logins += [(user, f"{svc}_db_password", f"{svc}_database_url") for svc, user in SERVICE_DB_USERS.items()]
+    for user, password_name, url_name in logins:
         password = _password(directory / password_name, written)
         url = f"postgresql+psycopg://{user}:{quote(password, safe='')}@{DB_HOST}/{DB_NAME}".encode()
         _keep_in_step(directory / url_name, url, written)

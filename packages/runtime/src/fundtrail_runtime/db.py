@@ -120,3 +120,39 @@ def alembic_config(url: str) -> Config:
 def upgrade(url: str, revision: str = "heads") -> None:
     """Apply migrations up to `revision` (idempotent)."""
     command.upgrade(alembic_config(url), revision)
+
+
+class SchemaBehind(RuntimeError):
+    """A service that may not migrate found the schema short of the migrations it was built with."""
+
+
+def upgrade_or_check(url: str) -> None:
+    """At a service's start: migrate when logged in as the schema's owner, else insist the schema is current.
+
+    The workers log in as members of fundtrail_writer (migration 0011), which own nothing and so can
+    neither migrate nor drop the trail's append-only triggers; the owner migrates first (the deploy's
+    `migrate` one-shot). A database without alembic_version is new: migrating it is the owner's job,
+    and a non-owner's attempt fails with PostgreSQL's own permission error.
+    """
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    engine = sync_engine(url)
+    try:
+        with engine.connect() as conn:
+            owner = conn.exec_driver_sql(
+                "SELECT pg_has_role(current_user, c.relowner, 'USAGE') FROM pg_class c"
+                " WHERE c.oid = to_regclass('alembic_version')").scalar()
+            if owner is None or owner:
+                conn.close()
+                upgrade(url)
+                return
+            current = set(MigrationContext.configure(conn).get_current_heads())
+            user = conn.exec_driver_sql("SELECT current_user").scalar()
+    finally:
+        engine.dispose()
+    wanted = set(ScriptDirectory.from_config(alembic_config(url)).get_heads())
+    if current != wanted:
+        raise SchemaBehind(
+            f"database schema is at {sorted(current)}, this build needs {sorted(wanted)}; {user} does not own"
+            " the schema and may not migrate it: run `fundtrail db upgrade` as the owner first")

@@ -12,7 +12,7 @@ def run_worker() -> None:
     import faust
     from prometheus_client import start_http_server
 
-    from fundtrail_runtime.db import upgrade
+    from fundtrail_runtime.db import upgrade_or_check
     from fundtrail_runtime.kafka_admin import ensure_topics
     from fundtrail_runtime.worker import bound_shutdown, freeze_survivors, tune_gc, use_uvloop
     from fundtrail_schemas.telemetry import setup_tracing
@@ -30,7 +30,7 @@ def run_worker() -> None:
     created = ensure_topics(settings.kafka_bootstrap_servers, *([topics.specs()] if settings.topic_prefix else []))
     if created:
         log.info("created topics: %s", ", ".join(created))
-    upgrade(settings.database_url)
+    upgrade_or_check(settings.database_url)  # the owner migrates; a writer-role worker only checks
     key = load_signing_key(settings.signing_key_path, dev_mode=settings.dev_mode)
     metrics = Metrics()
     if settings.metrics_port is not None:
