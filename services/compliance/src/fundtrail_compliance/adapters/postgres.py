@@ -152,9 +152,9 @@ class ComplianceStore:
                 if owns is None or owns(enriched_key(orjson.loads(record)["event"])):
                     state.note_judged(vendor, on, str(eid), Judged(at, record, set(raised)), record=False)
 
-    async def load_books(
-        self, owns: Callable[[str], bool] | None = None
-    ) -> tuple[dict[str, Any], list[tuple[str, str, datetime, datetime, bool, bytes]], dict[str, tuple[set[str], set[str]]]]:
+    async def load_books(self, owns: Callable[[str], bool] | None = None) -> tuple[
+        dict[str, Any], list[tuple[str, str, datetime, datetime, bool, bytes]], dict[str, tuple[set[str], set[str]]]
+    ]:
         """What `Engine.restore_books` rebuilds the owned funds' books from: their snapshots, their
         stored events in arrival order, and per event the rule refs raised on it and those resolved
         by late evidence (the engine's own resolutions)."""
