@@ -442,6 +442,7 @@ book_events AS (
   INSERT INTO compliance_book_event (event_id, fund_doc_no, occurred_at, keep_at, folded, record)
   SELECT r.e, r.f, r.a, r.k, r.fo, d.recs[r.n]
   FROM d, jsonb_to_recordset(d.j->'b') AS r(e uuid, f text, a timestamptz, k timestamptz, fo boolean, n int)
+  ORDER BY r.n  -- `seq`, the arrival order the book is replayed in
   ON CONFLICT (event_id) DO NOTHING),
 book_funds AS (
   INSERT INTO compliance_book_fund (fund_doc_no, state)

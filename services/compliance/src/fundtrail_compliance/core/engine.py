@@ -139,7 +139,7 @@ class EngineState:
     # (`book_added`) and each fund's snapshot at its sweeps (`book_swept`): `Engine.restore_books`
     # rebuilds them on assignment, so a replica restarted or taking a fund over judges as one that never stopped.
     books: dict[str, FundBook] = field(default_factory=dict)
-    book_added: list[BookRecord] = field(default_factory=list)
+    book_added: dict[str, list[BookRecord]] = field(default_factory=dict)  # by fund, in arrival order
     book_swept: dict[str, tuple[datetime, datetime | None]] = field(default_factory=dict)  # fund -> horizon, fold
     book_dropped: set[str] = field(default_factory=set)
     # Timers started behind the clock waiting for their fund's own clock (engine._fire_due), by fund.
@@ -215,28 +215,29 @@ class EngineState:
         """A fund's book forgot what is past its horizon: so do its events not written yet."""
         h = book.horizon
         assert h is not None
-        if folded and book.folded is not None:
+        added = self.book_added.get(fund)
+        if folded and book.folded is not None and added:
             fo = book.folded
             keep = []
-            for r in self.book_added:
-                if r.fund == fund and r.at < fo and not r.folded:
+            for r in added:
+                if r.at < fo and not r.folded:
                     if r.keep_at < h:
                         continue  # its sums are in the bases now, its document is not needed
                     r.folded = True
                 keep.append(r)
-            self.book_added = keep
+            self.book_added[fund] = keep
         prev = self.book_swept.get(fund)
         self.book_swept[fund] = (h, book.folded if folded else (prev[1] if prev else None))
 
     def drop_book(self, fund: str) -> None:
         del self.books[fund]
-        self.book_added = [r for r in self.book_added if r.fund != fund]
+        self.book_added.pop(fund, None)
         self.book_swept.pop(fund, None)
         self.book_dropped.add(fund)
 
     def drain_books(self) -> tuple[list[BookRecord], dict[str, tuple[datetime, datetime | None]], set[str]]:
-        out = self.book_added, self.book_swept, self.book_dropped
-        self.book_added, self.book_swept, self.book_dropped = [], {}, set()
+        out = [r for rs in self.book_added.values() for r in rs], self.book_swept, self.book_dropped
+        self.book_added, self.book_swept, self.book_dropped = {}, {}, set()
         return out
 
     def discard_changes(self) -> None:
@@ -403,7 +404,8 @@ class Engine:
         if book is not None and key is not None and fund:
             kept_now = book.kept.get(key[1])
             keep_at = kept_now.keep_from if kept_now is not None and kept_now.keep_from is not None else at
-            st.book_added.append(BookRecord(fund, key[1], at, max(at, keep_at), doc if raw is None else raw))
+            st.book_added.setdefault(fund, []).append(
+                BookRecord(fund, key[1], at, max(at, keep_at), doc if raw is None else raw))
             if late:
                 self._rejudge_fund(book, key, ev, out)
             for dep in dependency(ev):
