@@ -205,12 +205,16 @@ class ComplianceService:
         the funds on the partitions this worker owns (another replica fires the others' timers)."""
         state = EngineState()
         owned = self._owned
+        owns = None
         if owned is None:
             await self.store.load_state(state)
         else:
             n = TOPICS_BY_NAME[ENRICHED_EVENTS].partitions
-            await self.store.load_state(state, owned, lambda fund: partition_of(fund.encode(), n) in owned)
+            owns = lambda fund: partition_of(fund.encode(), n) in owned  # noqa: E731
+            await self.store.load_state(state, owned, owns)
         self.engine.state = state
+        # The owned funds' event-time books, as the replica that processed their events had them.
+        self.engine.restore_books(*await self.store.load_books(owns))
 
     # --- enriched events ------------------------------------------------------------------------
 

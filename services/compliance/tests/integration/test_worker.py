@@ -676,3 +676,39 @@ def test_null_and_hostile_records_are_dead_lettered_and_the_partition_goes_on(
 
     assert wait_for("the dead letters", letters) == sent
     assert worker._alive()
+
+
+def test_a_back_dated_contract_is_judged_after_a_sigkill_as_without_one(
+    worker, kafka_bootstrap: str, module_db: str
+) -> None:
+    """The fund's event-time book comes back after kill -9: a contract dated 30 days before it was
+    recorded, then (after the restart) a payment against it dated between the two: the contract is
+    judged again and found back-dated, as an uninterrupted worker finds it (tests/test_verdict_order.py
+    has both arrival orders, and every restart point, against PostgreSQL)."""
+    fund = f"江财农〔{YEAR}〕{uuid.uuid4().hex[:6]}号"
+    cid = f"HT-{uuid.uuid4().hex[:12]}"
+    contract = fresh(G["ContractSigned"], days=500, contract_id=cid, fund_doc_no=fund)
+    contract["published_at"] = sc.shift(contract["occurred_at"], days=30)
+    pay = payment(0, contract_id=cid, fund_doc_no=fund)
+    pay["occurred_at"] = pay["published_at"] = sc.shift(contract["occurred_at"], days=5)
+    docs = []
+    for ev in (contract, pay):
+        doc = enriched(ev)
+        for state in (doc["before"], doc["after"]):
+            for name in ("fund", "position", "counterparty"):
+                if state.get(name):
+                    state[name] = {**state[name], "fund_doc_no": fund}
+        docs.append(doc)
+    send_enriched(kafka_bootstrap, docs[0])
+    wait_for("the contract judged", lambda: query(
+        module_db, "SELECT 1 FROM compliance_processed WHERE event_id = %s", uuid.UUID(contract["event_id"])))
+    assert worker.proc is not None
+    worker.proc.send_signal(signal.SIGKILL)  # nothing flushed, nothing closed
+    worker.proc.wait(timeout=30)
+    worker.start(module_db)
+    send_enriched(kafka_bootstrap, docs[1])
+    wait_for("the payment judged", lambda: query(
+        module_db, "SELECT 1 FROM compliance_processed WHERE event_id = %s", uuid.UUID(pay["event_id"])))
+    rows = wait_for("the back-dating violation", lambda: [
+        r for r in _violation_rows(module_db, contract["event_id"]) if r[1] == "audit.backdated_entry"], 30)
+    assert len(rows) == 1

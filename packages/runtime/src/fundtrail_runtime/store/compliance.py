@@ -11,6 +11,7 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
+    Identity,
     Index,
     LargeBinary,
     String,
@@ -173,6 +174,31 @@ class ComplianceRefutable(SQLModel, table=True):
     occurred_at: datetime = Field(sa_column=Column(TZ, nullable=False))
     deadline: datetime = Field(sa_column=Column(TZ, nullable=False))
     evidence: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+
+
+class ComplianceBookEvent(SQLModel, table=True):
+    """An event of a fund's event-time book (compliance core/book.py), kept while the book needs it:
+    replayed in arrival order (`seq`) when a replica takes the fund over, so it judges as one that never
+    stopped."""
+
+    __tablename__ = "compliance_book_event"
+
+    event_id: uuid.UUID = Field(primary_key=True)
+    seq: int = Field(sa_column=Column(BigInteger, Identity(always=True), nullable=False), description="arrival order")
+    fund_doc_no: str = Field(sa_column=Column(String(128), nullable=False, index=True))
+    occurred_at: datetime = Field(sa_column=Column(TZ, nullable=False))
+    keep_at: datetime = Field(sa_column=Column(TZ, nullable=False), description="kept while the horizon is not past it")
+    folded: bool = Field(default=False, description="its sums are in the fund's saved bases (kept as a document only)")
+    record: bytes = Field(sa_column=Column(LargeBinary, nullable=False), description="the enriched record as read")
+
+
+class ComplianceBookFund(SQLModel, table=True):
+    """A fund's book as of its last sweep: row bases (sums folded in), newest states, horizons, dependents."""
+
+    __tablename__ = "compliance_book_fund"
+
+    fund_doc_no: str = Field(primary_key=True, max_length=128)
+    state: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
 
 
 class ComplianceJudged(SQLModel, table=True):

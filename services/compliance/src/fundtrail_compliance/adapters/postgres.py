@@ -25,7 +25,7 @@ from fundtrail_schemas.events import ViolationRaised
 from fundtrail_schemas.eventspec import message_key
 from fundtrail_schemas.rulepack import Rule
 
-from ..core.engine import EngineState, Judged, Refutable
+from ..core.engine import LATE_REASON, EngineState, Judged, Refutable
 from ..core.helpers import parse_time
 from ..core.timers import Timer
 from ..core.windows import WindowEntry
@@ -152,6 +152,33 @@ class ComplianceStore:
                 if owns is None or owns(enriched_key(orjson.loads(record)["event"])):
                     state.note_judged(vendor, on, str(eid), Judged(at, record, set(raised)), record=False)
 
+    async def load_books(self, owns: Callable[[str], bool] | None = None) -> tuple[
+        dict[str, Any], list[tuple[str, str, datetime, datetime, bool, bytes]], dict[str, tuple[set[str], set[str]]]
+    ]:
+        """What `Engine.restore_books` rebuilds the owned funds' books from: their snapshots, their
+        stored events in arrival order, and per event the rule refs raised on it and those resolved
+        by late evidence (the engine's own resolutions)."""
+        async with self.transaction() as cur:
+            await cur.execute("SELECT fund_doc_no, state FROM compliance_book_fund")
+            snaps = {f: s for f, s in await cur.fetchall() if owns is None or owns(f)}
+            await cur.execute(
+                "SELECT fund_doc_no, event_id, occurred_at, keep_at, folded, record FROM compliance_book_event"
+                " ORDER BY seq"
+            )
+            records = [(f, str(e), a, k, fo, bytes(r)) for f, e, a, k, fo, r in await cur.fetchall()
+                       if owns is None or owns(f)]
+            await cur.execute(
+                "SELECT v.triggering_event_id, v.rule_id || '@' || v.rule_version, EXISTS (SELECT 1 FROM case_action c"
+                "  WHERE c.violation_id = v.violation_id AND c.outcome = 'applied' AND c.payload->>'reason' = %s)"
+                " FROM violation v JOIN compliance_book_event b ON b.event_id = v.triggering_event_id",
+                (LATE_REASON,),
+            )
+            verdicts: dict[str, tuple[set[str], set[str]]] = {}
+            for eid, ref, resolved in await cur.fetchall():
+                raised, gone = verdicts.setdefault(str(eid), (set(), set()))
+                (gone if resolved else raised).add(ref)
+        return snaps, records, verdicts
+
     async def reference_since(self) -> Callable[[], Awaitable[list[dict[str, Any]]]]:
         """Send (inside the open transaction) the read of reference data written by transactions that
         may have committed since the last look: other replicas', and our own, which apply again as no
@@ -210,10 +237,11 @@ class ComplianceStore:
         refs = state.reference.drain()
         added, closed = state.drain_refutables()
         judged, judged_kept_from = state.drain_judged()
+        book_added, book_swept, book_dropped = state.drain_books()
         # Only the partitions' clocks: a watermark saved by each replica would be a maximum over them.
         clocks = sorted(state.clock.drain().items())
         if not (processed or violations or windows or timers or refs or added or closed or judged
-                or judged_kept_from is not None or clocks):
+                or judged_kept_from is not None or clocks or book_added or book_swept or book_dropped):
             return
         # One statement's sub-statements all see the snapshot before it: what a later step removed
         # (a refutable closed, a judged day dropped) is left out of the inserts instead.
@@ -236,8 +264,15 @@ class ComplianceStore:
                   for vendor, on, eid, j in judged],
             "jk": judged_kept_from,
             "c": [{"n": f"{PARTITION_CLOCK}{p}", "a": at} for p, at in clocks],
+            "b": [{"e": r.event_id, "f": r.fund, "a": r.at, "k": r.keep_at, "fo": r.folded, "n": len(judged) + i + 1}
+                  for i, r in enumerate(book_added)],
+            # Each swept fund's snapshot, and what its horizon and fold let go of the rows already stored.
+            "bf": [{"f": f, "s": state.books[f].snapshot()} for f in book_swept if f in state.books],
+            "bx": [{"f": f, "h": h, "fo": fo} for f, (h, fo) in book_swept.items()],
+            "bd": sorted(book_dropped - set(book_swept)),
         }
         records = [j.doc if isinstance(j.doc, bytes) else orjson.dumps(j.doc) for _, _, _, j in judged]
+        records += [r.doc if isinstance(r.doc, bytes) else orjson.dumps(r.doc) for r in book_added]
         await cur.execute(_WRITE_BATCH, (orjson.dumps(doc, default=_jsonable).decode(), records))
 
     # --- cases --------------------------------------------------------------------------------
@@ -403,6 +438,29 @@ judged AS (
   ON CONFLICT (event_id) DO UPDATE SET raised = EXCLUDED.raised),
 dropped AS (
   DELETE FROM compliance_judged WHERE day < (SELECT (d.j->>'jk')::date FROM d)),
+book_events AS (
+  INSERT INTO compliance_book_event (event_id, fund_doc_no, occurred_at, keep_at, folded, record)
+  SELECT r.e, r.f, r.a, r.k, r.fo, d.recs[r.n]
+  FROM d, jsonb_to_recordset(d.j->'b') AS r(e uuid, f text, a timestamptz, k timestamptz, fo boolean, n int)
+  ORDER BY r.n  -- `seq`, the arrival order the book is replayed in
+  ON CONFLICT (event_id) DO NOTHING),
+book_funds AS (
+  INSERT INTO compliance_book_fund (fund_doc_no, state)
+  SELECT r.f, r.s FROM d, jsonb_to_recordset(d.j->'bf') AS r(f text, s jsonb)
+  ON CONFLICT (fund_doc_no) DO UPDATE SET state = EXCLUDED.state),
+book_forgotten AS (
+  DELETE FROM compliance_book_event b USING d, jsonb_to_recordset(d.j->'bx') AS r(f text, h timestamptz, fo timestamptz)
+  WHERE b.fund_doc_no = r.f AND b.occurred_at < r.fo AND b.keep_at < r.h),
+book_folded AS (
+  UPDATE compliance_book_event b SET folded = true
+  FROM d, jsonb_to_recordset(d.j->'bx') AS r(f text, h timestamptz, fo timestamptz)
+  WHERE b.fund_doc_no = r.f AND b.occurred_at < r.fo AND b.keep_at >= r.h AND NOT b.folded),
+book_dropped_events AS (
+  DELETE FROM compliance_book_event WHERE fund_doc_no IN (
+    SELECT x FROM d, jsonb_array_elements_text(d.j->'bd') AS x)),
+book_dropped_funds AS (
+  DELETE FROM compliance_book_fund WHERE fund_doc_no IN (
+    SELECT x FROM d, jsonb_array_elements_text(d.j->'bd') AS x)),
 clocks AS (
   INSERT INTO compliance_watermark (name, at)
   SELECT r.n, r.a FROM d, jsonb_to_recordset(d.j->'c') AS r(n text, a timestamptz)

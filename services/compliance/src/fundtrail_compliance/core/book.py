@@ -138,6 +138,7 @@ class FundBook:
     kept: dict[str, Kept] = field(default_factory=dict)
     kept_order: list[EventKey] = field(default_factory=list)  # the kept events in event-time order
     folded: datetime | None = None  # the horizon rows were last folded to
+    horizon: datetime | None = None  # the horizon of the last `forget_before`
     # Back-dating: per entry (kind, id), its kept event id, and the events depending on it.
     entries: dict[tuple[str, str], str] = field(default_factory=dict)
     dependents: dict[tuple[str, str], list[EventKey]] = field(default_factory=dict)
@@ -231,8 +232,10 @@ class FundBook:
         i = bisect.bisect_left(deps, (at, ""))
         return deps[i] if i < len(deps) else None
 
-    def forget_before(self, horizon: datetime) -> None:
-        """Drop kept events and fold sums dated before `horizon` (past the grace period)."""
+    def forget_before(self, horizon: datetime) -> bool:
+        """Drop kept events and fold sums dated before `horizon` (past the grace period); True when
+        the rows were folded."""
+        self.horizon = horizon
         n = bisect.bisect_left(self.kept_order, (horizon, ""))
         if n:
             still: list[EventKey] = []
@@ -252,6 +255,34 @@ class FundBook:
             for row in self.rows.values():
                 if row.entries and row.entries[0][0][0] < horizon:
                     row.fold((horizon, ""))
+            return True
+        return False
+
+    def still_kept(self, at: datetime, keep_from: datetime | None) -> bool:
+        """Whether an event kept at `at` (entry recorded at `keep_from`) survived the last `forget_before`."""
+        h = self.horizon
+        return h is None or at >= h or (keep_from is not None and keep_from >= h)
+
+    def snapshot(self) -> dict[str, Any]:
+        """What a restart cannot rebuild from the events still stored (core/engine.py `restore_books`):
+        the rows' bases with the sums folded in, their newest states, the horizons, every dependent."""
+        return {
+            "rows": [[kind, rk, r.sequence, r.latest, list(r.base)] for (kind, rk), r in self.rows.items()],
+            "folded": self.folded, "horizon": self.horizon, "disordered": self.disordered,
+            "deps": [[kind, rid, [[at, eid] for at, eid in keys]] for (kind, rid), keys in self.dependents.items()],
+        }
+
+    @classmethod
+    def restore(cls, snap: Mapping[str, Any]) -> FundBook:
+        def t(v: Any) -> datetime | None:
+            return None if v is None else datetime.fromisoformat(v)
+
+        book = cls(folded=t(snap["folded"]), horizon=t(snap["horizon"]), disordered=snap["disordered"])
+        for kind, rk, sequence, latest, base in snap["rows"]:
+            book.rows[(kind, rk)] = Row(kind, sequence, latest, tuple(base))
+        for kind, rid, keys in snap["deps"]:
+            book.dependents[(kind, rid)] = [(datetime.fromisoformat(at), eid) for at, eid in keys]
+        return book
 
 
 def dependency(ev: Mapping[str, Any]) -> list[tuple[str, str]]:

@@ -112,6 +112,18 @@ class Routed:
 
 
 @dataclass
+class BookRecord:
+    """An event of a fund's book to store (core/book.py; adapters/postgres.py `compliance_book_event`)."""
+
+    fund: str
+    event_id: str
+    at: datetime
+    keep_at: datetime  # kept (as a document) while the fund's horizon is not past it
+    doc: Mapping[str, Any] | bytes
+    folded: bool = False  # its sums were folded into the bases: replayed as a kept document only
+
+
+@dataclass
 class EngineState:
     windows: Windows = field(default_factory=Windows)
     timers: TimerWheel = field(default_factory=TimerWheel)
@@ -123,9 +135,13 @@ class EngineState:
     # Newest known state of each ledger position, by fund-tracker's sequence: partitions are read
     # at different speeds, so a position's later state can arrive before its earlier one.
     positions: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
-    # Event-time facts per fund (core/book.py): in memory only; after a restart a fund's earlier
-    # events are not judged again (late evidence then still resolves through `refutables`).
+    # Event-time facts per fund (core/book.py). Persisted as the events a book still needs
+    # (`book_added`) and each fund's snapshot at its sweeps (`book_swept`): `Engine.restore_books`
+    # rebuilds them on assignment, so a replica restarted or taking a fund over judges as one that never stopped.
     books: dict[str, FundBook] = field(default_factory=dict)
+    book_added: dict[str, list[BookRecord]] = field(default_factory=dict)  # by fund, in arrival order
+    book_swept: dict[str, tuple[datetime, datetime | None]] = field(default_factory=dict)  # fund -> horizon, fold
+    book_dropped: set[str] = field(default_factory=set)
     # Timers started behind the clock waiting for their fund's own clock (engine._fire_due), by fund.
     deferred: dict[str, set[uuid.UUID]] = field(default_factory=dict)
     # Windowed events kept for the grace period, by (rule id, event id); in memory only.
@@ -195,6 +211,35 @@ class EngineState:
         self.refutables_added, self.refutables_closed = [], []
         return added, closed
 
+    def note_swept(self, fund: str, book: FundBook, folded: bool) -> None:
+        """A fund's book forgot what is past its horizon: so do its events not written yet."""
+        h = book.horizon
+        assert h is not None
+        added = self.book_added.get(fund)
+        if folded and book.folded is not None and added:
+            fo = book.folded
+            keep = []
+            for r in added:
+                if r.at < fo and not r.folded:
+                    if r.keep_at < h:
+                        continue  # its sums are in the bases now, its document is not needed
+                    r.folded = True
+                keep.append(r)
+            self.book_added[fund] = keep
+        prev = self.book_swept.get(fund)
+        self.book_swept[fund] = (h, book.folded if folded else (prev[1] if prev else None))
+
+    def drop_book(self, fund: str) -> None:
+        del self.books[fund]
+        self.book_added.pop(fund, None)
+        self.book_swept.pop(fund, None)
+        self.book_dropped.add(fund)
+
+    def drain_books(self) -> tuple[list[BookRecord], dict[str, tuple[datetime, datetime | None]], set[str]]:
+        out = [r for rs in self.book_added.values() for r in rs], self.book_swept, self.book_dropped
+        self.book_added, self.book_swept, self.book_dropped = {}, {}, set()
+        return out
+
     def discard_changes(self) -> None:
         """Drop what changed since the last drains, unpersisted (a replay keeps state in memory only:
         kept, the change lists would grow with every event)."""
@@ -204,6 +249,7 @@ class EngineState:
         self.reference.drain()
         self.drain_refutables()
         self.drain_judged()
+        self.drain_books()
 
 
 @dataclass
@@ -255,6 +301,45 @@ class Engine:
         self.packs = packs
         self._live = {}
         self._window_days = _window_days(packs, self._window_days)
+
+    # --- restart --------------------------------------------------------------------------------
+
+    def restore_books(
+        self,
+        snapshots: Mapping[str, Mapping[str, Any]],
+        records: Iterable[tuple[str, str, datetime, datetime, bool, bytes]],
+        verdicts: Mapping[str, tuple[set[str], set[str]]],
+    ) -> None:
+        """Rebuild the books of the funds loaded (a restart, an assignment): each fund's snapshot of its
+        last sweep, then its stored events (fund, event id, time, keep time, folded, record) in arrival
+        order, observed and kept as `process` did, with the rule refs raised and resolved on each as
+        recorded (`verdicts`). The same book as the replica that processed them had, whatever restarted."""
+        books = self.state.books
+        for fund, snap in snapshots.items():
+            books[fund] = FundBook.restore(snap)
+        for fund, eid, at, keep_at, folded, raw in records:
+            book = books.get(fund)
+            if book is None:
+                book = books[fund] = FundBook()
+            doc = orjson.loads(raw)
+            ev = doc["event"]
+            key = (at, eid)
+            if not folded:
+                book.observe(doc, key, int(doc.get("sequence") or 0))
+            et = ev["event_type"]
+            idx = self.packs.by_type.get(et)
+            selected = idx.effective(local_date(at)) if idx is not None else None
+            keep_from = keep_at if keep_at > at else None
+            if (selected is not None and (selected.plain or selected.windowed) and selected.rejudged
+                    and book.still_kept(at, keep_from)):
+                raised, resolved = verdicts.get(eid, (set(), set()))
+                kept = Kept(at, raw, set(raised - resolved), set(resolved))
+                book.keep(key, kept)
+                if et in ENTRY_TYPES:
+                    book.entries[(ENTRY_TYPES[et], str(ev[f"{ENTRY_TYPES[et]}_id"]))] = eid
+                    kept.keep_from = parse_time(ev["published_at"])
+            for dep in dependency(ev):
+                book.add_dependent(*dep, key)
 
     # --- one event ----------------------------------------------------------------------------
 
@@ -316,7 +401,11 @@ class Engine:
                     if et in ENTRY_TYPES:
                         book.entries[(ENTRY_TYPES[et], str(ev[f"{ENTRY_TYPES[et]}_id"]))] = key[1]
                         kept.keep_from = parse_time(ev["published_at"])
-        if book is not None and key is not None:
+        if book is not None and key is not None and fund:
+            kept_now = book.kept.get(key[1])
+            keep_at = kept_now.keep_from if kept_now is not None and kept_now.keep_from is not None else at
+            st.book_added.setdefault(fund, []).append(
+                BookRecord(fund, key[1], at, max(at, keep_at), doc if raw is None else raw))
             if late:
                 self._rejudge_fund(book, key, ev, out)
             for dep in dependency(ev):
@@ -921,9 +1010,9 @@ class Engine:
             if book.clock is None:
                 continue
             if book.clock < wm - _BOOK_QUIET and fund not in st.refutables:
-                del st.books[fund]  # a fund quiet for long: a later event starts a new book from its state
+                st.drop_book(fund)  # a fund quiet for long: a later event starts a new book from its state
             else:
-                book.forget_before(book.clock - self.grace)
+                st.note_swept(fund, book, book.forget_before(book.clock - self.grace))
         # Whole days past the grace period (an event of an earlier day is older than its start).
         st.drop_judged_before(local_date(wm - self.grace))
         self._prune_windows(wm)
