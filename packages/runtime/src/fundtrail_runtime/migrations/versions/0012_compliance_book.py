@@ -1,7 +1,7 @@
 """compliance book: each fund's event-time book, recoverable after a restart or a rebalance
 
 Revision ID: 0012
-Revises: 0010
+Revises: 0011
 Create Date: 2026-12-07 22:10:00
 """
 from collections.abc import Sequence
@@ -11,7 +11,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = '0012'
-down_revision: str | None = '0010'
+down_revision: str | None = '0011'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -34,6 +34,9 @@ def upgrade() -> None:
     sa.Column('state', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
     sa.PrimaryKeyConstraint('fund_doc_no')
     )
+    # compliance runs as a member of fundtrail_writer (0011): the book is its state, not the log.
+    op.execute("GRANT SELECT, INSERT, UPDATE, DELETE ON compliance_book_event, compliance_book_fund TO fundtrail_writer")
+    op.execute("GRANT USAGE, SELECT ON SEQUENCE compliance_book_event_seq_seq TO fundtrail_writer")
 
 
 def downgrade() -> None:
