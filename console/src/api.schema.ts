@@ -544,6 +544,13 @@ export interface components {
             };
             /** Project Id */
             project_id: string | null;
+            /**
+             * Publisher
+             * @description Events: who published it, from the leaf (format 3): `topic`, the raw topic fund-tracker consumed it from (its Kafka ACLs say who may write it), and `principal`, the fundtrail-published-by header the gateway sets from the publishing token (null when absent). Null for violations, case actions and format-2 leaves
+             */
+            publisher?: {
+                [key: string]: string | null;
+            } | null;
             /** Region Code */
             region_code: string | null;
             /**
@@ -572,6 +579,11 @@ export interface components {
              * @description Current case status, for violation entries (not in the log: derive it from its case entries)
              */
             violation_status: string | null;
+            /**
+             * Withheld Before
+             * @description Regional readers: leaf indexes of this trail's entries outside the region since the item shown before (ascending); `prev` of the trail's subject must name the last of them, or the item shown before when empty. Null for readers of every region, who see the whole chain
+             */
+            withheld_before?: number[] | null;
         };
         /**
          * TrailPage
