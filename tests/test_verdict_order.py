@@ -47,8 +47,8 @@ from fundtrail_schemas.events import (
     ProjectApproved,
     ProjectSettled,
 )
+from fundtrail_schemas.ledger import Ledger
 from fundtrail_schemas.rulepack import load_pack
-from fundtrail_tracker.core.ledger import Ledger
 
 RULEPACKS = Path(__file__).parents[1] / "services/compliance/rulepacks"
 PACKS = PackSet([(load_pack(p), str(p)) for p in sorted(RULEPACKS.glob("*.yaml"))])

@@ -17,8 +17,8 @@ from fundtrail_schemas.decode import MAX_EVENT_BYTES, ReasonCode, Rejection
 from fundtrail_schemas.enriched import DeadLetter, EnrichedEvent
 from fundtrail_schemas.events import Envelope
 from fundtrail_schemas.examples import golden_events, load_examples
+from fundtrail_schemas.ledger import Ledger
 from fundtrail_tracker.core.batch import Candidate, Rejected, Snapshot, Source, plan_batch, waiting_key
-from fundtrail_tracker.core.ledger import Ledger
 from fundtrail_tracker.core.outputs import enriched_json
 from fundtrail_tracker.core.validation import Valid, decode_message
 from fundtrail_tracker.service import dead_letter_of

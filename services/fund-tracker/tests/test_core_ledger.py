@@ -25,8 +25,8 @@ from fundtrail_schemas.events import (
     ProjectSettled,
 )
 from fundtrail_schemas.examples import golden_events
+from fundtrail_schemas.ledger import Ledger, contract_value, keys_of
 from fundtrail_schemas.types import Level
-from fundtrail_tracker.core.ledger import Ledger, contract_value, keys_of
 
 FUND = "江财农〔2026〕18号"
 T0 = datetime(2026, 3, 2, 1, 30, tzinfo=UTC)

@@ -8,8 +8,8 @@ from datetime import UTC, date, datetime
 import pytest
 from pydantic_core import PydanticUndefined
 
+from fundtrail_schemas.ledger_state import CONTRACT_MODELS, Fund, Position, Project, dumps, from_json, to_model
 from fundtrail_schemas.types import Category, Level, ProcurementCategory
-from fundtrail_tracker.core.state import CONTRACT_MODELS, Fund, Position, Project, dumps, from_json, to_model
 
 
 @pytest.mark.parametrize("cls", list(CONTRACT_MODELS), ids=lambda c: c.__name__)

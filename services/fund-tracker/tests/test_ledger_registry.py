@@ -9,7 +9,7 @@ import pytest
 from fundtrail_schemas.events import ViolationRaised
 from fundtrail_schemas.eventspec import SPECS, bureau_specs
 from fundtrail_schemas.examples import golden_events
-from fundtrail_tracker.core.ledger import Ledger, UnhandledEventType, counterparty_key, handles, missing_handlers
+from fundtrail_schemas.ledger import Ledger, UnhandledEventType, counterparty_key, handles, missing_handlers
 
 
 def test_every_bureau_type_has_a_ledger_handler() -> None:

@@ -45,6 +45,7 @@ from fundtrail_schemas.events import (
     now_utc,
 )
 from fundtrail_schemas.headers import SOURCE_HEADERS, event_headers, trace_context, trace_headers
+from fundtrail_schemas.ledger import Ledger, keys_of
 from fundtrail_schemas.topics import HEADER_SOURCE_TOPIC, raw_topic_region
 from fundtrail_verify.checkpoint import Checkpoint, sign_checkpoint
 from fundtrail_verify.cosignatures import CheckpointCosigned
@@ -56,7 +57,6 @@ from .adapters.kafka import Inbound, Record, Sink
 from .adapters.metrics import Metrics
 from .adapters.tracing import context_headers, process_span, publish_span, span_trace_id
 from .core.batch import BatchPlan, Candidate, Rejected, Snapshot, Source, plan_batch, waiting_key
-from .core.ledger import Ledger, keys_of
 from .core.outputs import SERVICE, enriched_json
 from .core.provenance import check_provenance
 from .core.trail import Heads, TrailDraft, case_item, event_item, subjects_of, violation_item

@@ -23,17 +23,17 @@ from fundtrail_runtime.db import bytea_text, connect_worker, json_insert, upsert
 from fundtrail_runtime.db import conninfo as conninfo  # re-exported: callers import it from here
 from fundtrail_runtime.trail_nodes import NODES_SQL, hashes_in_order, node_params
 from fundtrail_schemas.leaf import SUBJECTS
-from fundtrail_schemas.types import Category, Level
-from fundtrail_verify.merkle import CompactRange, node_id, range_decomposition
-
-from ..core.ledger import (
+from fundtrail_schemas.ledger import (
     ContractRecord,
     FundRecord,
     Ledger,
     LedgerKeys,
     ProjectRecord,
 )
-from ..core.state import Contract, Fund, Position, Project, Vendor, dumps, from_json
+from fundtrail_schemas.ledger_state import Contract, Fund, Position, Project, Vendor, dumps, from_json
+from fundtrail_schemas.types import Category, Level
+from fundtrail_verify.merkle import CompactRange, node_id, range_decomposition
+
 from ..core.trail import Heads, Links, TrailDraft, TrailItem, seal_all
 
 T = TypeVar("T")

@@ -20,9 +20,9 @@ from datetime import datetime, timedelta
 
 from fundtrail_schemas.decode import FieldError, ReasonCode, Rejection
 from fundtrail_schemas.events import FundAllocated, FundEventBase
+from fundtrail_schemas.ledger import Ledger, Transition
 from fundtrail_schemas.topics import HEADER_PUBLISHED_BY
 
-from .ledger import Ledger, Transition
 from .validation import Valid, business_key, duplicate_fact
 
 

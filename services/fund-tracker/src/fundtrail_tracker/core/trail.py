@@ -18,9 +18,8 @@ from fundtrail_schemas.events import (
     ViolationRaised,
 )
 from fundtrail_schemas.leaf import SUBJECTS, encode_leaf
+from fundtrail_schemas.ledger import contract_id_of, vendor_id_of
 from fundtrail_verify import merkle
-
-from .ledger import contract_id_of, vendor_id_of
 
 # (subject kind, subject id) -> leaf index of its latest entry
 Heads = MutableMapping[tuple[str, str], int]
