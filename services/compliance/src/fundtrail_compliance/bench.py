@@ -49,12 +49,16 @@ def synthetic_docs(n: int, seed: int = 7, funds: int = 1) -> Iterator[dict[str, 
         base[t] = (golden[t], before, after)
     # After the golden approval and contract dates the states carry: rules compare those dates
     # with the event's (event time), so a payment dated before them would be a violation.
+    # Dates rise with the log (jittered within each step): the states below are copies of one
+    # golden pair, not a running ledger, so events read out of date order would make the fund book
+    # (core/book.py) rebuild sums from them that no real ledger has (and raise on them).
     start = datetime(2026, 5, 4, 1, 30, tzinfo=UTC)
+    step = 86400 * 360 / max(n, 1)
     for i in range(n):
         t = rng.choices(types, weights)[0]
         ev0, before0, after0 = base[t]
         ev = dict(ev0)
-        at = start + timedelta(seconds=int(i * 86400 * 360 / max(n, 1)) + rng.randint(0, 600))
+        at = start + timedelta(seconds=int(i * step) + rng.randint(0, max(int(step) - 1, 0)))
         ev["event_id"] = str(uuid.UUID(int=rng.getrandbits(128), version=4))
         ev["occurred_at"] = at.isoformat().replace("+00:00", "Z")
         ev["published_at"] = (at + timedelta(minutes=3)).isoformat().replace("+00:00", "Z")

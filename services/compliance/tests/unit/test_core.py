@@ -27,15 +27,18 @@ def test_window_counts_within_days_and_tolerance() -> None:
     w.add("r", ("k",), WindowEntry("b", T + timedelta(days=20), 1005))
     w.add("r", ("k",), WindowEntry("c", T + timedelta(days=40), 1000))
     w.add("r", ("other",), WindowEntry("d", T, 1000))
-    v = w.view("r", ("k",), event_id="e", at=T + timedelta(days=25), amount_fen=1000, days=30)
-    assert (v.count, v.total_fen, v.event_ids) == (4, 4005, ["a", "b", "c"])
-    v = w.view("r", ("k",), event_id="e", at=T + timedelta(days=25), amount_fen=1000, days=10)
-    assert v.event_ids == ["b"]
-    v = w.view("r", ("k",), event_id="e", at=T, amount_fen=1000, days=30, tolerance_bps=1)
-    assert v.event_ids == ["a"]
+    e = WindowEntry("e", T + timedelta(days=25), 1000)
+    v = w.earlier("r", ("k",), e, days=30)  # event time: only what is dated before it
+    assert (v.count, v.total_fen, v.event_ids) == (3, 3005, ["a", "b"])
+    assert w.earlier("r", ("k",), e, days=10).event_ids == ["b"]
+    assert w.earlier("r", ("k",), e, days=30, tolerance_bps=1).event_ids == ["a"]
+    placed = w.place("r", ("k",), e, days=30, tolerance_bps=None, reach=30)
+    assert placed is not None
+    assert placed[0].event_ids == ["a", "b"] and [m.event_id for m in placed[1]] == ["c"]  # c's window now holds e
     assert not w.add("r", ("k",), WindowEntry("a", T, 1000))
-    assert len(w.drain()) == 4 and w.drain() == []
-    assert w.prune(T + timedelta(days=30)) == 3
+    assert w.place("r", ("k",), e, days=30, tolerance_bps=None, reach=30) is None  # a redelivery
+    assert len(w.drain()) == 5 and w.drain() == []
+    assert w.prune(T + timedelta(days=30)) == 4
 
 
 def test_clock_and_timer_wheel() -> None:

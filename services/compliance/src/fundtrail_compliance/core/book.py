@@ -43,6 +43,7 @@ PARTS = (
 )
 # Entries that must exist before events that depend on them (back-dating, catalogue no. 23).
 ENTRY_TYPES = {"ContractSigned": "contract", "ProjectApproved": "project"}
+ENTRY_KINDS = {kind: et for et, kind in ENTRY_TYPES.items()}
 
 EventKey = tuple[datetime, str]
 _NONE: Mapping[str, Any] = {}

@@ -17,7 +17,7 @@ import orjson
 
 from fundtrail_schemas.events import ViolationRaised, ViolationResolved
 
-from .book import ENTRY_TYPES, FundBook, Kept, dependency
+from .book import ENTRY_KINDS, ENTRY_TYPES, FundBook, Kept, dependency
 from .evaluator import (
     CompiledRule,
     EvaluationError,
@@ -92,9 +92,18 @@ class KeptWindowEntry:
     at: datetime
     doc: Mapping[str, Any] | bytes  # the routed document (`Routed.doc`), or its JSON as read
     raised: set[str] = field(default_factory=set)  # rule refs raised on it
+    # Judged where it was read (no repartition topic): `doc` is the enriched record's JSON and these
+    # are the routed document's other fields. Bytes, not the decoded tree: thousands of decoded
+    # documents held for the grace period cost memory, and freeing them once cold cost the sweep.
+    extra: dict[str, Any] | None = None
 
     def document(self) -> Mapping[str, Any]:
-        return orjson.loads(self.doc) if isinstance(self.doc, bytes) else self.doc
+        if not isinstance(self.doc, bytes):
+            return self.doc
+        doc = orjson.loads(self.doc)
+        if self.extra is not None:
+            doc.update(self.extra)
+        return doc
 
 
 @dataclass
@@ -415,7 +424,10 @@ class Engine:
                     # The entry reads its earliest dependent: judge it again when that is this event.
                     if (entry_kept is not None and entry is not None and entry != key[1] and entry_kept.at <= at
                             and book.first_dependent(*dep, entry_kept.at) == key):
-                        self._rejudge_kept(book, entry, entry_kept, ev, out)
+                        if late:  # judged again whole by `_rejudge_fund` above
+                            self._rejudge_kept(book, entry, entry_kept, ev, out)
+                        else:
+                            self._rejudge_kept(book, entry, entry_kept, ev, out, deps_only=ENTRY_KINDS[dep[0]])
         after = doc.get("after") or {}
         newest: list[tuple[str, dict[str, Any]]] = []
         for pos in (after.get("position"), after.get("counterparty")):
@@ -516,9 +528,11 @@ class Engine:
             if self.route_windows:
                 out.routed.append(routed)
             else:
-                judged = self.judge_window(routed)
-                out.violations += judged.violations
-                out.errors += judged.errors
+                kept_as = None
+                if raw is not None and roots["before"] is doc.get("before") and roots["after"] is doc.get("after"):
+                    # The states are the record's own (not a rebuilt event-time view): keep its bytes.
+                    kept_as = raw, {k: v for k, v in routed.doc.items() if k not in doc}
+                self.judge_window(routed, kept_as=kept_as, rule=rule, at=at, into=out)
         # Kept to be judged again when the vendor's registry, debarment or relations (other
         # partitions) are read late: every event a reference-reading rule judged.
         if vendor is not None and selected.reads_ref:
@@ -623,29 +637,44 @@ class Engine:
 
     # --- windows, judged in event time on the window's owner -------------------------------------
 
-    def judge_window(self, routed: Routed, raw: bytes | None = None) -> Outcome:
+    def judge_window(
+        self, routed: Routed, raw: bytes | None = None, *, kept_as: tuple[bytes, dict[str, Any]] | None = None,
+        rule: CompiledRule | None = None, at: datetime | None = None, into: Outcome | None = None,
+    ) -> Outcome:
         """Judge a windowed event on its window: in event time, as if every event of the window had
         arrived in date order. The event reads the entries dated before it (ties by event id) within
         the window; the entries dated after it within reach, already judged, now hold it and are
         judged again (raising what now holds: ids are deterministic, so arrival order does not change
-        which event a violation names). `raw`, the routed document as read, is what is kept."""
-        out = Outcome()
+        which event a violation names). `raw`, the routed document as read, is what is kept; or
+        `kept_as`, the enriched record it was routed from and the routed document's other fields.
+        Judged where it was read, the caller passes the `rule` version, the event's time and the
+        outcome to add to (`into`)."""
+        out = Outcome() if into is None else into
         st = self.state
         doc = routed.doc
         ev = doc["event"]
-        eid, at = str(ev["event_id"]), parse_time(ev["occurred_at"])
+        eid = str(ev["event_id"])
+        if at is None:
+            at = parse_time(ev["occurred_at"])
         rule_id, key = routed.rule_id, routed.key
-        if st.windows.holds(rule_id, key, eid):
-            return out  # a redelivery: judged when it first arrived
-        rule = self._window_rule(rule_id, ev["event_type"], at)
+        if rule is None:
+            rule = self._window_rule(rule_id, ev["event_type"], at)
         if rule is None or rule.window is None:
             return out  # that rule version is no longer loaded
         entry = WindowEntry(eid, at, routed.amount_fen)
         w = rule.window
-        view = st.windows.earlier(rule_id, key, entry, days=w.days, tolerance_bps=w.tolerance_bps)
-        later = st.windows.later(rule_id, key, entry, days=self._window_days.get(rule_id, w.days))
-        st.windows.add(rule_id, key, entry)
-        kept = st.window_kept[(rule_id, eid)] = KeptWindowEntry(at, doc if raw is None else raw)
+        placed = st.windows.place(
+            rule_id, key, entry, days=w.days, tolerance_bps=w.tolerance_bps,
+            reach=self._window_days.get(rule_id, w.days),
+        )
+        if placed is None:
+            return out  # a redelivery: judged when it first arrived
+        view, later = placed
+        if kept_as is not None:
+            kept = KeptWindowEntry(at, kept_as[0], extra=kept_as[1])
+        else:
+            kept = KeptWindowEntry(at, doc if raw is None else raw)
+        st.window_kept[(rule_id, eid)] = kept
         self._judge_in_window(rule, doc, view, at, kept, out)
         for m in later:
             mk = st.window_kept.get((rule_id, m.event_id))
@@ -683,8 +712,10 @@ class Engine:
         if doc.get("ref") is not None:
             roots["ref"] = doc["ref"]
         try:
-            ctx = build_context(rule.condition.leaves, roots, rule.condition.functions)
-            if run_condition(rule.condition, ctx, rule.ref):
+            # A live context per rule: consecutive events of a window share most values.
+            cond = rule.condition
+            ctx = live_context(self._live, f"window:{rule.ref}", cond.leaves, cond.functions).bind(roots)
+            if run_condition(cond, ctx, rule.ref):
                 out.violations.append(self._violation(rule, doc, roots, at))
                 kept.raised.add(rule.ref)
         except EvaluationError as exc:
@@ -765,19 +796,32 @@ class Engine:
             if eid != key[1]:
                 self._rejudge_kept(book, eid, kept, cause, out)
 
-    def _rejudge_kept(self, book: FundBook, eid: str, kept: Kept, cause: Mapping[str, Any], out: Outcome) -> None:
+    def _rejudge_kept(
+        self, book: FundBook, eid: str, kept: Kept, cause: Mapping[str, Any], out: Outcome, *, deps_only: str = ""
+    ) -> None:
         """Judge a kept event again on its fund's event-time view: raise what now holds, resolve what
-        no longer does (ids are deterministic, so this equals judging with every event present)."""
+        no longer does (ids are deterministic, so this equals judging with every event present).
+
+        `deps_only`, the entry's event type: only its rules reading `deps` (its first dependent arrived
+        dated after it and not late: nothing else it reads changed, its view holds only events ordered
+        before it)."""
+        on = local_date(kept.at)
+        if deps_only:  # the entry's type is known from its kind: decide before decoding the kept document
+            idx = self.packs.by_type.get(deps_only)
+            if idx is None or not idx.effective(on).reads_deps:
+                return
         doc = kept.document()
         ev = doc["event"]
         idx = self.packs.by_type.get(ev["event_type"])
         if idx is None:
             return
-        on = local_date(kept.at)
         selected = idx.effective(on)
-        if not selected.rejudged:
+        rules = selected.reads_deps if deps_only else selected.rejudged
+        if not rules:
             return
-        before, after = book.view(doc, (kept.at, eid))
+        # The event-time view costs a copy of every row: rebuilt only when a condition reads it.
+        viewed = not deps_only or selected.deps_read_state
+        before, after = book.view(doc, (kept.at, eid)) if viewed else (doc.get("before"), doc.get("after"))
         roots: dict[str, Any] = {"event": ev, "before": before, "after": after}
         if ev["event_type"] in ENTRY_TYPES:
             roots["deps"] = self._deps(book, ev, kept.at)
@@ -787,10 +831,13 @@ class Engine:
         ctx = live_context(
             self._live, f"rejudge:{id(selected)}", selected.rejudged_leaves, selected.rejudged_functions
         ).bind(roots)
-        for rule in selected.rejudged:
+        for rule in rules:
             try:
                 fired = run_condition(rule.condition, ctx, rule.ref)
                 if fired and rule.ref not in kept.raised and rule.ref not in kept.resolved:
+                    if not viewed:  # the evidence may read the states
+                        viewed = True
+                        roots["before"], roots["after"] = book.view(doc, (kept.at, eid))
                     out.violations.append(self._violation(rule, doc, roots, kept.at))
                     kept.raised.add(rule.ref)
                 elif not fired and rule.ref in kept.raised:

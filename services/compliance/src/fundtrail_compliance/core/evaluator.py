@@ -108,6 +108,10 @@ class Selection:
     rejudged: tuple[CompiledRule, ...] = ()  # plain rules whose condition reads the ledger state
     rejudged_leaves: tuple[Leaf, ...] = ()  # what their conditions read (one context serves them all)
     rejudged_functions: frozenset[str] = frozenset()
+    # Those reading what depends on an entry (`deps`): all that changes for an entry when its first
+    # dependent arrives in date order.
+    reads_deps: tuple[CompiledRule, ...] = ()
+    deps_read_state: bool = False  # some of those also read the before/after states
 
     @property
     def rules(self) -> tuple[CompiledRule, ...]:
@@ -141,10 +145,13 @@ class TypeIndex:
                 rejudged = tuple(
                     r for r in plain if any(leaf.root in STATEFUL_ROOTS for leaf in r.condition.leaves)
                 )
+                reads_deps = tuple(r for r in rejudged if any(leaf.root == "deps" for leaf in r.condition.leaves))
                 hit = self._by_rules[key] = Selection(
                     plain, windowed, combined if plain else None, reads_ref, rejudged,
                     tuple({leaf.name: leaf for r in rejudged for leaf in r.condition.leaves}.values()),
                     frozenset(f for r in rejudged for f in r.condition.functions),
+                    reads_deps,
+                    any(leaf.root in ("before", "after") for r in reads_deps for leaf in r.condition.leaves),
                 )
             if len(self._by_date) > 4096:
                 self._by_date.clear()

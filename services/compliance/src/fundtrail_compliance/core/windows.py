@@ -85,13 +85,6 @@ class _Bucket:
         del self.by_amount[bisect.bisect_left(self.by_amount, (amount, at, eid))]
         return True
 
-    def hits(
-        self, event_id: str, at: datetime, amount: int, span: timedelta, tolerance_bps: int | None
-    ) -> tuple[list[str], int]:
-        """Event ids (by time) and summed amount of the other entries within `span` of `at`, and
-        within the tolerance of `amount` when there is one."""
-        return self._select(at - span, at + span, amount, tolerance_bps, lambda e_at, e_id: e_id != event_id)
-
     def before(self, entry: WindowEntry, span: timedelta, tolerance_bps: int | None) -> tuple[list[str], int]:
         """`hits`, but only the entries ordered before `entry` (time, then id) within `span` before
         it: what the entry's window holds had every event arrived in date order."""
@@ -145,44 +138,6 @@ class Windows:
     # Every entry by time, per rule (each rule has its own reach), so pruning touches only what expires.
     _by_time: dict[str, list[tuple[datetime, str, WindowKey]]] = field(default_factory=dict)
 
-    def view(
-        self,
-        rule_id: str,
-        key: tuple[object, ...],
-        *,
-        event_id: str,
-        at: datetime,
-        amount_fen: int,
-        days: int,
-        tolerance_bps: int | None = None,
-    ) -> WindowView:
-        """The window around an event (the event itself counted once)."""
-        bucket = self.entries.get((rule_id, key))
-        if not bucket:
-            return WindowView(1, amount_fen, [])
-        ids, total = bucket.hits(event_id, at, amount_fen, _span(days), tolerance_bps)
-        return WindowView(1 + len(ids), amount_fen + total, ids)
-
-    def observe(
-        self, rule_id: str, key: tuple[object, ...], entry: WindowEntry, *, days: int, tolerance_bps: int | None = None
-    ) -> WindowView:
-        """`view` around an entry, then `add` it: what a window rule does per event, with one lookup."""
-        wkey = (rule_id, key)
-        eid, at, amount = entry
-        bucket = self.entries.get(wkey)
-        if bucket is None:
-            bucket = self.entries[wkey] = _Bucket()
-            view = WindowView(1, amount, [])
-        else:
-            ids, total = bucket.hits(eid, at, amount, _span(days), tolerance_bps)
-            view = WindowView(1 + len(ids), amount + total, ids)
-            if eid in bucket.ids:
-                return view  # a redelivery: already counted
-        bucket.insert(entry)
-        heapq.heappush(self._heap(rule_id), (at, eid, wkey))
-        self.added.append((rule_id, key, entry))
-        return view
-
     def earlier(
         self, rule_id: str, key: tuple[object, ...], entry: WindowEntry, *, days: int, tolerance_bps: int | None = None
     ) -> WindowView:
@@ -194,14 +149,34 @@ class Windows:
         ids, total = bucket.before(entry, _span(days), tolerance_bps)
         return WindowView(1 + len(ids), entry.amount_fen + total, ids)
 
-    def later(self, rule_id: str, key: tuple[object, ...], entry: WindowEntry, *, days: int) -> list[WindowEntry]:
-        """The entries whose event-time window an entry joins (dated after it, within `days`)."""
-        bucket = self.entries.get((rule_id, key))
-        return bucket.after(entry, _span(days)) if bucket else []
-
-    def holds(self, rule_id: str, key: tuple[object, ...], event_id: str) -> bool:
-        bucket = self.entries.get((rule_id, key))
-        return bucket is not None and event_id in bucket.ids
+    def place(
+        self, rule_id: str, key: tuple[object, ...], entry: WindowEntry, *, days: int, tolerance_bps: int | None,
+        reach: int,
+    ) -> tuple[WindowView, list[WindowEntry]] | None:
+        """`earlier`, `later` (within `reach` days) and `add` in one lookup: what judging a new entry
+        needs; None when the entry is there already (a redelivery). An entry dated after every other
+        one (events arriving in date order, the usual case) has nothing later and its window is a
+        plain slice of the time order."""
+        wkey = (rule_id, key)
+        bucket = self.entries.get(wkey)
+        eid, at, amount = entry
+        if bucket is not None and eid in bucket.ids:
+            return None
+        if bucket is None:
+            bucket = self.entries[wkey] = _Bucket()
+            view, later = WindowView(1, amount, []), []
+        elif tolerance_bps is None and bucket.by_time[-1] < (at, eid, amount):
+            by_time = bucket.by_time
+            start = bisect.bisect_left(by_time, at - _span(days), key=_at)
+            ids = [e_id for _, e_id, _ in by_time[start:]]
+            view, later = WindowView(1 + len(ids), amount + sum(e[2] for e in by_time[start:]), ids), []
+        else:
+            ids, total = bucket.before(entry, _span(days), tolerance_bps)
+            view, later = WindowView(1 + len(ids), amount + total, ids), bucket.after(entry, _span(reach))
+        bucket.insert(entry)
+        heapq.heappush(self._heap(rule_id), (at, eid, wkey))
+        self.added.append((rule_id, key, entry))
+        return view, later
 
     def add(self, rule_id: str, key: tuple[object, ...], entry: WindowEntry, *, record: bool = True) -> bool:
         """Put an event into a window; False when it is already there (redelivery)."""
