@@ -63,7 +63,7 @@ def row_key(kind: str, state: Mapping[str, Any]) -> str:
     return str(state[f"{kind}_id"])
 
 
-@dataclass
+@dataclass(slots=True)  # many alive at once, one or more made per event
 class Row:
     """One ledger row of a fund: its newest state and every event's contribution to its sums."""
 
@@ -112,7 +112,7 @@ class Row:
             del self.entries[:n]
 
 
-@dataclass
+@dataclass(slots=True)  # many alive at once, one or more made per event
 class Kept:
     """A judged event kept for the grace period, and the violations raised on it still open."""
 

@@ -50,7 +50,7 @@ MAX_POSITIONS = 200_000
 COMPUTE: Any = object()  # Engine.process: no plain results given, compute them
 
 
-@dataclass
+@dataclass(slots=True)
 class Refutable:
     """A violation that later evidence may still refute (until `deadline`)."""
 
@@ -62,7 +62,7 @@ class Refutable:
     values: dict[str, Any]
 
 
-@dataclass
+@dataclass(slots=True)  # many alive at once, one or more made per event
 class Judged:
     """An event some rule judged against the reference data of its vendor, and what it raised."""
 
@@ -76,7 +76,7 @@ class Judged:
         return orjson.loads(self.doc) if isinstance(self.doc, bytes) else self.doc
 
 
-@dataclass
+@dataclass(slots=True)
 class JudgedDay:
     """The events of one vendor and one day judged so far, and the reference view they were judged on."""
 
@@ -84,7 +84,7 @@ class JudgedDay:
     events: dict[str, Judged] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(slots=True)  # many alive at once, one or more made per event
 class KeptWindowEntry:
     """A windowed event kept for the grace period: an earlier-dated one arriving later joins its
     window, and it is judged again (`Engine.judge_window`)."""
@@ -106,7 +106,7 @@ class KeptWindowEntry:
         return doc
 
 
-@dataclass
+@dataclass(slots=True)
 class Routed:
     """A windowed event for the one replica that owns its window (the repartition topic): what the
     window's owner needs to judge it (`Engine.judge_window`)."""
@@ -120,7 +120,7 @@ class Routed:
     doc: dict[str, Any]
 
 
-@dataclass
+@dataclass(slots=True)  # many alive at once, one or more made per event
 class BookRecord:
     """An event of a fund's book to store (core/book.py; adapters/postgres.py `compliance_book_event`)."""
 
@@ -261,7 +261,7 @@ class EngineState:
         self.drain_books()
 
 
-@dataclass
+@dataclass(slots=True)
 class Outcome:
     violations: list[ViolationRaised] = field(default_factory=list)
     resolutions: list[ViolationResolved] = field(default_factory=list)
