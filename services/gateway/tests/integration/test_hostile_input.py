@@ -233,10 +233,16 @@ def test_health_stays_fast_while_a_hostile_import_runs(hostile_server: tuple[str
         answer: list[httpx.Response] = []
         importer = threading.Thread(target=lambda: answer.append(
             c.post("/v1/imports", content=body, headers=dict(upload.headers))))
-        importer.start()
-        polls = []
+        polls: list[float] = []
+        quiet: list[float] = []
         with httpx.Client(base_url=base, timeout=10) as prober:  # a client (and connection) of its own
             assert prober.get("/health").status_code == 200
+            for _ in range(100):  # the same probe with no import running: what this machine gives now
+                t0 = time.perf_counter()
+                assert prober.get("/health").status_code == 200
+                quiet.append(time.perf_counter() - t0)
+                time.sleep(0.01)
+            importer.start()
             while importer.is_alive() or len(polls) < 100:
                 t0 = time.perf_counter()
                 assert prober.get("/health").status_code == 200
@@ -246,7 +252,12 @@ def test_health_stays_fast_while_a_hostile_import_runs(hostile_server: tuple[str
     # The file takes more than the 1.5 s budget to map: its worker is stopped and the caller told so.
     assert_problem(answer[0], 413, "import-too-costly")
     p99 = sorted(polls)[math.ceil(0.99 * len(polls)) - 1]
-    assert p99 < 0.05, f"/health p99 {p99 * 1000:.1f} ms over {len(polls)} polls while an import ran"
+    quiet_p99 = sorted(quiet)[98]
+    # 50 ms, unless this (shared, busy) machine is already slower than a third of that with no import:
+    # then three times its own quiet p99. Parsing on the event loop stalled it for seconds.
+    budget = max(0.05, 3 * quiet_p99)
+    assert p99 < budget, (f"/health p99 {p99 * 1000:.1f} ms over {len(polls)} polls while an import ran "
+                          f"(quiet p99 {quiet_p99 * 1000:.1f} ms, budget {budget * 1000:.0f} ms)")
 
 
 async def test_rate_limit_comes_before_authentication_and_is_shared_by_replicas(
