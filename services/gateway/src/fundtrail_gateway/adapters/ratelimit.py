@@ -4,11 +4,12 @@ Each request is counted by an upsert that returns the window's count, on a small
 read pools are read-only by design). A process runs one such statement per key at a time: the hits of
 a key that arrive meanwhile wait for the next one, which adds them all at once (`hits + n`) and numbers
 them in arrival order, so each is decided exactly as if it had its own statement, and a busy caller
-costs PostgreSQL one row lock a round trip rather than one a request. Windows are numbered by PostgreSQL's clock, so replicas
-with skewed clocks still share them. The table is UNLOGGED (counters need no crash safety) and is
-created by the gateway on first use; old windows are deleted about once a minute. If PostgreSQL is
-unreachable (or the table cannot be created) the in-process token bucket decides instead for the
-next few seconds, so a database outage limits per replica rather than refusing everyone or no one.
+costs PostgreSQL one row lock a round trip rather than one a request. Windows are numbered by
+PostgreSQL's clock, so replicas with skewed clocks still share them. The table is UNLOGGED (counters
+need no crash safety) and is created by the gateway on first use; old windows are deleted about once a
+minute. If PostgreSQL is unreachable (or the table cannot be created) the in-process token bucket
+decides instead for the next few seconds, so a database outage limits per replica rather than refusing
+everyone or no one.
 """
 
 from __future__ import annotations

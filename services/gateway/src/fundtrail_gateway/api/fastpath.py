@@ -73,7 +73,8 @@ class TrailFastPath:
         route = self.routes.get(path.split("/", 3)[2])
         if route is not None:
             scope["route"] = route
-        raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in page_headers(page, final=page.end is None).items()]
+        headers = page_headers(page, final=page.end is None)
+        raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
         if_none_match = _header(scope, b"if-none-match")
         if etag_matches(if_none_match.decode("latin-1") if if_none_match else None, page.etag):
             await send({"type": "http.response.start", "status": 304, "headers": raw})
