@@ -373,3 +373,55 @@ async def test_trail_answers_503_when_postgresql_is_gone(
         r = await c.get(_trail(), headers=auth("auditor"))
         assert r.status_code == 503 and r.headers["retry-after"]
         assert r.json()["type"] == "urn:fundtrail:problem:unavailable"
+
+
+_SAME = ("etag", "cache-control", "link", "vary", "content-type", "content-length")
+
+
+async def test_cached_answers_are_byte_identical_to_rendered_ones(
+    log: Log, settings_factory: Callable[..., GatewaySettings], auth: Callable[..., dict[str, str]]
+) -> None:
+    cached_app = create_app(settings_factory(database_url=log.url))
+    uncached_app = create_app(settings_factory(database_url=log.url, trail_cache_bytes=0))
+    async with running(cached_app) as cached, running(uncached_app) as uncached:
+        for headers in (auth("auditor"), auth("compliance", COUNTY)):
+            rendered = await _pages(uncached, headers)
+            first = await _pages(cached, headers)  # rendered, and kept where they may be
+            again = await _pages(cached, headers)  # from memory (the fast path) where kept
+            for one, two, three in zip(rendered, first, again, strict=True):
+                assert one.content == two.content == three.content
+                assert [one.headers.get(h) for h in _SAME] == [two.headers.get(h) for h in _SAME] == [
+                    three.headers.get(h) for h in _SAME]
+        runtime = cached_app.state.runtime
+        assert len(uncached_app.state.runtime.page_cache) == 0
+        kept = [runtime.page_cache.get((prefix, f"/v1/funds/{FUND}/trail", b"limit=2")) for prefix in (None, COUNTY)]
+        # The county's first page declares the city's leaf it does not see; both scopes keep their own copy.
+        county_first = orjson.loads(again[0].content)["items"][0]
+        assert county_first["leaf_index"] == 1 and county_first["withheld_before"] == [0]
+        assert all(k is not None and k.end is None for k in kept) and kept[0] != kept[1]
+
+
+async def test_the_end_of_the_trail_is_kept_while_nothing_follows_it(
+    log: Log, settings_factory: Callable[..., GatewaySettings], auth: Callable[..., dict[str, str]]
+) -> None:
+    app = create_app(settings_factory(database_url=log.url))
+    async with running(app) as client:
+        await _the_end_is_kept(client, app.state.runtime.page_cache, log, auth("auditor"))
+
+
+async def _the_end_is_kept(client: httpx.AsyncClient, cache: Any, log: Log, headers: dict[str, str]) -> None:
+    end = (await _pages(client, headers))[-1]
+    key = (None, f"/v1/funds/{FUND}/trail", end.request.url.query)
+    kept = cache.get(key)
+    assert kept is not None and kept.end is not None and kept.end.last_seq == 6 and kept.body == end.content
+    # Revalidation answers from memory; the page stays live (no-cache), so clients keep asking.
+    r = await client.get(end.request.url, headers={**headers, "If-None-Match": end.headers["etag"]})
+    assert r.status_code == 304 and r.headers["cache-control"] == LIVE and r.headers["etag"] == end.headers["etag"]
+    assert cache.get(key) is kept
+    # The trail goes on: the kept copy is dropped and the page rendered again, with the new leaf.
+    log.append(7)
+    r = await client.get(end.request.url, headers={**headers, "If-None-Match": end.headers["etag"]})
+    assert r.status_code == 200 and [e["leaf_index"] for e in r.json()["items"]] == [6, 7]
+    assert r.headers["etag"] != end.headers["etag"] and r.headers["cache-control"] == LIVE
+    renewed = cache.get(key)
+    assert renewed is not None and renewed.end is not None and renewed.end.last_seq == 7

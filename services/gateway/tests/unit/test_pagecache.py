@@ -75,3 +75,14 @@ def test_one_hit_probes_for_change_and_a_moved_count_drops_every_page() -> None:
     cache.put("a", RenderedPage(b"x", '"e"'))
     cache.observe(None, 13.0)  # the probe failed: nothing is trusted
     assert len(cache) == 0
+
+
+def test_discard_drops_only_the_page_it_was_given() -> None:
+    cache = PageCache(max_bytes=300)
+    old, new = _page(1, 100), _page(2, 50)
+    cache.put("end", old)
+    cache.put("end", new)  # re-rendered meanwhile by another request
+    cache.discard("end", old)
+    assert cache.get("end") is new and cache.size == 50
+    cache.discard("end", new)
+    assert cache.get("end") is None and cache.size == 0 and len(cache) == 0

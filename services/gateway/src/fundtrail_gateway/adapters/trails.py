@@ -113,6 +113,12 @@ def render_chunk(rows: list[Any], subject: str, prefix: str | None, after_seq: i
     return TrailChunk(b",".join(parts), len(shown), len(rows) > size, shown[-1][0] if shown else None, settled)
 
 
+# Whether a trail goes on after a leaf: what a cached last page needs to know (ix_trail_* on column, seq).
+AFTER_QUERIES = {
+    subject: f"SELECT EXISTS (SELECT 1 FROM trail_entry WHERE {column} = %(key)s AND seq > %(after)s)".encode()
+    for subject, column in SUBJECT_COLUMNS.items()
+}
+
 # Deleted, updated or truncated rows of the tables a trail page is rendered from (statistics lag by
 # at most the stats flush interval; the page cache probes it, see core.pagecache).
 _CHANGES_SQL = (
@@ -175,6 +181,16 @@ class TrailStore:
         rows = [] if row is None or row[0] is None else list(zip(*row[:width], strict=True))
         withheld = (row[width] or []) if row is not None and len(row) > width else []
         return render_chunk(rows, subject, prefix, after_seq, size, self._base, withheld, rules)
+
+    async def continues_after(self, subject: str, key: str, seq: int) -> bool:
+        """Whether any entry of the trail (in any region) follows leaf `seq`."""
+        try:
+            async with self.pool.connection(self._timeout) as conn:
+                cur = await conn.execute(AFTER_QUERIES[subject], {"key": key, "after": seq}, prepare=self._prepare)
+                row = await cur.fetchone()
+        except (PoolTimeout, psycopg.OperationalError) as exc:
+            raise TrailStoreUnavailable(str(exc)) from exc
+        return bool(row and row[0])
 
     async def change_count(self) -> int | None:
         """Rows updated or deleted (or tables truncated) in the trail tables so far, per PostgreSQL's statistics.

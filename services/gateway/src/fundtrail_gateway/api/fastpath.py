@@ -5,7 +5,8 @@ more than half of the request. This middleware answers such a request itself onc
 route's checks (a valid bearer token, a reader role; the guard in front took the rate limit) and found
 the page under the caller's region scope, path and query. Anything else (no token, a bad one, another
 role, a page not in the cache) goes on to the route, which answers it as always: this path only ever
-repeats a 200 (or its 304) that the route gave for the same path, query and scope.
+repeats a 200 (or its 304) that the route gave for the same path, query and scope, and for the last
+page of a trail only while the trail has not gone on past it (one indexed query).
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ..adapters.trails import TrailStoreUnavailable
 from ..core.pagecache import etag_matches
 from ..runtime import Runtime
 from .deps import READER_ROLES
 from .guard import verified_principal
 from .paging import read_prefix
-from .routers.trails import page_headers
+from .routers.trails import page_headers, still_current
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:
@@ -58,13 +60,21 @@ class TrailFastPath:
         principal = verified[1]
         if not principal.has_any(READER_ROLES):
             return False
-        page = runtime.page_cache.get((read_prefix(principal), path, scope["query_string"]))
+        key = (read_prefix(principal), path, scope["query_string"])
+        page = runtime.page_cache.get(key)
         if page is None:
             return False
+        try:
+            if not await still_current(runtime, page):
+                runtime.page_cache.discard(key, page)
+                return False
+        except TrailStoreUnavailable:
+            return False  # the route answers 503
         route = self.routes.get(path.split("/", 3)[2])
         if route is not None:
             scope["route"] = route
-        raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in page_headers(page, final=True).items()]
+        headers = page_headers(page, final=page.end is None)
+        raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
         if_none_match = _header(scope, b"if-none-match")
         if etag_matches(if_none_match.decode("latin-1") if if_none_match else None, page.etag):
             await send({"type": "http.response.start", "status": 304, "headers": raw})

@@ -3,7 +3,9 @@
 The trail is append-only and one writer appends it in leaf order (fund-tracker holds the trail lock),
 so once an entry after a page is visible, no entry can join the page any more. Such a page is final
 unless it shows something mutable (a violation's current status) or an entry that failed its checks.
-Only final pages are cached; the key carries the caller's region scope.
+Final pages are cached; so is the last page of a trail when nothing on it can change but its end: it
+stays right while no entry of its subject follows its last leaf, which one indexed query tells (far
+less than rendering it again). The key carries the caller's region scope.
 
 Append-only is enforced by the database (triggers refuse UPDATE, DELETE and TRUNCATE), but a
 superuser can still bypass them: so the cache notices change. At most once per `probe_seconds` a hit
@@ -20,10 +22,20 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True, slots=True)
+class TrailEnd:
+    """A page that ends its trail: as rendered while no entry of `subject` `key` follows leaf `last_seq`."""
+
+    subject: str
+    key: str
+    last_seq: int
+
+
+@dataclass(frozen=True, slots=True)
 class RenderedPage:
     body: bytes
     etag: str
     next_url: str | None = None
+    end: TrailEnd | None = None  # None: a final page
 
 
 def etag_of(body: bytes) -> str:
@@ -86,6 +98,12 @@ class PageCache:
         if page is not None:
             self._pages.move_to_end(key)
         return page
+
+    def discard(self, key: Hashable, page: RenderedPage) -> None:
+        """Drop `page` if it is still the one under `key` (a newer one may have replaced it meanwhile)."""
+        if self._pages.get(key) is page:
+            del self._pages[key]
+            self.size -= len(page.body)
 
     def put(self, key: Hashable, page: RenderedPage) -> None:
         """Keep `page`, evicting the least recently used pages beyond the byte budget."""

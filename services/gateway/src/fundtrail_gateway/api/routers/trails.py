@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from ...adapters.trails import TrailStoreUnavailable
 from ...core.cursor import cursor_or_problem, encode_cursor
-from ...core.pagecache import RenderedPage, etag_matches, etag_of
+from ...core.pagecache import RenderedPage, TrailEnd, etag_matches, etag_of
 from ...core.problems import not_found, unavailable
 from ...core.scoping import evidence_rules
 from ...runtime import Runtime
@@ -43,6 +43,16 @@ def page_headers(page: RenderedPage, *, final: bool) -> dict[str, str]:
     return headers
 
 
+async def still_current(runtime: Runtime, page: RenderedPage) -> bool:
+    """Whether a cached page is what rendering it now would give: a final page always is, the end of a
+    trail while nothing follows it (TrailStoreUnavailable when PostgreSQL does not answer)."""
+    if page.end is None:
+        return True
+    if runtime.trails is None:
+        raise TrailStoreUnavailable("the database is not connected")
+    return not await runtime.trails.continues_after(page.end.subject, page.end.key, page.end.last_seq)
+
+
 def _page_response(request: Request, page: RenderedPage, final: bool) -> Response:
     headers = page_headers(page, final=final)
     if etag_matches(request.headers.get("if-none-match"), page.etag):
@@ -71,7 +81,12 @@ async def trail_response(
         cache.observe(await runtime.trails.change_count(), now)
         cached = cache.get(cache_key)
     if cached is not None:
-        return _page_response(request, cached, final=True)
+        try:
+            if await still_current(runtime, cached):
+                return _page_response(request, cached, final=cached.end is None)
+        except TrailStoreUnavailable as exc:
+            raise unavailable("the database is not reachable") from exc
+        cache.discard(cache_key, cached)
     after = cursor_or_problem("trail", cursor, _CURSOR_SHAPE)
     settings = runtime.settings
     if runtime.trails is None:
@@ -93,14 +108,15 @@ async def trail_response(
         "next": next_url,
         "next_cursor": next_cursor,
     })
-    page = RenderedPage(body, etag_of(body), next_url)
-    # A page is final once an entry follows it (one writer appends in leaf order) and nothing on it can change.
-    final = chunk.more and chunk.settled
-    if final:
+    # A page is final once an entry follows it (one writer appends in leaf order) and nothing on it can change;
+    # the trail's last page is kept too, checked against the trail's end on each use.
+    end = None if chunk.more or chunk.last_seq is None else TrailEnd(subject, key, chunk.last_seq)
+    page = RenderedPage(body, etag_of(body), next_url, end)
+    if chunk.settled and chunk.count:
         if cache.claim_probe(now := time.monotonic()):
             cache.observe(await runtime.trails.change_count(), now)
         cache.put(cache_key, page)
-    return _page_response(request, page, final)
+    return _page_response(request, page, final=chunk.settled and chunk.more)
 
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
