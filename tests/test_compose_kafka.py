@@ -104,7 +104,9 @@ class ComposeKafka:
         run = self.home / f"run-{service}"
         run.mkdir(exist_ok=True)
         for item in svc.get("secrets") or []:
-            source, target = (item, item) if isinstance(item, str) else (item["source"], item.get("target") or item["source"])
+            if isinstance(item, str):
+                item = {"source": item}
+            source, target = item["source"], item.get("target") or item["source"]
             link = run / target
             if not link.exists():
                 link.symlink_to(self.secrets / files[source])
@@ -181,7 +183,8 @@ def _format_storage(kafka: ComposeKafka) -> None:
     java = kafka.node.java()
     kafka.node.ensure_jars()
     shim = kafka.home / "kafka-storage.sh"
-    shim.write_text(f"#!/bin/sh\nexec {java} -cp '{LIB}/*' -Dlog4j2.configurationFile={DEPLOY / 'kafka' / 'log4j2.yaml'} "
+    log4j = DEPLOY / "kafka" / "log4j2.yaml"
+    shim.write_text(f"#!/bin/sh\nexec {java} -cp '{LIB}/*' -Dlog4j2.configurationFile={log4j} "
                     f"kafka.tools.StorageTool \"$@\"\n")
     shim.chmod(0o755)
     script = kafka.localize("kafka-format", _unescape(fmt["command"][-1]))
@@ -204,7 +207,7 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeKafka]:
     internal, controller, host = free_ports(3)
     ports = {9092: internal, 9093: controller, 19092: host}
     env = compose["services"]["kafka"]["environment"]
-    kafka = ComposeKafka(node=None, compose=compose, secrets=secrets, home=home,  # type: ignore[arg-type]
+    kafka = ComposeKafka(node=None, compose=compose, secrets=secrets, home=home,
                          internal=f"127.0.0.1:{internal}", host=f"127.0.0.1:{host}", ports=ports)
     properties = {k: kafka.localize("kafka", _unescape(v)) for k, v in image_properties(env).items()}
     text = "".join(f"{k}={v}\n" for k, v in sorted(properties.items()))
@@ -386,7 +389,8 @@ def test_a_bureau_writes_its_own_region_only(kafka: ComposeKafka) -> None:
 
 def test_an_auditor_reads_its_department_only(kafka: ComposeKafka) -> None:
     auditor = kafka.as_user("auditor-agriculture")
-    assert _may_read(kafka, auditor, department_topic("agriculture"), group=f"auditor-agriculture-{uuid.uuid4().hex[:6]}")
+    group = f"auditor-agriculture-{uuid.uuid4().hex[:6]}"  # its own group prefix
+    assert _may_read(kafka, auditor, department_topic("agriculture"), group=group)
     assert not _may_read(kafka, auditor, department_topic("finance"))
     assert not _may_produce(kafka, auditor, department_topic("agriculture"))
 

@@ -25,7 +25,7 @@ from pydantic import AliasChoices, AliasPath, BaseModel
 from pydantic_settings import BaseSettings
 
 from fundtrail_runtime.settings import CommonSettings
-from fundtrail_schemas.kafka_acl import principals
+from fundtrail_schemas.kafka_acl import Role, principals
 from fundtrail_schemas.kafka_security import KafkaSecurity
 from fundtrail_schemas.topics import ENRICHED_EVENTS, RAW_EVENTS, TOPICS_BY_NAME, registry_topics
 
@@ -546,6 +546,13 @@ def test_the_secret_generator_writes_every_compose_secret(tmp_path: Path) -> Non
     url = (tmp_path / "database_url").read_text()
     password = (tmp_path / "postgres_password").read_text()
     assert url.startswith("postgresql+psycopg://fundtrail:") and password in url
+    # Folders bind-mounted from deploy/secrets (kafka-acls: a password per bureau and auditor).
+    for svc in _compose()["services"].values():
+        for volume in svc.get("volumes") or []:
+            if volume.startswith("./secrets/"):
+                assert (tmp_path / volume.split(":")[0].removeprefix("./secrets/")).is_dir(), volume
+    assert {f.stem for f in (tmp_path / "kafka-users").glob("*.password")} == {
+        p.name for p in principals() if p.role in (Role.BUREAU, Role.AUDITOR)}
     assert generator.generate(tmp_path) == [], "a second run must keep every existing secret"
 
 

@@ -114,7 +114,8 @@ def kafka_tls(directory: Path, written: list[str], names: tuple[str, ...] = KAFK
         ca_cert = (
             x509.CertificateBuilder().subject_name(_name("fundtrail Kafka CA")).issuer_name(_name("fundtrail Kafka CA"))
             .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=CA_DAYS))
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=CA_DAYS))
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
             .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
                                          content_commitment=False, key_encipherment=False, data_encipherment=False,
@@ -139,7 +140,8 @@ def kafka_tls(directory: Path, written: list[str], names: tuple[str, ...] = KAFK
     cert = (
         x509.CertificateBuilder().subject_name(_name(names[0])).issuer_name(ca_cert.subject)
         .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=CERT_DAYS))
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=CERT_DAYS))
         .add_extension(x509.SubjectAlternativeName(sans), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
@@ -188,7 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     written = generate(args.dir)
     signing = private_key_from_pem((args.dir / "trail_signing_key.pem").read_bytes())
-    print(f"wrote {', '.join(written) if written else 'nothing (all present)'} in {args.dir}")
+    users = [w for w in written if w.endswith(".password")]  # the bureaus' and auditors', in KAFKA_USERS_DIR
+    shown = [w for w in written if w not in users] + ([f"{len(users)} files in {KAFKA_USERS_DIR}/"] if users else [])
+    print(f"wrote {', '.join(shown) if shown else 'nothing (all present)'} in {args.dir}")
     vkey = NoteVerifier.ed25519(args.origin, signing.public_key()).vkey
     print(f"trail verifier key (set FUNDTRAIL_GATEWAY_TRAIL_VKEY, publish to auditors): {vkey}")
     return 0

@@ -68,7 +68,9 @@ def _self_signed_ca(path: Path) -> None:
     path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
-def test_the_ca_file_from_the_environment_reaches_every_library(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_the_ca_file_from_the_environment_reaches_every_library(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     """KAFKA_SSL_CAFILE (deploy/compose.yaml: /run/secrets/kafka_ca.pem) is what each client trusts."""
     ca = tmp_path / "kafka_ca.pem"
     _self_signed_ca(ca)

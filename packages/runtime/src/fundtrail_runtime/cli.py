@@ -28,7 +28,7 @@ def acls(
         None, envvar="FUNDTRAIL_KAFKA_CREDENTIALS_DIR",
         help="folder of <user>.password files: those users' SCRAM-SHA-512 credentials are set too"),
 ) -> None:
-    """Create every principal's ACLs (fundtrail_schemas.kafka_acl), as the operator of KAFKA_SASL_USERNAME."""
+    """Create every principal's ACLs (fundtrail_schemas.kafka_acl); run it as the operator (KAFKA_SASL_*)."""
     from fundtrail_schemas.kafka_acl import principals
     from fundtrail_schemas.kafka_security import KafkaSecurity
 
