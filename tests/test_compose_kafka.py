@@ -35,7 +35,7 @@ from fundtrail_devstack._util import free_ports
 from fundtrail_devstack.kafka import KafkaNode
 from fundtrail_schemas.kafka_acl import SUPER_USERS
 from fundtrail_schemas.kafka_security import KafkaSecurity, client_security
-from fundtrail_schemas.topics import VIOLATIONS, department_topic, raw_topic
+from fundtrail_schemas.topics import ENRICHED_EVENTS, VIOLATIONS, department_topic, raw_topic
 
 pytestmark = pytest.mark.integration
 
@@ -275,6 +275,24 @@ def test_a_service_connects_over_tls_with_the_ca_on_both_listeners(kafka: Compos
     for bootstrap in (kafka.internal, kafka.host):
         with _producer(kafka, kafka.security("gateway"), bootstrap) as producer:
             producer.send(raw_topic("440705"), value=b"{}").get(timeout=30)
+
+
+def test_the_workers_async_client_verifies_the_broker_with_the_ca(kafka: ComposeKafka) -> None:
+    """aiokafka (the workers' hot path; faust gets the same SSL context) with the service's settings."""
+    import asyncio
+
+    from aiokafka import AIOKafkaProducer
+
+    async def send() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=kafka.internal, request_timeout_ms=30_000,
+                                    **client_security("aiokafka", kafka.security("fund-tracker")))
+        await producer.start()
+        try:
+            await producer.send_and_wait(ENRICHED_EVENTS, b"{}")
+        finally:
+            await producer.stop()
+
+    asyncio.run(asyncio.wait_for(send(), timeout=120))
 
 
 def _refused(kafka: ComposeKafka, security: KafkaSecurity) -> None:
