@@ -25,7 +25,7 @@ from pydantic import AliasChoices, AliasPath, BaseModel
 from pydantic_settings import BaseSettings
 
 from fundtrail_runtime.settings import CommonSettings
-from fundtrail_schemas.kafka_acl import principals
+from fundtrail_schemas.kafka_acl import Role, principals
 from fundtrail_schemas.kafka_security import KafkaSecurity
 from fundtrail_schemas.topics import ENRICHED_EVENTS, RAW_EVENTS, TOPICS_BY_NAME, registry_topics
 
@@ -73,7 +73,8 @@ SERVICES = {
     )
 }
 WORKERS = [s for s in SERVICES.values() if s.input_topic is not None]
-ONESHOTS = {"topics": ("fundtrail", "topics"), "migrate": ("fundtrail", "db", "upgrade")}
+ONESHOTS = {"topics": ("fundtrail", "topics"), "kafka-acls": ("fundtrail", "acls"),
+            "migrate": ("fundtrail", "db", "upgrade")}
 # One-shots of the infrastructure images (not fundtrail commands): Kafka's storage with its SCRAM users,
 # the gateway's reader login role.
 INFRA_ONESHOTS = ("kafka-format", "db-roles")
@@ -328,10 +329,11 @@ def test_compose_kafka_is_a_single_kraft_node() -> None:
 
 
 def test_compose_kafka_clients_authenticate_with_scram() -> None:
-    """No plaintext client listener; every Kafka client of compose is a SCRAM user the format step creates."""
+    """Clients over TLS only; every Kafka client of compose is a SCRAM user the format step creates.
+    (The rendered configuration runs on a real broker in tests/test_compose_kafka.py.)"""
     env = _compose_env(_compose_service("kafka"))
     protocols = dict(p.split(":") for p in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
-    assert protocols == {"INTERNAL": "SASL_PLAINTEXT", "HOST": "SASL_PLAINTEXT", "CONTROLLER": "PLAINTEXT"}
+    assert protocols == {"INTERNAL": "SASL_SSL", "HOST": "SASL_SSL", "CONTROLLER": "SASL_PLAINTEXT"}
     assert env["KAFKA_SASL_ENABLED_MECHANISMS"] == env["KAFKA_SASL_MECHANISM_INTER_BROKER_PROTOCOL"] == "SCRAM-SHA-512"
     assert "${file:/run/secrets/kafka_broker.properties:password}" in env[
         "KAFKA_LISTENER_NAME_INTERNAL_SCRAM___SHA___512_SASL_JAAS_CONFIG"]
@@ -342,10 +344,11 @@ def test_compose_kafka_clients_authenticate_with_scram() -> None:
     assert _compose_service("kafka")["depends_on"]["kafka-format"]["condition"] == "service_completed_successfully"
     assert fmt["environment"]["CLUSTER_ID"] == env["CLUSTER_ID"]
     users = {"broker"}
-    for name in (*SERVICES, "topics"):
+    for name in (*SERVICES, "topics", "kafka-acls"):
         svc = _compose_service(name)
         client = _compose_env(svc)
-        assert client["KAFKA_SECURITY_PROTOCOL"] == "SASL_PLAINTEXT", name
+        assert client["KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL", name
+        assert _compose_secret_mounts(svc)[client["KAFKA_SSL_CAFILE"].removeprefix("/run/secrets/")] == "kafka_ca", name
         assert client["KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512", name
         password = client["KAFKA_SASL_PASSWORD_FILE"].removeprefix("/run/secrets/")
         user = client["KAFKA_SASL_USERNAME"]
@@ -354,6 +357,18 @@ def test_compose_kafka_clients_authenticate_with_scram() -> None:
     for user in users:
         assert f"$$(scram {user})" in script, f"kafka-format does not create the SCRAM user {user}"
         assert f"kafka_{user.replace('-', '_')}_password" in fmt["secrets"]
+
+
+def test_compose_applies_the_acl_plan_before_any_service_starts() -> None:
+    env = _compose_env(_compose_service("kafka"))
+    assert env["KAFKA_AUTHORIZER_CLASS_NAME"] == "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+    assert env["KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"] == "false"
+    acls = _compose_service("kafka-acls")
+    assert acls["command"] == ["fundtrail", "acls"]
+    assert _compose_env(acls)["KAFKA_SASL_USERNAME"] == "operator"
+    assert acls["depends_on"]["kafka"]["condition"] == "service_healthy"
+    for name in SERVICES:
+        assert _compose_service(name)["depends_on"]["kafka-acls"]["condition"] == "service_completed_successfully"
 
 
 def test_compose_gateway_reads_postgres_as_the_reader_role(tmp_path: Path) -> None:
@@ -483,9 +498,16 @@ def test_compose_environment_names_exist_in_the_service_settings(
 
 @pytest.mark.parametrize("name", list(ONESHOTS))
 def test_compose_one_shot_environment_names_are_shared_settings(name: str) -> None:
+    import inspect
+
+    from fundtrail_runtime.cli import acls
+
     env = _container_env(_compose_service(name))
-    _assert_names_known(f"compose service {name}", set(env), env_names(CommonSettings) | env_names(KafkaSecurity))
-    needed = {"topics": "KAFKA_BOOTSTRAP_SERVERS", "migrate": "DATABASE_URL"}[name]
+    # `fundtrail acls` also reads its own option from the environment (a typer envvar).
+    options = {p.default.envvar for p in inspect.signature(acls).parameters.values()} - {None}
+    _assert_names_known(f"compose service {name}", set(env),
+                        env_names(CommonSettings) | env_names(KafkaSecurity) | options)
+    needed = {"topics": "KAFKA_BOOTSTRAP_SERVERS", "kafka-acls": "KAFKA_SASL_USERNAME", "migrate": "DATABASE_URL"}[name]
     assert needed in env
 
 
@@ -524,6 +546,13 @@ def test_the_secret_generator_writes_every_compose_secret(tmp_path: Path) -> Non
     url = (tmp_path / "database_url").read_text()
     password = (tmp_path / "postgres_password").read_text()
     assert url.startswith("postgresql+psycopg://fundtrail:") and password in url
+    # Folders bind-mounted from deploy/secrets (kafka-acls: a password per bureau and auditor).
+    for svc in _compose()["services"].values():
+        for volume in svc.get("volumes") or []:
+            if volume.startswith("./secrets/"):
+                assert (tmp_path / volume.split(":")[0].removeprefix("./secrets/")).is_dir(), volume
+    assert {f.stem for f in (tmp_path / "kafka-users").glob("*.password")} == {
+        p.name for p in principals() if p.role in (Role.BUREAU, Role.AUDITOR)}
     assert generator.generate(tmp_path) == [], "a second run must keep every existing secret"
 
 

@@ -49,3 +49,40 @@ def test_sasl_without_a_user_or_password_is_a_clear_error() -> None:
         KafkaSecurity(security_protocol="SASL_SSL", sasl_password="pw")
     with pytest.raises(ValidationError, match="KAFKA_SASL_PASSWORD"):
         KafkaSecurity(security_protocol="SASL_SSL", sasl_username="gateway")
+
+
+def _self_signed_ca(path: Path) -> None:
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test CA")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True).sign(key, hashes.SHA256()))
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
+def test_the_ca_file_from_the_environment_reaches_every_library(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """KAFKA_SSL_CAFILE (deploy/compose.yaml: /run/secrets/kafka_ca.pem) is what each client trusts."""
+    ca = tmp_path / "kafka_ca.pem"
+    _self_signed_ca(ca)
+    password = tmp_path / "pw"
+    password.write_text("s3cret\n")
+    for name, value in {"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_USERNAME": "gateway",
+                        "KAFKA_SASL_PASSWORD_FILE": str(password), "KAFKA_SSL_CAFILE": str(ca)}.items():
+        monkeypatch.setenv(name, value)
+    security = KafkaSecurity(_env_file=None)  # type: ignore[call-arg]
+    assert client_security("kafka-python", security)["ssl_cafile"] == str(ca)
+    for context in (client_security("aiokafka", security)["ssl_context"],
+                    client_security("faust", security)["broker_credentials"].ssl_context):
+        # Only the CA file is trusted (not the system's roots), and host names are checked.
+        assert [c["subject"] for c in context.get_ca_certs()] == [((("commonName", "test CA"),),)]
+        assert context.verify_mode is ssl.CERT_REQUIRED and context.check_hostname

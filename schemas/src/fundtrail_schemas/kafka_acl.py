@@ -2,8 +2,9 @@
 and the operator, with the least ACLs it needs. Derived from the topic, region and department
 registries, so a new department or town gets its principal and ACLs without an edit here.
 
-Pure data: the devstack applies it through the Admin API (``fundtrail_devstack.kafka_users``),
-``deploy/k8s/gen_topics.py`` renders it as Strimzi ``KafkaUser`` resources.
+Pure data: ``fundtrail_runtime.kafka_acls`` applies it through the Admin API (the devstack, and
+deploy/compose.yaml's ``kafka-acls`` one-shot: ``fundtrail acls``), ``deploy/k8s/gen_topics.py``
+renders it as Strimzi ``KafkaUser`` resources.
 """
 
 from __future__ import annotations

@@ -21,12 +21,10 @@ from fundtrail_schemas.kafka_acl import (
     OPERATOR_USER,
     SUPER_USERS,
     KafkaPrincipal,
-    Operation,
-    Pattern,
     Resource,
     principals,
 )
-from fundtrail_schemas.kafka_security import SCRAM_SHA_512, KafkaSecurity, client_security
+from fundtrail_schemas.kafka_security import SCRAM_SHA_512, KafkaSecurity
 
 __all__ = ["BrokerSecurity", "apply_principals", "write_client_configs"]
 
@@ -98,50 +96,19 @@ class BrokerSecurity:
         return args
 
 
-def _acls(p: KafkaPrincipal) -> list[object]:
-    from kafka.admin import ACL, ACLOperation, ACLPermissionType, ACLResourcePatternType, ResourcePattern, ResourceType
-
-    resource = {Resource.TOPIC: ResourceType.TOPIC, Resource.GROUP: ResourceType.GROUP,
-                Resource.CLUSTER: ResourceType.CLUSTER}
-    pattern = {Pattern.LITERAL: ACLResourcePatternType.LITERAL, Pattern.PREFIXED: ACLResourcePatternType.PREFIXED}
-    operation = {Operation.READ: ACLOperation.READ, Operation.WRITE: ACLOperation.WRITE,
-                 Operation.DESCRIBE: ACLOperation.DESCRIBE}
-    return [
-        ACL(p.principal, "*", operation[op], ACLPermissionType.ALLOW,
-            ResourcePattern(resource[g.resource], g.name, pattern[g.pattern]))
-        for g in p.grants
-        for op in g.operations
-    ]
-
-
 def apply_principals(
     bootstrap: str, security: BrokerSecurity, users: Iterable[KafkaPrincipal] | None = None
 ) -> list[str]:
-    """Create (or reset to the stored password) each user's SCRAM credential and its ACLs, as the operator.
+    """Create (or reset to the stored password) each user's SCRAM credential and its ACLs, as the operator
+    (``fundtrail_runtime.kafka_acls``, the code path deploy/compose.yaml's ``kafka-acls`` runs too).
 
     Idempotent: an ACL that exists is not duplicated. Returns the user names.
     """
-    from kafka.admin import KafkaAdminClient, ScramMechanism, UserScramCredentialUpsertion
+    from fundtrail_runtime.kafka_acls import apply_principals as apply
 
-    users = [u for u in (principals() if users is None else users)]
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="fundtrail-devstack-users",
-                             **client_security("kafka-python", security.client(OPERATOR_USER)))
-    try:
-        upserts = [UserScramCredentialUpsertion(u.name, ScramMechanism.SCRAM_SHA_512, security.password(u.name))
-                   for u in users if u.name != OPERATOR_USER]
-        if upserts:
-            errors = {k: v for k, v in admin.alter_user_scram_credentials(upserts).items() if v}
-            if errors:
-                raise RuntimeError(f"SCRAM credentials refused: {errors}")
-        acls = [acl for u in users for acl in _acls(u)]
-        if acls:
-            result = admin.create_acls(acls)
-            if result.get("failed"):
-                raise RuntimeError(f"ACLs refused: {result['failed']}")
-    finally:
-        admin.close()
-    log.info("applied %d Kafka users and their ACLs", len(users))
-    return [u.name for u in users]
+    users = list(principals() if users is None else users)
+    passwords = {u.name: security.password(u.name) for u in users if u.name != OPERATOR_USER}
+    return apply(bootstrap, security.client(OPERATOR_USER), passwords, users)
 
 
 def write_client_configs(directory: Path, bootstrap: str, security: BrokerSecurity,

@@ -1,6 +1,8 @@
-"""`fundtrail topics` and `fundtrail db`: what an operator runs against Kafka and PostgreSQL."""
+"""`fundtrail topics`, `fundtrail acls` and `fundtrail db`: what an operator runs against Kafka and PostgreSQL."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -18,6 +20,24 @@ def topics(
 
     created = ensure_topics(bootstrap, configured_topics(base=registry_topics()))
     console.print(f"created {len(created)} topics" + (f": {', '.join(created)}" if created else ""))
+
+
+def acls(
+    bootstrap: str = typer.Option(..., envvar="KAFKA_BOOTSTRAP_SERVERS", help="Kafka bootstrap servers"),
+    credentials_dir: Path | None = typer.Option(
+        None, envvar="FUNDTRAIL_KAFKA_CREDENTIALS_DIR",
+        help="folder of <user>.password files: those users' SCRAM-SHA-512 credentials are set too"),
+) -> None:
+    """Create every principal's ACLs (fundtrail_schemas.kafka_acl); run it as the operator (KAFKA_SASL_*)."""
+    from fundtrail_schemas.kafka_acl import principals
+    from fundtrail_schemas.kafka_security import KafkaSecurity
+
+    from .kafka_acls import apply_principals, passwords_from_dir
+
+    users = principals()
+    passwords = passwords_from_dir(credentials_dir, [u.name for u in users]) if credentials_dir else {}
+    applied = apply_principals(bootstrap, KafkaSecurity(), passwords, users)
+    console.print(f"applied the ACLs of {len(applied)} Kafka users; set {len(passwords)} SCRAM credentials")
 
 
 db_app = typer.Typer(help="Database migrations")
