@@ -184,8 +184,9 @@ def _format_storage(kafka: ComposeKafka) -> None:
     kafka.node.ensure_jars()
     shim = kafka.home / "kafka-storage.sh"
     log4j = DEPLOY / "kafka" / "log4j2.yaml"
+    # Its logs go under the test's home, not the working directory (the checkout).
     shim.write_text(f"#!/bin/sh\nexec {java} -cp '{LIB}/*' -Dlog4j2.configurationFile={log4j} "
-                    f"kafka.tools.StorageTool \"$@\"\n")
+                    f"-Dkafka.logs.dir={kafka.home / 'logs'} kafka.tools.StorageTool \"$@\"\n")
     shim.chmod(0o755)
     script = kafka.localize("kafka-format", _unescape(fmt["command"][-1]))
     script = script.replace("/opt/kafka/bin/kafka-storage.sh", str(shim))
@@ -193,7 +194,7 @@ def _format_storage(kafka: ComposeKafka) -> None:
     env = {**os.environ, **{k: _unescape(v) for k, v in fmt["environment"].items()}}
     (kafka.home / "data").mkdir(parents=True, exist_ok=True)
     out = subprocess.run([*fmt["command"][:-1], script], env=env, capture_output=True, text=True, timeout=180,
-                         check=False)
+                         check=False, cwd=kafka.home)
     assert out.returncode == 0, out.stdout + out.stderr
     assert (kafka.home / "data" / "meta.properties").is_file()
 
