@@ -23,7 +23,8 @@ def brute(entries: dict[str, WindowEntry], entry: WindowEntry, days: int, reach:
          and (bps is None or abs(e.amount_fen - entry.amount_fen) * 10_000 <= entry.amount_fen * bps)),
         key=lambda e: (e.at, e.event_id),
     )
-    later = sorted((e for e in entries.values() if (e.at, e.event_id) > me and e.at <= entry.at + timedelta(days=reach)),
+    reach_to = entry.at + timedelta(days=reach)
+    later = sorted((e for e in entries.values() if (e.at, e.event_id) > me and e.at <= reach_to),
                    key=lambda e: (e.at, e.event_id))
     return (1 + len(hits), entry.amount_fen + sum(e.amount_fen for e in hits), [e.event_id for e in hits]), [
         e.event_id for e in later]

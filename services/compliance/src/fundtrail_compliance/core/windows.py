@@ -162,14 +162,15 @@ class Windows:
         eid, at, amount = entry
         if bucket is not None and eid in bucket.ids:
             return None
+        later: list[WindowEntry] = []
         if bucket is None:
             bucket = self.entries[wkey] = _Bucket()
-            view, later = WindowView(1, amount, []), []
+            view = WindowView(1, amount, [])
         elif tolerance_bps is None and bucket.by_time[-1] < (at, eid, amount):
             by_time = bucket.by_time
             start = bisect.bisect_left(by_time, at - _span(days), key=_at)
             ids = [e_id for _, e_id, _ in by_time[start:]]
-            view, later = WindowView(1 + len(ids), amount + sum(e[2] for e in by_time[start:]), ids), []
+            view = WindowView(1 + len(ids), amount + sum(e[2] for e in by_time[start:]), ids)
         else:
             ids, total = bucket.before(entry, _span(days), tolerance_bps)
             view, later = WindowView(1 + len(ids), amount + total, ids), bucket.after(entry, _span(reach))
