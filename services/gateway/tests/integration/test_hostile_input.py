@@ -211,7 +211,7 @@ def test_random_bodies_never_give_a_500(
 def hostile_server(
     settings_factory: Callable[..., GatewaySettings], kafka_bootstrap: str, token: Callable[..., str]
 ) -> Any:
-    app = create_app(settings_factory(kafka_bootstrap_servers=kafka_bootstrap, import_budget_seconds=1.5))
+    app = create_app(settings_factory(kafka_bootstrap_servers=kafka_bootstrap, import_budget_seconds=0.5))
     with serve_in_thread(app) as base:
         yield base, {"Authorization": f"Bearer {token('bureau', '440705')}"}
 
@@ -223,7 +223,7 @@ def test_health_stays_fast_while_a_hostile_import_runs(hostile_server: tuple[str
            "to_level,to_region_code\n"
     rows = "".join(
         f"FundTransferred,{run}-{i},2026-03-07 09:30,440705-CZJ,440705,F-{run},T-{run}-{i},1,town,440705101\n"
-        for i in range(20_000))
+        for i in range(40_000))  # 3.6 s to map measured here, 7x the budget (20,000 once fitted in 1.5 s)
     # Encoded up front: the client thread shares this process (and its GIL) with the server.
     upload = httpx.Request("POST", f"{base}/v1/imports", headers=headers, data={"dry_run": "true"},
                            files={"file": ("big.csv", (head + rows).encode(), "text/csv")})
@@ -249,7 +249,7 @@ def test_health_stays_fast_while_a_hostile_import_runs(hostile_server: tuple[str
                 polls.append(time.perf_counter() - t0)
                 time.sleep(0.01)
         importer.join(60)
-    # The file takes more than the 1.5 s budget to map: its worker is stopped and the caller told so.
+    # The file takes more than the 0.5 s budget to map: its worker is stopped and the caller told so.
     assert_problem(answer[0], 413, "import-too-costly")
     p99 = sorted(polls)[math.ceil(0.99 * len(polls)) - 1]
     quiet_p99 = sorted(quiet)[98]
