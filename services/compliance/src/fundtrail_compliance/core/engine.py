@@ -528,11 +528,11 @@ class Engine:
             if self.route_windows:
                 out.routed.append(routed)
             else:
-                kept_as = None
+                kept_as: tuple[bytes, dict[str, Any]] | None = None
                 if raw is not None and roots["before"] is doc.get("before") and roots["after"] is doc.get("after"):
                     # The states are the record's own (not a rebuilt event-time view): keep its bytes.
                     kept_as = raw, {k: v for k, v in routed.doc.items() if k not in doc}
-                self.judge_window(routed, kept_as=kept_as, rule=rule, at=at, into=out)
+                self.judge_window(routed, kept_as, rule=rule, at=at, into=out)
         # Kept to be judged again when the vendor's registry, debarment or relations (other
         # partitions) are read late: every event a reference-reading rule judged.
         if vendor is not None and selected.reads_ref:
@@ -638,15 +638,15 @@ class Engine:
     # --- windows, judged in event time on the window's owner -------------------------------------
 
     def judge_window(
-        self, routed: Routed, raw: bytes | None = None, *, kept_as: tuple[bytes, dict[str, Any]] | None = None,
+        self, routed: Routed, raw: bytes | tuple[bytes, dict[str, Any]] | None = None, *,
         rule: CompiledRule | None = None, at: datetime | None = None, into: Outcome | None = None,
     ) -> Outcome:
         """Judge a windowed event on its window: in event time, as if every event of the window had
         arrived in date order. The event reads the entries dated before it (ties by event id) within
         the window; the entries dated after it within reach, already judged, now hold it and are
         judged again (raising what now holds: ids are deterministic, so arrival order does not change
-        which event a violation names). `raw`, the routed document as read, is what is kept; or
-        `kept_as`, the enriched record it was routed from and the routed document's other fields.
+        which event a violation names). `raw`, what is kept: the routed document as read, or the
+        enriched record it was routed from with the routed document's other fields.
         Judged where it was read, the caller passes the `rule` version, the event's time and the
         outcome to add to (`into`)."""
         out = Outcome() if into is None else into
@@ -670,8 +670,8 @@ class Engine:
         if placed is None:
             return out  # a redelivery: judged when it first arrived
         view, later = placed
-        if kept_as is not None:
-            kept = KeptWindowEntry(at, kept_as[0], extra=kept_as[1])
+        if isinstance(raw, tuple):
+            kept = KeptWindowEntry(at, raw[0], extra=raw[1])
         else:
             kept = KeptWindowEntry(at, doc if raw is None else raw)
         st.window_kept[(rule_id, eid)] = kept

@@ -86,8 +86,9 @@ class _Bucket:
         return True
 
     def before(self, entry: WindowEntry, span: timedelta, tolerance_bps: int | None) -> tuple[list[str], int]:
-        """`hits`, but only the entries ordered before `entry` (time, then id) within `span` before
-        it: what the entry's window holds had every event arrived in date order."""
+        """Event ids (by time) and summed amount of the entries ordered before `entry` (time, then id)
+        within `span` before it, and within the tolerance of its amount when there is one: what the
+        entry's window holds had every event arrived in date order."""
         eid, at, amount = entry
         return self._select(at - span, at, amount, tolerance_bps, lambda e_at, e_id: (e_at, e_id) < (at, eid))
 
@@ -174,9 +175,7 @@ class Windows:
         else:
             ids, total = bucket.before(entry, _span(days), tolerance_bps)
             view, later = WindowView(1 + len(ids), amount + total, ids), bucket.after(entry, _span(reach))
-        bucket.insert(entry)
-        heapq.heappush(self._heap(rule_id), (at, eid, wkey))
-        self.added.append((rule_id, key, entry))
+        self._insert(bucket, rule_id, wkey, entry, record=True)
         return view, later
 
     def add(self, rule_id: str, key: tuple[object, ...], entry: WindowEntry, *, record: bool = True) -> bool:
@@ -187,11 +186,14 @@ class Windows:
             bucket = self.entries[wkey] = _Bucket()
         elif entry.event_id in bucket.ids:
             return False
+        self._insert(bucket, rule_id, wkey, entry, record=record)
+        return True
+
+    def _insert(self, bucket: _Bucket, rule_id: str, wkey: WindowKey, entry: WindowEntry, *, record: bool) -> None:
         bucket.insert(entry)
         heapq.heappush(self._heap(rule_id), (entry.at, entry.event_id, wkey))
         if record:
-            self.added.append((rule_id, key, entry))
-        return True
+            self.added.append((rule_id, wkey[1], entry))
 
     def load(self, rows: Iterable[tuple[str, tuple[object, ...], WindowEntry]]) -> None:
         """Restore persisted entries (not recorded as new)."""
